@@ -1,0 +1,55 @@
+# LLMasOS developer entry points. Every target installs what it needs: the virtualenv and pip packages
+# (.venv, keyed on pyproject.toml), and the Go-built control-plane binaries (cached outside the repo, keyed by pins).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help venv binaries lint test test-unit test-integration cluster-up cluster-down demo crds bench clean
+
+help:
+	@echo "make demo        bring up the local control plane and show its GPU node pools"
+	@echo "make test        lint, type-check and run every test (unit + integration on the local control plane)"
+	@echo "make cluster-up  start the local control plane (idempotent); cluster-down stops it"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+binaries:
+	@e2e/toolchain/build.sh >/dev/null
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests e2e bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: venv binaries lint
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+test-unit: venv
+	$(PY) -m pytest -q tests/unit
+
+test-integration: venv binaries
+	$(PY) -m pytest -q tests/integration
+
+cluster-up: venv binaries
+	$(PY) -m e2e.localcluster up
+
+cluster-down: venv
+	$(PY) -m e2e.localcluster down
+
+demo: cluster-up
+	@echo "== GPU node pools of the local control plane =="
+	$(PY) -m e2e.localcluster show
+
+clean: cluster-down
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

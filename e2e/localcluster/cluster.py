@@ -1,0 +1,330 @@
+"""Start, check and stop the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok).
+
+Processes are started in their own sessions so that `make cluster-up` can return while they keep running; their
+pids are kept in `e2e/.cluster/pids/` and each is checked against /proc before a signal is sent to it, so a
+recycled pid is never killed. `up()` is idempotent: a healthy cluster is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from e2e.localcluster.nodes import build_nodes, load_pools
+from e2e.localcluster.pki import ensure_pki
+
+REPO = Path(__file__).resolve().parents[2]
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+class ClusterError(RuntimeError):
+    """The local control plane could not be brought up or down; the message says which component and why."""
+
+
+@dataclass(frozen=True)
+class ClusterPaths:
+    """Where the cluster keeps its state, and the ports it listens on (all on 127.0.0.1)."""
+
+    root: Path = REPO / "e2e" / ".cluster"
+    pools_file: Path = field(default_factory=lambda: Path(os.environ.get("LLMASOS_NODE_POOLS", REPO / "e2e" / "node-pools.yaml")))
+    port_offset: int = int(os.environ.get("LLMASOS_CLUSTER_PORT_OFFSET", "0"))
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.root / "pids"
+
+    def port(self, name: str) -> int:
+        base = {"etcd": 16379, "etcd-peer": 16380, "apiserver": 16443, "controller-manager": 16257,
+                "scheduler": 16259, "kwok": 16247}[name]
+        return base + self.port_offset
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.port('apiserver')}"
+
+
+def find_binaries() -> Path:
+    """Build (or find in the cache) the Go binaries and return their directory."""
+    out = subprocess.run(
+        [str(REPO / "e2e" / "toolchain" / "build.sh")], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+class LocalCluster:
+    """The local control plane. `up()` returns the kubeconfig path; `down()` stops everything it started."""
+
+    def __init__(self, paths: ClusterPaths | None = None, bin_dir: Path | None = None) -> None:
+        self.paths = paths or ClusterPaths()
+        self._bin_dir = bin_dir
+
+    # ----------------------------------------------------------------------------------------------- public
+    @property
+    def bin_dir(self) -> Path:
+        if self._bin_dir is None:
+            self._bin_dir = find_binaries()
+        return self._bin_dir
+
+    def binary(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+    def is_healthy(self) -> bool:
+        return all(self._alive(c) for c in COMPONENTS) and self._readyz()
+
+    def up(self, timeout: float = 120.0) -> Path:
+        """Bring the cluster up (or keep the healthy one) and return the admin kubeconfig path."""
+        if self.is_healthy():
+            return self.paths.kubeconfig
+        self.down()
+        deadline = time.monotonic() + timeout
+        for d in (self.paths.root, self.paths.logs, self.paths.pids):
+            d.mkdir(parents=True, exist_ok=True)
+        ensure_pki(self.paths.pki)
+        self._write_kubeconfigs()
+        self._start_etcd()
+        self._wait(lambda: self._http_ok(f"http://127.0.0.1:{self.paths.port('etcd')}/health"), "etcd", deadline)
+        self._start_apiserver()
+        self._wait(self._readyz, "kube-apiserver", deadline)
+        self._start_controller_manager()
+        self._start_scheduler()
+        self._start_kwok()
+        self._create_nodes()
+        self._wait(self._nodes_ready, "nodes Ready", deadline)
+        self._wait(self._default_service_account, "default ServiceAccount", deadline)
+        return self.paths.kubeconfig
+
+    def down(self) -> None:
+        """Stop every process this cluster started (TERM, then KILL), wipe etcd's data, check no port listens."""
+        for component in reversed(COMPONENTS):
+            self._stop(component)
+        shutil.rmtree(self.paths.root / "etcd-data", ignore_errors=True)
+        busy = [p for p in self._all_ports() if _listening(p)]
+        if busy:
+            raise ClusterError(f"ports still listening after cluster-down: {busy}")
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.binary("kubectl"), f"--kubeconfig={self.paths.kubeconfig}", *args],
+            input=input, text=True, capture_output=True, check=check,
+        )
+
+    def restart(self, component: str, timeout: float = 60.0) -> None:
+        """Stop and start one component (fault tests: apiserver or etcd restarts keep etcd's data)."""
+        self._stop(component)
+        {"etcd": self._start_etcd, "kube-apiserver": self._start_apiserver,
+         "kube-controller-manager": self._start_controller_manager, "kube-scheduler": self._start_scheduler,
+         "kwok": self._start_kwok}[component]()
+        self._wait(self._readyz, f"{component} after restart", time.monotonic() + timeout)
+
+    def pid(self, component: str) -> int | None:
+        f = self.paths.pids / f"{component}.pid"
+        if not f.exists():
+            return None
+        pid = int(f.read_text().strip() or 0)
+        return pid if self._is_ours(pid, component) else None
+
+    # -------------------------------------------------------------------------------------------- processes
+    def _spawn(self, component: str, argv: list[str]) -> None:
+        log = open(self.paths.logs / f"{component}.log", "ab")  # noqa: SIM115 - the child owns it
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=self.paths.root)
+        log.close()
+        (self.paths.pids / f"{component}.pid").write_text(str(proc.pid))
+
+    def _is_ours(self, pid: int, component: str) -> bool:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+        except (FileNotFoundError, IndexError, ProcessLookupError):
+            return False
+        return Path(cmdline).name == component and state != "Z"
+
+    def _alive(self, component: str) -> bool:
+        return self.pid(component) is not None
+
+    def _stop(self, component: str, grace: float = 10.0) -> None:
+        pid = self.pid(component)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            end = time.monotonic() + grace
+            while time.monotonic() < end and self._is_ours(pid, component):
+                time.sleep(0.1)
+            if self._is_ours(pid, component):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                while self._is_ours(pid, component):
+                    time.sleep(0.05)
+        (self.paths.pids / f"{component}.pid").unlink(missing_ok=True)
+
+    def _all_ports(self) -> list[int]:
+        return [self.paths.port(n) for n in ("etcd", "etcd-peer", "apiserver", "controller-manager",
+                                              "scheduler", "kwok")]
+
+    # ---------------------------------------------------------------------------------------- components
+    def _start_etcd(self) -> None:
+        p = self.paths
+        self._spawn("etcd", [
+            self.binary("etcd"), "--name=local", f"--data-dir={p.root / 'etcd-data'}",
+            f"--listen-client-urls=http://127.0.0.1:{p.port('etcd')}",
+            f"--advertise-client-urls=http://127.0.0.1:{p.port('etcd')}",
+            f"--listen-peer-urls=http://127.0.0.1:{p.port('etcd-peer')}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{p.port('etcd-peer')}",
+            f"--initial-cluster=local=http://127.0.0.1:{p.port('etcd-peer')}",
+            "--listen-metrics-urls=", "--quota-backend-bytes=4294967296", "--log-level=warn",
+            "--unsafe-no-fsync=true",  # a throwaway test cluster: durability across host crashes is not needed
+        ])
+
+    def _start_apiserver(self) -> None:
+        p, k = self.paths, self.paths.pki
+        self._spawn("kube-apiserver", [
+            self.binary("kube-apiserver"),
+            f"--etcd-servers=http://127.0.0.1:{p.port('etcd')}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={p.port('apiserver')}",
+            f"--tls-cert-file={k / 'apiserver.crt'}", f"--tls-private-key-file={k / 'apiserver.key'}",
+            f"--client-ca-file={k / 'ca.crt'}",
+            f"--service-account-key-file={k / 'sa.pub'}", f"--service-account-signing-key-file={k / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true", "--endpoint-reconciler-type=none", "--profiling=false",
+            "--event-ttl=2h", "--v=1",
+        ])
+
+    def _start_controller_manager(self) -> None:
+        p, k = self.paths, self.paths.pki
+        kc = str(p.root / "controller-manager.kubeconfig")
+        self._spawn("kube-controller-manager", [
+            self.binary("kube-controller-manager"), f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1", f"--secure-port={p.port('controller-manager')}",
+            "--controllers=*", "--use-service-account-credentials=true", "--leader-elect=false",
+            f"--service-account-private-key-file={k / 'sa.key'}", f"--root-ca-file={k / 'ca.crt'}",
+            f"--cluster-signing-cert-file={k / 'ca.crt'}", f"--cluster-signing-key-file={k / 'ca.key'}",
+            "--node-monitor-grace-period=60s", "--concurrent-job-syncs=20", "--kube-api-qps=100",
+            "--kube-api-burst=200", "--v=1",
+        ])
+
+    def _start_scheduler(self) -> None:
+        p = self.paths
+        kc = str(p.root / "scheduler.kubeconfig")
+        self._spawn("kube-scheduler", [
+            self.binary("kube-scheduler"), f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1", f"--secure-port={p.port('scheduler')}", "--leader-elect=false", "--v=1",
+        ])
+
+    def _start_kwok(self) -> None:
+        p = self.paths
+        self._spawn("kwok", [
+            self.binary("kwok"), f"--kubeconfig={p.root / 'kwok.kubeconfig'}",
+            f"--config={REPO / 'e2e' / 'kwok' / 'stages.yaml'}",
+            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--server-address=127.0.0.1:{p.port('kwok')}", "--node-ip=127.0.0.1",
+        ])
+
+    # ---------------------------------------------------------------------------------------------- config
+    def _write_kubeconfigs(self) -> None:
+        k = self.paths.pki
+        for stem, out in (("admin", "kubeconfig"), ("controller-manager", "controller-manager.kubeconfig"),
+                          ("scheduler", "scheduler.kubeconfig"), ("kwok", "kwok.kubeconfig")):
+            doc = build_kubeconfig(self.paths.server, k / "ca.crt", k / f"{stem}.crt", k / f"{stem}.key", stem)
+            (self.paths.root / out).write_text(yaml.safe_dump(doc))
+            (self.paths.root / out).chmod(0o600)
+
+    def _create_nodes(self) -> None:
+        nodes = build_nodes(load_pools(self.paths.pools_file))
+        if nodes:
+            self.kubectl("apply", "--server-side", "--field-manager=llmasos-localcluster", "-f", "-",
+                         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
+
+    # ------------------------------------------------------------------------------------------------ probes
+    def _ssl(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.paths.pki / "ca.crt"))
+        ctx.load_cert_chain(str(self.paths.pki / "admin.crt"), str(self.paths.pki / "admin.key"))
+        return ctx
+
+    def _http_ok(self, url: str) -> bool:
+        try:
+            ctx = self._ssl() if url.startswith("https") else None
+            with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
+                return bool(r.status == 200)
+        except (OSError, urllib.error.URLError, ssl.SSLError):
+            return False
+
+    def _readyz(self) -> bool:
+        return (self.paths.pki / "ca.crt").exists() and self._http_ok(f"{self.paths.server}/readyz")
+
+    def get_json(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.paths.server}{path}", timeout=10, context=self._ssl()) as r:
+            return json.load(r)
+
+    def _nodes_ready(self) -> bool:
+        expected = sum(p.count for p in load_pools(self.paths.pools_file))
+        items = self.get_json("/api/v1/nodes")["items"]
+        ready = [n for n in items if any(c["type"] == "Ready" and c["status"] == "True"
+                                         for c in n.get("status", {}).get("conditions", []))]
+        return len(ready) >= expected
+
+    def _default_service_account(self) -> bool:
+        try:
+            self.get_json("/api/v1/namespaces/default/serviceaccounts/default")
+        except urllib.error.HTTPError:
+            return False
+        return True
+
+    def _wait(self, probe: Any, what: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            try:
+                if probe():
+                    return
+            except (OSError, urllib.error.URLError, KeyError):
+                pass
+            for c in COMPONENTS:
+                f = self.paths.pids / f"{c}.pid"
+                if f.exists() and not self._alive(c):
+                    tail = (self.paths.logs / f"{c}.log").read_text(errors="replace")[-3000:]
+                    raise ClusterError(f"{c} exited while waiting for {what}; last log lines:\n{tail}")
+            time.sleep(0.2)
+        raise ClusterError(f"timed out waiting for {what}; logs are in {self.paths.logs}")
+
+
+def build_kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str) -> dict[str, Any]:
+    """A kubeconfig that authenticates with a client certificate (files referenced by absolute path)."""
+    return {
+        "apiVersion": "v1", "kind": "Config", "current-context": "llmasos-local",
+        "clusters": [{"name": "llmasos-local", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": user, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+        "contexts": [{"name": "llmasos-local", "context": {"cluster": "llmasos-local", "user": user}}],
+    }
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -1,0 +1,138 @@
+"""Certificates for the local control plane: one CA, a serving cert, client certs and the ServiceAccount key.
+
+The API server runs with TLS and RBAC like a production one, so every client authenticates with a client
+certificate signed by this CA (the admin as system:masters, the controller-manager and scheduler as their own
+system users) or with a ServiceAccount token signed by the key generated here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VALIDITY = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class ClientIdentity:
+    """A client certificate to issue: file stem, user name (CN) and groups (O)."""
+
+    stem: str
+    user: str
+    groups: tuple[str, ...] = ()
+
+
+CLIENTS: tuple[ClientIdentity, ...] = (
+    ClientIdentity("admin", "kubernetes-admin", ("system:masters",)),
+    ClientIdentity("controller-manager", "system:kube-controller-manager"),
+    ClientIdentity("scheduler", "system:kube-scheduler"),
+    # kwok stands in for every kubelet: it writes node and pod status for hundreds of nodes and deletes pods.
+    ClientIdentity("kwok", "kwok-controller", ("system:masters",)),
+)
+
+
+def _key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    path.chmod(0o600)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def _issue(
+    subject: x509.Name,
+    key: rsa.RSAPrivateKey,
+    ca_cert: x509.Certificate,
+    ca_key: rsa.RSAPrivateKey,
+    usage: ExtendedKeyUsageOID | x509.ObjectIdentifier,
+    sans: list[x509.GeneralName] | None = None,
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def ensure_pki(pki_dir: Path) -> None:
+    """Create the CA, serving and client certificates and the ServiceAccount key unless they already exist."""
+    if (pki_dir / ".complete").exists():
+        return
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    ca_key = _key()
+    ca_name = _name("llmasos-local-ca")
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY * 5)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write_key(pki_dir / "ca.key", ca_key)
+    _write_cert(pki_dir / "ca.crt", ca_cert)
+
+    sans: list[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.DNSName("kubernetes"),
+        x509.DNSName("kubernetes.default"),
+        x509.DNSName("kubernetes.default.svc"),
+        x509.DNSName("kubernetes.default.svc.cluster.local"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+    ]
+    serving_key = _key()
+    serving = _issue(_name("kube-apiserver"), serving_key, ca_cert, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, sans)
+    _write_key(pki_dir / "apiserver.key", serving_key)
+    _write_cert(pki_dir / "apiserver.crt", serving)
+
+    for client in CLIENTS:
+        key = _key()
+        cert = _issue(_name(client.user, client.groups), key, ca_cert, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH)
+        _write_key(pki_dir / f"{client.stem}.key", key)
+        _write_cert(pki_dir / f"{client.stem}.crt", cert)
+
+    sa_key = _key()
+    _write_key(pki_dir / "sa.key", sa_key)
+    (pki_dir / "sa.pub").write_bytes(
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    (pki_dir / ".complete").touch()
