@@ -1,0 +1,150 @@
+"""The environment contract between the operator (which renders worker pods) and the worker runtime.
+
+One definition, imported by both sides: the operator calls :meth:`WorkerEnv.to_env` when it builds pod templates,
+and `llmasos-worker` calls :meth:`WorkerEnv.from_env` at start-up. The torchrun-standard variables (MASTER_ADDR,
+MASTER_PORT, NNODES, NODE_RANK, NPROC_PER_NODE, WORLD_SIZE) keep their usual meaning; everything LLMasOS-specific
+is prefixed `LLMASOS_`. NODE_RANK is not set literally: the operator derives it from the Indexed Job's completion
+index (`JOB_COMPLETION_INDEX`), so one pod template serves every worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+DEFAULT_MASTER_PORT = 29500
+DEFAULT_PROGRESS_PORT = 9401
+
+TASKS = ("train", "finetune", "inference", "compress")
+STRATEGIES = ("ddp", "tensor", "pipeline", "hybrid", "ray")
+
+
+class WorkerContractError(ValueError):
+    """The worker's environment is incomplete or inconsistent; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class WorkerEnv:
+    """Everything a worker process needs to know about its job and its place in the group."""
+
+    job_name: str
+    namespace: str
+    task: str
+    strategy: str
+    nnodes: int
+    nproc_per_node: int
+    master_addr: str
+    master_port: int = DEFAULT_MASTER_PORT
+    node_rank: int = 0
+    data_parallel: int = 1
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+    model_builtin: str = ""
+    model_path: str = ""
+    model_hf_repo: str = ""
+    checkpoint_dir: str = ""
+    progress_port: int = DEFAULT_PROGRESS_PORT
+    # Task settings (steps, batch size, learning rate, compression method, ...), passed through as JSON.
+    task_config: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def world_size(self) -> int:
+        return self.nnodes * self.nproc_per_node
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise WorkerContractError(f"LLMASOS_TASK must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.strategy not in STRATEGIES:
+            raise WorkerContractError(
+                f"LLMASOS_STRATEGY must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        if self.nnodes < 1 or self.nproc_per_node < 1:
+            raise WorkerContractError("NNODES and NPROC_PER_NODE must be >= 1")
+        if not 0 <= self.node_rank < self.nnodes:
+            raise WorkerContractError(f"NODE_RANK={self.node_rank} is outside 0..{self.nnodes - 1}")
+        degrees = self.data_parallel * self.tensor_parallel * self.pipeline_parallel
+        if self.strategy != "ray" and degrees != self.world_size:
+            raise WorkerContractError(
+                f"LLMASOS_DATA_PARALLEL x LLMASOS_TENSOR_PARALLEL x LLMASOS_PIPELINE_PARALLEL = {degrees} "
+                f"must equal WORLD_SIZE = {self.world_size}"
+            )
+
+    def to_env(self) -> dict[str, str]:
+        """Render as container environment variables (NODE_RANK excluded: it comes from the completion index)."""
+        return {
+            "LLMASOS_JOB_NAME": self.job_name,
+            "LLMASOS_NAMESPACE": self.namespace,
+            "LLMASOS_TASK": self.task,
+            "LLMASOS_STRATEGY": self.strategy,
+            "NNODES": str(self.nnodes),
+            "NPROC_PER_NODE": str(self.nproc_per_node),
+            "WORLD_SIZE": str(self.world_size),
+            "MASTER_ADDR": self.master_addr,
+            "MASTER_PORT": str(self.master_port),
+            "LLMASOS_DATA_PARALLEL": str(self.data_parallel),
+            "LLMASOS_TENSOR_PARALLEL": str(self.tensor_parallel),
+            "LLMASOS_PIPELINE_PARALLEL": str(self.pipeline_parallel),
+            "LLMASOS_MODEL_BUILTIN": self.model_builtin,
+            "LLMASOS_MODEL_PATH": self.model_path,
+            "LLMASOS_MODEL_HF_REPO": self.model_hf_repo,
+            "LLMASOS_CHECKPOINT_DIR": self.checkpoint_dir,
+            "LLMASOS_PROGRESS_PORT": str(self.progress_port),
+            "LLMASOS_TASK_CONFIG": json.dumps(dict(self.task_config), sort_keys=True),
+        }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerEnv:
+        """Parse and validate the environment; NODE_RANK falls back to JOB_COMPLETION_INDEX, then 0."""
+        e = os.environ if env is None else env
+
+        def need(name: str) -> str:
+            value = e.get(name, "")
+            if not value:
+                raise WorkerContractError(f"environment variable {name} is required")
+            return value
+
+        def integer(name: str, default: int | None = None) -> int:
+            raw = e.get(name, "")
+            if not raw:
+                if default is None:
+                    raise WorkerContractError(f"environment variable {name} is required")
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise WorkerContractError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+        try:
+            task_config = json.loads(e.get("LLMASOS_TASK_CONFIG", "") or "{}")
+        except json.JSONDecodeError as exc:
+            raise WorkerContractError(f"LLMASOS_TASK_CONFIG is not valid JSON: {exc}") from None
+        if not isinstance(task_config, dict):
+            raise WorkerContractError("LLMASOS_TASK_CONFIG must be a JSON object")
+        rank_default = integer("JOB_COMPLETION_INDEX", 0)
+        parsed = cls(
+            job_name=e.get("LLMASOS_JOB_NAME", "local"),
+            namespace=e.get("LLMASOS_NAMESPACE", "default"),
+            task=need("LLMASOS_TASK"),
+            strategy=e.get("LLMASOS_STRATEGY", "ddp"),
+            nnodes=integer("NNODES", 1),
+            nproc_per_node=integer("NPROC_PER_NODE", 1),
+            master_addr=e.get("MASTER_ADDR", "127.0.0.1"),
+            master_port=integer("MASTER_PORT", DEFAULT_MASTER_PORT),
+            node_rank=integer("NODE_RANK", rank_default),
+            data_parallel=integer("LLMASOS_DATA_PARALLEL", 1),
+            tensor_parallel=integer("LLMASOS_TENSOR_PARALLEL", 1),
+            pipeline_parallel=integer("LLMASOS_PIPELINE_PARALLEL", 1),
+            model_builtin=e.get("LLMASOS_MODEL_BUILTIN", ""),
+            model_path=e.get("LLMASOS_MODEL_PATH", ""),
+            model_hf_repo=e.get("LLMASOS_MODEL_HF_REPO", ""),
+            checkpoint_dir=e.get("LLMASOS_CHECKPOINT_DIR", ""),
+            progress_port=integer("LLMASOS_PROGRESS_PORT", DEFAULT_PROGRESS_PORT),
+            task_config=task_config,
+        )
+        parsed.validate()
+        return parsed
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
