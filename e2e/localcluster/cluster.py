@@ -40,7 +40,9 @@ class ClusterPaths:
     """Where the cluster keeps its state, and the ports it listens on (all on 127.0.0.1)."""
 
     root: Path = REPO / "e2e" / ".cluster"
-    pools_file: Path = field(default_factory=lambda: Path(os.environ.get("LLMASOS_NODE_POOLS", REPO / "e2e" / "node-pools.yaml")))
+    pools_file: Path = field(
+        default_factory=lambda: Path(os.environ.get("LLMASOS_NODE_POOLS", REPO / "e2e" / "node-pools.yaml"))
+    )
     port_offset: int = int(os.environ.get("LLMASOS_CLUSTER_PORT_OFFSET", "0"))
 
     @property
@@ -155,6 +157,11 @@ class LocalCluster:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=self.paths.root)
         log.close()
+        # Between fork and exec /proc/<pid>/cmdline still shows python: wait for the exec, so that a liveness
+        # check right after the spawn does not mistake the starting component for a dead one.
+        end = time.monotonic() + 5
+        while not self._is_ours(proc.pid, component) and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.01)
         (self.paths.pids / f"{component}.pid").write_text(str(proc.pid))
 
     def _is_ours(self, pid: int, component: str) -> bool:
@@ -246,6 +253,7 @@ class LocalCluster:
             f"--config={REPO / 'e2e' / 'kwok' / 'stages.yaml'}",
             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address=127.0.0.1:{p.port('kwok')}", "--node-ip=127.0.0.1",
+            "--cidr=10.244.0.0/16", "--node-lease-duration-seconds=40",
         ])
 
     # ---------------------------------------------------------------------------------------------- config

@@ -24,7 +24,7 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(delta: timedelta) -> str:
     """Render a timedelta compactly ("1h30m", "45s"); the inverse of :func:`parse_duration` for whole seconds."""
-    total = int(round(delta.total_seconds()))
+    total = round(delta.total_seconds())
     if total <= 0:
         return "0s"
     out = []

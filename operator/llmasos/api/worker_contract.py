@@ -16,6 +16,13 @@ from dataclasses import asdict, dataclass, field
 
 DEFAULT_MASTER_PORT = 29500
 DEFAULT_PROGRESS_PORT = 9401
+DEFAULT_PROGRESS_BIND = "0.0.0.0"
+
+# Exit codes of `llmasos-worker`, for the operator's podFailurePolicy: a configuration error will not heal on retry
+# (FailJob); a worker stopped by SIGTERM after writing its checkpoint should not count against backoffLimit (Ignore).
+EXIT_OK = 0
+EXIT_CONFIG_ERROR = 2
+EXIT_SUSPENDED = 75  # EX_TEMPFAIL: checkpoint written on SIGTERM, resume later
 
 TASKS = ("train", "finetune", "inference", "compress")
 STRATEGIES = ("ddp", "tensor", "pipeline", "hybrid", "ray")
@@ -46,6 +53,8 @@ class WorkerEnv:
     model_hf_repo: str = ""
     checkpoint_dir: str = ""
     progress_port: int = DEFAULT_PROGRESS_PORT
+    # Address the progress endpoint binds; the pod IP must be reachable by the node agent, hence all interfaces.
+    progress_bind: str = DEFAULT_PROGRESS_BIND
     # Task settings (steps, batch size, learning rate, compression method, ...), passed through as JSON.
     task_config: Mapping[str, object] = field(default_factory=dict)
 
@@ -91,6 +100,7 @@ class WorkerEnv:
             "LLMASOS_MODEL_HF_REPO": self.model_hf_repo,
             "LLMASOS_CHECKPOINT_DIR": self.checkpoint_dir,
             "LLMASOS_PROGRESS_PORT": str(self.progress_port),
+            "LLMASOS_PROGRESS_BIND": self.progress_bind,
             "LLMASOS_TASK_CONFIG": json.dumps(dict(self.task_config), sort_keys=True),
         }
 
@@ -141,9 +151,15 @@ class WorkerEnv:
             model_hf_repo=e.get("LLMASOS_MODEL_HF_REPO", ""),
             checkpoint_dir=e.get("LLMASOS_CHECKPOINT_DIR", ""),
             progress_port=integer("LLMASOS_PROGRESS_PORT", DEFAULT_PROGRESS_PORT),
+            progress_bind=e.get("LLMASOS_PROGRESS_BIND", "") or DEFAULT_PROGRESS_BIND,
             task_config=task_config,
         )
         parsed.validate()
+        world = integer("WORLD_SIZE", parsed.world_size)
+        if world != parsed.world_size:
+            raise WorkerContractError(
+                f"WORLD_SIZE={world} disagrees with NNODES x NPROC_PER_NODE = {parsed.world_size}"
+            )
         return parsed
 
     def as_dict(self) -> dict[str, object]:

@@ -1,0 +1,1 @@
+"""Kubernetes adapters: `build_*` renders objects (no I/O); `ensure_*`/`delete_*` apply them idempotently."""

@@ -1,0 +1,64 @@
+"""A small synchronous API client for tests, authenticated as the cluster admin (or with a bearer token).
+
+Tests talk to the API server over HTTPS like any client would; this is deliberately not the operator's own
+client, so a bug there cannot hide itself in the tests that check it.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from e2e.localcluster import LocalCluster
+
+
+class AdminApi:
+    def __init__(self, cluster: LocalCluster, token: str | None = None) -> None:
+        pki = cluster.paths.pki
+        tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        if not token:
+            tls.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.cluster = cluster
+        self.http = httpx.Client(base_url=cluster.paths.server, verify=tls, headers=headers, timeout=30)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(self, method: str, path: str, body: Any = None, expect: int | None = None,
+                content_type: str = "application/json") -> httpx.Response:
+        r = self.http.request(method, path, json=body, headers={"Content-Type": content_type})
+        if expect is not None and r.status_code != expect:
+            raise AssertionError(f"{method} {path}: expected {expect}, got {r.status_code}: {r.text[:500]}")
+        return r
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path, expect=200).json()
+
+    def create(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, body, expect=201).json()
+
+    def delete(self, path: str) -> httpx.Response:
+        return self.request("DELETE", path, {"propagationPolicy": "Background"})
+
+    def namespace(self, prefix: str = "t") -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        return name
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25, what: str = "") -> Any:
+    """Poll until predicate returns a truthy value; fail with `what` after timeout."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: last={last!r}")
