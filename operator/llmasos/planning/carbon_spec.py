@@ -60,11 +60,9 @@ class CarbonSpec:
             raise SpecError(f"unknown field(s) in spec.carbon: {', '.join(unknown)}", f"spec.carbon.{unknown[0]}")
         policy = raw.get("policy", "deadline")
         if policy not in POLICIES:
-            raise SpecError(
-                f"carbon.policy must be one of {', '.join(POLICIES)}, got {policy!r}", "spec.carbon.policy"
-            )
+            raise SpecError(f"carbon.policy must be one of {', '.join(POLICIES)}, got {policy!r}", "spec.carbon.policy")
         spec = cls(
-            policy=policy,  # type: ignore[arg-type]  # checked against POLICIES above
+            policy=policy,  # checked against POLICIES above
             deadline=_instant(raw, "deadline"),
             max_delay=_duration(raw, "maxDelay"),
             expected_duration=_duration(raw, "expectedDuration"),
