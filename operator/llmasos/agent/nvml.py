@@ -8,6 +8,7 @@ module is a constructor argument so the backend is unit-tested with a fake modul
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 from types import ModuleType
 from typing import Any
@@ -18,10 +19,9 @@ from llmasos.agent.backend import GpuBackendError, GpuInfo, check_limit
 def load_pynvml() -> ModuleType:
     """Import pynvml or explain which extra provides it."""
     try:
-        import pynvml
+        return importlib.import_module("pynvml")
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise GpuBackendError("the nvml backend needs nvidia-ml-py: pip install 'llmasos[agent]'", True) from exc
-    return pynvml
 
 
 def _text(value: object) -> str:

@@ -1,0 +1,374 @@
+"""The node agent's control loop: pods -> GPUs -> limits, with energy metered and every cap undone when it must be.
+
+One `tick()` is one level-based pass (the same whether a pod started, changed, ended, or the agent restarted):
+
+1. list the node's pods (on an API error keep the previous view: never uncap a pod that may still run);
+2. read every GPU and attribute the energy of the interval to its owner at the interval's start;
+3. map pods to GPUs; pods that disappeared or reached a terminal phase get their GPUs' default limits back;
+4. per live GPU pod, compute the target limit (static policies, or one energyOptimal step) and apply it;
+5. publish a snapshot; write the report when due.
+
+Caps are recorded before they are applied and forgotten after they are undone (`state`), so `start()` can restore
+caps a killed agent left behind, and `shutdown()` (SIGTERM) restores all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from llmasos.agent.backend import GpuBackend, GpuBackendError, GpuInfo
+from llmasos.agent.clock import Clock
+from llmasos.agent.energy import Ledger, PodRef, Reading, energy_delta, meter_state
+from llmasos.agent.mapping import Assignment, GpuMapper, is_gpu_pod
+from llmasos.agent.pods import NodePodView, PodLister, ReportSink
+from llmasos.agent.progress import ProgressReader
+from llmasos.agent.report import build_node_report
+from llmasos.agent.snapshot import GpuStatus, PodStatus, Snapshot
+from llmasos.agent.state import AgentState, CapRecord, Store
+from llmasos.errors import TransientError
+from llmasos.planning.power_policy import PowerSpec, Sample, SearchSettings, SearchState, advance, start_search
+from llmasos.planning.power_policy import static_limit as static_target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    node_name: str
+    interval_s: float = 5.0
+    report_interval_s: float = 60.0  # at most one report write a minute in steady state ...
+    report_min_interval_s: float = 10.0  # ... and at most one per 10 s when caps or pods change
+    retention_s: float = 3600.0  # ended pods stay in the report and metrics this long
+    max_gap_s: float = 30.0
+    restore_unowned: bool = True  # at start-up, uncap GPUs no capped pod owns even without a record
+    search: SearchSettings = field(default_factory=SearchSettings)
+
+
+@dataclass
+class _Control:
+    ref: PodRef
+    spec: PowerSpec
+    gpus: tuple[int, ...]
+    search: SearchState | None = None
+    state: str = "Default"
+
+
+class PowerAgent:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        backend: GpuBackend,
+        pods: PodLister,
+        mapper: GpuMapper,
+        progress: ProgressReader,
+        store: Store,
+        clock: Clock,
+        report_sink: ReportSink | None = None,
+        on_assign: Callable[[Mapping[str, tuple[int, ...]], Mapping[str, NodePodView]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._backend, self._pods, self._mapper, self._progress = backend, pods, mapper, progress
+        self._store, self._clock, self._sink, self._on_assign = store, clock, report_sink, on_assign
+        self._gpus: list[GpuInfo] = []
+        self._state = AgentState(node=settings.node_name)
+        self._views: dict[str, NodePodView] = {}
+        self._controls: dict[str, _Control] = {}
+        self._owners: dict[int, PodRef] = {}
+        self._ended: dict[PodRef, tuple[float, _Control]] = {}
+        self._counts: dict[str, int] = {}
+        self._last_report = float("-inf")
+        self._last_save = float("-inf")
+        self._dirty = True  # something the report shows changed (caps, pods)
+        self._unsaved = True  # the record changed beyond the ledger
+        self.snapshot = Snapshot(node=settings.node_name, t=clock.time(), mapper=mapper.name)
+
+    # ------------------------------------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Discover GPUs, load the record, and restore every cap whose pod is gone (or all, if pods are unknown)."""
+        self._gpus = [self._backend.info(i) for i in range(self._backend.device_count())]
+        self._state = replace(self._store.load(), node=self.settings.node_name)
+        pods = self._list_pods()
+        live = {p.uid: p for p in pods or () if is_gpu_pod(p)}
+        for cap in self._state.caps:
+            if cap.pod_uid not in live:
+                self._restore(cap.gpu, "start-up: pod gone")
+        if self.settings.restore_unowned:
+            capped_by_pod = {c.gpu for c in self._state.caps}
+            for g in self._gpus:
+                if g.index not in capped_by_pod and self._limit_mw(g.index) not in (None, g.default_limit_mw):
+                    self._restore(g.index, "start-up: unowned cap")
+        previous = dict(self._state.assignments)
+        for uid, gpus in previous.items():
+            if uid in live:  # energy used while the agent was down goes to a pod only if it still runs
+                pod = live[uid]
+                ref = PodRef(pod.namespace, pod.name, pod.uid, pod.llmjob)
+                self._owners.update(dict.fromkeys(gpus, ref))
+        now = self._clock.time()
+        ended = dict(self._state.ended)
+        for ref in self._state.ledger.pods():
+            if ref.uid not in live and pods is not None:
+                ended.setdefault(ref.uid, now)
+            if ref.uid in ended:
+                self._ended[ref] = (ended[ref.uid], _Control(ref, PowerSpec(), (), state="Ended"))
+        self._state = replace(self._state, ended=tuple(sorted(ended.items())))
+        self._save()
+
+    def shutdown(self) -> None:
+        """SIGTERM / exit: every GPU back to its default limit, record saved, a last report written."""
+        for cap in list(self._state.caps):
+            self._restore(cap.gpu, "agent shutdown")
+        for ctl in self._controls.values():
+            ctl.state = "Default"
+        self._controls_to_snapshot(self._clock.time())
+        self._save()
+        self._publish(force=True)
+        self._backend.close()
+
+    # ------------------------------------------------------------------------------------------------ one pass
+    def tick(self) -> Snapshot:
+        now = self._clock.time()
+        pods = self._list_pods()
+        if pods is not None:
+            self._views = {p.uid: p for p in pods}
+        live = {uid: p for uid, p in self._views.items() if is_gpu_pod(p)}
+        self._meter(now)
+        assignment = self._assign(live)
+        if self._on_assign is not None:
+            self._on_assign(assignment, live)
+        for uid in [u for u in self._controls if u not in assignment]:
+            self._end(uid, now)
+        for uid, gpus in assignment.items():
+            self._control(live[uid], gpus, now)
+        self._owners = {i: self._controls[uid].ref for uid, gpus in assignment.items() for i in gpus}
+        for g in self._gpus:  # a recorded cap on a GPU no pod owns any more (pod moved, spec none)
+            cap = self._state.cap_for(g.index)
+            if cap is not None and g.index not in self._owners:
+                self._restore(g.index, "GPU no longer owned")
+        self._expire(now)
+        assignments = tuple(sorted(assignment.items()))
+        if assignments != self._state.assignments:
+            self._state = replace(self._state, assignments=assignments)
+            self._unsaved = True
+        snap = self._controls_to_snapshot(now)
+        if self._unsaved or now - self._last_save >= self.settings.report_interval_s:
+            self._save()  # the ledger changes every pass: persist it at the report rate, not every pass
+        self._publish()
+        return snap
+
+    def _list_pods(self) -> Sequence[NodePodView] | None:
+        try:
+            return self._pods.list_node_pods()
+        except TransientError as exc:
+            self._count("pod_list_errors")
+            log.warning("cannot list pods of %s (%s); keeping the current caps", self.settings.node_name, exc)
+            return None
+
+    def _assign(self, live: Mapping[str, NodePodView]) -> Assignment:
+        previous = {uid: g for uid, g in self._state.assignments if uid in live}
+        try:
+            return self._mapper.assign(list(live.values()), self._gpus, previous)
+        except GpuBackendError as exc:
+            self._count("mapping_errors")
+            log.warning("GPU mapping unavailable (%s); keeping the previous assignment", exc)
+            return previous
+
+    def _meter(self, now: float) -> None:
+        meters = dict(self._state.meters)
+        deltas: dict[int, float] = {}
+        for g in self._gpus:
+            try:
+                reading = Reading(
+                    now, self._backend.power_usage_mw(g.index) / 1000, self._backend.total_energy_mj(g.index)
+                )
+            except GpuBackendError as exc:
+                self._count("read_errors")
+                log.warning("GPU %d unreadable: %s", g.index, exc)
+                continue
+            d = energy_delta(meters.get(g.index), reading, g.max_limit_mw / 1000, self.settings.max_gap_s)
+            if d.method == "counter-reset":
+                self._count("counter_resets")
+            if d.gap:
+                self._count("energy_gaps")
+            deltas[g.index] = d.joules
+            meters[g.index] = meter_state(reading)
+        ledger = self._state.ledger.add(deltas, dict(self._owners))
+        self._state = replace(self._state, ledger=ledger, meters=tuple(sorted(meters.items())))
+
+    # ------------------------------------------------------------------------------------------------ policies
+    def _control(self, pod: NodePodView, gpus: tuple[int, ...], now: float) -> None:
+        ref = PodRef(pod.namespace, pod.name, pod.uid, pod.llmjob)
+        ctl = self._controls.get(pod.uid)
+        if ctl is None or ctl.spec != pod.power or ctl.gpus != gpus:
+            if ctl is not None and ctl.gpus != gpus:
+                for i in set(ctl.gpus) - set(gpus):
+                    self._restore(i, "GPU left the pod")
+            ctl = _Control(ref=ref, spec=pod.power, gpus=gpus)
+            self._controls[pod.uid] = ctl
+            self._dirty = self._unsaved = True
+        infos = [self._gpus[i] for i in gpus]
+        if ctl.spec.policy == "energyOptimal":
+            target = self._optimal_step(ctl, pod, infos, now)
+            targets = {g.index: g.limits.clamp(target) for g in infos}
+        elif ctl.spec.policy in ("limit", "fraction"):
+            targets = {g.index: static_target(ctl.spec, g.limits) for g in infos}
+            ctl.state = "Capped"
+        else:
+            targets = {g.index: g.limits.default_w for g in infos}
+            ctl.state = "Default"
+        for index, watts in targets.items():
+            self._apply(index, round(watts * 1000), pod.uid)
+
+    def _optimal_step(self, ctl: _Control, pod: NodePodView, infos: list[GpuInfo], now: float) -> float:
+        if ctl.search is None:
+            ctl.search = start_search(infos[0].limits, ctl.spec.max_slowdown, now, self.settings.search)
+        reading = self._progress.read(pod, ctl.gpus)
+        if reading is None:
+            ctl.state = "NoProgress"  # nothing to measure: hold the default, never cap blind
+            return infos[0].limits.default_w
+        energy = sum(self._state.ledger.gpu_pod_joules.get((i, ctl.ref), 0.0) for i in ctl.gpus)
+        ctl.search = advance(ctl.search, Sample(now, energy, reading.work, reading.updated_at))
+        ctl.state = ctl.search.phase
+        return ctl.search.target_w
+
+    def _apply(self, index: int, target_mw: int, pod_uid: str) -> None:
+        g = self._gpus[index]
+        if target_mw == g.default_limit_mw:
+            if self._state.cap_for(index) is not None or self._limit_mw(index) not in (None, g.default_limit_mw):
+                self._restore(index, "policy wants the default")
+            return
+        cap = CapRecord(index, g.uuid, g.default_limit_mw, target_mw, pod_uid)
+        if self._state.cap_for(index) != cap:  # write-ahead: record first, then cap
+            others = tuple(c for c in self._state.caps if c.gpu != index)
+            self._state = replace(self._state, caps=tuple(sorted((*others, cap), key=lambda c: c.gpu)))
+            self._save()
+        if self._limit_mw(index) != target_mw:
+            try:
+                self._backend.set_power_limit_mw(index, target_mw)
+                self._count("caps_applied")
+                self._dirty = True
+            except GpuBackendError as exc:
+                self._count("cap_errors")
+                log.error("cannot cap GPU %d to %d mW: %s", index, target_mw, exc)
+
+    def _restore(self, index: int, why: str) -> None:
+        cap = self._state.cap_for(index)
+        if index >= len(self._gpus):  # a record from another GPU layout (hardware changed): nothing to undo here
+            if cap is not None:
+                self._state = replace(self._state, caps=tuple(c for c in self._state.caps if c.gpu != index))
+                self._save()
+            return
+        default_mw = self._gpus[index].default_limit_mw
+        try:
+            if self._limit_mw(index) != default_mw:
+                self._backend.set_power_limit_mw(index, default_mw)
+                self._count("restores")
+                log.info("GPU %d back to its default limit %d mW (%s)", index, default_mw, why)
+        except GpuBackendError as exc:  # keep the record: the next pass (or the next start) retries
+            self._count("restore_errors")
+            log.error("cannot restore GPU %d to %d mW (%s): %s", index, default_mw, why, exc)
+            return
+        if cap is not None:
+            self._state = replace(self._state, caps=tuple(c for c in self._state.caps if c.gpu != index))
+            self._save()
+        self._dirty = True
+
+    def _limit_mw(self, index: int) -> int | None:
+        try:
+            return self._backend.power_limit_mw(index)
+        except GpuBackendError:
+            self._count("read_errors")
+            return None
+
+    # ------------------------------------------------------------------------------------------------ endings
+    def _end(self, uid: str, now: float) -> None:
+        ctl = self._controls.pop(uid)
+        for i in ctl.gpus:
+            if self._state.cap_for(i) is not None and self._state.cap_for(i).pod_uid == uid:  # type: ignore[union-attr]
+                self._restore(i, f"pod {ctl.ref.namespace}/{ctl.ref.name} ended")
+        ctl.state = "Ended"
+        self._ended[ctl.ref] = (now, ctl)
+        self._state = replace(self._state, ended=(*self._state.ended, (uid, now)))
+        self._dirty = self._unsaved = True
+
+    def _expire(self, now: float) -> None:
+        old = {ref for ref, (t, _) in self._ended.items() if now - t >= self.settings.retention_s}
+        if old:
+            for ref in old:
+                del self._ended[ref]
+            uids = {r.uid for r in old}
+            self._state = replace(
+                self._state,
+                ledger=self._state.ledger.without(old),
+                ended=tuple(e for e in self._state.ended if e[0] not in uids),
+            )
+            self._dirty = self._unsaved = True
+
+    # ------------------------------------------------------------------------------------------------ outputs
+    def _controls_to_snapshot(self, now: float) -> Snapshot:
+        ledger = self._state.ledger
+        gpus = tuple(
+            GpuStatus(
+                g.index,
+                g.uuid,
+                g.name,
+                self._last_power(g.index),
+                (self._limit_mw(g.index) or 0) / 1000,
+                g.default_limit_mw / 1000,
+                g.min_limit_mw / 1000,
+                g.max_limit_mw / 1000,
+                self._owners.get(g.index),
+                g.has_energy_counter,
+            )
+            for g in self._gpus
+        )
+        pods = [self._pod_status(c, ledger, None) for c in self._controls.values()]
+        pods += [self._pod_status(c, ledger, t) for t, c in self._ended.values()]
+        self.snapshot = Snapshot(
+            node=self.settings.node_name, t=now, mapper=self._mapper.name, gpus=gpus,
+            pods=tuple(sorted(pods, key=lambda p: (p.ref.namespace, p.ref.name, p.ref.uid))),
+            ledger=ledger, counters=tuple(sorted(self._counts.items())),
+        )  # fmt: skip
+        return self.snapshot
+
+    def _pod_status(self, ctl: _Control, ledger: Ledger, ended_at: float | None) -> PodStatus:
+        limit = None
+        if ended_at is None and ctl.gpus:
+            limit = (self._limit_mw(ctl.gpus[0]) or 0) / 1000
+        s = ctl.search
+        chosen = s.chosen if s is not None else None
+        slowdown = s.slowdown(chosen) if s is not None and chosen is not None else None
+        return PodStatus(
+            ref=ctl.ref, gpus=ctl.gpus, policy=ctl.spec.policy, limit_w=limit, state=ctl.state,
+            energy_j=ledger.pod_joules(ctl.ref), ended_at=ended_at,
+            chosen_w=chosen.limit_w if chosen else None, slowdown=slowdown,
+        )  # fmt: skip
+
+    def _last_power(self, index: int) -> float:
+        meter = dict(self._state.meters).get(index)
+        return meter.power_w if meter else 0.0
+
+    def _publish(self, force: bool = False) -> None:
+        if self._sink is None:
+            return
+        now = self.snapshot.t
+        due = now - self._last_report >= self.settings.report_interval_s
+        early = self._dirty and now - self._last_report >= self.settings.report_min_interval_s
+        if not (force or due or early):
+            return
+        try:
+            self._sink.publish(build_node_report(self.snapshot))
+            self._last_report = now
+            self._dirty = False
+        except TransientError as exc:
+            self._count("report_errors")
+            log.warning("node report not written (%s); retrying next pass", exc)
+
+    def _save(self) -> None:
+        self._store.save(self._state)
+        self._last_save = self._clock.time()
+        self._unsaved = False
+
+    def _count(self, name: str) -> None:
+        self._counts[name] = self._counts.get(name, 0) + 1

@@ -1,0 +1,165 @@
+"""What the agent needs to know about the pods bound to its node, as Protocols the Kubernetes adapter implements.
+
+The agent never talks to the API server itself: `PodLister` (pods on my node) and `ReportSink` (publish my node's
+report) are injected, so the agent runs the same against the real cluster, a pods file, or a test double.
+
+Where the power policy comes from: the operator copies the LLMJob's `spec.power` onto each worker pod as the
+annotation `llmasos.io/power` (JSON), so the agent reads pods only (one watch per node, no LLMJob access).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from llmasos.errors import SpecError
+from llmasos.planning.power_policy import PowerSpec
+
+POWER_ANNOTATION = "llmasos.io/power"
+LLMJOB_LABEL = "llmasos.io/llmjob"
+GPU_RESOURCE = "nvidia.com/gpu"
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+class NodePodView(Protocol):
+    """One pod bound to this node (spec.nodeName == the agent's node)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def uid(self) -> str: ...
+    @property
+    def llmjob(self) -> str:
+        """Value of the `llmasos.io/llmjob` label; empty for pods that are not LLMJob workers."""
+        ...
+
+    @property
+    def gpu_request(self) -> int:
+        """Sum of `nvidia.com/gpu` limits over the pod's containers (extended resources: request == limit)."""
+        ...
+
+    @property
+    def phase(self) -> str: ...
+    @property
+    def power(self) -> PowerSpec:
+        """The parsed `llmasos.io/power` annotation; PowerSpec() (policy none) when absent or invalid."""
+        ...
+
+    @property
+    def pod_ip(self) -> str: ...
+    @property
+    def progress_port(self) -> int:
+        """Port of the worker's progress endpoint (LLMASOS_PROGRESS_PORT); 0 when unknown."""
+        ...
+
+
+class PodLister(Protocol):
+    def list_node_pods(self) -> Sequence[NodePodView]:
+        """Pods bound to this node now, any phase. Raise TransientError when the answer is unknown (API down):
+        the agent then keeps its current caps rather than restoring GPUs of pods that may still run."""
+        ...
+
+
+class ReportSink(Protocol):
+    def publish(self, body: Mapping[str, object]) -> None:
+        """Create or replace the node's report object (see `report.build_node_report`). May raise TransientError."""
+        ...
+
+
+@dataclass(frozen=True)
+class NodePod:
+    """A plain NodePodView: what the adapter may return, and what tests and the pods file build."""
+
+    name: str
+    namespace: str
+    uid: str
+    llmjob: str = ""
+    gpu_request: int = 0
+    phase: str = "Running"
+    power: PowerSpec = field(default_factory=PowerSpec)
+    pod_ip: str = ""
+    progress_port: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def parse_power_annotation(raw: str | None) -> PowerSpec:
+    """Parse `llmasos.io/power`; raise SpecError on malformed JSON or an invalid spec."""
+    if not raw:
+        return PowerSpec()
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"annotation {POWER_ANNOTATION} is not JSON: {exc}", "metadata.annotations") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"annotation {POWER_ANNOTATION} must be a JSON object", "metadata.annotations")
+    return PowerSpec.from_mapping(data)
+
+
+def node_pod_from_object(obj: Mapping[str, object]) -> NodePod:
+    """Build a NodePod from a Kubernetes Pod object (a dict as the API returns it).
+
+    An invalid power annotation yields policy none: a bad spec must never leave a GPU capped by surprise.
+    """
+    meta = _map(obj.get("metadata"))
+    spec = _map(obj.get("spec"))
+    status = _map(obj.get("status"))
+    labels = _map(meta.get("labels"))
+    annotations = _map(meta.get("annotations"))
+    gpus = 0
+    port = 0
+    containers = spec.get("containers")
+    for c in containers if isinstance(containers, list) else []:
+        limits = _map(_map(_map(c).get("resources")).get("limits"))
+        gpus += int(str(limits.get(GPU_RESOURCE, 0)))
+        env = _map(c).get("env")
+        for e in env if isinstance(env, list) else []:
+            if _map(e).get("name") == "LLMASOS_PROGRESS_PORT":
+                port = int(str(_map(e).get("value", "0")))
+    try:
+        power = parse_power_annotation(_str(annotations.get(POWER_ANNOTATION)))
+    except SpecError:
+        power = PowerSpec()
+    return NodePod(
+        name=_str(meta.get("name")),
+        namespace=_str(meta.get("namespace")) or "default",
+        uid=_str(meta.get("uid")),
+        llmjob=_str(labels.get(LLMJOB_LABEL)),
+        gpu_request=gpus,
+        phase=_str(status.get("phase")) or "Pending",
+        power=power,
+        pod_ip=_str(status.get("podIP")),
+        progress_port=port,
+    )
+
+
+class PodsFile:
+    """PodLister over a JSON file (a Pod list, a list of pods, or `{"items": [...]}`), re-read on every call.
+
+    For running the agent without an API server: local development, the benchmark and plain-process tests.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def list_node_pods(self) -> Sequence[NodePodView]:
+        if not self._path.exists():
+            return []
+        data = json.loads(self._path.read_text() or "[]")
+        items = data.get("items", []) if isinstance(data, dict) else data
+        return [node_pod_from_object(item) for item in items if isinstance(item, dict)]
+
+
+def _map(value: object) -> Mapping[str, object]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""

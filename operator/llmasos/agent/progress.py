@@ -1,0 +1,77 @@
+"""The worker's progress, which the energyOptimal search divides energy by: read from the worker's local /metrics.
+
+The worker (worker_image) serves Prometheus text on LLMASOS_PROGRESS_PORT (default 9401); the agent reads the
+first counter it finds among `metric_names` (tokens first: the unit users care about; steps otherwise), summed
+over samples. If the worker also exports `<name>_updated_timestamp_seconds` (when that counter last moved), the
+search times throughput with it, so 5 s polling does not quantise progress. Workers need no API credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from llmasos.agent.pods import NodePodView
+
+log = logging.getLogger(__name__)
+DEFAULT_PROGRESS_METRICS = ("llmasos_worker_tokens_total", "llmasos_worker_samples_total", "llmasos_worker_steps_total")
+
+
+@dataclass(frozen=True)
+class ProgressReading:
+    work: float
+    updated_at: float | None = None  # the worker's own timestamp of the last advance, if it exports one
+
+
+class ProgressReader(Protocol):
+    def read(self, pod: NodePodView, gpus: tuple[int, ...]) -> ProgressReading | None:
+        """Cumulative progress of the pod, or None when it cannot be read now."""
+        ...
+
+
+class NoProgress:
+    """For nodes where progress cannot be reached: energyOptimal then holds the default limit."""
+
+    def read(self, pod: NodePodView, gpus: tuple[int, ...]) -> ProgressReading | None:
+        return None
+
+
+def parse_progress(text: str, metric_names: Sequence[str]) -> ProgressReading | None:
+    """The first of `metric_names` present in Prometheus text (summed over its samples), with its timestamp."""
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
+    for name in metric_names:
+        if name in values:
+            base = name.removesuffix("_total")
+            stamp = values.get(f"{base}_updated_timestamp_seconds")
+            return ProgressReading(values[name], stamp)
+    return None
+
+
+class HttpProgressReader:
+    """GET http://<pod IP>:<progress port>/metrics with a short timeout."""
+
+    def __init__(self, metric_names: Sequence[str] = DEFAULT_PROGRESS_METRICS, timeout_s: float = 1.0) -> None:
+        self._names = tuple(metric_names)
+        self._timeout = timeout_s
+
+    def read(self, pod: NodePodView, gpus: tuple[int, ...]) -> ProgressReading | None:
+        if not pod.pod_ip or not pod.progress_port:
+            return None
+        host = f"[{pod.pod_ip}]" if ":" in pod.pod_ip else pod.pod_ip
+        url = f"http://{host}:{pod.progress_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=self._timeout) as resp:
+                text = resp.read(1_000_000).decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            log.debug("progress of %s/%s unavailable: %s", pod.namespace, pod.name, exc)
+            return None
+        return parse_progress(text, self._names)

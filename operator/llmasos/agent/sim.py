@@ -1,0 +1,184 @@
+"""Simulated GPUs whose power and throughput answer the power limit as the measured curves say (see `curves`).
+
+It lets the whole agent (capping, energyOptimal search, metering, restore) run on machines and fake nodes without
+a GPU, deterministically: given the seed and the same sequence of calls, every reading is the same. Time comes
+from the injected clock; state advances lazily, on each call, by integrating from the previous call.
+
+Model per GPU: a busy GPU runs one workload curve; at limit L (fraction f = L / max) it draws
+`power_at_max x max x rel_power(f)` watts and does `base_rate x rel_throughput(f)` work units per second, each
+segment perturbed by multiplicative Gaussian noise (`noise`). An idle GPU draws `idle_fraction x max` (an assumption:
+the curves have no idle data). The energy counter can be made to reset every `counter_reset_every_s` (driver reload)
+or to be absent (`has_energy_counter=False`, like pre-Volta GPUs).
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import dataclass
+
+from llmasos.agent.backend import GpuBackendError, GpuInfo, check_limit
+from llmasos.agent.clock import Clock
+from llmasos.agent.curves import Product, WorkloadCurve, load_product
+from llmasos.agent.pods import NodePodView
+from llmasos.agent.progress import ProgressReading
+
+
+@dataclass
+class _SimGpu:
+    info: GpuInfo
+    limit_mw: int
+    workload: WorkloadCurve | None = None
+    energy_mj: float = 0.0
+    since_reset_s: float = 0.0
+    work: float = 0.0
+    last_power_w: float = 0.0
+
+
+class SimBackend:
+    """GpuBackend over simulated GPUs of one product (one node)."""
+
+    def __init__(
+        self,
+        product: str,
+        count: int,
+        clock: Clock,
+        *,
+        seed: int = 0,
+        node_name: str = "sim",
+        noise: float = 0.01,
+        idle_fraction: float = 0.12,
+        base_rate: float = 1.0,
+        has_energy_counter: bool = True,
+        counter_reset_every_s: float | None = None,
+    ) -> None:
+        self.product: Product = load_product(product)
+        self._clock = clock
+        self._rng = random.Random(zlib.crc32(f"{seed}/{node_name}/{self.product.key}".encode()))
+        self._noise = noise
+        self._idle_fraction = idle_fraction
+        self._base_rate = base_rate
+        self._reset_every = counter_reset_every_s
+        self._has_counter = has_energy_counter
+        self._last_t = clock.time()
+        self.resets = 0
+        p = self.product
+        self._gpus = [
+            _SimGpu(
+                info=GpuInfo(
+                    index=i,
+                    uuid=_uuid(seed, node_name, i),
+                    name=p.nvml_name,
+                    min_limit_mw=round(p.min_w * 1000),
+                    max_limit_mw=round(p.max_w * 1000),
+                    default_limit_mw=round(p.default_w * 1000),
+                    has_energy_counter=has_energy_counter,
+                ),
+                limit_mw=round(p.default_w * 1000),
+            )
+            for i in range(count)
+        ]
+
+    # ------------------------------------------------------------------------------------------- GpuBackend
+    def device_count(self) -> int:
+        return len(self._gpus)
+
+    def info(self, index: int) -> GpuInfo:
+        return self._gpu(index).info
+
+    def power_limit_mw(self, index: int) -> int:
+        return self._gpu(index).limit_mw
+
+    def set_power_limit_mw(self, index: int, milliwatts: int) -> None:
+        gpu = self._gpu(index)
+        check_limit(gpu.info, milliwatts)
+        self._advance()
+        gpu.limit_mw = int(milliwatts)
+
+    def power_usage_mw(self, index: int) -> int:
+        self._advance()
+        return round(self._gpu(index).last_power_w * 1000)
+
+    def total_energy_mj(self, index: int) -> int | None:
+        self._advance()
+        return int(self._gpu(index).energy_mj) if self._has_counter else None
+
+    def close(self) -> None:
+        self._advance()
+
+    # ------------------------------------------------------------------------------------------- simulation
+    def set_workload(self, index: int, workload: str | None) -> None:
+        """Run `workload` (a curve name of this product) on the GPU from now on; None makes it idle."""
+        self._advance()
+        self._gpu(index).workload = None if workload is None else self.product.workload(workload)
+
+    def workload_for(self, key: str) -> str:
+        """A workload of this product chosen deterministically from `key` (e.g. a pod uid)."""
+        names = [w.name for w in self.product.workloads]
+        return names[zlib.crc32(key.encode()) % len(names)]
+
+    def work_done(self, index: int) -> float:
+        """Cumulative work units the GPU has done (the worker's progress counter in the simulation)."""
+        self._advance()
+        return self._gpu(index).work
+
+    def reset_energy_counter(self, index: int) -> None:
+        """What a driver reload or GPU reset does to NVML's counter."""
+        self._advance()
+        self._gpu(index).energy_mj = 0.0
+        self.resets += 1
+
+    def true_rates(self, index: int) -> tuple[float, float]:
+        """(power W, work units/s) without noise at the current limit: the ground truth for tests and benchmarks."""
+        return self._rates(self._gpu(index))
+
+    def _gpu(self, index: int) -> _SimGpu:
+        if not 0 <= index < len(self._gpus):
+            raise GpuBackendError(f"no simulated GPU {index} (have {len(self._gpus)})", permanent=True)
+        return self._gpus[index]
+
+    def _rates(self, gpu: _SimGpu) -> tuple[float, float]:
+        max_w = gpu.info.max_limit_mw / 1000
+        limit_w = gpu.limit_mw / 1000
+        if gpu.workload is None:
+            return min(limit_w, self._idle_fraction * max_w), 0.0
+        rel_thr, rel_power = gpu.workload.response(limit_w / max_w)
+        power = min(limit_w, gpu.workload.power_at_max * max_w * rel_power)
+        return power, self._base_rate * rel_thr
+
+    def _advance(self) -> None:
+        now = self._clock.time()
+        dt = now - self._last_t
+        if dt <= 0:
+            return
+        self._last_t = now
+        for gpu in self._gpus:
+            power, rate = self._rates(gpu)
+            power *= max(0.0, 1.0 + self._rng.gauss(0.0, self._noise))
+            rate *= max(0.0, 1.0 + self._rng.gauss(0.0, self._noise))
+            gpu.last_power_w = power
+            gpu.work += rate * dt
+            gpu.energy_mj += power * dt * 1000
+            gpu.since_reset_s += dt
+            if self._reset_every is not None and gpu.since_reset_s >= self._reset_every:
+                # The counter restarts from zero; what was drawn since the reset instant is all it holds.
+                gpu.since_reset_s %= self._reset_every
+                gpu.energy_mj = power * gpu.since_reset_s * 1000
+                self.resets += 1
+
+
+def _uuid(seed: int, node: str, index: int) -> str:
+    h = f"{zlib.crc32(f'{seed}/{node}/{index}'.encode()):08x}"
+    return f"GPU-{h}-{index:04x}-4000-8000-{zlib.crc32(node.encode()):012x}"
+
+
+class SimProgressReader:
+    """The worker's progress for the simulation: mean work done by the pod's GPUs (they run in lockstep)."""
+
+    def __init__(self, sim: SimBackend) -> None:
+        self._sim = sim
+
+    def read(self, pod: NodePodView, gpus: tuple[int, ...]) -> ProgressReading | None:
+        if not gpus:
+            return None
+        return ProgressReading(sum(self._sim.work_done(i) for i in gpus) / len(gpus))
