@@ -1,0 +1,96 @@
+"""A chain of intensity sources: the first that answers wins, and the answer says who it was and whether degraded.
+
+The operator must plan even when Electricity Maps is down, the token is wrong or a zone is unknown, and it must
+say so: an LLMJob planned on static annual values deserves a condition telling the user. The chain tries each
+source in order; an answer from any but the first is *degraded*, and carries the errors of those before it.
+When every source fails it raises one CarbonSourceError listing them all (the operator then starts jobs at their
+latest start rather than waiting forever).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Generic, TypeVar
+
+from llmasos.carbon.base import Clock, IntensitySource, Location, Observation, utc_now
+from llmasos.errors import CarbonSourceError
+from llmasos.planning.forecast import Forecast
+from llmasos.planning.forecast_error import ForecastErrorModel
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Sourced(Generic[T]):
+    """A value plus provenance: `source` answered; `degraded` when an earlier source failed (see `errors`)."""
+
+    value: T
+    source: str
+    degraded: bool
+    errors: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """One line for a condition or Event: which source was used and why."""
+        if not self.degraded:
+            return f"carbon intensity from {self.source}"
+        return f"carbon intensity from {self.source} (degraded: {'; '.join(self.errors)})"
+
+
+class FallbackSource:
+    """Try `sources` in order. Methods return :class:`Sourced` values instead of bare ones."""
+
+    def __init__(self, sources: Sequence[IntensitySource]) -> None:
+        if not sources:
+            raise ValueError("a fallback chain needs at least one source")
+        self.sources = tuple(sources)
+
+    @property
+    def name(self) -> str:
+        return " > ".join(s.name for s in self.sources)
+
+    async def forecast(self, location: str | Location) -> Sourced[Forecast]:
+        async def call(source: IntensitySource) -> Forecast:
+            forecast = await source.forecast(location)
+            if not forecast.points:
+                raise CarbonSourceError("empty forecast", source.name)
+            return forecast
+
+        return await self._first(call)
+
+    async def latest(self, location: str | Location) -> Sourced[Observation]:
+        return await self._first(lambda source: source.latest(location))
+
+    async def _first(self, call: Callable[[IntensitySource], Awaitable[T]]) -> Sourced[T]:
+        errors: list[str] = []
+        for index, source in enumerate(self.sources):
+            try:
+                value = await call(source)
+            except CarbonSourceError as exc:
+                errors.append(f"{source.name}: {exc}")
+                continue
+            return Sourced(value, source.name, index > 0, tuple(errors))
+        raise CarbonSourceError("every carbon source failed: " + "; ".join(errors), "fallback", delay=60)
+
+
+def default_chain(
+    token: str | None = None,
+    *,
+    clock: Clock = utc_now,
+    base_url: str | None = None,
+    trace_offset: timedelta | None = None,
+    forecast_error: ForecastErrorModel | None = None,
+) -> FallbackSource:
+    """Electricity Maps (only with a token) > shipped traces > static annual values: the configured default."""
+    from llmasos.carbon.electricitymaps import DEFAULT_BASE_URL, ElectricityMapsConfig, ElectricityMapsSource
+    from llmasos.carbon.static import StaticSource
+    from llmasos.carbon.trace import TraceSource
+
+    sources: list[IntensitySource] = []
+    if token:
+        sources.append(ElectricityMapsSource(ElectricityMapsConfig(token, base_url or DEFAULT_BASE_URL), clock=clock))
+    sources.append(TraceSource(clock=clock, offset=trace_offset, error_model=forecast_error))
+    sources.append(StaticSource(clock=clock))
+    return FallbackSource(sources)
