@@ -342,7 +342,7 @@ class PowerAgent:
         return PodStatus(
             ref=ctl.ref, gpus=ctl.gpus, policy=ctl.spec.policy, limit_w=limit, state=ctl.state,
             energy_j=ledger.pod_joules(ctl.ref), ended_at=ended_at,
-            chosen_w=chosen.limit_w if chosen else None, slowdown=slowdown,
+            chosen_w=chosen.limit_w if chosen else None, slowdown=slowdown, searches=s.searches if s else 0,
         )  # fmt: skip
 
     def _last_power(self, index: int) -> float:

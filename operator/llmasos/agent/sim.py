@@ -9,13 +9,19 @@ Model per GPU: a busy GPU runs one workload curve; at limit L (fraction f = L / 
 segment perturbed by multiplicative Gaussian noise (`noise`). An idle GPU draws `idle_fraction x max` (an assumption:
 the curves have no idle data). The energy counter can be made to reset every `counter_reset_every_s` (driver reload)
 or to be absent (`has_energy_counter=False`, like pre-Volta GPUs).
+
+`hardware_file` makes the power limits outlive the process, as a real GPU's do: tests of "kill -9 the agent, start
+it again" on fake nodes read it to see a stranded cap and its restoration.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from llmasos.agent.backend import GpuBackendError, GpuInfo, check_limit
 from llmasos.agent.clock import Clock
@@ -51,6 +57,7 @@ class SimBackend:
         base_rate: float = 1.0,
         has_energy_counter: bool = True,
         counter_reset_every_s: float | None = None,
+        hardware_file: Path | None = None,
     ) -> None:
         self.product: Product = load_product(product)
         self._clock = clock
@@ -78,6 +85,11 @@ class SimBackend:
             )
             for i in range(count)
         ]
+        self._hardware_file = hardware_file
+        if hardware_file is not None and hardware_file.exists():
+            limits = json.loads(hardware_file.read_text())
+            for gpu in self._gpus:
+                gpu.limit_mw = int(limits.get(gpu.info.uuid, gpu.limit_mw))
 
     # ------------------------------------------------------------------------------------------- GpuBackend
     def device_count(self) -> int:
@@ -94,6 +106,10 @@ class SimBackend:
         check_limit(gpu.info, milliwatts)
         self._advance()
         gpu.limit_mw = int(milliwatts)
+        if self._hardware_file is not None:
+            tmp = self._hardware_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps({g.info.uuid: g.limit_mw for g in self._gpus}, indent=1))
+            os.replace(tmp, self._hardware_file)
 
     def power_usage_mw(self, index: int) -> int:
         self._advance()

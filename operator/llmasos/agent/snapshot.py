@@ -38,6 +38,7 @@ class PodStatus:
     ended_at: float | None = None
     chosen_w: float | None = None  # energyOptimal: the limit the search settled on
     slowdown: float | None = None  # energyOptimal: measured slowdown of the chosen limit
+    searches: int = 0  # energyOptimal: searches and re-checks so far
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,7 @@ class SearchSettings:
     recheck_s: float = 3600.0  # settled this long -> short re-check (baseline + neighbours of the chosen limit)
     past_minimum: float = 1.05  # stop stepping down once energy per work is this much above the best so far
     drift_windows: int = 2  # consecutive drifted windows needed (one checkpoint pause must not restart a search)
+    confidence_z: float = 1.645  # a limit is feasible when slowdown x (1 + z x its relative standard error) <= bound
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,35 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Window:
+    """An open measurement window: its first sample, the latest one, and running statistics (Welford) of the
+    throughput between consecutive samples, whose standard error makes the slowdown test noise-aware."""
+
+    start: Sample
+    last: Sample
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, sample: Sample) -> Window:
+        dt = sample.progress_time - self.last.progress_time
+        if dt <= 0 or sample.work <= self.last.work:  # no new progress since the last sample: nothing to learn
+            return replace(self, last=sample) if sample.progress_time > self.last.progress_time else self
+        rate = (sample.work - self.last.work) / dt
+        n = self.n + 1
+        delta = rate - self.mean
+        mean = self.mean + delta / n
+        return Window(self.start, sample, n, mean, self.m2 + delta * (rate - mean))
+
+    @property
+    def rel_se(self) -> float:
+        """Relative standard error of the mean throughput (0 with fewer than 3 intervals: nothing to estimate)."""
+        if self.n < 3 or self.mean <= 0:
+            return 0.0
+        return math.sqrt(self.m2 / (self.n - 1) / self.n) / self.mean
+
+
+@dataclass(frozen=True)
 class Probe:
     """What one measurement window at one limit found."""
 
@@ -149,6 +179,7 @@ class Probe:
     throughput: float  # work units per second
     power_w: float  # mean power of the pod's GPUs together
     seconds: float
+    rel_se: float = 0.0  # relative standard error of `throughput`
 
     @property
     def energy_per_work(self) -> float:
@@ -168,7 +199,7 @@ class SearchState:
     phase: str
     target_w: float
     changed_at: float
-    window_start: Sample | None = None
+    window: Window | None = None
     baseline: Probe | None = None
     probes: tuple[Probe, ...] = ()
     step_w: float = 0.0
@@ -185,7 +216,10 @@ class SearchState:
         return 1.0 if self.baseline is None else self.baseline.throughput / probe.throughput
 
     def feasible(self, probe: Probe) -> bool:
-        return self.slowdown(probe) <= self.max_slowdown
+        """Within the bound even if throughput was measured `confidence_z` standard errors too optimistic."""
+        base_se = self.baseline.rel_se if self.baseline is not None else 0.0
+        se = math.sqrt(probe.rel_se**2 + base_se**2)
+        return self.slowdown(probe) * (1 + self.settings.confidence_z * se) <= self.max_slowdown
 
     def best(self) -> Probe | None:
         """Lowest energy per unit of work among the probes of this round within the slowdown bound."""
@@ -212,25 +246,28 @@ def start_search(
 def advance(state: SearchState, sample: Sample) -> SearchState:
     """Feed one cumulative sample; returns the next state (whose `target_w` may differ)."""
     s = state.settings
-    ws = state.window_start
-    if ws is None or sample.work < ws.work or sample.energy_j < ws.energy_j:
+    win = state.window
+    if win is None or sample.work < win.last.work or sample.energy_j < win.last.energy_j:
         # Not measuring yet, or counters went backwards (worker restarted): (re)open the window after warm-up.
         if sample.t >= state.changed_at + s.warmup_s:
-            return replace(state, window_start=sample)
-        return state
+            return replace(state, window=Window(sample, sample))
+        return replace(state, window=None)
+    win = win.add(sample)
+    ws = win.start
     elapsed = sample.t - ws.t
     work_elapsed = sample.progress_time - ws.progress_time
     work = sample.work - ws.work
     need = s.window_s * (s.baseline_windows if state.phase == BASELINE else 1.0)
     if work <= 0 or work_elapsed <= 0:
-        return replace(state, window_start=sample) if elapsed >= s.stall_s else state
+        return replace(state, window=Window(sample, sample) if elapsed >= s.stall_s else win)
     if elapsed < need:
-        return state
+        return replace(state, window=win)
     probe = Probe(
         limit_w=state.target_w,
         throughput=work / work_elapsed,
         power_w=(sample.energy_j - ws.energy_j) / elapsed,
         seconds=elapsed,
+        rel_se=win.rel_se,
     )
     return _on_probe(replace(state, history=(*state.history, probe)[-64:]), probe, sample.t)
 
@@ -294,18 +331,24 @@ def _next_refine(state: SearchState, now: float) -> SearchState:
 
 
 def _settle(state: SearchState, now: float) -> SearchState:
-    chosen = state.best() or state.baseline
+    best = state.best()
+    old = state.chosen
+    top = state.limits.default_w
+    if state.recheck and old is not None and old.limit_w < top and (best is None or best.limit_w >= top):
+        # The neighbourhood of the old choice no longer fits the bound (workload or noise): search afresh
+        # rather than fall back to the default limit for good.
+        fresh = start_search(state.limits, state.max_slowdown, now, state.settings)
+        return replace(fresh, searches=state.searches + 1, history=state.history)
+    chosen = best or state.baseline
     target = state.limits.default_w if chosen is None else chosen.limit_w
-    return replace(
-        state, phase=SETTLED, chosen=chosen, settled_at=now, target_w=target, changed_at=now, window_start=None
-    )
+    return replace(state, phase=SETTLED, chosen=chosen, settled_at=now, target_w=target, changed_at=now, window=None)
 
 
 def _on_settled_probe(state: SearchState, probe: Probe, now: float) -> SearchState:
     chosen = state.chosen
     if chosen is not None and abs(probe.throughput / chosen.throughput - 1.0) > state.settings.drift_tolerance:
         if state.drifted + 1 < state.settings.drift_windows:
-            return replace(state, drifted=state.drifted + 1, window_start=None)
+            return replace(state, drifted=state.drifted + 1, window=None)
         fresh = start_search(state.limits, state.max_slowdown, now, state.settings)
         return replace(fresh, searches=state.searches + 1, history=state.history)
     if state.settled_at is not None and now - state.settled_at >= state.settings.recheck_s:
@@ -319,12 +362,12 @@ def _on_settled_probe(state: SearchState, probe: Probe, now: float) -> SearchSta
             step_w=step,
             target_w=state.limits.default_w,
             changed_at=now,
-            window_start=None,
+            window=None,
             searches=state.searches + 1,
             drifted=0,
         )
-    return replace(state, window_start=None, drifted=0)
+    return replace(state, window=None, drifted=0)
 
 
 def _move(state: SearchState, target: float, now: float) -> SearchState:
-    return replace(state, target_w=target, changed_at=now, window_start=None)
+    return replace(state, target_w=target, changed_at=now, window=None)

@@ -1,0 +1,194 @@
+"""`llmasos node-agent`: wires a GPU backend, a pod source, the mapper and the state file into the control loop.
+
+`register(subparsers)` adds the command to the `llmasos` CLI; the Kubernetes pod source and report sink are passed
+in as factories by the caller (the CLI owns the cluster client), so this module never imports one. Without them,
+`--pods-file` and `--report-file` run the agent against plain files (development, tests on fake nodes).
+SIGTERM and SIGINT end the loop; leaving it, by any path, restores every GPU's default limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from llmasos.agent.backend import GpuBackend
+from llmasos.agent.clock import SystemClock
+from llmasos.agent.controller import AgentSettings, PowerAgent
+from llmasos.agent.mapping import make_mapper
+from llmasos.agent.metrics import build_registry, serve_metrics
+from llmasos.agent.podresources import DEFAULT_SOCKET
+from llmasos.agent.pods import NodePodView, PodLister, PodsFile, ReportSink
+from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, HttpProgressReader, ProgressReader
+from llmasos.agent.state import StateStore
+from llmasos.errors import ConfigError
+
+log = logging.getLogger("llmasos.agent")
+PodListerFactory = Callable[[str], PodLister]
+ReportSinkFactory = Callable[[str], ReportSink]
+
+
+class FileReportSink:
+    """Writes the node report object as JSON to a file (atomically): the development stand-in for the API."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def publish(self, body: Mapping[str, object]) -> None:
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
+        os.replace(tmp, self._path)
+
+
+def register(
+    subparsers: Any,
+    *,
+    pod_lister_factory: PodListerFactory | None = None,
+    report_sink_factory: ReportSinkFactory | None = None,
+) -> argparse.ArgumentParser:
+    """Add `node-agent` to an argparse subparsers object; sets `func` to the runner (call `args.func(args)`)."""
+    p: argparse.ArgumentParser = subparsers.add_parser("node-agent", help="run the GPU node agent (DaemonSet)")
+    p.add_argument("--node-name", default=os.environ.get("NODE_NAME", ""), help="this node (default: $NODE_NAME)")
+    p.add_argument("--gpu-backend", choices=("nvml", "sim"), default="nvml")
+    p.add_argument("--metrics-port", type=int, default=9400, help="Prometheus /metrics port (0: do not serve)")
+    p.add_argument("--metrics-addr", default="0.0.0.0")
+    p.add_argument("--state-file", type=Path, default=Path("/var/lib/llmasos-agent/state.json"))
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between control passes")
+    p.add_argument("--report-interval", type=float, default=60.0, help="seconds between node report writes")
+    p.add_argument("--gpu-mapping", choices=("auto", "podresources", "fallback"), default="auto")
+    p.add_argument("--pod-resources-socket", type=Path, default=DEFAULT_SOCKET)
+    p.add_argument("--progress-metrics", default=",".join(DEFAULT_PROGRESS_METRICS))
+    p.add_argument("--pods-file", type=Path, help="read the node's pods from this JSON file instead of the API")
+    p.add_argument("--report-file", type=Path, help="write the node report to this file instead of the API")
+    p.add_argument("--sim-product", default="nvidia-a100-80gb", help="sim backend: GPU product (node label value)")
+    p.add_argument("--sim-gpus", type=int, default=8)
+    p.add_argument("--sim-seed", type=int, default=0)
+    p.add_argument("--sim-workload", default="", help="sim backend: force this workload curve on every pod")
+    p.add_argument("--sim-no-energy-counter", action="store_true")
+    p.add_argument("--sim-counter-reset-s", type=float, default=None)
+    p.add_argument(
+        "--sim-hardware-file", type=Path, default=None, help="sim backend: keep GPU limits here across agent restarts"
+    )
+    p.add_argument("--log-level", default="INFO")
+
+    def run(args: argparse.Namespace) -> int:
+        return run_from_args(args, pod_lister_factory, report_sink_factory)
+
+    p.set_defaults(func=run)
+    return p
+
+
+def build_agent(
+    args: argparse.Namespace,
+    pods: PodLister,
+    sink: ReportSink | None,
+) -> PowerAgent:
+    """Everything but the loop: backend, progress source, mapper, state store (no signals, no threads)."""
+    clock = SystemClock()
+    on_assign = None
+    backend: GpuBackend
+    progress: ProgressReader
+    if args.gpu_backend == "sim":
+        from llmasos.agent.sim import SimBackend, SimProgressReader
+
+        sim = SimBackend(
+            args.sim_product,
+            args.sim_gpus,
+            clock,
+            seed=args.sim_seed,
+            node_name=args.node_name,
+            has_energy_counter=not args.sim_no_energy_counter,
+            counter_reset_every_s=args.sim_counter_reset_s,
+            hardware_file=args.sim_hardware_file,
+        )
+        backend, progress = sim, SimProgressReader(sim)
+
+        def on_assign(assignment: Mapping[str, tuple[int, ...]], live: Mapping[str, NodePodView]) -> None:
+            busy = {i: args.sim_workload or sim.workload_for(uid) for uid, gpus in assignment.items() for i in gpus}
+            for i in range(sim.device_count()):
+                sim.set_workload(i, busy.get(i))
+    else:
+        from llmasos.agent.nvml import NvmlBackend
+
+        backend, progress = NvmlBackend(), HttpProgressReader(args.progress_metrics.split(","))
+    settings = AgentSettings(node_name=args.node_name, interval_s=args.interval, report_interval_s=args.report_interval)
+    return PowerAgent(
+        settings=settings,
+        backend=backend,
+        pods=pods,
+        mapper=make_mapper(args.gpu_mapping, args.pod_resources_socket),
+        progress=progress,
+        store=StateStore(args.state_file),
+        clock=clock,
+        report_sink=sink,
+        on_assign=on_assign,
+    )
+
+
+def run_loop(agent: PowerAgent, stop: threading.Event, interval_s: float) -> None:
+    """start(), passes every `interval_s` until `stop`, then shutdown() on every exit path (errors included)."""
+    agent.start()
+    try:
+        while not stop.is_set():
+            agent.tick()
+            stop.wait(interval_s)
+    finally:
+        agent.shutdown()
+
+
+def run_from_args(
+    args: argparse.Namespace,
+    pod_lister_factory: PodListerFactory | None = None,
+    report_sink_factory: ReportSinkFactory | None = None,
+) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.node_name:
+        raise ConfigError("node-agent needs --node-name (or $NODE_NAME from the downward API)")
+    if args.pods_file is not None:
+        pods: PodLister = PodsFile(args.pods_file)
+    elif pod_lister_factory is not None:
+        pods = pod_lister_factory(args.node_name)
+    else:
+        raise ConfigError("node-agent needs a pod source: --pods-file, or the Kubernetes adapter from the CLI")
+    sink: ReportSink | None = None
+    if args.report_file is not None:
+        sink = FileReportSink(args.report_file)
+    elif report_sink_factory is not None:
+        sink = report_sink_factory(args.node_name)
+    agent = build_agent(args, pods, sink)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: restoring default power limits and exiting", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server = None
+    if args.metrics_port:
+        server, _ = serve_metrics(build_registry(lambda: agent.snapshot), args.metrics_port, args.metrics_addr)
+    log.info("node agent on %s: backend %s, mapping %s", args.node_name, args.gpu_backend, args.gpu_mapping)
+    try:
+        run_loop(agent, stop, args.interval)
+    finally:
+        if server is not None:
+            server.shutdown()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (`python -m llmasos.agent.main node-agent ...`) until the CLI wires `register`."""
+    parser = argparse.ArgumentParser(prog="llmasos")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
