@@ -14,7 +14,51 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"llmasos {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("version", help="print the version")
+
+    op = sub.add_parser("operator", help="run the LLMJob operator (kopf)")
+    op.add_argument("--settings", help="YAML settings file (also LLMASOS_SETTINGS); env LLMASOS_* overrides it")
+    op.add_argument("--kubeconfig", help="kubeconfig path (default: KUBECONFIG, then in-cluster)")
+    op.add_argument("--verbose", action="store_true", help="debug logging")
+
+    crd = sub.add_parser("crd", help="print the CustomResourceDefinitions (or write them with --write DIR)")
+    crd.add_argument("--write", metavar="DIR", help="write one YAML file per CRD group into DIR")
     return parser
+
+
+def _run_operator(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from llmasos.errors import ConfigError
+    from llmasos.handlers.operator import run_operator
+    from llmasos.settings import load_settings
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        settings = load_settings(args.settings)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(run_operator(settings, kubeconfig=args.kubeconfig))
+    return 0
+
+
+def _crd(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from llmasos.api.crd import GENERATED_FILES
+
+    if args.write:
+        out = Path(args.write)
+        out.mkdir(parents=True, exist_ok=True)
+        for filename, render in GENERATED_FILES.items():
+            (out / filename).write_text(render())
+            print(out / filename)
+    else:
+        print("\n".join(render() for render in GENERATED_FILES.values()), end="")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(__version__)
         return 0
+    if args.command == "operator":
+        return _run_operator(args)
+    if args.command == "crd":
+        return _crd(args)
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 

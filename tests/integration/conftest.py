@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from e2e.localcluster import LocalCluster
 from tests.integration.kube import AdminApi
+from tests.integration.operator_proc import OperatorProcess
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +28,28 @@ def cluster() -> Iterator[LocalCluster]:
     yield local
     if not was_running and os.environ.get("LLMASOS_KEEP_CLUSTER") != "1":
         local.down()
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: LocalCluster) -> None:
+    """The CRDs from crds/ (generated from the API package), applied like a user would."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/llmjobs.llmasos.io", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    out = REPO / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: LocalCluster, crds: None, artifacts: Path) -> Iterator[OperatorProcess]:
+    """One operator process for the session (tests that kill operators start their own)."""
+    proc = OperatorProcess(cluster, artifacts, "operator-session").start()
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture(scope="session")

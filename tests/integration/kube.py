@@ -62,3 +62,42 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: floa
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: last={last!r}")
+
+
+LLMJOBS = "/apis/llmasos.io/v1alpha1"
+
+
+def llmjob(name: str, **spec: Any) -> dict[str, Any]:
+    """An LLMJob manifest with sensible small defaults; keyword arguments replace top-level spec fields.
+    `annotations=` sets metadata annotations (e.g. sim.llmasos.io/duration)."""
+    annotations = spec.pop("annotations", {"sim.llmasos.io/duration": "2s"})
+    body: dict[str, Any] = {
+        "apiVersion": "llmasos.io/v1alpha1", "kind": "LLMJob",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"model": {"builtin": "gpt-tiny"},
+                 "parallelism": {"strategy": "ddp", "nodes": 2, "gpusPerNode": 2}},
+    }
+    body["spec"].update(spec)
+    return body
+
+
+def llmjob_path(ns: str, name: str = "") -> str:
+    return f"{LLMJOBS}/namespaces/{ns}/llmjobs" + (f"/{name}" if name else "")
+
+
+def phase_of(api: AdminApi, ns: str, name: str) -> str:
+    r = api.request("GET", llmjob_path(ns, name))
+    return str(r.json().get("status", {}).get("phase", "")) if r.status_code == 200 else ""
+
+
+def wait_phase(api: AdminApi, ns: str, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+    wait_for(lambda: phase_of(api, ns, name) == phase, timeout=timeout, what=f"{ns}/{name} phase {phase}")
+    return dict(api.get(llmjob_path(ns, name)))
+
+
+def children(api: AdminApi, ns: str, name: str) -> tuple[list[Any], list[Any], list[Any]]:
+    sel = f"labelSelector=llmasos.io/llmjob={name}"
+    jobs = api.get(f"/apis/batch/v1/namespaces/{ns}/jobs?{sel}")["items"]
+    services = api.get(f"/api/v1/namespaces/{ns}/services?{sel}")["items"]
+    pods = api.get(f"/api/v1/namespaces/{ns}/pods?{sel}")["items"]
+    return jobs, services, pods

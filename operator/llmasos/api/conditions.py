@@ -1,0 +1,76 @@
+"""Condition types, CamelCase reasons and pure helpers that keep metav1.Condition semantics.
+
+One module for every reason string, so docs, tests and alerts can rely on them. `set_condition` keeps
+lastTransitionTime when the status does not flip (the Kubernetes convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Condition types
+SCHEDULED = "Scheduled"
+DEFERRED = "Deferred"
+RUNNING = "Running"
+SUSPENDED = "Suspended"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+CARBON_DATA_DEGRADED = "CarbonDataDegraded"
+
+# Reasons
+POOL_SELECTED = "PoolSelected"
+UNKNOWN_NODE_POOL = "UnknownNodePool"
+INSUFFICIENT_GPUS = "InsufficientGPUs"
+INVALID_SPEC = "InvalidSpec"
+WAITING_FOR_WINDOW = "WaitingForLowCarbonWindow"
+WORKERS_STARTING = "WorkersStarting"
+WORKERS_RUNNING = "WorkersRunning"
+SUSPENDED_BY_USER = "SuspendedByUser"
+SUSPENDED_FOR_CARBON = "SuspendedForCarbon"
+NOT_SUSPENDED = "NotSuspended"
+JOB_COMPLETED = "JobCompleted"
+WORKER_FAILED = "WorkerFailed"
+MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
+RESTARTING = "RestartingWorkerGroup"
+NOT_FINISHED = "NotFinished"
+CARBON_SOURCE_FALLBACK = "CarbonSourceFallback"
+CARBON_SOURCE_OK = "CarbonSourceOK"
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str  # "True" | "False" | "Unknown"
+    reason: str
+    message: str = ""
+
+
+def set_condition(existing: list[dict[str, Any]], cond: Condition, now: str, generation: int) -> list[dict[str, Any]]:
+    """Return a new condition list with `cond` set; lastTransitionTime changes only when status flips."""
+    out: list[dict[str, Any]] = []
+    found = False
+    for old in existing:
+        if old.get("type") != cond.type:
+            out.append(old)
+            continue
+        found = True
+        flipped = old.get("status") != cond.status
+        out.append({
+            "type": cond.type, "status": cond.status, "reason": cond.reason, "message": cond.message,
+            "lastTransitionTime": now if flipped else old.get("lastTransitionTime", now),
+            "observedGeneration": generation,
+        })
+    if not found:
+        out.append({"type": cond.type, "status": cond.status, "reason": cond.reason, "message": cond.message,
+                    "lastTransitionTime": now, "observedGeneration": generation})
+    return out
+
+
+def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
+    return next((c for c in conditions if c.get("type") == type_), None)
+
+
+def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
+    cond = get_condition(conditions, type_)
+    return cond is not None and cond.get("status") == "True"

@@ -1,0 +1,32 @@
+"""Names shared by the CRD, the operator and the node agent: API group, labels, annotations, finalizers."""
+
+from __future__ import annotations
+
+GROUP = "llmasos.io"
+VERSION = "v1alpha1"
+KIND = "LLMJob"
+PLURAL = "llmjobs"
+SINGULAR = "llmjob"
+SHORT_NAMES = ("llmj",)
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+# Labels the operator puts on every child object (and pod) so they can be found without owner lookups.
+LABEL_LLMJOB = "llmasos.io/llmjob"
+LABEL_ROLE = "llmasos.io/role"  # worker | ray
+LABEL_ATTEMPT = "llmasos.io/attempt"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "llmasos"
+
+# Node labels the operator reads for placement.
+NODE_POOL_LABEL = "llmasos.io/pool"
+NODE_CARBON_ZONE_LABEL = "llmasos.io/carbon-zone"
+NODE_GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+# LLMJob annotations with this prefix are copied onto worker pods (the local control plane's kwok stages read
+# sim.llmasos.io/duration and sim.llmasos.io/outcome from them).
+POD_ANNOTATION_PREFIXES = ("sim.llmasos.io/",)
+
+# kopf keeps its handler progress and last-handled spec in annotations under this prefix (not in status, whose
+# schema is ours).
+KOPF_ANNOTATION_PREFIX = "kopf.llmasos.io"

@@ -1,0 +1,63 @@
+"""What every handler needs, injected once at start-up (no module globals): settings, API client, metrics, clock.
+
+kopf's `memo` carries one :class:`OperatorContext` to each handler. Per-LLMJob locks serialise the passes of one
+LLMJob triggered by different causes (its own changes, a child Job's events, the resync timer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from llmasos.cluster.kube import EVENTS, KubeClient
+from llmasos.metrics import OperatorMetrics
+from llmasos.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class OperatorContext:
+    settings: Settings
+    kube: KubeClient
+    metrics: OperatorMetrics
+    clock: Callable[[], datetime] = utc_now
+    instance: str = field(default_factory=socket.gethostname)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self._locks.setdefault(uid, asyncio.Lock())
+
+    def forget(self, uid: str) -> None:
+        self._locks.pop(uid, None)
+        self.metrics.forget(uid)
+
+    def now_iso(self) -> str:
+        return iso(self.clock())
+
+    async def post_event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Record a core/v1 Event on the LLMJob (only after its status write succeeded)."""
+        meta = body["metadata"]
+        now = self.now_iso()
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": body.get("apiVersion", "llmasos.io/v1alpha1"),
+                               "kind": body.get("kind", "LLMJob"), "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"]},
+            "type": type_, "reason": reason, "message": message[:1024],
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "source": {"component": "llmasos-operator"},
+            "reportingComponent": "llmasos-operator", "reportingInstance": self.instance[:128],
+        }
+        await self.kube.create(EVENTS, event, meta["namespace"])

@@ -1,0 +1,68 @@
+"""In-memory views of nodes, GPU pods and child Jobs, kept current by kopf's watch streams (kopf indexes).
+
+Placement and reconciliation read these instead of listing from the API server on every pass, which keeps the
+API load per LLMJob flat as the fleet grows. Index values are small frozen views, not whole objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import kopf
+
+from llmasos.api import constants as c
+from llmasos.cluster.observe import observe_job, observe_node, pod_gpu_request
+from llmasos.planning.lifecycle import ObservedJob
+from llmasos.planning.placement import NodeCapacity, PoolInventory, summarize_pools
+
+
+def register_indexes(registry: kopf.OperatorRegistry) -> None:
+    @kopf.index("", "v1", "nodes", id="node_inventory", registry=registry)
+    def node_inventory(body: kopf.Body, **_: Any) -> dict[str, NodeCapacity]:
+        node = observe_node(dict(body))
+        return {node.name: node} if node.pool else {}
+
+    @kopf.index("", "v1", "pods", id="gpu_requests", registry=registry)
+    def gpu_requests(body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict[str, int]:
+        node, gpus = spec.get("nodeName"), pod_gpu_request(dict(body))
+        return {node: gpus} if node and gpus else {}
+
+    @kopf.index("batch", "v1", "jobs", id="child_jobs", labels={c.LABEL_LLMJOB: kopf.PRESENT},
+                registry=registry)
+    def child_jobs(body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[tuple[str, str], Any]:
+        owners = tuple(r.get("uid", "") for r in body.get("metadata", {}).get("ownerReferences", []) or [])
+        return {(namespace or "", labels[c.LABEL_LLMJOB]): (observe_job(dict(body)), owners)}
+
+
+    @kopf.index("", "v1", "services", id="child_services", labels={c.LABEL_LLMJOB: kopf.PRESENT},
+                registry=registry)
+    def child_services(body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+        owners = tuple(r.get("uid", "") for r in body.get("metadata", {}).get("ownerReferences", []) or [])
+        return {(namespace or "", labels[c.LABEL_LLMJOB]): owners}
+
+
+def has_service(service_index: Mapping[tuple[str, str], Iterable[tuple[str, ...]]], namespace: str, name: str,
+                owner_uid: str) -> bool:
+    return any(owner_uid in owners for owners in service_index.get((namespace, name), ()))
+
+
+def inventory_from(node_index: Mapping[str, Iterable[NodeCapacity]],
+                   gpu_index: Mapping[str, Iterable[int]]) -> dict[str, PoolInventory]:
+    nodes = []
+    for name, store in node_index.items():
+        for node in store:
+            requested = sum(gpu_index.get(name, ()))
+            nodes.append(NodeCapacity(node.name, node.pool, node.gpu_product, node.carbon_zone,
+                                      node.allocatable_gpus, requested, node.schedulable))
+    return summarize_pools(nodes)
+
+
+def children_from(job_index: Mapping[tuple[str, str], Iterable[Any]], namespace: str, name: str,
+                  owner_uid: str) -> list[ObservedJob]:
+    """Child Jobs of this LLMJob (same name label *and* owned by this uid: a namesake's leftovers are ignored)."""
+    out = []
+    for observed, owners in job_index.get((namespace, name), ()):
+        if owner_uid in owners:
+            out.append(observed)
+    return out

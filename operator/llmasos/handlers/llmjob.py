@@ -1,0 +1,209 @@
+"""kopf handlers for LLMJobs and their child Jobs: every cause runs the same level-based reconcile pass.
+
+A pass: parse the spec, pick (once) a node pool, decide (pure) the phase and child actions, apply the actions
+idempotently, write the status once if it changed, then post Events. Errors map onto kopf's taxonomy:
+an invalid spec -> PermanentError plus a Failed condition; no pool yet -> TemporaryError with a long delay
+(no retry storm); API trouble -> TemporaryError with the error's delay.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import kopf
+
+from llmasos.api import conditions as cond
+from llmasos.api import constants as c
+from llmasos.api.conditions import Condition
+from llmasos.api.spec import LLMJobSpec, parse_spec
+from llmasos.cluster import apply
+from llmasos.cluster.builders import Owner, build_job, build_service, job_name, service_name
+from llmasos.cluster.kube import LLMJOBS
+from llmasos.errors import KubeApiError, PlacementError, SpecError
+from llmasos.handlers.context import OperatorContext
+from llmasos.handlers.indexes import children_from, has_service, inventory_from
+from llmasos.planning.lifecycle import DeleteJob, EnsureJob, EnsureService, decide
+from llmasos.planning.placement import select_pool
+from llmasos.planning.status import build_status, placement_status
+
+TERMINAL = ("Succeeded", "Failed")
+
+
+def _owner(body: dict[str, Any]) -> Owner:
+    meta = body["metadata"]
+    return Owner(meta["name"], meta["namespace"], meta["uid"],
+                 tuple(sorted((meta.get("annotations") or {}).items())),
+                 tuple(sorted((meta.get("labels") or {}).items())))
+
+
+async def _write_status(ctx: OperatorContext, body: dict[str, Any], new: dict[str, Any]) -> bool:
+    old = body.get("status") or {}
+    if new == old:
+        return False
+    meta = body["metadata"]
+    await ctx.kube.patch(LLMJOBS, meta["name"], {"status": new}, meta["namespace"], subresource="status")
+    return True
+
+
+async def _fail_invalid(ctx: OperatorContext, body: dict[str, Any], exc: SpecError) -> None:
+    meta, status = body["metadata"], body.get("status") or {}
+    msg = f"invalid spec: {exc.field}: {exc}"
+    new = placement_status(status, cond.INVALID_SPEC, msg, meta.get("generation", 1), ctx.now_iso(), "Failed")
+    if await _write_status(ctx, body, new):
+        await ctx.post_event(body, "Warning", cond.INVALID_SPEC, msg)
+    ctx.metrics.record_phase(meta["uid"], "Failed")
+
+
+async def reconcile(ctx: OperatorContext, body: dict[str, Any], indexes: dict[str, Any],
+                    logger: Any) -> None:
+    """One pass over one LLMJob. Safe to run at any time, any number of times."""
+    meta = body["metadata"]
+    uid, name, ns = meta["uid"], meta["name"], meta["namespace"]
+    if meta.get("deletionTimestamp"):
+        return
+    async with ctx.lock(uid):
+        started = time.monotonic()
+        try:
+            await _reconcile_locked(ctx, body, indexes, logger)
+        except KubeApiError as exc:
+            ctx.metrics.record_error("api")
+            if exc.retryable or exc.not_found:
+                raise kopf.TemporaryError(str(exc), delay=exc.delay) from exc
+            raise kopf.PermanentError(f"{name}.{ns}: {exc}") from exc
+        finally:
+            ctx.metrics.record_reconcile(time.monotonic() - started)
+
+
+async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes: dict[str, Any],
+                            logger: Any) -> None:
+    meta, status = body["metadata"], body.get("status") or {}
+    uid, name, ns, generation = meta["uid"], meta["name"], meta["namespace"], meta.get("generation", 1)
+    now = ctx.now_iso()
+    previous_phase = status.get("phase", "")
+    try:
+        spec = parse_spec(dict(body.get("spec") or {}))
+    except SpecError as exc:
+        await _fail_invalid(ctx, body, exc)
+        raise kopf.PermanentError(f"invalid spec: {exc.field}: {exc}") from exc
+
+    if previous_phase in TERMINAL:
+        await _expire_if_due(ctx, body, spec)
+        ctx.metrics.record_phase(uid, previous_phase)
+        return
+
+    owner = _owner(body)
+    pool = status.get("pool", "")
+    inventory = inventory_from(indexes["node_inventory"], indexes["gpu_requests"])
+    if not pool or pool not in inventory:
+        try:
+            chosen = select_pool(spec, inventory)
+        except PlacementError as exc:
+            ctx.metrics.record_error("placement")
+            new = placement_status(status, exc.reason, str(exc), generation, now)
+            if await _write_status(ctx, body, new) and status.get("message") != str(exc):
+                await ctx.post_event(body, "Warning", exc.reason, str(exc))
+            ctx.metrics.record_phase(uid, "Pending")
+            raise kopf.TemporaryError(str(exc), delay=ctx.settings.placement_retry_seconds) from exc
+        pool_fields = {"pool": chosen.name, "zone": chosen.carbon_zone, "gpuProduct": chosen.gpu_product}
+        if not pool:
+            logger.info(f"placing on pool {chosen.name} ({chosen.gpu_product}, zone {chosen.carbon_zone})")
+        pool = chosen.name
+    else:
+        pool_fields = {}
+
+    observed = children_from(indexes["child_jobs"], ns, name, uid)
+    decision = decide(spec, previous_phase, observed, now, int(status.get("attempt", 0) or 0),
+                      str(status.get("startTime", "") or ""))
+    await _apply(ctx, owner, spec, pool, decision.actions, observed_names={j.name for j in observed},
+                 job_index=indexes["child_jobs"],
+                 service_known=has_service(indexes["child_services"], ns, name, uid))
+    scheduled = Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {pool}")
+    new = build_status(status, decision, generation, now, (scheduled,), **pool_fields,
+                       children={"job": job_name(name, decision.attempt), "service": service_name(name)})
+    if await _write_status(ctx, body, new):
+        for ev in decision.events:
+            await ctx.post_event(body, ev.type, ev.reason, ev.message)
+    if pool_fields:
+        await ctx.post_event(body, "Normal", cond.POOL_SELECTED,
+                             f"placed on node pool {pool} ({pool_fields['gpuProduct']})")
+    ctx.metrics.record_phase(uid, decision.phase)
+
+
+async def _apply(ctx: OperatorContext, owner: Owner, spec: LLMJobSpec, pool: str, actions: tuple[Any, ...],
+                 observed_names: set[str], job_index: Any, service_known: bool) -> None:
+    image = spec.image or ctx.settings.worker_image
+    for action in actions:
+        if isinstance(action, EnsureService):
+            if service_known:
+                continue
+            if await apply.ensure_service(ctx.kube, build_service(owner, spec), owner.uid):
+                ctx.metrics.record_created("Service")
+        elif isinstance(action, EnsureJob):
+            body = build_job(owner, spec, action.attempt, pool, image, suspend=action.suspend,
+                             checkpoint_dir=ctx.settings.checkpoint_dir)
+            existing = None
+            name = body["metadata"]["name"]
+            if name in observed_names:
+                for observed, _owners in job_index.get((owner.namespace, owner.name), ()):
+                    if observed.name == name:
+                        existing = {"spec": {"suspend": observed.suspended}}
+            created = await apply.ensure_job(ctx.kube, body, owner.uid, existing)
+            if created and existing is None:
+                ctx.metrics.record_created("Job")
+        elif isinstance(action, DeleteJob):
+            await apply.delete_job(ctx.kube, action.name, owner.namespace)
+
+
+async def _expire_if_due(ctx: OperatorContext, body: dict[str, Any], spec: LLMJobSpec) -> None:
+    """ttlSecondsAfterFinished: delete the finished LLMJob once its time is up."""
+    if spec.ttl_seconds_after_finished is None:
+        return
+    done = (body.get("status") or {}).get("completionTime")
+    if not done:
+        return
+    finished = datetime.fromisoformat(str(done).replace("Z", "+00:00"))
+    if ctx.clock() >= finished + timedelta(seconds=spec.ttl_seconds_after_finished):
+        meta = body["metadata"]
+        await ctx.kube.delete(LLMJOBS, meta["name"], meta["namespace"])
+
+
+def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
+    def indexes_of(kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {k: kwargs[k] for k in ("node_inventory", "gpu_requests", "child_jobs", "child_services")}
+
+    @kopf.on.resume(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", registry=registry)
+    @kopf.on.create(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", registry=registry)
+    @kopf.on.update(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", field="spec", registry=registry)
+    async def llmjob_changed(body: kopf.Body, logger: Any, **kwargs: Any) -> None:
+        await reconcile(ctx, dict(body), indexes_of(kwargs), logger)
+
+    @kopf.timer(c.GROUP, c.VERSION, c.PLURAL, id="resync", interval=ctx.settings.resync_seconds,
+                initial_delay=ctx.settings.resync_seconds, registry=registry)
+    async def llmjob_resync(body: kopf.Body, logger: Any, **kwargs: Any) -> None:
+        await reconcile(ctx, dict(body), indexes_of(kwargs), logger)
+
+    @kopf.on.delete(c.GROUP, c.VERSION, c.PLURAL, id="forget", optional=True, registry=registry)
+    async def llmjob_deleted(body: kopf.Body, **_: Any) -> None:
+        ctx.forget(body["metadata"]["uid"])
+
+    @kopf.on.event("batch", "v1", "jobs", id="child-job", labels={c.LABEL_LLMJOB: kopf.PRESENT},
+                   registry=registry)
+    async def child_job_event(body: kopf.Body, namespace: str | None, labels: kopf.Labels, logger: Any,
+                              **kwargs: Any) -> None:
+        owner_name = labels[c.LABEL_LLMJOB]
+        if not namespace:
+            return
+        try:
+            parent = await ctx.kube.get_or_none(LLMJOBS, owner_name, namespace)
+        except KubeApiError as exc:
+            logger.warning(f"cannot read LLMJob {namespace}/{owner_name} for a child event: {exc}")
+            return
+        if parent is None:
+            return
+        try:
+            await reconcile(ctx, parent, indexes_of(kwargs), logger)
+        except (kopf.TemporaryError, kopf.PermanentError) as exc:
+            # The LLMJob's own handlers and the resync timer retry; an event handler has no retries of its own.
+            logger.info(f"child event pass for {namespace}/{owner_name} deferred: {exc}")

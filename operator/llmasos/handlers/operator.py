@@ -1,0 +1,93 @@
+"""Assemble and run the operator: kopf registry, start-up settings, leader election, health and metrics.
+
+Leader election uses kopf peering: every replica joins the peering object `settings.peering_name` with a
+distinct priority (random unless configured; kopf freezes every replica when priorities tie), and only the
+highest-priority live replica handles LLMJobs; the others pause and take over when its peering record expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+import kopf
+
+from llmasos.api import constants as c
+from llmasos.cluster.kube import KubeClient, load_credentials
+from llmasos.handlers.context import OperatorContext
+from llmasos.handlers.indexes import register_indexes
+from llmasos.handlers.llmjob import register_llmjob_handlers
+from llmasos.metrics import OperatorMetrics
+from llmasos.settings import Settings
+
+
+def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    register_indexes(registry)
+    register_llmjob_handlers(registry, ctx)
+
+    @kopf.on.startup(id="configure", registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        prefix = c.KOPF_ANNOTATION_PREFIX
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=prefix, key="last-handled-configuration")
+        settings.persistence.finalizer = f"{prefix}/finalizer"
+        settings.posting.level = logging.WARNING
+        settings.batching.worker_limit = ctx.settings.max_workers
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.networking.request_timeout = 60
+        if ctx.settings.peering_name:
+            settings.peering.name = ctx.settings.peering_name
+            settings.peering.priority = ctx.settings.peering_priority or random.randint(1, 2**31 - 1)
+            settings.peering.mandatory = True
+            settings.peering.lifetime = ctx.settings.peering_lifetime_seconds
+            settings.peering.stealth = False
+        else:
+            settings.peering.standalone = True
+
+    @kopf.on.login(id="login", registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # Same credentials as our own client; re-invoked by kopf on 401, so rotated tokens are re-read.
+        creds = ctx.kube.creds
+        token = creds.bearer()
+        return kopf.ConnectionInfo(
+            server=creds.server, ca_path=creds.ca_file, insecure=creds.insecure or None,
+            certificate_path=creds.cert_file, private_key_path=creds.key_file,
+            scheme="Bearer" if token else None, token=token,
+        )
+
+    @kopf.on.probe(id="llmjobs", registry=registry)
+    def probe(**_: Any) -> int:
+        return ctx.kube.requests_total
+
+    @kopf.on.cleanup(id="close", registry=registry)
+    async def close(**_: Any) -> None:
+        await ctx.kube.aclose()
+
+    return registry
+
+
+async def run_operator(settings: Settings, kubeconfig: str | None = None,
+                       stop_flag: asyncio.Event | None = None) -> None:
+    """Run until stopped (SIGTERM/SIGINT or `stop_flag`)."""
+    kube = KubeClient(load_credentials(kubeconfig))
+    metrics = OperatorMetrics()
+    metrics.serve(settings.metrics_port)
+    ctx = OperatorContext(settings=settings, kube=kube, metrics=metrics)
+    registry = build_registry(ctx)
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    await kopf.operator(
+        registry=registry,
+        clusterwide=not settings.namespaces,
+        namespaces=list(settings.namespaces),
+        standalone=not settings.peering_name,
+        peering_name=settings.peering_name or None,
+        priority=settings.peering_priority or None,
+        liveness_endpoint=liveness,
+        stop_flag=stop_flag,
+        memo=kopf.Memo(ctx=ctx),
+    )

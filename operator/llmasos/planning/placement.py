@@ -1,0 +1,114 @@
+"""Which node pools can host an LLMJob, from a snapshot of nodes and the GPUs already requested on them.
+
+Pure: the handler builds the snapshot (from kopf indexes on nodes and pods) and passes it in. A pool hosts a job
+when at least `nodes` of its Ready, schedulable nodes have `gpusPerNode` allocatable GPUs (the gang must fit at
+once). Pools with enough *free* GPUs right now are preferred; among those, `preferEfficient` ranks by expected
+energy for the same work (GPU catalog: power / relative throughput), else the user's order wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from llmasos.api import conditions as reasons
+from llmasos.api.spec import LLMJobSpec
+from llmasos.errors import PlacementError
+from llmasos.planning.pool_choice import DEFAULT_CATALOG, GpuProfile, normalize_product
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    """One node as placement sees it."""
+
+    name: str
+    pool: str
+    gpu_product: str
+    carbon_zone: str
+    allocatable_gpus: int
+    requested_gpus: int = 0
+    schedulable: bool = True
+
+    @property
+    def free_gpus(self) -> int:
+        return max(self.allocatable_gpus - self.requested_gpus, 0) if self.schedulable else 0
+
+
+@dataclass(frozen=True)
+class PoolInventory:
+    name: str
+    gpu_product: str
+    carbon_zone: str
+    nodes: tuple[NodeCapacity, ...]
+
+    def nodes_with_capacity(self, gpus: int) -> int:
+        return sum(1 for n in self.nodes if n.schedulable and n.allocatable_gpus >= gpus)
+
+    def nodes_with_free(self, gpus: int) -> int:
+        return sum(1 for n in self.nodes if n.free_gpus >= gpus)
+
+    @property
+    def free_gpus(self) -> int:
+        return sum(n.free_gpus for n in self.nodes)
+
+
+def summarize_pools(nodes: Iterable[NodeCapacity]) -> dict[str, PoolInventory]:
+    grouped: dict[str, list[NodeCapacity]] = {}
+    for n in nodes:
+        if n.pool:
+            grouped.setdefault(n.pool, []).append(n)
+    return {
+        name: PoolInventory(name, members[0].gpu_product, members[0].carbon_zone,
+                            tuple(sorted(members, key=lambda m: m.name)))
+        for name, members in sorted(grouped.items())
+    }
+
+
+def energy_rank(pool: PoolInventory, catalog: Mapping[str, GpuProfile]) -> float:
+    """Relative energy for a fixed amount of work: power / throughput (unknown products rank last)."""
+    profile = catalog.get(normalize_product(pool.gpu_product))
+    return profile.power_watts / profile.relative_throughput if profile else float("inf")
+
+
+def feasible_pools(spec: LLMJobSpec, pools: Mapping[str, PoolInventory]) -> list[PoolInventory]:
+    """Pools allowed by the spec whose nodes can ever host the gang; raise PlacementError saying why not."""
+    p = spec.parallelism
+    if spec.node_pools:
+        unknown = [name for name in spec.node_pools if name not in pools]
+        allowed = [pools[name] for name in spec.node_pools if name in pools]
+        if not allowed:
+            known = ", ".join(pools) or "none"
+            raise PlacementError(
+                f"node pool(s) {', '.join(unknown)} not found in the cluster (known pools: {known})",
+                reasons.UNKNOWN_NODE_POOL,
+            )
+    else:
+        allowed = list(pools.values())
+        if not allowed:
+            raise PlacementError("the cluster has no nodes labelled llmasos.io/pool", reasons.UNKNOWN_NODE_POOL)
+    fitting = [pool for pool in allowed if pool.nodes_with_capacity(p.gpus_per_node) >= p.nodes]
+    if not fitting:
+        sizes = "; ".join(
+            f"{pool.name}: {pool.nodes_with_capacity(p.gpus_per_node)} node(s) with >= {p.gpus_per_node} GPUs"
+            for pool in allowed
+        )
+        raise PlacementError(
+            f"no allowed pool has {p.nodes} node(s) with {p.gpus_per_node} GPUs each ({sizes})",
+            reasons.INSUFFICIENT_GPUS,
+        )
+    return fitting
+
+
+def select_pool(spec: LLMJobSpec, pools: Mapping[str, PoolInventory],
+                catalog: Mapping[str, GpuProfile] = DEFAULT_CATALOG) -> PoolInventory:
+    """The pool to run on: free-now first, then by energy (preferEfficient) or by the user's order."""
+    fitting = feasible_pools(spec, pools)
+    order = {name: i for i, name in enumerate(spec.node_pools)}
+    p = spec.parallelism
+
+    def key(pool: PoolInventory) -> tuple[int, float, int, str]:
+        busy = 0 if pool.nodes_with_free(p.gpus_per_node) >= p.nodes else 1
+        energy = energy_rank(pool, catalog) if spec.prefer_efficient else 0.0
+        return (busy, energy, order.get(pool.name, len(order)), pool.name)
+
+    return min(fitting, key=key)

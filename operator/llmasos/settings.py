@@ -1,0 +1,119 @@
+"""Operator settings: one frozen, documented dataclass, loaded once at start-up from a YAML file and/or env.
+
+Precedence: built-in defaults < settings file (`--settings PATH` or LLMASOS_SETTINGS) < environment variables
+(LLMASOS_<FIELD_IN_UPPER_SNAKE_CASE>). Every field is documented in docs/operations.md and in the chart's values.
+Invalid settings raise ConfigError at start-up naming the field, never during reconciliation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmasos.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Image for worker pods when an LLMJob sets no spec.image.
+    worker_image: str = "ghcr.io/llmasos/worker:0.1.0"
+    # Namespaces to watch (empty: all namespaces).
+    namespaces: tuple[str, ...] = ()
+    # Power usage effectiveness used when an LLMJob sets no spec.accounting.pue.
+    default_pue: float = 1.2
+    # Seconds between periodic re-checks of every LLMJob (deadlines, TTLs, re-planning).
+    resync_seconds: float = 30.0
+    # Seconds to wait before retrying an LLMJob that no pool can host yet (no retry storm).
+    placement_retry_seconds: float = 60.0
+    # Port of the Prometheus /metrics endpoint (0 disables it).
+    metrics_port: int = 8080
+    # Port of the liveness endpoint /healthz (0 disables it).
+    health_port: int = 8081
+    # Leader election through kopf peering: the peering object's name; empty runs standalone (single replica).
+    peering_name: str = ""
+    # Peering priority; 0 picks a random one so that replicas never tie (kopf freezes on equal priorities).
+    peering_priority: int = 0
+    # Seconds a replica's peering record lives without renewal; a dead leader is replaced after about this long.
+    peering_lifetime_seconds: int = 60
+    # Directory on a volume where workers write checkpoints (passed as LLMASOS_CHECKPOINT_DIR); empty: none.
+    checkpoint_dir: str = ""
+    # Maximum LLMJobs reconciled concurrently by one operator process.
+    max_workers: int = 20
+
+    def __post_init__(self) -> None:
+        if not self.worker_image:
+            raise ConfigError("worker_image must not be empty")
+        if not 1.0 <= self.default_pue <= 3.0:
+            raise ConfigError(f"default_pue must be between 1.0 and 3.0, got {self.default_pue}")
+        if self.resync_seconds < 1 or self.placement_retry_seconds < 1:
+            raise ConfigError("resync_seconds and placement_retry_seconds must be >= 1")
+        for name in ("metrics_port", "health_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{name} must be a port number, got {port}")
+        if self.max_workers < 1:
+            raise ConfigError("max_workers must be >= 1")
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, str):
+                return raw.strip().lower() in ("1", "true", "yes", "on")
+            return bool(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            items = raw.split(",") if isinstance(raw, str) else list(raw)
+            return tuple(str(x).strip() for x in items if str(x).strip())
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}: cannot use {raw!r}") from None
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then the YAML file (keys in camelCase or snake_case), then LLMASOS_* environment variables."""
+    env = os.environ if env is None else env
+    path = path or env.get("LLMASOS_SETTINGS") or None
+    values: dict[str, Any] = {}
+    known = {f.name: f for f in fields(Settings)}
+    if path:
+        try:
+            doc = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ConfigError(f"settings file {path} must be a mapping")
+        by_camel = {_camel(n): n for n in known}
+        for key, raw in doc.items():
+            name = by_camel.get(key, key)
+            if name not in known:
+                raise ConfigError(f"settings file {path}: unknown setting {key!r}")
+            values[name] = raw
+    for name in known:
+        env_key = f"LLMASOS_{name.upper()}"
+        if env_key in env:
+            values[name] = env[env_key]
+    coerced = {}
+    for name, raw in values.items():
+        default = known[name].default
+        if default is MISSING:  # pragma: no cover - every field has a default
+            default = ""
+        coerced[name] = _coerce(name, raw, default)
+    return Settings(**coerced)
+
+
+DEFAULTS = Settings()
+__all__ = ["DEFAULTS", "Settings", "field", "load_settings"]
