@@ -69,6 +69,7 @@ class TaskConfig:
     output_dir: str = ""  # final model and result.json; defaults to the checkpoint directory
     corpus_path: str = ""  # a UTF-8 text file on a volume; default is the corpus shipped in the package
     eval_batches: int = 8
+    seq_len: int = 0  # 0 = the model's context length
     model: Mapping[str, Any] = field(default_factory=dict)  # overrides of the preset's GPTConfig fields
     # inference
     prompts: tuple[str, ...] = ()
@@ -104,7 +105,7 @@ class TaskConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every", "microbatches", "warmup_steps"):
+        for name in ("checkpoint_every", "microbatches", "warmup_steps", "seq_len"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
         if self.lr <= 0:

@@ -1,0 +1,106 @@
+"""One training step for any layout: a model placed for (dp, tp, pp) with ``step(x, y, lr) -> loss``.
+
+Why a single class: the training loop, checkpoints and benchmarks must not care whether the step is plain DDP,
+DTensor tensor parallel, a GPipe pipeline schedule, or a hybrid of them. Pure data parallel uses torch's DDP
+(bucketed all-reduce overlapped with backward: the fastest path, and the one the benchmark compares against);
+hybrid layouts average replica gradients after the step's backward, since DDP cannot wrap DTensor modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from llmasos_worker.distributed import Groups, Layout, apply_tensor_parallel, sync_replica_grads
+from llmasos_worker.model import GPT
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+class Engine:
+    """Owns the placed model, its optimizer and (for pipelines) the schedule."""
+
+    def __init__(self, model: GPT, layout: Layout, groups: Groups, *, lr: float, weight_decay: float,
+                 microbatches: int, precision: str) -> None:
+        self.layout = layout
+        self.groups = groups
+        self.bf16 = use_bf16(precision, layout.device)
+        if layout.pp > 1:
+            model.keep_stage(layout.pp_rank, layout.pp)
+        model.to(layout.device)
+        if layout.tp > 1:
+            assert groups.mesh is not None
+            apply_tensor_parallel(model, groups.mesh)
+        self.model: nn.Module = model
+        self.replica_sync = layout.dp > 1 and (layout.tp > 1 or layout.pp > 1)
+        self.wrapped: nn.Module = model
+        if layout.dp > 1 and not self.replica_sync:
+            ids = [layout.device.index] if layout.device.type == "cuda" else None
+            self.wrapped = DistributedDataParallel(model, device_ids=ids)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.schedule: Any = None
+        if layout.pp > 1:
+            # Imported here: the pipelining package costs ~0.5 s of start-up that other layouts need not pay.
+            from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
+
+            stage = PipelineStage(model, layout.pp_rank, layout.pp, layout.device, group=groups.pp)
+            self.schedule = ScheduleGPipe(stage, microbatches or layout.pp, loss_fn=lm_loss)
+
+    @property
+    def holds_loss(self) -> bool:
+        return self.layout.pp_rank == self.layout.pp - 1
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.layout.device.type, dtype=torch.bfloat16)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor | None:
+        """Forward, backward and optimizer step on this rank's slice; the loss where this rank holds it."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss: torch.Tensor | None = None
+        with self.autocast():
+            if self.schedule is None:
+                loss = lm_loss(self.wrapped(x), y)
+                loss.backward()  # type: ignore[no-untyped-call]
+            elif self.layout.pp_rank == 0:
+                self.schedule.step(x)
+            elif self.holds_loss:
+                losses: list[torch.Tensor] = []
+                self.schedule.step(target=y, losses=losses)
+                loss = torch.stack(losses).mean()
+            else:
+                self.schedule.step()
+        if self.replica_sync:
+            assert self.groups.dp is not None
+            sync_replica_grads(self.model, self.groups.dp, self.layout.dp)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return None if loss is None else loss.detach()
+
+    def global_loss(self, loss: torch.Tensor | None) -> float:
+        """Mean loss over data-parallel replicas, known to every rank (a collective: call it on all ranks)."""
+        holders = self.layout.dp * self.layout.tp
+        t = torch.zeros(1, device=self.layout.device)
+        if loss is not None and self.holds_loss:
+            t += loss.float()
+        if self.layout.world_size > 1:
+            dist.all_reduce(t)
+        return float(t.item()) / holders
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        return self.model.parameters()

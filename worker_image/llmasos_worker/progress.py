@@ -1,0 +1,205 @@
+"""Progress and GPU energy on a small local HTTP ``/metrics`` endpoint (Prometheus text format).
+
+Why this shape: the node agent (and Prometheus) read a pod's progress without any Kubernetes credentials, just an
+HTTP GET on the pod IP at ``LLMASOS_PROGRESS_PORT``. The training loop only stores a few numbers under a lock
+(nanoseconds per step); everything costly -- formatting, NVML energy reads -- happens on the scraper's thread when
+a request arrives, so reporting cannot slow training measurably (bench/worker_ddp.py measures it).
+Energy comes from NVML's cumulative counter (``nvmlDeviceGetTotalEnergyConsumption``) for this pod's own GPUs only:
+those named by CUDA_VISIBLE_DEVICES (indices or UUIDs) or else every GPU NVML can see inside the container.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any, Protocol
+
+RATE_WINDOW = 20  # steps over which tokens/s is averaged
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    step: int
+    tokens: int
+    tokens_per_second: float
+    loss: float | None
+    elapsed_seconds: float
+
+
+class Progress:
+    """What the loop reports; safe to update from the training thread and read from the HTTP thread."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._start = clock()
+        self._step = 0
+        self._tokens = 0
+        self._loss: float | None = None
+        self._marks: collections.deque[tuple[float, int]] = collections.deque(maxlen=RATE_WINDOW + 1)
+
+    def update(self, step: int, tokens: int, loss: float | None = None) -> None:
+        now = self._clock()
+        with self._lock:
+            self._step, self._tokens = step, tokens
+            if loss is not None:
+                self._loss = loss
+            self._marks.append((now, tokens))
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            marks = list(self._marks)
+            step, tokens, loss = self._step, self._tokens, self._loss
+        rate = 0.0
+        if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
+            rate = (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
+        return Snapshot(step, tokens, rate, loss, self._clock() - self._start)
+
+
+class EnergyMeter(Protocol):
+    def joules(self) -> dict[str, float]:
+        """Energy per device since the meter started, keyed by a stable device label."""
+        ...
+
+
+class NoEnergy:
+    def joules(self) -> dict[str, float]:
+        return {}
+
+
+class NvmlEnergy:
+    """Cumulative GPU energy of this pod's devices via NVML (millijoule counter since driver load)."""
+
+    def __init__(self, nvml: Any, handles: dict[str, Any]) -> None:
+        self._nvml = nvml
+        self._handles = handles
+        self._lock = threading.Lock()
+        self._base = {label: self._read(h) for label, h in handles.items()}
+
+    def _read(self, handle: Any) -> float:
+        return float(self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle)) / 1000.0
+
+    def joules(self) -> dict[str, float]:
+        with self._lock:
+            return {label: self._read(h) - self._base[label] for label, h in self._handles.items()}
+
+
+def energy_meter(visible: str | None = None) -> EnergyMeter:
+    """NVML meter for our own GPUs when pynvml imports and finds one; otherwise a meter that reports nothing."""
+    nvml = _import_nvml()
+    if nvml is None:
+        return NoEnergy()
+    try:
+        nvml.nvmlInit()
+        count = int(nvml.nvmlDeviceGetCount())
+        handles = {str(i): nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)}
+        uuids = {str(nvml.nvmlDeviceGetUUID(h)): i for i, h in handles.items()}
+        chosen = _visible(handles, uuids, os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible)
+        labelled = {uuid: handles[i] for uuid, i in uuids.items() if i in chosen}
+        return NvmlEnergy(nvml, labelled) if labelled else NoEnergy()
+    except Exception:  # NVMLError has many subclasses (no driver, no GPU, not supported): all mean "no energy"
+        return NoEnergy()
+
+
+def _import_nvml() -> ModuleType | None:
+    try:
+        return importlib.import_module("pynvml")
+    except ImportError:
+        return None
+
+
+def _visible(handles: dict[str, Any], uuids: dict[str, str], spec: str | None) -> set[str]:
+    if spec is None or spec.strip() == "":
+        return set(handles) if spec is None else set()
+    chosen: set[str] = set()
+    for item in (s.strip() for s in spec.split(",")):
+        if item in handles:
+            chosen.add(item)
+        else:
+            chosen.update(i for uuid, i in uuids.items() if item and uuid.startswith(item))
+    return chosen
+
+
+def render(snap: Snapshot, energy: dict[str, float], labels: dict[str, str]) -> str:
+    """Prometheus text exposition format 0.0.4."""
+    base = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, value: float, extra: str = "") -> None:
+        if not any(line.startswith(f"# TYPE {name} ") for line in lines):
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {kind}")
+        lab = ",".join(x for x in (base, extra) if x)
+        lines.append(f"{name}{{{lab}}} {value!r}")
+
+    metric("llmasos_worker_step", "gauge", "Optimizer steps completed.", float(snap.step))
+    metric("llmasos_worker_tokens_total", "counter", "Tokens processed (global batch).", float(snap.tokens))
+    metric("llmasos_worker_tokens_per_second", "gauge", "Recent throughput in tokens per second.",
+           snap.tokens_per_second)
+    metric("llmasos_worker_elapsed_seconds", "gauge", "Seconds since the worker started.", snap.elapsed_seconds)
+    if snap.loss is not None:
+        metric("llmasos_worker_loss", "gauge", "Last logged training loss (nats per token).", snap.loss)
+    for device, joules in sorted(energy.items()):
+        metric("llmasos_worker_gpu_energy_joules_total", "counter", "GPU energy since the worker started.",
+               joules, f'gpu="{_escape(device)}"')
+    return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class ProgressServer:
+    """``GET /metrics`` (and ``/healthz``) served from a daemon thread."""
+
+    def __init__(self, progress: Progress, energy: EnergyMeter, labels: dict[str, str],
+                 host: str, port: int) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] == "/metrics":
+                    body = outer.metrics_text().encode()
+                    ctype = "text/plain; version=0.0.4; charset=utf-8"
+                elif self.path == "/healthz":
+                    body, ctype = b"ok\n", "text/plain"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.progress = progress
+        self.energy = energy
+        self.labels = labels
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="llmasos-progress", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def metrics_text(self) -> str:
+        return render(self.progress.snapshot(), self.energy.joules(), self.labels)
+
+    def start(self) -> ProgressServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,108 @@
+"""One rank's life: join the group, serve progress, run the task, leave cleanly; SIGTERM becomes a checkpoint.
+
+Why signals only set a flag: a handler that saved directly could fire mid-backward, or on one rank but not its
+peers, and leave a torn checkpoint. Instead the loop asks all ranks at a step boundary whether any of them saw
+SIGTERM (one tiny all-reduce), and then every rank saves the same step together and exits with EXIT_SUSPENDED.
+Results are JSON lines on stdout (one object per line, ``"event"`` first) so container logs stay machine-readable.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from llmasos.api.worker_contract import EXIT_OK, WorkerEnv
+from llmasos_worker.config import TaskConfig
+from llmasos_worker.progress import Progress, ProgressServer, energy_meter
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; read by the training loop at step boundaries."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal_time: float | None = None
+
+    def set(self) -> None:
+        if not self._event.is_set():
+            self.signal_time = time.monotonic()
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def install(self) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def emit(event: str, **fields: object) -> None:
+    """One JSON line on stdout; floats keep full precision (repr) so runs can be compared exactly."""
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+@dataclass
+class RunContext:
+    env: WorkerEnv
+    cfg: TaskConfig
+    rank: int
+    local_rank: int
+    stop: StopFlag = field(default_factory=StopFlag)
+    progress: Progress = field(default_factory=Progress)
+
+    @property
+    def output_dir(self) -> Path | None:
+        out = self.cfg.output_dir or self.env.checkpoint_dir
+        return Path(out) if out else None
+
+    @property
+    def checkpoint_dir(self) -> str:
+        if self.env.checkpoint_dir:
+            return self.env.checkpoint_dir
+        return str(Path(self.cfg.output_dir) / "checkpoints") if self.cfg.output_dir else ""
+
+    def write_result(self, result: dict[str, object]) -> None:
+        out = self.output_dir
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            staging = out / "result.json.tmp"
+            staging.write_text(json.dumps(result, indent=2, sort_keys=True))
+            staging.replace(out / "result.json")
+
+
+def run_rank(env: WorkerEnv, cfg: TaskConfig, rank: int, local_rank: int) -> int:
+    """Entry of one rank (spawned by our launcher, by torchrun, or alone)."""
+    ctx = RunContext(env, cfg, rank, local_rank)
+    ctx.stop.install()
+    server = None
+    if env.progress_port and local_rank == 0:
+        labels = {"job": env.job_name, "namespace": env.namespace, "task": env.task, "node_rank": str(env.node_rank)}
+        server = ProgressServer(ctx.progress, energy_meter(), labels, env.progress_bind, env.progress_port).start()
+    try:
+        if env.task in ("train", "finetune"):
+            from llmasos_worker.train import run_train
+
+            return run_train(ctx)
+        if env.task == "inference":
+            from llmasos_worker.inference import run_inference
+
+            return run_inference(ctx)
+        from llmasos_worker.compress import run_compress
+
+        return run_compress(ctx)
+    finally:
+        if server is not None:
+            server.stop()
+        sys.stdout.flush()
+
+
+__all__ = ["EXIT_OK", "RunContext", "StopFlag", "emit", "run_rank"]

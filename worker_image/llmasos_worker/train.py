@@ -1,0 +1,139 @@
+"""The train/finetune task: deterministic steps, periodic and SIGTERM checkpoints, export of the final model.
+
+Why the loop is this plain: every decision that could differ between an interrupted and an uninterrupted run
+(batch, dropout seed, learning rate) is a function of the step number alone, and the only state carried across
+steps is the model and optimizer, which the checkpoint holds. A finished job re-run on the same volume finds its
+final checkpoint and exits at once, so the operator may restart pods freely.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llmasos.api.worker_contract import EXIT_OK, EXIT_SUSPENDED
+from llmasos_worker.checkpoint import Checkpointer, export_model, save_model
+from llmasos_worker.config import ConfigError, GPTConfig
+from llmasos_worker.data import Corpus, global_batch, replica_slice
+from llmasos_worker.distributed import any_rank, init_groups, layout_from_env, shutdown
+from llmasos_worker.engine import Engine
+from llmasos_worker.evaluate import perplexity
+from llmasos_worker.loading import load_model
+from llmasos_worker.model import GPT, param_count
+from llmasos_worker.runtime import RunContext, emit
+
+
+def learning_rate(step: int, base: float, warmup: int, total: int) -> float:
+    """Linear warmup then cosine decay to 10% -- a pure function of the step, so resume needs no scheduler state."""
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def run_train(ctx: RunContext) -> int:
+    env, cfg = ctx.env, ctx.cfg
+    layout = layout_from_env(env)
+    loaded = load_model(env.model_builtin, env.model_path, dict(cfg.model), cfg.seed)
+    if not isinstance(loaded.module, GPT) and (layout.tp > 1 or layout.pp > 1):
+        raise ConfigError("tensor and pipeline parallel need a built-in model; Hugging Face models train with ddp")
+    model_cfg = loaded.config
+    if model_cfg is not None and (model_cfg.n_head % layout.tp or model_cfg.n_layer % layout.pp):
+        raise ConfigError(f"model {loaded.source} (n_head={model_cfg.n_head}, n_layer={model_cfg.n_layer}) "
+                          f"cannot be cut into tensor={layout.tp} x pipeline={layout.pp}")
+    corpus = Corpus.load(cfg.corpus_path, loaded.tokenizer.encode)
+    seq_len = loaded.seq_len if not cfg.seq_len else min(cfg.seq_len, loaded.seq_len)
+    groups = init_groups(env, layout)
+    try:
+        engine = Engine(loaded.module, layout, groups, lr=cfg.lr, weight_decay=cfg.weight_decay,  # type: ignore[arg-type]
+                        microbatches=cfg.microbatches, precision=cfg.precision)
+        ckpt = Checkpointer(ctx.checkpoint_dir, cfg.keep_checkpoints, layout.rank) if ctx.checkpoint_dir else None
+        start = ckpt.load(engine.wrapped, engine.optimizer) if ckpt else 0
+        tokens_per_step = cfg.batch_size * seq_len
+        if layout.rank == 0:
+            emit("start", task=env.task, strategy=env.strategy, world_size=layout.world_size, dp=layout.dp,
+                 tp=layout.tp, pp=layout.pp, device=str(layout.device), bf16=engine.bf16, model=loaded.source,
+                 parameters=param_count(loaded.module), resumed_from=start, steps=cfg.steps)
+        ctx.progress.update(start, start * tokens_per_step)
+        saved, loss_value = start, float("nan")
+        t0, first = time.perf_counter(), start
+        for step in range(start, cfg.steps):
+            if (step - start) % cfg.stop_check_every == 0 and any_rank(ctx.stop.is_set(), layout.device,
+                                                                        groups.control):
+                return _suspend(ctx, ckpt, engine, step, saved)
+            x, y = global_batch(corpus.train, cfg.seed, step, cfg.batch_size, seq_len)
+            x = replica_slice(x, layout.dp_rank, layout.dp).to(layout.device, non_blocking=True)
+            y = replica_slice(y, layout.dp_rank, layout.dp).to(layout.device, non_blocking=True)
+            # Dropout masks: a function of (seed, step, replica, stage); tensor shards of one replica must agree.
+            torch.manual_seed(cfg.seed * 7919 + step * 1009 + layout.dp_rank * 31 + layout.pp_rank)
+            loss = engine.step(x, y, learning_rate(step, cfg.lr, cfg.warmup_steps, cfg.steps))
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                loss_value = engine.global_loss(loss)
+                if layout.is_logger:
+                    emit("step", step=done, loss=loss_value, lr=learning_rate(step, cfg.lr, cfg.warmup_steps,
+                                                                             cfg.steps))
+            ctx.progress.update(done, done * tokens_per_step, None if math.isnan(loss_value) else loss_value)
+            if ckpt and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+                ckpt.save(done, engine.wrapped, engine.optimizer, _meta(ctx))
+                saved = done
+        elapsed = time.perf_counter() - t0
+        result: dict[str, Any] = {
+            "task": env.task, "steps": cfg.steps, "resumed_from": start, "final_loss": loss_value,
+            "tokens": (cfg.steps - first) * tokens_per_step, "seconds": elapsed,
+            "tokens_per_second": (cfg.steps - first) * tokens_per_step / elapsed if elapsed > 0 else 0.0,
+        }
+        final = None
+        if ckpt is not None:
+            final = ckpt.save(cfg.steps, engine.wrapped, engine.optimizer, _meta(ctx)) if saved < cfg.steps \
+                else ckpt.latest()
+        if layout.rank == 0:
+            result.update(_finish(ctx, loaded.module, model_cfg, final, layout.world_size == 1, corpus.val, seq_len))
+            emit("done", **result)
+            ctx.write_result(result)
+        return EXIT_OK
+    finally:
+        shutdown()
+
+
+def _finish(ctx: RunContext, module: torch.nn.Module, model_cfg: GPTConfig | None, final: Path | None,
+            whole: bool, val: torch.Tensor, seq_len: int) -> dict[str, Any]:
+    """Rank 0: write model.pt (from the final checkpoint, or from memory if one process) and measure perplexity."""
+    out = ctx.output_dir
+    result: dict[str, Any] = {}
+    full: torch.nn.Module | None = module if whole else None
+    if out is not None and model_cfg is not None and (final is not None or whole):
+        if final is not None:
+            full = GPT(model_cfg)
+            result["digest"] = export_model(final, full, model_cfg, out / "model.pt")
+        else:
+            result["digest"] = save_model(module, model_cfg, out / "model.pt")
+        result["model_path"] = str(out / "model.pt")
+    if full is not None:
+        full.eval()
+        ppl, eval_loss = perplexity(full, val, ctx.cfg.eval_batches, seq_len, next(full.parameters()).device)
+        result.update(eval_loss=eval_loss, perplexity=ppl)
+    return result
+
+
+def _meta(ctx: RunContext) -> dict[str, object]:
+    env = ctx.env
+    return {"job": env.job_name, "dp": env.data_parallel, "tp": env.tensor_parallel, "pp": env.pipeline_parallel,
+            "world_size": env.world_size, "seed": ctx.cfg.seed}
+
+
+def _suspend(ctx: RunContext, ckpt: Checkpointer | None, engine: Engine, step: int, saved: int) -> int:
+    """Every rank arrives here at the same step: save (unless nothing new), report, exit EXIT_SUSPENDED."""
+    path = None
+    if ckpt is not None and step > saved:
+        path = ckpt.save(step, engine.wrapped, engine.optimizer, _meta(ctx))
+    if ctx.rank == 0:
+        since = ctx.stop.signal_time
+        emit("suspended", step=step, checkpoint=str(path) if path else None,
+             checkpoint_seconds=None if since is None else time.monotonic() - since,
+             note=None if ckpt is not None else "no checkpoint directory: progress since start is lost")
+    return EXIT_SUSPENDED
