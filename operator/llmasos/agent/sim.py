@@ -36,6 +36,7 @@ class _SimGpu:
     limit_mw: int
     workload: WorkloadCurve | None = None
     energy_mj: float = 0.0
+    true_energy_j: float = 0.0  # never resets: the ground truth tests compare metering with
     since_reset_s: float = 0.0
     work: float = 0.0
     last_power_w: float = 0.0
@@ -144,6 +145,11 @@ class SimBackend:
         self._gpu(index).energy_mj = 0.0
         self.resets += 1
 
+    def true_energy_j(self, index: int) -> float:
+        """Energy the GPU really drew since the simulation began (counter resets do not touch it)."""
+        self._advance()
+        return self._gpu(index).true_energy_j
+
     def true_rates(self, index: int) -> tuple[float, float]:
         """(power W, work units/s) without noise at the current limit: the ground truth for tests and benchmarks."""
         return self._rates(self._gpu(index))
@@ -175,6 +181,7 @@ class SimBackend:
             gpu.last_power_w = power
             gpu.work += rate * dt
             gpu.energy_mj += power * dt * 1000
+            gpu.true_energy_j += power * dt
             gpu.since_reset_s += dt
             if self._reset_every is not None and gpu.since_reset_s >= self._reset_every:
                 # The counter restarts from zero; what was drawn since the reset instant is all it holds.

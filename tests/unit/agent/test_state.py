@@ -1,0 +1,46 @@
+"""The crash-safe record: round trip, atomic replacement, and what happens to a corrupt file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmasos.agent.energy import Ledger, MeterState, PodRef
+from llmasos.agent.state import AgentState, CapRecord, StateStore, from_json, to_json
+
+POD = PodRef("ns", "w-0", "uid-0", "job")
+
+
+def sample_state() -> AgentState:
+    return AgentState(
+        node="node-1",
+        caps=(CapRecord(0, "GPU-a", 400_000, 320_000, "uid-0"), CapRecord(3, "GPU-d", 400_000, 250_000, "uid-0")),
+        assignments=(("uid-0", (0, 3)),),
+        ledger=Ledger({(0, POD): 1234.5, (1, None): 99.0}),
+        meters=((0, MeterState(10.0, 300.0, 5_000)), (1, MeterState(10.0, 60.0, None))),
+        ended=(("uid-old", 5.0),),
+    )
+
+
+def test_round_trip() -> None:
+    assert from_json(to_json(sample_state())) == sample_state()
+
+
+def test_store_saves_atomically_and_loads(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "sub" / "state.json")
+    assert store.load() == AgentState()
+    store.save(sample_state())
+    assert StateStore(tmp_path / "sub" / "state.json").load() == sample_state()
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["state.json"]  # no temporary files left
+
+
+def test_corrupt_file_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text('{"version": 1, "caps": [{"gpu": 0')
+    assert StateStore(path).load() == AgentState()
+    assert not path.exists() and (tmp_path / "state.corrupt").exists()
+
+
+def test_unknown_version_is_treated_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text('{"version": 99}')
+    assert StateStore(path).load() == AgentState()
