@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from llmasos.agent.backend import GpuBackendError
 from llmasos.agent.main import run_loop
 from llmasos.agent.report import parse_node_report
 from llmasos.agent.sim import SimBackend
+from llmasos.agent.snapshot import Snapshot
 from llmasos.agent.state import StateStore
 
 from .builders import make_node, pod
@@ -26,7 +28,10 @@ def test_fraction_caps_exactly_the_pods_gpus() -> None:
     # fallback mapping: (default/a) takes 0-2, (default/b) takes 3-4
     assert node.limits_w() == [DEFAULT, DEFAULT, DEFAULT, 320.0, 320.0, DEFAULT, DEFAULT, DEFAULT]
     status = agent.snapshot.pod("b")
-    assert status is not None and status.gpus == (3, 4) and status.limit_w == 320.0 and status.state == "Capped"
+    assert status is not None
+    assert status.gpus == (3, 4)
+    assert status.limit_w == 320.0
+    assert status.state == "Capped"
 
 
 def test_limit_is_clamped_to_the_gpu_minimum() -> None:
@@ -51,7 +56,10 @@ def test_cap_restored_when_the_pod_ends(how: str) -> None:
     agent.tick()
     assert node.limits_w() == [DEFAULT] * 8
     ended = agent.snapshot.pod("a")
-    assert ended is not None and ended.state == "Ended" and ended.ended_at is not None and ended.energy_j > 0
+    assert ended is not None
+    assert ended.state == "Ended"
+    assert ended.ended_at is not None
+    assert ended.energy_j > 0
 
 
 def test_policy_changed_to_none_restores() -> None:
@@ -63,7 +71,7 @@ def test_policy_changed_to_none_restores() -> None:
     node.pods.replace(pod("a", gpus=1, policy="none"))
     agent.tick()
     assert node.limits_w()[0] == DEFAULT
-    assert agent._state.caps == ()  # noqa: SLF001 - the record is what a restart would act on
+    assert agent._state.caps == ()
 
 
 def test_shutdown_restores_every_cap_and_reports(tmp_path: Path) -> None:
@@ -89,7 +97,7 @@ def test_run_loop_restores_when_a_pass_raises() -> None:
     calls = {"n": 0}
     real_tick = agent.tick
 
-    def failing_tick() -> object:
+    def failing_tick() -> Snapshot:
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("bug in a pass")
@@ -107,7 +115,7 @@ def test_run_loop_stops_on_signal_event_and_restores() -> None:
     stop = threading.Event()
     real_tick = agent.tick
 
-    def tick_then_stop() -> object:
+    def tick_then_stop() -> Snapshot:
         snap = real_tick()
         assert node.limits_w()[0] == 200.0
         stop.set()  # what the SIGTERM handler does
@@ -135,7 +143,9 @@ def test_kill_9_then_restart_restores_caps_of_pods_that_are_gone(tmp_path: Path)
     assert node.limits_w()[:4] == [DEFAULT, DEFAULT, 240.0, 240.0]  # b still runs: its cap stays
     second.tick()
     assert node.limits_w()[:4] == [DEFAULT, DEFAULT, 240.0, 240.0]
-    assert second.snapshot.pod("b") is not None and second.snapshot.pod("b").gpus == (2, 3)  # type: ignore[union-attr]
+    b = second.snapshot.pod("b")
+    assert b is not None
+    assert b.gpus == (2, 3)
 
 
 def test_restart_with_api_down_restores_everything(tmp_path: Path) -> None:
@@ -199,9 +209,11 @@ def test_failed_restore_keeps_the_record_and_retries() -> None:
     node.sim.set_power_limit_mw = flaky  # type: ignore[method-assign]
     node.pods.remove("a")
     agent.tick()
-    assert node.limits_w()[0] == 200.0 and len(agent._state.caps) == 1  # noqa: SLF001
+    assert node.limits_w()[0] == 200.0
+    assert [c.gpu for c in agent._state.caps] == [0]  # the record survives the failure
     agent.tick()
-    assert node.limits_w()[0] == DEFAULT and agent._state.caps == ()  # noqa: SLF001
+    assert node.limits_w()[0] == DEFAULT
+    assert [c.gpu for c in agent._state.caps] == []
     assert agent.snapshot.counter("restore_errors") == 2
 
 
@@ -220,7 +232,7 @@ def test_api_outage_keeps_running_caps() -> None:
     ("sim_options", "tolerance"),
     [({}, 0.01), ({"counter_reset_every_s": 97.0}, 0.05), ({"has_energy_counter": False}, 0.02)],
 )
-def test_metered_energy_matches_truth(sim_options: dict[str, object], tolerance: float) -> None:
+def test_metered_energy_matches_truth(sim_options: dict[str, Any], tolerance: float) -> None:
     node = make_node(pod("a", gpus=2, policy="fraction", fraction=0.8), gpus=4, **sim_options)
     agent = node.agent()
     agent.start()
@@ -244,7 +256,8 @@ def test_energy_is_attributed_per_pod_when_a_gpu_changes_hands() -> None:
     node.run(agent, 200)
     snap = agent.snapshot
     a, b = snap.pod("a"), snap.pod("b")
-    assert a is not None and b is not None
+    assert a is not None
+    assert b is not None
     assert b.energy_j == pytest.approx(2 * a.energy_j, rel=0.1)
     assert a.energy_j + b.energy_j == pytest.approx(sum(snap.ledger.gpu_pod_joules.values()), rel=0.02)
 
@@ -255,7 +268,9 @@ def test_energy_optimal_through_the_agent_caps_all_pod_gpus_within_bound() -> No
     agent.start()
     node.run(agent, 3600)
     status = agent.snapshot.pod("a")
-    assert status is not None and status.state == "Settled" and status.chosen_w is not None
+    assert status is not None
+    assert status.state == "Settled"
+    assert status.chosen_w is not None
     assert node.limits_w()[:4] == [status.chosen_w] * 4
     assert node.limits_w()[4:] == [DEFAULT] * 4
     probe = SimBackend("nvidia-a100-80gb", 1, node.clock)
@@ -268,7 +283,7 @@ def test_energy_optimal_through_the_agent_caps_all_pod_gpus_within_bound() -> No
 def test_energy_optimal_without_progress_holds_the_default() -> None:
     node = make_node(pod("a", gpus=1, policy="energyOptimal"))
     agent = node.agent()
-    agent._progress = type("NoProgress", (), {"read": lambda self, p, g: None})()  # noqa: SLF001
+    agent._progress = type("NoProgress", (), {"read": lambda self, p, g: None})()
     agent.start()
     node.run(agent, 600)
     assert node.limits_w()[0] == DEFAULT

@@ -38,7 +38,8 @@ def test_gpu_without_counter_integrates_power() -> None:
 
 def test_long_gap_without_counter_is_capped_and_flagged() -> None:
     d = energy_delta(MeterState(0.0, 100.0, None), Reading(600.0, 300.0, None), MAX_W, max_gap_s=30.0)
-    assert d.gap and d.joules == pytest.approx(300.0 * 30.0)
+    assert d.gap
+    assert d.joules == pytest.approx(300.0 * 30.0)
 
 
 def test_long_gap_with_counter_is_exact() -> None:

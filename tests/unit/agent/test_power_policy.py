@@ -172,8 +172,10 @@ def test_no_progress_takes_no_decision_and_stalls_restart_the_window() -> None:
     state = start_search(A100, 1.1, 0.0, FAST)
     for t in range(5, 600, 5):
         state = advance(state, Sample(float(t), energy_j=300.0 * t, work=42.0))
-    assert state.phase == BASELINE and state.baseline is None
-    assert state.window is not None and state.window.start.t >= 600 - 5 - FAST.stall_s
+    assert state.phase == BASELINE
+    assert state.baseline is None
+    assert state.window is not None
+    assert state.window.start.t >= 600 - 5 - FAST.stall_s
 
 
 def test_counters_going_backwards_reopen_the_window() -> None:
@@ -181,7 +183,8 @@ def test_counters_going_backwards_reopen_the_window() -> None:
     state = advance(state, Sample(10.0, 1000.0, 50.0))
     state = advance(state, Sample(20.0, 2000.0, 60.0))
     state = advance(state, Sample(30.0, 3000.0, 5.0))  # the worker restarted from a checkpoint
-    assert state.window is not None and state.window.start == Sample(30.0, 3000.0, 5.0)
+    assert state.window is not None
+    assert state.window.start == Sample(30.0, 3000.0, 5.0)
 
 
 def test_noise_aware_feasibility() -> None:
@@ -196,16 +199,20 @@ def test_throughput_drift_restarts_the_search_but_one_pause_does_not() -> None:
     limits = GpuLimits(p.min_w, p.max_w, p.default_w)
     wl = Workload(p.workload("gpt3-xl"), limits)
     state, _ = drive(start_search(limits, 1.10, 0.0, FAST), wl, 3600)
-    assert state.phase == SETTLED and state.searches == 1
+    assert state.phase == SETTLED
+    assert state.searches == 1
     wl.scale = 0.5
     state, _ = drive(state, wl, 40)  # one drifted window
-    assert state.phase == SETTLED and state.drifted == 1
+    assert state.phase == SETTLED
+    assert state.drifted == 1
     wl.scale = 1.0
     state, _ = drive(state, wl, 40)
-    assert state.phase == SETTLED and state.drifted == 0
+    assert state.phase == SETTLED
+    assert state.drifted == 0
     wl.scale = 0.5
     state, _ = drive(state, wl, 80)
-    assert state.searches == 2 and state.phase in (BASELINE, PROFILE)
+    assert state.searches == 2
+    assert state.phase in (BASELINE, PROFILE)
 
 
 def test_periodic_recheck_re_measures_and_settles_again() -> None:
@@ -217,6 +224,8 @@ def test_periodic_recheck_re_measures_and_settles_again() -> None:
     first = state.target_w
     assert state.phase == SETTLED
     state, phases = drive(state, wl, 1800)
-    assert state.searches == 2 and state.recheck
-    assert BASELINE in phases and phases[-1] == SETTLED
+    assert state.searches == 2
+    assert state.recheck
+    assert BASELINE in phases
+    assert phases[-1] == SETTLED
     assert abs(state.target_w - first) <= settings.step_fraction * limits.max_w

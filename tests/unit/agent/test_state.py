@@ -37,7 +37,8 @@ def test_corrupt_file_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     path.write_text('{"version": 1, "caps": [{"gpu": 0')
     assert StateStore(path).load() == AgentState()
-    assert not path.exists() and (tmp_path / "state.corrupt").exists()
+    assert not path.exists()
+    assert (tmp_path / "state.corrupt").exists()
 
 
 def test_unknown_version_is_treated_as_corrupt(tmp_path: Path) -> None:
