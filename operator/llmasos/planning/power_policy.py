@@ -210,7 +210,7 @@ class SearchState:
     recheck: bool = False  # this round re-checks around `chosen` instead of a full sweep
     drifted: int = 0  # consecutive settled windows whose throughput drifted
     searches: int = 1
-    history: tuple[Probe, ...] = field(default=(), repr=False)  # every probe of every round, newest last
+    history: tuple[Probe, ...] = field(default=(), repr=False)  # search probes of every round (last 64)
 
     def slowdown(self, probe: Probe) -> float:
         return 1.0 if self.baseline is None else self.baseline.throughput / probe.throughput
@@ -269,7 +269,9 @@ def advance(state: SearchState, sample: Sample) -> SearchState:
         seconds=elapsed,
         rel_se=win.rel_se,
     )
-    return _on_probe(replace(state, history=(*state.history, probe)[-64:]), probe, sample.t)
+    if state.phase != SETTLED:  # monitoring windows while settled are not search probes
+        state = replace(state, history=(*state.history, probe)[-64:])
+    return _on_probe(state, probe, sample.t)
 
 
 def _on_probe(state: SearchState, probe: Probe, now: float) -> SearchState:

@@ -229,3 +229,12 @@ def test_periodic_recheck_re_measures_and_settles_again() -> None:
     assert BASELINE in phases
     assert phases[-1] == SETTLED
     assert abs(state.target_w - first) <= settings.step_fraction * limits.max_w
+
+
+def test_profiling_stops_at_the_first_limit_beyond_the_bound() -> None:
+    p = load_product("nvidia-a100-80gb")
+    limits = GpuLimits(p.min_w, p.max_w, p.default_w)
+    state, _ = drive(start_search(limits, 1.02, 0.0, FAST), Workload(p.workload("bloom-3b"), limits), 3600)
+    step = FAST.step_fraction * limits.max_w
+    assert state.phase == SETTLED
+    assert min(probe.limit_w for probe in state.history) >= limits.default_w - 2 * step
