@@ -8,6 +8,7 @@ no global registry. Metrics (labels node, gpu, namespace, pod, llmjob; pod label
 - llmasos_gpu_power_limit_watts: the power limit in force;
 - llmasos_gpu_energy_joules_total: energy attributed to (GPU, pod) since the agent first saw it (the idle bucket
   has empty pod labels; totals survive agent restarts through the state file);
+- llmasos_gpu_default_power_limit_watts (node, gpu): NVML's default limit, for the "cap left behind" alert;
 - llmasos_gpu_info (node, gpu, uuid, name, default/min/max limits): 1;
 - llmasos_agent_events_total{node, event}: restores, caps_applied, cap_errors, counter_resets, energy_gaps, ...;
 - llmasos_agent_last_pass_timestamp_seconds{node}: for a "GPU cap not restored / agent stuck" alert.
@@ -48,7 +49,11 @@ class AgentCollector(Collector):
             "GPUs the agent manages.",
             labels=["node", "gpu", "uuid", "name", "default_limit_watts", "min_limit_watts", "max_limit_watts"],
         )
+        default = GaugeMetricFamily(
+            "llmasos_gpu_default_power_limit_watts", "NVML default power limit.", labels=["node", "gpu"]
+        )
         for g in snap.gpus:
+            default.add_metric([snap.node, str(g.index)], g.default_w)
             power.add_metric(_labels(snap.node, g.index, g.pod), g.power_w)
             limit.add_metric(_labels(snap.node, g.index, g.pod), g.limit_w)
             info.add_metric(
@@ -66,7 +71,7 @@ class AgentCollector(Collector):
             "llmasos_agent_last_pass_timestamp_seconds", "When the agent's last control pass ran.", labels=["node"]
         )
         last.add_metric([snap.node], snap.t)
-        yield from (power, limit, energy, info, events, last)
+        yield from (power, limit, default, energy, info, events, last)
 
 
 def build_registry(snapshot: Callable[[], Snapshot]) -> CollectorRegistry:

@@ -41,6 +41,7 @@ def test_gpu_metrics_with_pod_labels() -> None:
     assert got[("llmasos_gpu_power_limit_watts", idle)] == 72.0
     assert got[("llmasos_gpu_energy_joules_total", owned)] == 5000.0
     assert got[("llmasos_gpu_energy_joules_total", idle)] == 700.0
+    assert got[("llmasos_gpu_default_power_limit_watts", (("gpu", "0"), ("node", "gpu-l4-000")))] == 72.0
     assert got[("llmasos_agent_events_total", (("event", "restores"), ("node", "gpu-l4-000")))] == 2.0
 
 
