@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from llmasos.errors import SpecError
+from llmasos.errors import SpecError, TransientError
 from llmasos.planning.power_policy import PowerSpec
 
 POWER_ANNOTATION = "llmasos.io/power"
@@ -152,7 +152,10 @@ class PodsFile:
     def list_node_pods(self) -> Sequence[NodePodView]:
         if not self._path.exists():
             return []
-        data = json.loads(self._path.read_text() or "[]")
+        try:
+            data = json.loads(self._path.read_text() or "[]")
+        except (OSError, json.JSONDecodeError) as exc:  # half-written: keep the caps, retry next pass
+            raise TransientError(f"pods file {self._path}: {exc}") from exc
         items = data.get("items", []) if isinstance(data, dict) else data
         return [node_pod_from_object(item) for item in items if isinstance(item, dict)]
 

@@ -2,8 +2,10 @@
 
 The worker (worker_image) serves Prometheus text on LLMASOS_PROGRESS_PORT (default 9401); the agent reads the
 first counter it finds among `metric_names` (tokens first: the unit users care about; steps otherwise), summed
-over samples. If the worker also exports `<name>_updated_timestamp_seconds` (when that counter last moved), the
-search times throughput with it, so 5 s polling does not quantise progress. Workers need no API credentials.
+over samples (llmasos_worker's progress server exports tokens_total and step). If the worker also exports
+`<name without _total>_updated_timestamp_seconds` (when that counter last moved, on any clock: only differences
+are used), the search times throughput with it, so 5 s polling does not quantise progress. Workers need no API
+credentials.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from llmasos.agent.pods import NodePodView
 
 log = logging.getLogger(__name__)
-DEFAULT_PROGRESS_METRICS = ("llmasos_worker_tokens_total", "llmasos_worker_samples_total", "llmasos_worker_steps_total")
+DEFAULT_PROGRESS_METRICS = ("llmasos_worker_tokens_total", "llmasos_worker_samples_total", "llmasos_worker_step")
 
 
 @dataclass(frozen=True)
