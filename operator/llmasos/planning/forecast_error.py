@@ -1,23 +1,24 @@
 """A seeded model of forecast error, so trace-driven forecasts are as imperfect as real ones.
 
-Real day-ahead carbon-intensity forecasts are right about the next hour and increasingly wrong further out, and
-their errors are correlated in time (a forecast that is too high at 14:00 is probably too high at 15:00 as well).
-The model multiplies each future value by (1 + sigma(lead) * z), where sigma grows with the square root of the lead
-time (a random walk's spread) and z is a unit-variance AR(1) series with a correlation time of a few hours.
-DACF (Maji et al., e-Energy 2022) reports day-ahead MAPEs of roughly 5-15 % for the shipped regions; the default of
-10 % relative standard deviation at 24 h sits in that range. The same seed and issue time give the same forecast.
+Real day-ahead carbon-intensity forecasts are right about the hour in progress and increasingly wrong further
+out; their errors are correlated in time (too high at 14:00 means probably too high at 15:00), and successive
+issues of a forecast revise it gradually rather than redrawing it (the 15:00 value issued at 10:00 and at 11:00
+are nearly the same). The model multiplies each value by (1 + sigma(lead) * z), where sigma grows with the square
+root of the lead time and z is a unit-variance Gaussian process with a correlation time of a few hours, made of two
+parts: one fixed per *target* time (shared by every issue, so revisions are smooth) and one redrawn per issue
+(`revision_share` of the variance). The same seed and issue time always give the same forecast.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from llmasos.planning.forecast import Forecast, ensure_utc
 
-DAY_SECONDS = 86400.0
+_COMPONENTS = 32
 
 
 @dataclass(frozen=True)
@@ -26,18 +27,34 @@ class ForecastErrorModel:
 
     sigma_at_24h: float = 0.10
     correlation: timedelta = timedelta(hours=6)
+    revision_share: float = 0.2
     seed: int = 0
+    _waves: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.sigma_at_24h < 0:
             raise ValueError("sigma_at_24h must be >= 0")
         if self.correlation <= timedelta(0):
             raise ValueError("correlation must be positive")
+        if not 0.0 <= self.revision_share <= 1.0:
+            raise ValueError("revision_share must be within 0..1")
+        # Random Fourier features of an exponential covariance exp(-|dt|/tau): Cauchy frequencies, uniform phases.
+        rng = random.Random(f"target:{self.seed}")
+        tau = self.correlation.total_seconds()
+        waves = tuple(
+            (math.tan(math.pi * (rng.random() - 0.5)) / tau, rng.uniform(0, 2 * math.pi)) for _ in range(_COMPONENTS)
+        )
+        object.__setattr__(self, "_waves", waves)
 
     def sigma(self, lead: timedelta) -> float:
         """Relative error spread at `lead` ahead of the issue time (0 for the step in progress)."""
         hours = max(lead.total_seconds(), 0.0) / 3600.0
         return self.sigma_at_24h * math.sqrt(hours / 24.0)
+
+    def target_noise(self, moment: datetime) -> float:
+        """The part of the error fixed per target time: a unit-variance stationary process."""
+        t = ensure_utc(moment).timestamp()
+        return math.sqrt(2.0 / _COMPONENTS) * sum(math.cos(w * t + phase) for w, phase in self._waves)
 
     def apply(self, truth: Forecast, issued_at: datetime) -> Forecast:
         """`truth` as a forecaster would have predicted it at `issued_at` (deterministic in seed and issue time)."""
@@ -46,6 +63,7 @@ class ForecastErrorModel:
             return truth.replace_meta(issued_at=issued_at)
         rng = random.Random(f"{self.seed}:{int(issued_at.timestamp())}")
         phi = math.exp(-truth.step / self.correlation)
+        fixed, fresh = math.sqrt(1.0 - self.revision_share), math.sqrt(self.revision_share)
         z = rng.gauss(0.0, 1.0)
         values: list[float] = []
         previous = truth.points[0].start
@@ -54,5 +72,6 @@ class ForecastErrorModel:
                 decay = phi ** ((point.start - previous) / truth.step)
                 z = decay * z + math.sqrt(1.0 - decay * decay) * rng.gauss(0.0, 1.0)
             previous = point.start
-            values.append(max(point.intensity * (1.0 + self.sigma(point.start - issued_at) * z), 0.0))
+            noise = fixed * self.target_noise(point.start) + fresh * z
+            values.append(max(point.intensity * (1.0 + self.sigma(point.start - issued_at) * noise), 0.0))
         return truth.with_values(values).replace_meta(issued_at=issued_at)
