@@ -34,6 +34,14 @@ class OperatorContext:
     clock: Callable[[], datetime] = utc_now
     instance: str = field(default_factory=socket.gethostname)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _passes: asyncio.Semaphore | None = None
+
+    @property
+    def passes(self) -> asyncio.Semaphore:
+        """Bounds concurrent reconcile passes to settings.max_workers (created lazily inside the event loop)."""
+        if self._passes is None:
+            self._passes = asyncio.Semaphore(self.settings.max_workers)
+        return self._passes
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())

@@ -63,7 +63,7 @@ async def reconcile(ctx: OperatorContext, body: dict[str, Any], indexes: dict[st
     uid, name, ns = meta["uid"], meta["name"], meta["namespace"]
     if meta.get("deletionTimestamp"):
         return
-    async with ctx.lock(uid):
+    async with ctx.lock(uid), ctx.passes:
         started = time.monotonic()
         try:
             await _reconcile_locked(ctx, body, indexes, logger)

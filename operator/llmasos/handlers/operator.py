@@ -36,7 +36,9 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
             prefix=prefix, key="last-handled-configuration")
         settings.persistence.finalizer = f"{prefix}/finalizer"
         settings.posting.level = logging.WARNING
-        settings.batching.worker_limit = ctx.settings.max_workers
+        # No kopf worker limit: with one, per-object workers waiting for the indexes to fill can starve the very
+        # workers that fill them (a deadlock seen at start-up with many objects). max_workers bounds reconcile
+        # passes instead (OperatorContext.passes).
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 60
