@@ -5,7 +5,7 @@ benchmark all call it, so what users preview is what the operator does. Policies
 
 * ``immediate`` - start now.
 * ``deadline``  - the window (or, when interruptible, the set of segments) with the lowest expected emissions that
-  ends no later than ``deadline - safetyMargin`` (and starts no later than ``earliest + maxDelay``).
+  ends no later than ``deadline - safetyMargin``.
 * ``threshold`` - start at the first moment the forecast is at or below ``maxIntensity``, at the latest start
   otherwise; interruptible jobs run whenever it is clean and run straight through once they must.
 
@@ -34,15 +34,14 @@ REL_TOL = 1e-9
 class CarbonJob:
     """What the planner needs to know about a job; every time UTC-aware.
 
-    `deadline` is when the job must have finished; `max_delay` bounds how late it may start after
-    `earliest_start`. At least one of them is needed unless the policy is ``immediate``. `min_segment` and
+    `deadline` is when the job must have finished (the CRD's `maxDelay` is converted into one); it is needed
+    unless the policy is ``immediate``. `min_segment` and
     `max_segments` bound how an interruptible job is split (each resume costs a checkpoint restore).
     """
 
     duration: timedelta
     earliest_start: datetime
     deadline: datetime | None = None
-    max_delay: timedelta | None = None
     interruptible: bool = False
     policy: Policy = "deadline"
     max_intensity: float | None = None
@@ -58,12 +57,10 @@ class CarbonJob:
             raise ValueError(f"duration must be positive, got {self.duration}")
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}; expected one of {', '.join(POLICIES)}")
-        if self.policy != "immediate" and self.deadline is None and self.max_delay is None:
-            raise ValueError(f"policy {self.policy!r} needs a deadline or a maxDelay")
+        if self.policy != "immediate" and self.deadline is None:
+            raise ValueError(f"policy {self.policy!r} needs a deadline (or a maxDelay)")
         if self.policy == "threshold" and self.max_intensity is None:
             raise ValueError("policy 'threshold' needs maxIntensity")
-        if self.max_delay is not None and self.max_delay < timedelta(0):
-            raise ValueError("maxDelay must not be negative")
         if self.safety_margin < timedelta(0):
             raise ValueError("safetyMargin must not be negative")
         if self.max_segments is not None and self.max_segments < 1:
@@ -161,12 +158,7 @@ def _round(value: float | None) -> float | None:
 def window_bounds(job: CarbonJob, now: datetime) -> tuple[datetime, datetime, datetime | None]:
     """(earliest, latest_start, latest_end) for `job` at `now`; latest_start < earliest means it cannot make it."""
     earliest = max(ensure_utc(now), job.earliest_start)
-    ends: list[datetime] = []
-    if job.deadline is not None:
-        ends.append(job.deadline - job.safety_margin)
-    if job.max_delay is not None:
-        ends.append(job.earliest_start + job.max_delay + job.duration)
-    latest_end = min(ends) if ends else None
+    latest_end = job.deadline - job.safety_margin if job.deadline is not None else None
     latest_start = latest_end - job.duration if latest_end is not None else earliest
     return earliest, latest_start, latest_end
 

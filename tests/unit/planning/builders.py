@@ -33,10 +33,9 @@ class JobBuilder:
         self.job = job
 
     def deadline(self, after: str) -> JobBuilder:
-        return JobBuilder(replace(self.job, deadline=self.job.earliest_start + parse_duration(after)))
-
-    def max_delay(self, text: str) -> JobBuilder:
-        return JobBuilder(replace(self.job, max_delay=parse_duration(text)))
+        """Deadline `after` the earliest start; switches the default policy from immediate to deadline."""
+        policy = "deadline" if self.job.policy == "immediate" else self.job.policy
+        return JobBuilder(replace(self.job, deadline=self.job.earliest_start + parse_duration(after), policy=policy))
 
     def interruptible(self, min_segment: str = "0s", max_segments: int | None = None) -> JobBuilder:
         return JobBuilder(
@@ -58,7 +57,7 @@ def make_job(duration: str = "1h", earliest: datetime = T0) -> JobBuilder:
         CarbonJob(
             duration=parse_duration(duration),
             earliest_start=earliest,
-            max_delay=timedelta(days=365),
+            policy="immediate",
             safety_margin=timedelta(0),
         )
     )

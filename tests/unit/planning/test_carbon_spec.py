@@ -1,71 +1,79 @@
-"""spec.carbon parsing: defaults, every field, and errors that name the field."""
+"""spec.carbon (as the API package parses it) to the planner's job: deadlines, maxDelay, errors naming fields."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
+from llmasos.api.spec import CarbonSpec, parse_spec
 from llmasos.errors import SpecError
-from llmasos.planning.carbon_spec import CarbonSpec
+from llmasos.planning.carbon_spec import carbon_job
 
-T = datetime(2024, 3, 6, tzinfo=UTC)
+CREATED = datetime(2024, 3, 6, tzinfo=UTC)
+
+
+def manifest_spec(carbon: dict[str, Any]) -> dict[str, Any]:
+    return {"model": {"builtin": "tiny-gpt"}, "carbon": carbon}
 
 
 def test_absent_means_immediate() -> None:
-    spec = CarbonSpec.from_mapping(None)
-    assert spec.policy == "immediate"
-    job = spec.to_job(T)
+    job = carbon_job(parse_spec(manifest_spec({})).carbon, CREATED)
     assert job.policy == "immediate"
+    assert job.deadline is None
+    assert job.duration == timedelta(hours=1)
 
 
-def test_full_spec() -> None:
-    spec = CarbonSpec.from_mapping(
-        {
-            "policy": "deadline",
-            "deadline": "2024-03-07T06:00:00Z",
-            "maxDelay": "6h",
-            "expectedDuration": "2h",
-            "interruptible": True,
-            "zone": "DE",
-            "safetyMargin": "30m",
-            "maxSegments": 3,
-        }
+def test_deadline_spec() -> None:
+    spec = parse_spec(
+        manifest_spec(
+            {
+                "policy": "deadline",
+                "deadline": "2024-03-07T07:00:00+01:00",
+                "expectedDuration": "2h",
+                "interruptible": True,
+                "safetyMargin": "30m",
+            }
+        )
     )
-    job = spec.to_job(T)
+    job = carbon_job(spec.carbon, CREATED, max_segments=3)
     assert job.deadline == datetime(2024, 3, 7, 6, tzinfo=UTC)
-    assert job.max_delay == timedelta(hours=6)
+    assert job.deadline.tzinfo == UTC
     assert job.duration == timedelta(hours=2)
     assert job.interruptible
     assert job.safety_margin == timedelta(minutes=30)
     assert job.max_segments == 3
-    assert spec.zone == "DE"
+    assert job.earliest_start == CREATED
 
 
-def test_yaml_datetimes_are_accepted() -> None:
-    spec = CarbonSpec.from_mapping({"deadline": datetime(2024, 3, 7, tzinfo=UTC), "expectedDuration": "1h"})
-    assert spec.policy == "deadline"
-    assert spec.deadline == datetime(2024, 3, 7, tzinfo=UTC)
+def test_max_delay_is_a_deadline_relative_to_creation() -> None:
+    spec = parse_spec(
+        manifest_spec({"policy": "threshold", "maxDelay": "6h", "expectedDuration": "1h", "maxIntensity": 100})
+    )
+    job = carbon_job(spec.carbon, datetime(2024, 3, 6, 2, tzinfo=timezone(timedelta(hours=2))))
+    assert job.earliest_start == CREATED
+    assert job.deadline == CREATED + timedelta(hours=6)
+    assert job.max_intensity == 100
 
 
 @pytest.mark.parametrize(
-    ("raw", "field"),
+    ("spec", "field"),
     [
-        ({"policy": "sometime"}, "spec.carbon.policy"),
-        ({"policy": "deadline", "expectedDuration": "1h"}, "spec.carbon"),
-        ({"policy": "deadline", "maxDelay": "6h"}, "spec.carbon.expectedDuration"),
-        ({"policy": "threshold", "maxDelay": "6h", "expectedDuration": "1h"}, "spec.carbon.maxIntensity"),
-        ({"deadline": "tomorrow", "expectedDuration": "1h"}, "spec.carbon.deadline"),
-        ({"deadline": "2024-03-07T06:00:00", "expectedDuration": "1h"}, "spec.carbon.deadline"),
-        ({"maxDelay": "6", "expectedDuration": "1h"}, "spec.carbon.maxDelay"),
-        ({"maxDelay": "6h", "expectedDuration": "1h", "interruptible": "yes"}, "spec.carbon.interruptible"),
-        ({"maxDelay": "6h", "expectedDuration": "1h", "maxIntensity": -1}, "spec.carbon.maxIntensity"),
-        ({"maxDelay": "6h", "expectedDuration": "1h", "maxSegments": 0}, "spec.carbon.maxSegments"),
-        ({"maxDelay": "6h", "expectedDuration": "1h", "zone": ""}, "spec.carbon.zone"),
-        ({"maxDelay": "6h", "expectedDuration": "1h", "colour": "green"}, "spec.carbon.colour"),
+        (CarbonSpec(policy="sometime"), "spec.carbon.policy"),
+        (CarbonSpec(policy="deadline", expected_duration=timedelta(hours=1)), "spec.carbon.deadline"),
+        (CarbonSpec(policy="deadline", max_delay=timedelta(hours=6)), "spec.carbon.expectedDuration"),
+        (
+            CarbonSpec(policy="threshold", max_delay=timedelta(hours=6), expected_duration=timedelta(hours=1)),
+            "spec.carbon.maxIntensity",
+        ),
+        (
+            CarbonSpec(policy="deadline", max_delay=timedelta(hours=6), expected_duration=timedelta(0)),
+            "spec.carbon.expectedDuration",
+        ),
     ],
 )
-def test_errors_name_the_field(raw: dict[str, object], field: str) -> None:
+def test_errors_name_the_field(spec: CarbonSpec, field: str) -> None:
     with pytest.raises(SpecError) as info:
-        CarbonSpec.from_mapping(raw)
+        carbon_job(spec, CREATED)
     assert info.value.field == field

@@ -36,13 +36,6 @@ def test_safety_margin_moves_the_effective_deadline() -> None:
     assert plan.latest_start == T0 + 9 * H
 
 
-def test_max_delay_bounds_the_start() -> None:
-    job = make_job("1h").max_delay("5h").build()
-    plan = plan_start(job, make_forecast(DAY), T0)
-    assert plan.start_at == T0 + 4 * H  # 90 is the cleanest hour starting by 05:00
-    assert plan.latest_start == T0 + 5 * H
-
-
 def test_ties_prefer_the_earliest_start() -> None:
     plan = plan_start(make_job("1h").deadline("6h").build(), make_forecast([100] * 6), T0)
     assert plan.start_at == T0
@@ -173,8 +166,8 @@ def test_window_bounds_and_latest_start() -> None:
     ("kwargs", "message"),
     [
         ({"policy": "deadline"}, "needs a deadline"),
-        ({"policy": "threshold", "max_delay": H}, "maxIntensity"),
-        ({"policy": "sometime", "max_delay": H}, "unknown policy"),
+        ({"policy": "threshold", "deadline": T0 + 9 * H}, "maxIntensity"),
+        ({"policy": "sometime", "deadline": T0 + 9 * H}, "unknown policy"),
     ],
 )
 def test_job_validation(kwargs: dict[str, object], message: str) -> None:
