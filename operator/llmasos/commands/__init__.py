@@ -1,0 +1,1 @@
+"""User-facing subcommands of `llmasos` (each module exposes `register(subparsers)`)."""

@@ -1,0 +1,417 @@
+"""`llmasos plan` and `llmasos simulate`: the operator's planner, run by hand, on the same code paths.
+
+* `llmasos plan -f job.yaml [-o json]` plans an LLMJob manifest with the configured carbon source (Electricity Maps
+  when ELECTRICITYMAPS_TOKEN is set, else the shipped traces, else static values) and prints the plan.
+* `llmasos plan --batch IN.jsonl --output OUT.jsonl` plans many jobs, each with its own forecast, for tooling.
+  Input line: {"id","zone","submitted_at","duration_seconds","deadline","interruptible","forecast":[{"datetime",
+  "carbonIntensity"}]} (forecast points mark the start of each step); output line: {"id","segments":[{"start","end"}]},
+  ISO-8601 UTC, one segment unless interruptible. Bad lines are reported by number and nothing is written.
+* `llmasos simulate --zone ZONE --jobs jobs.csv` backtests a job stream over a shipped trace and writes PNG and HTML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmasos.api.durations import parse_duration
+from llmasos.api.spec import parse_spec
+from llmasos.carbon.base import IntensitySource, utc_now
+from llmasos.carbon.fallback import FallbackSource, default_chain
+from llmasos.carbon.static import StaticSource
+from llmasos.carbon.trace import TraceSource
+from llmasos.errors import CarbonSourceError, LLMasOSError, SpecError
+from llmasos.planning import backtest
+from llmasos.planning.carbon_spec import carbon_job
+from llmasos.planning.carbon_window import CarbonJob, Plan, plan_start
+from llmasos.planning.chart import ChartData, ChartJob, render_html, render_png
+from llmasos.planning.forecast import Forecast, format_instant, parse_instant
+from llmasos.planning.forecast_error import ForecastErrorModel
+from llmasos.planning.pool_choice import PoolOption, choose_pool
+
+TOKEN_ENV = ("LLMASOS_ELECTRICITYMAPS_TOKEN", "ELECTRICITYMAPS_TOKEN")
+
+
+class InputError(Exception):
+    """A user input problem: printed as one line, exit code 1, never a traceback."""
+
+
+def register(subparsers: Any) -> None:
+    """Add `plan` and `simulate` to the `llmasos` command (an argparse subparsers action)."""
+    plan = subparsers.add_parser("plan", help="preview when (and where) an LLMJob would run", description=__doc__)
+    what = plan.add_mutually_exclusive_group(required=True)
+    what.add_argument("-f", "--file", type=Path, help="LLMJob manifest (YAML)")
+    what.add_argument("--batch", type=Path, help="JSON Lines of jobs with their forecasts")
+    plan.add_argument("--output", type=Path, help="--batch: write JSON Lines here (default: stdout)")
+    plan.add_argument("-o", dest="format", choices=("table", "json"), default="table", help="-f: output format")
+    plan.add_argument("--source", choices=("auto", "electricitymaps", "trace", "static"), default="auto")
+    plan.add_argument("--zone", help="carbon zone (overrides spec.carbon.zone)")
+    plan.add_argument(
+        "--pools",
+        type=Path,
+        help="node pools YAML (pools: [{name, gpuProduct, count, gpusPerNode, carbonZone}]) to choose a pool from",
+    )
+    plan.add_argument("--now", help="plan as if it were this time (RFC 3339); default: now")
+    plan.set_defaults(func=run_plan)
+
+    sim = subparsers.add_parser("simulate", help="backtest a job stream over a shipped intensity trace")
+    sim.add_argument("--zone", required=True, help="a shipped trace zone: DE, SE, US-CAL-CISO, ...")
+    sim.add_argument(
+        "--jobs",
+        type=Path,
+        required=True,
+        help="CSV: id,submitted_at,duration,deadline|slack,interruptible (durations like 2h)",
+    )
+    sim.add_argument("--out", type=Path, help="output prefix (default: simulate-ZONE) for .png and .html")
+    sim.add_argument("--horizon", default="24h", help="forecast horizon (default 24h)")
+    sim.add_argument("--forecast-error", type=float, default=0.10, help="relative error at 24 h (default 0.10)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.set_defaults(func=run_simulate)
+
+
+# -- plan --batch -------------------------------------------------------------------------------------------------
+def parse_batch_line(text: str) -> tuple[str, CarbonJob, Forecast]:
+    """One input line to (id, job, forecast); raises InputError with a readable reason."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(raw, dict):
+        raise InputError("expected a JSON object")
+    missing = [k for k in ("id", "zone", "submitted_at", "duration_seconds", "deadline", "forecast") if k not in raw]
+    if missing:
+        raise InputError(f"missing field(s): {', '.join(missing)}")
+    job_id, zone = raw["id"], raw["zone"]
+    if not isinstance(job_id, str | int) or isinstance(job_id, bool) or str(job_id) == "":
+        raise InputError("id must be a non-empty string")
+    if not isinstance(zone, str):
+        raise InputError("zone must be a string")
+    seconds = raw["duration_seconds"]
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < 366 * 86400:
+        raise InputError(f"duration_seconds must be a positive number, got {seconds!r}")
+    interruptible = raw.get("interruptible", False)
+    if not isinstance(interruptible, bool):
+        raise InputError(f"interruptible must be true or false, got {interruptible!r}")
+    try:
+        submitted = parse_instant(raw["submitted_at"], "submitted_at")
+        deadline = parse_instant(raw["deadline"], "deadline")
+        forecast = _batch_forecast(raw["forecast"], zone)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    job = CarbonJob(
+        duration=timedelta(seconds=seconds),
+        earliest_start=submitted,
+        deadline=deadline,
+        interruptible=interruptible,
+        policy="deadline",
+    )
+    return str(job_id), job, forecast
+
+
+def _batch_forecast(rows: Any, zone: str) -> Forecast:
+    if not isinstance(rows, list):
+        raise ValueError("forecast must be a list of {datetime, carbonIntensity}")
+    pairs: list[tuple[datetime, float]] = []
+    for n, row in enumerate(rows):
+        if not isinstance(row, dict) or "datetime" not in row or "carbonIntensity" not in row:
+            raise ValueError(f"forecast[{n}] must be an object with datetime and carbonIntensity")
+        value = row["carbonIntensity"]
+        if value is None:
+            continue  # a missing value is a gap, not zero
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"forecast[{n}].carbonIntensity must be a number or null, got {value!r}")
+        pairs.append((parse_instant(row["datetime"], f"forecast[{n}].datetime"), float(value)))
+    return Forecast.from_pairs(pairs, zone=zone, source="batch") if pairs else Forecast((), zone=zone)
+
+
+def plan_batch(lines: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(output lines, errors, warnings) for the input lines; line numbers are 1-based."""
+    out: list[str] = []
+    errors: list[str] = []
+    warnings: list[str] = []
+    for lineno, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            job_id, job, forecast = parse_batch_line(text)
+            plan = plan_start(job, forecast, job.earliest_start)
+        except (InputError, ValueError) as exc:
+            errors.append(f"line {lineno}: {exc}")
+            continue
+        if not plan.feasible:
+            warnings.append(f"line {lineno} ({job_id}): cannot finish by the deadline; planned to start at once")
+        elif not forecast.points:
+            warnings.append(f"line {lineno} ({job_id}): no forecast values; planned to start at once")
+        out.append(json.dumps({"id": job_id, "segments": [s.to_dict() for s in plan.segments]}))
+    return out, errors, warnings
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    try:
+        lines = args.batch.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {args.batch}: {exc}") from None
+    out, errors, warnings = plan_batch(lines)
+    for w in warnings:
+        print(f"warning: {args.batch}: {w}", file=sys.stderr)
+    if errors:
+        for e in errors[:20]:
+            print(f"error: {args.batch}: {e}", file=sys.stderr)
+        if len(errors) > 20:
+            print(f"error: ... and {len(errors) - 20} more bad lines", file=sys.stderr)
+        print("error: nothing written", file=sys.stderr)
+        return 1
+    text = "".join(f"{line}\n" for line in out)
+    if args.output is None or str(args.output) == "-":
+        sys.stdout.write(text)
+    else:
+        tmp = args.output.with_name(args.output.name + ".tmp")
+        tmp.write_text(text, "utf-8")
+        tmp.replace(args.output)
+    return 0
+
+
+# -- plan -f ------------------------------------------------------------------------------------------------------
+def load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text("utf-8")) if d]
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    jobs = [d for d in docs if isinstance(d, dict) and d.get("kind") == "LLMJob"]
+    if not jobs:
+        raise InputError(f"{path} holds no LLMJob")
+    if not isinstance(jobs[0].get("spec"), dict):
+        raise InputError(f"{path}: the LLMJob has no spec")
+    return jobs[0]
+
+
+def load_pools(path: Path, allowed: tuple[str, ...]) -> list[PoolOption]:
+    try:
+        raw = yaml.safe_load(path.read_text("utf-8")) or {}
+        pools = [
+            PoolOption(
+                str(p["name"]),
+                str(p["gpuProduct"]),
+                int(p.get("count", 1)) * int(p.get("gpusPerNode", 1)),
+                str(p["carbonZone"]),
+            )
+            for p in raw.get("pools", [])
+        ]
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"cannot read node pools from {path}: {exc!r}") from None
+    return [p for p in pools if not allowed or p.name in allowed]
+
+
+def _sources(kind: str, now: datetime) -> list[IntensitySource]:
+    def clock() -> datetime:
+        return now
+
+    token = next((os.environ[k] for k in TOKEN_ENV if os.environ.get(k)), None)
+    if kind == "electricitymaps" and not token:
+        raise InputError(f"--source electricitymaps needs a token in {TOKEN_ENV[1]}")
+    if kind == "trace":
+        return [TraceSource(clock=clock)]
+    if kind == "static":
+        return [StaticSource(clock=clock)]
+    chain = default_chain(token, clock=clock)
+    return list(chain.sources[:1] if kind == "electricitymaps" else chain.sources)
+
+
+async def _forecasts(kind: str, zones: list[str], now: datetime) -> dict[str, tuple[Forecast, str]]:
+    sources = _sources(kind, now)
+    chain = FallbackSource(sources)
+    out: dict[str, tuple[Forecast, str]] = {}
+    try:
+        for zone in zones:
+            try:
+                answer = await chain.forecast(zone)
+                out[zone] = (answer.value, answer.message)
+            except CarbonSourceError as exc:
+                out[zone] = (Forecast((), zone=zone), f"no carbon data ({exc}); planning to start at once")
+    finally:
+        for s in sources:
+            close = getattr(s, "aclose", None)
+            if close is not None:
+                await close()
+    return out
+
+
+def _run_file(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.file)
+    spec = parse_spec(manifest["spec"])
+    now = parse_instant(args.now, "--now") if args.now else utc_now()
+    meta = manifest.get("metadata") or {}
+    created = (
+        parse_instant(str(meta["creationTimestamp"]), "creationTimestamp") if meta.get("creationTimestamp") else now
+    )
+    job = carbon_job(spec.carbon, created)
+    gpus = spec.parallelism.nodes * spec.parallelism.gpus_per_node
+    pools = load_pools(args.pools, spec.node_pools) if args.pools else []
+    zone = args.zone or spec.carbon.zone
+    if pools and not args.zone and not spec.carbon.zone:
+        zones = sorted({p.zone for p in pools})
+    elif zone:
+        zones = [zone]
+        pools = [PoolOption(p.name, p.gpu_product, p.free_gpus, zone) for p in pools]
+    else:
+        raise InputError("no carbon zone: set spec.carbon.zone, or pass --zone or --pools")
+    forecasts = asyncio.run(_forecasts(args.source, zones, now))
+    pool_name = ""
+    if pools:
+        choice = choose_pool(job, gpus, pools, {z: f for z, (f, _) in forecasts.items()}, now)
+        plan, pool_name, zone = choice.plan, choice.pool.name, choice.pool.zone
+    else:
+        plan = plan_start(job, forecasts[zone][0], now)
+    name = str(meta.get("name", args.file.stem))
+    print_plan(name, plan, pool_name, zone, forecasts[zone][1], args.format)
+    return 0
+
+
+def print_plan(name: str, plan: Plan, pool: str, zone: str, source_note: str, fmt: str) -> None:
+    data = plan.to_dict() | {"name": name, "pool": pool or None, "zone": zone, "sourceNote": source_note}
+    if fmt == "json":
+        print(json.dumps(data, indent=2))
+        return
+    savings = plan.expected_savings_percent
+    rows = [
+        ("LLMJob", name),
+        ("Policy", plan.policy),
+        ("Pool", pool or "-"),
+        ("Zone", f"{zone} ({source_note})"),
+        ("Start at", format_instant(plan.start_at)),
+        ("Segments", ", ".join(f"{s['start']} .. {s['end']}" for s in data["segments"])),
+        ("Latest start", format_instant(plan.latest_start)),
+        (
+            "Intensity",
+            f"{data['expectedIntensity']} gCO2e/kWh expected, {data['runNowIntensity']} if run now"
+            if plan.expected_intensity is not None
+            else "unknown",
+        ),
+        ("Savings", f"{savings:.1f}%" if savings is not None else "-"),
+        ("Forecast", f"issued {data['forecastIssuedAt'] or '-'} by {plan.source or '-'}"),
+        ("Reason", plan.reason),
+    ]
+    for key, value in rows:
+        print(f"{key:<13} {value}")
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """Entry point of `llmasos plan`; returns the exit code (errors are one line on stderr)."""
+    try:
+        return _run_batch(args) if args.batch else _run_file(args)
+    except (InputError, LLMasOSError, ValueError) as exc:
+        where = f" ({exc.field})" if isinstance(exc, SpecError) else ""
+        print(f"error: {exc}{where}", file=sys.stderr)
+        return 1
+
+
+# -- simulate -----------------------------------------------------------------------------------------------------
+def read_jobs_csv(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    if not rows:
+        raise InputError(f"{path} has no jobs")
+    return rows
+
+
+def simulation_jobs(rows: list[dict[str, str]], source: TraceSource, zone: str) -> list[backtest.BacktestJob]:
+    """CSV rows to jobs on the trace's clock (times outside the trace are mapped by whole 52-week years)."""
+    jobs = []
+    for lineno, row in enumerate(rows, start=2):
+        try:
+            submitted = parse_instant(row.get("submitted_at") or "", "submitted_at")
+            duration = _duration_field(row.get("duration") or "")
+            if row.get("deadline"):
+                deadline = parse_instant(row["deadline"], "deadline")
+            elif row.get("slack"):
+                deadline = submitted + duration + _duration_field(row["slack"])
+            else:
+                raise ValueError("needs a deadline or a slack column")
+            interruptible = (row.get("interruptible") or "false").strip().lower() in ("1", "true", "yes")
+            trace = source.series(zone)
+            inside = trace.start is not None and trace.end is not None and trace.start <= submitted
+            offset = (
+                timedelta(0)
+                if inside and deadline + timedelta(days=1) <= (trace.end or deadline)
+                else (source.offset_for(zone, submitted))
+            )
+        except (ValueError, CarbonSourceError) as exc:
+            raise InputError(f"jobs line {lineno}: {exc}") from None
+        job_id = row.get("id") or f"job-{lineno - 1}"
+        jobs.append(backtest.BacktestJob(job_id, submitted + offset, duration, deadline + offset, interruptible))
+    return jobs
+
+
+def _duration_field(text: str) -> timedelta:
+    text = text.strip()
+    return timedelta(seconds=float(text)) if text.replace(".", "", 1).isdigit() else parse_duration(text)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Entry point of `llmasos simulate`; returns the exit code."""
+    try:
+        return _simulate(args)
+    except (InputError, LLMasOSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    source = TraceSource(
+        horizon=parse_duration(args.horizon),
+        error_model=ForecastErrorModel(args.forecast_error, seed=args.seed),
+    )
+    try:
+        truth = source.series(args.zone)
+    except CarbonSourceError as exc:
+        raise InputError(str(exc)) from None
+    pinned = TraceSource(
+        {args.zone: truth}, offset=timedelta(0), horizon=source.horizon, error_model=source.error_model
+    )
+    jobs = simulation_jobs(read_jobs_csv(args.jobs), source, args.zone)
+    outcomes: list[backtest.Outcome] = []
+    chart_jobs: list[ChartJob] = []
+    for job in jobs:
+        if truth.end is None or job.deadline + timedelta(days=1) > truth.end:
+            raise InputError(f"job {job.id} runs past the end of the {args.zone} trace")
+        now_o = backtest.run_now(job, truth)
+        plan_o = backtest.planner(job, truth, lambda t: pinned.forecast_at(args.zone, t))
+        outcomes += [now_o, plan_o, backtest.optimum(job, truth)]
+        saved = 100.0 * (now_o.intensity - plan_o.intensity) / now_o.intensity if now_o.intensity else 0.0
+        chart_jobs.append(ChartJob(job.id, plan_o.segments, now_o.segments, saved))
+    summary = backtest.summarize(outcomes)
+    start = min(j.submitted_at for j in jobs) - timedelta(hours=6)
+    end = max(j.deadline for j in jobs) + timedelta(hours=6)
+    notes = (
+        f"{summary.jobs} jobs; savings vs running at submission: planner {summary.savings_percent['planner']:.1f}%, "
+        f"perfect-knowledge optimum {summary.savings_percent['optimum']:.1f}% "
+        f"(planner captures {summary.capture_percent:.0f}%)",
+        f"forecast horizon {args.horizon}, error {args.forecast_error:.0%} at 24 h, seed {args.seed}; "
+        f"missed deadlines: {summary.missed_deadlines.get('planner', 0)}",
+    )
+    data = ChartData(
+        f"{args.zone}: planner saves {summary.savings_percent['planner']:.1f}%",
+        truth.between(start, end),
+        tuple(chart_jobs),
+        notes,
+    )
+    prefix = args.out or Path(f"simulate-{args.zone}")
+    png, page = prefix.with_name(prefix.name + ".png"), prefix.with_name(prefix.name + ".html")
+    png.write_bytes(render_png(data))
+    page.write_text(render_html(data), "utf-8")
+    for line in notes:
+        print(line)
+    print(f"wrote {png} and {page}")
+    return 0
