@@ -9,8 +9,10 @@ does not silently fall back to a default.
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from llmasos.api.worker_contract import WorkerEnv
@@ -78,7 +80,7 @@ class TaskConfig:
     ray_actors: int = 2
     # compression
     method: tuple[str, ...] = ("quantize",)
-    sparsity: float = 0.3
+    sparsity: float = 0.5
     alpha: float = 0.5
     distill_temperature: float = 2.0
     distill_steps: int = 100
@@ -191,7 +193,7 @@ def check_layout(env: WorkerEnv, cfg: TaskConfig) -> None:
     if env.task in ("finetune", "compress") and not env.model_path:
         raise ConfigError(f"task {env.task} needs LLMASOS_MODEL_PATH (a trained model.pt or a Hugging Face directory)")
     if env.model_path:
-        check_readable(env.model_path)
+        check_model_path(env.model_path)
     if cfg.corpus_path:
         check_readable(cfg.corpus_path)
     if not env.model_path:
@@ -202,6 +204,22 @@ def check_layout(env: WorkerEnv, cfg: TaskConfig) -> None:
             raise ConfigError(f"model.d_ff={model.d_ff} is not divisible by LLMASOS_TENSOR_PARALLEL={tp}")
         if model.n_layer % pp:
             raise ConfigError(f"model.n_layer={model.n_layer} is not divisible by LLMASOS_PIPELINE_PARALLEL={pp}")
+
+
+def check_model_path(path: str) -> None:
+    """Cheap checks that need no torch: readable, and shaped like a model.pt (a zip archive) or a model directory."""
+    check_readable(path)
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "model.pt").is_file() and not (p / "config.json").is_file():
+            raise ConfigError(f"LLMASOS_MODEL_PATH={path!r} holds neither model.pt nor a Hugging Face config.json")
+        return
+    try:
+        archive = zipfile.is_zipfile(p)
+    except OSError as exc:
+        raise ConfigError(f"LLMASOS_MODEL_PATH={path!r} is not a readable model file: {exc}") from None
+    if not archive:
+        raise ConfigError(f"LLMASOS_MODEL_PATH={path!r} is not a readable model file (not a torch.save archive)")
 
 
 def check_readable(path: str) -> None:

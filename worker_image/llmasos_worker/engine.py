@@ -92,6 +92,27 @@ class Engine:
         self.optimizer.zero_grad(set_to_none=True)
         return None if loss is None else loss.detach()
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Forward only (no gradients, no optimizer); the logits on the rank that holds the last stage.
+
+        Collective under tensor and pipeline parallelism: every rank of the replica calls it with the same batch.
+        """
+        with self.autocast():
+            if self.schedule is None:
+                with torch.no_grad():
+                    out: torch.Tensor = self.model(x)
+                return out
+            if self.layout.pp_rank == 0:
+                self.schedule.eval(x)
+                return None
+            if not self.holds_loss:
+                self.schedule.eval()
+                return None
+            # The schedule computes its loss on the last stage even in eval: give it a placeholder target.
+            result: torch.Tensor = self.schedule.eval(target=torch.zeros(x.shape[:2], dtype=torch.long,
+                                                                          device=x.device))
+            return result.detach()
+
     def global_loss(self, loss: torch.Tensor | None) -> float:
         """Mean loss over data-parallel replicas, known to every rank (a collective: call it on all ranks)."""
         holders = self.layout.dp * self.layout.tp

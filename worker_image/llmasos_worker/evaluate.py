@@ -45,12 +45,17 @@ def serialized_bytes(model: nn.Module) -> int:
 
 
 def sparse_bytes(model: nn.Module) -> int:
-    """Bytes if every tensor were stored as (value, int32 index) pairs of its non-zeros, or dense if smaller."""
+    """Raw bytes if each float tensor stored only its non-zeros plus a one-bit-per-element mask (dense if smaller).
+
+    This is what unstructured pruning can save on disk or over the wire; dense tensors report their plain size.
+    """
     total = 0
     for t in model.state_dict().values():
         dense = t.numel() * t.element_size()
-        nnz = int(torch.count_nonzero(t)) if t.is_floating_point() else t.numel()
-        total += min(dense, nnz * (t.element_size() + 4))
+        if t.is_floating_point():
+            masked = int(torch.count_nonzero(t)) * t.element_size() + (t.numel() + 7) // 8
+            dense = min(dense, masked)
+        total += dense
     return total
 
 
@@ -67,13 +72,13 @@ class Speed:
 
 
 @torch.no_grad()
-def measure_speed(model: nn.Module, seq_len: int, device: torch.device, repeats: int = 10,
+def measure_speed(model: nn.Module, seq_len: int, device: torch.device, repeats: int = 20,
                   energy: EnergyMeter | None = None) -> Speed:
     """Median forward latency after warm-up; energy per token from the meter when it measures anything."""
     meter = energy or NoEnergy()
     model.eval()
     x = torch.randint(0, 256, (EVAL_BATCH, seq_len), generator=torch.Generator().manual_seed(0)).to(device)
-    for _ in range(2):
+    for _ in range(5):
         model(x)
     times = []
     before = sum(meter.joules().values())

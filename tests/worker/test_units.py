@@ -1,0 +1,77 @@
+"""Pure pieces of the worker: task config parsing, layout arithmetic, data determinism, LR schedule, launcher env."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from llmasos.api.worker_contract import EXIT_SUSPENDED, WorkerContractError, WorkerEnv
+from llmasos_worker.config import ConfigError, TaskConfig, model_config
+from llmasos_worker.data import Corpus, global_batch, replica_slice
+from llmasos_worker.distributed import Layout
+from llmasos_worker.launcher import _combine, rank_env
+from llmasos_worker.train import learning_rate
+
+
+def test_task_config_types_and_defaults() -> None:
+    cfg = TaskConfig.from_mapping({"steps": 5, "lr": 1, "method": "distill", "model": {"d_model": 32}})
+    assert (cfg.steps, cfg.lr, cfg.method) == (5, 1.0, ("distill",))
+    assert model_config("gpt-small", {"n_layer": 2}).n_layer == 2
+    for bad in ({"steps": 0}, {"steps": True}, {"precision": "fp8"}, {"method": ["zip"]}, {"alpha": 2.0}):
+        with pytest.raises(ConfigError):
+            TaskConfig.from_mapping(bad)
+    with pytest.raises(ConfigError, match="gpt-huge"):
+        model_config("gpt-huge", {})
+    with pytest.raises(ConfigError, match="not divisible"):
+        model_config("gpt-tiny", {"n_head": 3})
+
+
+def test_contract_round_trip_keeps_new_fields() -> None:
+    env = WorkerEnv(job_name="j", namespace="n", task="train", strategy="ddp", nnodes=2, nproc_per_node=2,
+                    master_addr="h", data_parallel=4, progress_bind="127.0.0.1", task_config={"steps": 3})
+    parsed = WorkerEnv.from_env({**env.to_env(), "JOB_COMPLETION_INDEX": "1"})
+    assert parsed.progress_bind == "127.0.0.1"
+    assert parsed.node_rank == 1
+    assert parsed.task_config == {"steps": 3}
+    with pytest.raises(WorkerContractError, match="WORLD_SIZE=3"):
+        WorkerEnv.from_env({**env.to_env(), "WORLD_SIZE": "3"})
+
+
+def test_rank_layout_is_dp_pp_tp_with_tp_innermost() -> None:
+    coords = [(lay.dp_rank, lay.pp_rank, lay.tp_rank) for lay in
+              (Layout(r, r, 8, 2, 2, 2, torch.device("cpu")) for r in range(8))]
+    assert coords == [(d, p, t) for d in range(2) for p in range(2) for t in range(2)]
+    assert [r for r in range(8) if Layout(r, r, 8, 2, 2, 2, torch.device("cpu")).is_logger] == [2]
+
+
+def test_batches_are_a_function_of_seed_and_step() -> None:
+    tokens = Corpus.load().train
+    a, b = global_batch(tokens, 1, 5, 8, 16), global_batch(tokens, 1, 5, 8, 16)
+    assert torch.equal(a[0], b[0])
+    assert torch.equal(a[1][:, :-1], a[0][:, 1:])
+    assert not torch.equal(a[0], global_batch(tokens, 1, 6, 8, 16)[0])
+    halves = [replica_slice(a[0], r, 2) for r in range(2)]
+    assert torch.equal(torch.cat(halves), a[0])
+
+
+def test_learning_rate_warmup_then_cosine() -> None:
+    lrs = [learning_rate(s, 1.0, 4, 20) for s in range(20)]
+    assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert all(x >= y for x, y in itertools.pairwise(lrs[3:]))
+    assert lrs[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_launcher_env_and_exit_codes() -> None:
+    env = WorkerEnv(job_name="j", namespace="n", task="train", strategy="ddp", nnodes=2, nproc_per_node=4,
+                    master_addr="m", master_port=1234, node_rank=1, data_parallel=8)
+    child = rank_env(env, 3, {"PATH": "/bin"})
+    assert (child["RANK"], child["LOCAL_RANK"], child["WORLD_SIZE"], child["LOCAL_WORLD_SIZE"]) == ("7", "3", "8", "4")
+    assert child["MASTER_ADDR"] == "m"
+    assert child["MASTER_PORT"] == "1234"
+    assert child["PATH"] == "/bin"
+    assert _combine([0, 0]) == 0
+    assert _combine([0, EXIT_SUSPENDED]) == EXIT_SUSPENDED
+    assert _combine([EXIT_SUSPENDED, 2]) == 2
+    assert _combine([-9, 0]) == 1
