@@ -51,5 +51,9 @@ demo: cluster-up
 	@echo "== GPU node pools of the local control plane =="
 	$(PY) -m e2e.localcluster show
 
+crds: venv
+	$(VENV)/bin/llmasos crd --write crds
+	$(VENV)/bin/llmasos docs --write docs/reference/llmjob.md
+
 clean: cluster-down
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

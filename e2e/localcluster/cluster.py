@@ -220,8 +220,21 @@ class LocalCluster:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true", "--endpoint-reconciler-type=none", "--profiling=false",
-            "--event-ttl=2h", "--v=1",
+            "--event-ttl=2h", "--v=1", *self._audit_flags(),
         ])
+
+    def _audit_flags(self) -> list[str]:
+        """With LLMASOS_AUDIT=1, log one line per request of the operator and bench identities (per-client counts)."""
+        if os.environ.get("LLMASOS_AUDIT") != "1":
+            return []
+        policy = self.paths.root / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump({
+            "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+            "rules": [{"level": "Metadata", "users": ["llmasos-operator-dev", "llmasos-bench"]},
+                      {"level": "None"}],
+        }))
+        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.paths.logs / 'audit.log'}",
+                "--audit-log-format=json", "--audit-log-mode=batch", "--audit-log-maxsize=500"]
 
     def _start_controller_manager(self) -> None:
         p, k = self.paths, self.paths.pki
@@ -260,7 +273,8 @@ class LocalCluster:
     def _write_kubeconfigs(self) -> None:
         k = self.paths.pki
         for stem, out in (("admin", "kubeconfig"), ("controller-manager", "controller-manager.kubeconfig"),
-                          ("scheduler", "scheduler.kubeconfig"), ("kwok", "kwok.kubeconfig")):
+                          ("scheduler", "scheduler.kubeconfig"), ("kwok", "kwok.kubeconfig"),
+                          ("operator", "operator.kubeconfig"), ("bench", "bench.kubeconfig")):
             doc = build_kubeconfig(self.paths.server, k / "ca.crt", k / f"{stem}.crt", k / f"{stem}.key", stem)
             (self.paths.root / out).write_text(yaml.safe_dump(doc))
             (self.paths.root / out).chmod(0o600)

@@ -35,6 +35,9 @@ CLIENTS: tuple[ClientIdentity, ...] = (
     ClientIdentity("scheduler", "system:kube-scheduler"),
     # kwok stands in for every kubelet: it writes node and pod status for hundreds of nodes and deletes pods.
     ClientIdentity("kwok", "kwok-controller", ("system:masters",)),
+    # Distinct identities so the API server's audit log can count requests per client (bench/operator_scale.py).
+    ClientIdentity("operator", "llmasos-operator-dev", ("system:masters",)),
+    ClientIdentity("bench", "llmasos-bench", ("system:masters",)),
 )
 
 
@@ -90,6 +93,7 @@ def _issue(
 def ensure_pki(pki_dir: Path) -> None:
     """Create the CA, serving and client certificates and the ServiceAccount key unless they already exist."""
     if (pki_dir / ".complete").exists():
+        _ensure_clients(pki_dir)
         return
     pki_dir.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
@@ -124,15 +128,29 @@ def ensure_pki(pki_dir: Path) -> None:
     _write_key(pki_dir / "apiserver.key", serving_key)
     _write_cert(pki_dir / "apiserver.crt", serving)
 
-    for client in CLIENTS:
-        key = _key()
-        cert = _issue(_name(client.user, client.groups), key, ca_cert, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH)
-        _write_key(pki_dir / f"{client.stem}.key", key)
-        _write_cert(pki_dir / f"{client.stem}.crt", cert)
 
+    _ensure_clients(pki_dir, ca_cert, ca_key)
     sa_key = _key()
     _write_key(pki_dir / "sa.key", sa_key)
     (pki_dir / "sa.pub").write_bytes(
         sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     (pki_dir / ".complete").touch()
+
+
+def _ensure_clients(pki_dir: Path, ca_cert: x509.Certificate | None = None,
+                    ca_key: rsa.RSAPrivateKey | None = None) -> None:
+    """Issue any client certificate in CLIENTS that is missing (new identities appear without a new CA)."""
+    missing = [c for c in CLIENTS if not (pki_dir / f"{c.stem}.crt").exists()]
+    if not missing:
+        return
+    if ca_cert is None or ca_key is None:
+        ca_cert = x509.load_pem_x509_certificate((pki_dir / "ca.crt").read_bytes())
+        loaded = serialization.load_pem_private_key((pki_dir / "ca.key").read_bytes(), password=None)
+        assert isinstance(loaded, rsa.RSAPrivateKey)
+        ca_key = loaded
+    for client in missing:
+        key = _key()
+        cert = _issue(_name(client.user, client.groups), key, ca_cert, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH)
+        _write_key(pki_dir / f"{client.stem}.key", key)
+        _write_cert(pki_dir / f"{client.stem}.crt", cert)

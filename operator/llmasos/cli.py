@@ -22,7 +22,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     crd = sub.add_parser("crd", help="print the CustomResourceDefinitions (or write them with --write DIR)")
     crd.add_argument("--write", metavar="DIR", help="write one YAML file per CRD group into DIR")
+
+    docs = sub.add_parser("docs", help="print the LLMJob field reference (Markdown) generated from the schema")
+    docs.add_argument("--write", metavar="FILE", help="write it to FILE instead")
     return parser
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from llmasos.api.reference import render_reference
+
+    text = render_reference()
+    if args.write:
+        Path(args.write).write_text(text)
+    else:
+        print(text, end="")
+    return 0
 
 
 def _run_operator(args: argparse.Namespace) -> int:
@@ -70,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_operator(args)
     if args.command == "crd":
         return _crd(args)
+    if args.command == "docs":
+        return _docs(args)
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 

@@ -43,7 +43,7 @@ class Settings:
     # Directory on a volume where workers write checkpoints (passed as LLMASOS_CHECKPOINT_DIR); empty: none.
     checkpoint_dir: str = ""
     # Maximum LLMJobs reconciled concurrently by one operator process.
-    max_workers: int = 20
+    max_workers: int = 50
 
     def __post_init__(self) -> None:
         if not self.worker_image:

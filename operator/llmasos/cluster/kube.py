@@ -159,7 +159,8 @@ class KubeClient:
             if isinstance(verify, ssl.SSLContext) and creds.cert_file and creds.key_file:
                 verify.load_cert_chain(creds.cert_file, creds.key_file)
         self._http = httpx.AsyncClient(base_url=creds.server, verify=verify, timeout=timeout, transport=transport,
-                                       limits=httpx.Limits(max_connections=32, max_keepalive_connections=16))
+                                       limits=httpx.Limits(max_connections=64, max_keepalive_connections=64,
+                                                           keepalive_expiry=120))
         self.requests_total = 0
 
     async def aclose(self) -> None:

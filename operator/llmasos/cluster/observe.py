@@ -74,3 +74,10 @@ def pod_gpu_request(pod: dict[str, Any]) -> int:
         except ValueError:
             continue
     return total
+
+
+def job_fingerprint(job: dict[str, Any]) -> tuple[object, ...]:
+    """What about a child Job can change its LLMJob's status; other updates (e.g. uncounted pods) are noise."""
+    o = observe_job(job)
+    wanted = int(job.get("spec", {}).get("parallelism", 1) or 1)
+    return (o.suspended, o.active > 0, o.ready >= wanted, o.complete, o.failed_reason)

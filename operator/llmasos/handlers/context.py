@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from llmasos.cluster.inventory import GpuUsageCache
 from llmasos.cluster.kube import EVENTS, KubeClient
 from llmasos.metrics import OperatorMetrics
 from llmasos.settings import Settings
@@ -33,7 +34,10 @@ class OperatorContext:
     metrics: OperatorMetrics
     clock: Callable[[], datetime] = utc_now
     instance: str = field(default_factory=socket.gethostname)
+    gpu_usage: GpuUsageCache = field(default_factory=GpuUsageCache)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Last seen fingerprint of each child Job's status: events that change nothing relevant skip the pass.
+    job_fingerprints: dict[str, tuple[object, ...]] = field(default_factory=dict)
     _passes: asyncio.Semaphore | None = None
 
     @property

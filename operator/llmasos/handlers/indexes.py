@@ -1,4 +1,4 @@
-"""In-memory views of nodes, GPU pods and child Jobs, kept current by kopf's watch streams (kopf indexes).
+"""In-memory views of nodes, child Jobs and child Services, kept current by kopf's watch streams (kopf indexes).
 
 Placement and reconciliation read these instead of listing from the API server on every pass, which keeps the
 API load per LLMJob flat as the fleet grows. Index values are small frozen views, not whole objects.
@@ -12,7 +12,7 @@ from typing import Any
 import kopf
 
 from llmasos.api import constants as c
-from llmasos.cluster.observe import observe_job, observe_node, pod_gpu_request
+from llmasos.cluster.observe import observe_job, observe_node
 from llmasos.planning.lifecycle import ObservedJob
 from llmasos.planning.placement import NodeCapacity, PoolInventory, summarize_pools
 
@@ -22,11 +22,6 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
     def node_inventory(body: kopf.Body, **_: Any) -> dict[str, NodeCapacity]:
         node = observe_node(dict(body))
         return {node.name: node} if node.pool else {}
-
-    @kopf.index("", "v1", "pods", id="gpu_requests", registry=registry)
-    def gpu_requests(body: kopf.Body, spec: kopf.Spec, **_: Any) -> dict[str, int]:
-        node, gpus = spec.get("nodeName"), pod_gpu_request(dict(body))
-        return {node: gpus} if node and gpus else {}
 
     @kopf.index("batch", "v1", "jobs", id="child_jobs", labels={c.LABEL_LLMJOB: kopf.PRESENT},
                 registry=registry)
@@ -48,11 +43,11 @@ def has_service(service_index: Mapping[tuple[str, str], Iterable[tuple[str, ...]
 
 
 def inventory_from(node_index: Mapping[str, Iterable[NodeCapacity]],
-                   gpu_index: Mapping[str, Iterable[int]]) -> dict[str, PoolInventory]:
+                   requested_by_node: Mapping[str, int]) -> dict[str, PoolInventory]:
     nodes = []
     for name, store in node_index.items():
         for node in store:
-            requested = sum(gpu_index.get(name, ()))
+            requested = requested_by_node.get(name, 0)
             nodes.append(NodeCapacity(node.name, node.pool, node.gpu_product, node.carbon_zone,
                                       node.allocatable_gpus, requested, node.schedulable))
     return summarize_pools(nodes)

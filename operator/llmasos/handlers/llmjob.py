@@ -21,6 +21,7 @@ from llmasos.api.spec import LLMJobSpec, parse_spec
 from llmasos.cluster import apply
 from llmasos.cluster.builders import Owner, build_job, build_service, job_name, service_name
 from llmasos.cluster.kube import LLMJOBS
+from llmasos.cluster.observe import job_fingerprint
 from llmasos.errors import KubeApiError, PlacementError, SpecError
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import children_from, has_service, inventory_from
@@ -95,8 +96,9 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
 
     owner = _owner(body)
     pool = status.get("pool", "")
-    inventory = inventory_from(indexes["node_inventory"], indexes["gpu_requests"])
-    if not pool or pool not in inventory:
+    pools_now = {n.pool for store in indexes["node_inventory"].values() for n in store}
+    if not pool or pool not in pools_now:
+        inventory = inventory_from(indexes["node_inventory"], await ctx.gpu_usage.requested_by_node(ctx.kube))
         try:
             chosen = select_pool(spec, inventory)
         except PlacementError as exc:
@@ -171,7 +173,7 @@ async def _expire_if_due(ctx: OperatorContext, body: dict[str, Any], spec: LLMJo
 
 def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     def indexes_of(kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {k: kwargs[k] for k in ("node_inventory", "gpu_requests", "child_jobs", "child_services")}
+        return {k: kwargs[k] for k in ("node_inventory", "child_jobs", "child_services")}
 
     @kopf.on.resume(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", registry=registry)
     @kopf.on.create(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", registry=registry)
@@ -190,11 +192,19 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
 
     @kopf.on.event("batch", "v1", "jobs", id="child-job", labels={c.LABEL_LLMJOB: kopf.PRESENT},
                    registry=registry)
-    async def child_job_event(body: kopf.Body, namespace: str | None, labels: kopf.Labels, logger: Any,
-                              **kwargs: Any) -> None:
+    async def child_job_event(body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str,
+                              logger: Any, **kwargs: Any) -> None:
         owner_name = labels[c.LABEL_LLMJOB]
         if not namespace:
             return
+        uid = body.get("metadata", {}).get("uid", "")
+        if type == "DELETED":
+            ctx.job_fingerprints.pop(uid, None)
+        else:
+            fingerprint = job_fingerprint(dict(body))
+            if ctx.job_fingerprints.get(uid) == fingerprint:
+                return
+            ctx.job_fingerprints[uid] = fingerprint
         try:
             parent = await ctx.kube.get_or_none(LLMJOBS, owner_name, namespace)
         except KubeApiError as exc:

@@ -82,16 +82,25 @@ class Decision:
 
 def _finished(phase: str, reason: str, message: str, ok: bool) -> tuple[Condition, ...]:
     return (
-        Condition(cond.SUCCEEDED, "True" if ok else "False", reason if ok else cond.NOT_FINISHED,
-                  message if ok else "the job failed"),
-        Condition(cond.FAILED, "False" if ok else "True", cond.JOB_COMPLETED if ok else reason,
-                  "" if ok else message),
+        Condition(
+            cond.SUCCEEDED,
+            "True" if ok else "False",
+            reason if ok else cond.NOT_FINISHED,
+            message if ok else "the job failed",
+        ),
+        Condition(cond.FAILED, "False" if ok else "True", cond.JOB_COMPLETED if ok else reason, "" if ok else message),
         Condition(cond.RUNNING, "False", reason, f"the job is {phase.lower()}"),
     )
 
 
-def decide(spec: LLMJobSpec, previous_phase: str, jobs: list[ObservedJob], now: str,
-           previous_attempt: int = 0, previous_start: str = "") -> Decision:
+def decide(
+    spec: LLMJobSpec,
+    previous_phase: str,
+    jobs: list[ObservedJob],
+    now: str,
+    previous_attempt: int = 0,
+    previous_start: str = "",
+) -> Decision:
     """What the LLMJob's status should be and which child actions are needed, from what is observed now."""
     total = spec.parallelism.nodes
     current = max(jobs, key=lambda j: j.attempt) if jobs else None
@@ -104,39 +113,99 @@ def decide(spec: LLMJobSpec, previous_phase: str, jobs: list[ObservedJob], now: 
 
     if current and current.complete:
         msg = f"all {total} worker(s) finished"
-        return Decision("Succeeded", _finished("Succeeded", cond.JOB_COMPLETED, msg, True), msg, stale, 0, total,
-                        attempt, current.name, start, current.completion_time or now,
-                        (Event("Normal", cond.JOB_COMPLETED, msg),))
+        return Decision(
+            "Succeeded",
+            _finished("Succeeded", cond.JOB_COMPLETED, msg, True),
+            msg,
+            stale,
+            0,
+            total,
+            attempt,
+            current.name,
+            start,
+            current.completion_time or now,
+            (Event("Normal", cond.JOB_COMPLETED, msg),),
+        )
 
     if current and current.is_failed:
         if current.failed_reason == "DeadlineExceeded":
             msg = f"attempt {current.attempt} exceeded maxRuntime: {current.failed_message}".rstrip(": ")
-            return Decision("Failed", _finished("Failed", cond.MAX_RUNTIME_EXCEEDED, msg, False), msg, stale, 0,
-                            total, attempt, current.name, start, now,
-                            (Event("Warning", cond.MAX_RUNTIME_EXCEEDED, msg),))
+            return Decision(
+                "Failed",
+                _finished("Failed", cond.MAX_RUNTIME_EXCEEDED, msg, False),
+                msg,
+                stale,
+                0,
+                total,
+                attempt,
+                current.name,
+                start,
+                now,
+                (Event("Warning", cond.MAX_RUNTIME_EXCEEDED, msg),),
+            )
         if current.attempt < spec.backoff_limit:
             nxt = current.attempt + 1
-            msg = (f"a worker failed ({current.failed_reason}: {current.failed_message}); restarting the whole "
-                   f"worker group, attempt {nxt} of {spec.backoff_limit}")
+            msg = (
+                f"a worker failed ({current.failed_reason}: {current.failed_message}); restarting the whole "
+                f"worker group, attempt {nxt} of {spec.backoff_limit}"
+            )
             conditions = (Condition(cond.RUNNING, "False", cond.RESTARTING, msg),)
             # Create the next attempt before deleting the failed one: the highest attempt always exists.
-            restart: tuple[Action, ...] = (EnsureService(), EnsureJob(nxt, spec.suspend), DeleteJob(current.name),
-                                           *stale)
-            return Decision("Pending", conditions, msg, restart, 0, total, nxt, "", start,
-                            events=(Event("Warning", cond.WORKER_FAILED, msg),))
-        msg = (f"a worker failed ({current.failed_reason}: {current.failed_message}) after "
-               f"{current.attempt + 1} attempt(s)")
-        return Decision("Failed", _finished("Failed", cond.WORKER_FAILED, msg, False), msg, stale, 0, total,
-                        attempt, current.name, start, now, (Event("Warning", cond.WORKER_FAILED, msg),))
+            restart: tuple[Action, ...] = (
+                EnsureService(),
+                EnsureJob(nxt, spec.suspend),
+                DeleteJob(current.name),
+                *stale,
+            )
+            return Decision(
+                "Pending",
+                conditions,
+                msg,
+                restart,
+                0,
+                total,
+                nxt,
+                "",
+                start,
+                events=(Event("Warning", cond.WORKER_FAILED, msg),),
+            )
+        msg = (
+            f"a worker failed ({current.failed_reason}: {current.failed_message}) after "
+            f"{current.attempt + 1} attempt(s)"
+        )
+        return Decision(
+            "Failed",
+            _finished("Failed", cond.WORKER_FAILED, msg, False),
+            msg,
+            stale,
+            0,
+            total,
+            attempt,
+            current.name,
+            start,
+            now,
+            (Event("Warning", cond.WORKER_FAILED, msg),),
+        )
 
     if spec.suspend:
         pause: tuple[Action, ...] = (*((EnsureJob(attempt, True),) if current else ()), *stale)
         msg = "suspended by spec.suspend; its pods are removed until it is resumed"
         events = () if previous_phase == "Suspended" else (Event("Normal", cond.SUSPENDED_BY_USER, msg),)
-        return Decision("Suspended",
-                        (Condition(cond.SUSPENDED, "True", cond.SUSPENDED_BY_USER, msg),
-                         Condition(cond.RUNNING, "False", cond.SUSPENDED_BY_USER, msg)),
-                        msg, pause, 0, total, attempt, current.name if current else "", start, events=events)
+        return Decision(
+            "Suspended",
+            (
+                Condition(cond.SUSPENDED, "True", cond.SUSPENDED_BY_USER, msg),
+                Condition(cond.RUNNING, "False", cond.SUSPENDED_BY_USER, msg),
+            ),
+            msg,
+            pause,
+            0,
+            total,
+            attempt,
+            current.name if current else "",
+            start,
+            events=events,
+        )
 
     ready = current.ready if current and not current.suspended else 0
     actions: tuple[Action, ...] = (EnsureService(), EnsureJob(attempt, False), *stale)
@@ -144,10 +213,29 @@ def decide(spec: LLMJobSpec, previous_phase: str, jobs: list[ObservedJob], now: 
     if ready >= total:
         msg = f"{ready}/{total} worker(s) running"
         events = () if previous_phase == "Running" else (Event("Normal", cond.WORKERS_RUNNING, msg),)
-        return Decision("Running", (Condition(cond.RUNNING, "True", cond.WORKERS_RUNNING, msg), not_suspended),
-                        msg, actions, ready, total, attempt, current.name if current else "", start or now,
-                        events=events)
+        return Decision(
+            "Running",
+            (Condition(cond.RUNNING, "True", cond.WORKERS_RUNNING, msg), not_suspended),
+            msg,
+            actions,
+            ready,
+            total,
+            attempt,
+            current.name if current else "",
+            start or now,
+            events=events,
+        )
     msg = f"{ready}/{total} worker(s) ready; waiting for the whole group to start"
     events = () if previous_phase in ("Pending", "") else (Event("Normal", cond.WORKERS_STARTING, msg),)
-    return Decision("Pending", (Condition(cond.RUNNING, "False", cond.WORKERS_STARTING, msg), not_suspended),
-                    msg, actions, ready, total, attempt, current.name if current else "", start, events=events)
+    return Decision(
+        "Pending",
+        (Condition(cond.RUNNING, "False", cond.WORKERS_STARTING, msg), not_suspended),
+        msg,
+        actions,
+        ready,
+        total,
+        attempt,
+        current.name if current else "",
+        start,
+        events=events,
+    )

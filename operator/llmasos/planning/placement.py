@@ -58,8 +58,9 @@ def summarize_pools(nodes: Iterable[NodeCapacity]) -> dict[str, PoolInventory]:
         if n.pool:
             grouped.setdefault(n.pool, []).append(n)
     return {
-        name: PoolInventory(name, members[0].gpu_product, members[0].carbon_zone,
-                            tuple(sorted(members, key=lambda m: m.name)))
+        name: PoolInventory(
+            name, members[0].gpu_product, members[0].carbon_zone, tuple(sorted(members, key=lambda m: m.name))
+        )
         for name, members in sorted(grouped.items())
     }
 
@@ -99,8 +100,9 @@ def feasible_pools(spec: LLMJobSpec, pools: Mapping[str, PoolInventory]) -> list
     return fitting
 
 
-def select_pool(spec: LLMJobSpec, pools: Mapping[str, PoolInventory],
-                catalog: Mapping[str, GpuProfile] = DEFAULT_CATALOG) -> PoolInventory:
+def select_pool(
+    spec: LLMJobSpec, pools: Mapping[str, PoolInventory], catalog: Mapping[str, GpuProfile] = DEFAULT_CATALOG
+) -> PoolInventory:
     """The pool to run on: free-now first, then by energy (preferEfficient) or by the user's order."""
     fitting = feasible_pools(spec, pools)
     order = {name: i for i, name in enumerate(spec.node_pools)}

@@ -121,3 +121,10 @@ def test_bad_settings_name_the_field(tmp_path: Path, content: str, env: dict[str
     f.write_text(content)
     with pytest.raises(ConfigError, match=message):
         load_settings(f, env=env)
+
+
+def test_committed_reference_doc_is_not_stale() -> None:
+    from llmasos.api.reference import render_reference
+
+    committed = (REPO / "docs" / "reference" / "llmjob.md").read_text()
+    assert committed == render_reference(), "docs/reference/llmjob.md is stale: run `make crds`"

@@ -1,0 +1,231 @@
+"""Operator scale benchmark: N LLMJobs (2 workers each) against ~100 fake GPU nodes, versus the client floor.
+
+Prints: time until every child Job exists (operator) vs. creating the same Jobs and Services directly with a client
+(floor), per-LLMJob latency from create to child Job (p50/p99), reconcile-pass latency (p50/p99, from the
+operator's histogram), operator peak RSS and CPU seconds, and API requests per LLMJob counted in the API server's
+audit log for the operator's own identity. Asserts nothing.
+
+Usage: .venv/bin/python -m bench.operator_scale [--jobs 500] [--nodes 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from bench.cluster_start import scaled_pools
+from e2e.localcluster import ClusterPaths, LocalCluster
+from e2e.localcluster.cluster import REPO
+from llmasos.api.spec import parse_spec
+from llmasos.cluster.builders import Owner, build_job, build_service
+from tests.integration.operator_proc import OperatorProcess
+
+CONCURRENCY = 20
+
+
+def client(cluster: LocalCluster, stem: str = "bench") -> httpx.AsyncClient:
+    pki = cluster.paths.pki
+    tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    tls.load_cert_chain(str(pki / f"{stem}.crt"), str(pki / f"{stem}.key"))
+    return httpx.AsyncClient(base_url=cluster.paths.server, verify=tls, timeout=60,
+                             limits=httpx.Limits(max_connections=CONCURRENCY))
+
+
+def llmjob(name: str) -> dict[str, Any]:
+    return {"apiVersion": "llmasos.io/v1alpha1", "kind": "LLMJob",
+            "metadata": {"name": name, "annotations": {"sim.llmasos.io/duration": "20s"}},
+            "spec": {"model": {"builtin": "gpt-tiny"}, "parallelism": {"strategy": "ddp", "nodes": 2,
+                                                                        "gpusPerNode": 1}}}
+
+
+async def gather_limited(coros: list[Any]) -> list[Any]:
+    sem = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(c: Any) -> Any:
+        async with sem:
+            return await c
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+async def make_namespace(http: httpx.AsyncClient, ns: str) -> None:
+    r = await http.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    assert r.status_code in (201, 409), r.text
+
+
+async def floor(cluster: LocalCluster, n: int) -> float:
+    """Create n Jobs + n Services, as the operator would render them, straight from a client."""
+    ns = "bench-floor"
+    async with client(cluster) as http:
+        await make_namespace(http, ns)
+        spec = parse_spec(llmjob("x")["spec"])
+        bodies = []
+        for i in range(n):
+            owner = Owner(f"f{i:04d}", ns, f"uid-{i}")
+            job, svc = build_job(owner, spec, 0, "a100", "img"), build_service(owner, spec)
+            for obj in (job, svc):
+                obj["metadata"].pop("ownerReferences")
+            bodies.append((job, svc))
+        t0 = time.monotonic()
+
+        async def create(job: dict[str, Any], svc: dict[str, Any]) -> None:
+            r1 = await http.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=job)
+            r2 = await http.post(f"/api/v1/namespaces/{ns}/services", json=svc)
+            assert r1.status_code == 201 and r2.status_code == 201, (r1.text, r2.text)
+
+        await gather_limited([create(j, s) for j, s in bodies])
+        elapsed = time.monotonic() - t0
+        await http.delete(f"/api/v1/namespaces/{ns}")
+    return elapsed
+
+
+async def operator_run(cluster: LocalCluster, n: int, op: OperatorProcess) -> dict[str, Any]:
+    ns = "bench-operator"
+    seen: dict[str, float] = {}
+    created: dict[str, float] = {}
+    async with client(cluster) as http:
+        await make_namespace(http, ns)
+
+        async def watch_jobs() -> None:
+            params = {"watch": "1", "labelSelector": "llmasos.io/llmjob"}
+            async with http.stream("GET", f"/apis/batch/v1/namespaces/{ns}/jobs", params=params,
+                                   timeout=None) as r:
+                async for line in r.aiter_lines():
+                    if line:
+                        ev = json.loads(line)
+                        owner = ev["object"]["metadata"]["labels"]["llmasos.io/llmjob"]
+                        seen.setdefault(owner, time.monotonic())
+
+        watcher = asyncio.create_task(watch_jobs())
+        await asyncio.sleep(1)
+        t0 = time.monotonic()
+
+        async def create(name: str) -> None:
+            r = await http.post(f"/apis/llmasos.io/v1alpha1/namespaces/{ns}/llmjobs", json=llmjob(name))
+            assert r.status_code == 201, r.text
+            created[name] = time.monotonic()
+
+        await gather_limited([create(f"j{i:04d}") for i in range(n)])
+        created_all = time.monotonic() - t0
+        while len(seen) < n:
+            await asyncio.sleep(0.05)
+        all_jobs = max(seen.values()) - t0
+        watcher.cancel()
+        latencies = sorted(seen[k] - created[k] for k in created)
+
+        done_t0 = time.monotonic()
+        while True:
+            r = await http.get(f"/apis/llmasos.io/v1alpha1/namespaces/{ns}/llmjobs")
+            phases = [i.get("status", {}).get("phase") for i in r.json()["items"]]
+            if sum(p == "Succeeded" for p in phases) == n or time.monotonic() - done_t0 > 600:
+                break
+            await asyncio.sleep(2)
+        all_done = time.monotonic() - t0
+    return {"created_all": created_all, "all_jobs": all_jobs, "latencies": latencies, "all_done": all_done,
+            "succeeded": sum(p == "Succeeded" for p in phases)}
+
+
+def quantile_from_histogram(text: str, name: str, q: float) -> float:
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    total = buckets[-1][1]
+    for le, count in buckets:
+        if count >= q * total:
+            return le
+    return float("inf")
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 1024
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return hwm, cpu
+
+
+def audit_requests(cluster: LocalCluster, user: str) -> tuple[int, dict[str, int]]:
+    by_verb: dict[str, int] = {}
+    total = 0
+    for line in (cluster.paths.logs / "audit.log").read_text().splitlines():
+        ev = json.loads(line)
+        if ev.get("user", {}).get("username") != user or ev.get("stage") != "ResponseComplete":
+            continue
+        key = f"{ev['verb']} {ev.get('objectRef', {}).get('resource', '?')}"
+        by_verb[key] = by_verb.get(key, 0) + 1
+        total += 1
+    return total, dict(sorted(by_verb.items(), key=lambda kv: -kv[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--nodes", type=int, default=100)
+    args = parser.parse_args()
+    os.environ["LLMASOS_AUDIT"] = "1"
+    pools = scaled_pools(args.nodes)
+    doc = yaml.safe_load(pools.read_text())
+    for pool in doc["pools"]:
+        pool["gpusPerNode"] = 8  # enough room for the 2-worker gangs
+    pools.write_text(yaml.safe_dump(doc))
+    cluster = LocalCluster(ClusterPaths(pools_file=pools))
+    cluster.down()
+    cluster.up()
+    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/llmjobs.llmasos.io")
+    try:
+        floor_s = asyncio.run(floor(cluster, args.jobs))
+        print(f"floor: {args.jobs} Jobs + {args.jobs} Services created directly in {floor_s:.1f}s "
+              f"(concurrency {CONCURRENCY})")
+        time.sleep(5)
+        out = REPO / "bench" / "out"
+        out.mkdir(exist_ok=True)
+        op = OperatorProcess(cluster, out, "operator-scale", {"LLMASOS_RESYNC_SECONDS": "30"},
+                             kubeconfig=cluster.paths.root / "operator.kubeconfig").start()
+        assert op.proc is not None
+        before, before_by_verb = audit_requests(cluster, "llmasos-operator-dev")
+        if os.environ.get("LLMASOS_PROFILE"):
+            import subprocess
+
+            subprocess.Popen(["py-spy", "record", "-o", str(out / "operator-profile.txt"), "-f", "raw",
+                              "-d", os.environ["LLMASOS_PROFILE"], "-p", str(op.proc.pid)])
+        res = asyncio.run(operator_run(cluster, args.jobs, op))
+        hwm, cpu = proc_stats(op.proc.pid)
+        metrics = op.metrics()
+        op.stop()
+        total, after_by_verb = audit_requests(cluster, "llmasos-operator-dev")
+        by_verb = {k: v - before_by_verb.get(k, 0) for k, v in after_by_verb.items()
+                   if v - before_by_verb.get(k, 0)}
+        by_verb = dict(sorted(by_verb.items(), key=lambda kv: -kv[1]))
+        lat = res["latencies"]
+        print(f"operator: {args.jobs} LLMJobs created by the client in {res['created_all']:.1f}s; "
+              f"every child Job existed after {res['all_jobs']:.1f}s "
+              f"({res['all_jobs'] / floor_s:.2f}x the floor)")
+        print(f"  create->child Job latency p50 {statistics.median(lat) * 1000:.0f} ms, "
+              f"p99 {lat[int(0.99 * (len(lat) - 1))] * 1000:.0f} ms")
+        print(f"  reconcile pass p50 <= {quantile_from_histogram(metrics, 'llmasos_reconcile_duration_seconds', 0.5)}s,"
+              f" p99 <= {quantile_from_histogram(metrics, 'llmasos_reconcile_duration_seconds', 0.99)}s "
+              f"(histogram bucket bounds)")
+        print(f"  {res['succeeded']}/{args.jobs} Succeeded after {res['all_done']:.1f}s")
+        print(f"  operator peak RSS {hwm:.0f} MiB, CPU {cpu:.1f}s")
+        print(f"  API requests by the operator: {total - before} = {(total - before) / args.jobs:.1f} per LLMJob")
+        for key, count in list(by_verb.items())[:8]:
+            print(f"    {count:6d}  {key}")
+    finally:
+        cluster.down()
+
+
+if __name__ == "__main__":
+    main()
