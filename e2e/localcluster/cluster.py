@@ -39,7 +39,7 @@ class ClusterError(RuntimeError):
 class ClusterPaths:
     """Where the cluster keeps its state, and the ports it listens on (all on 127.0.0.1)."""
 
-    root: Path = REPO / "e2e" / ".cluster"
+    root: Path = field(default_factory=lambda: Path(os.environ.get("LLMASOS_CLUSTER_DIR", REPO / "e2e" / ".cluster")))
     pools_file: Path = field(
         default_factory=lambda: Path(os.environ.get("LLMASOS_NODE_POOLS", REPO / "e2e" / "node-pools.yaml"))
     )
