@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from llmasos.api import constants
 from llmasos.errors import SpecError, TransientError
 from llmasos.planning.power_policy import PowerSpec
 
-POWER_ANNOTATION = "llmasos.io/power"
+POWER_ANNOTATION = constants.POWER_ANNOTATION
 LLMJOB_LABEL = "llmasos.io/llmjob"
 GPU_RESOURCE = "nvidia.com/gpu"
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})

@@ -23,6 +23,9 @@ NODE_CARBON_ZONE_LABEL = "llmasos.io/carbon-zone"
 NODE_GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_RESOURCE = "nvidia.com/gpu"
 
+# The LLMJob's spec.power as JSON on every worker pod, read by the node agent.
+POWER_ANNOTATION = "llmasos.io/power"
+
 # LLMJob annotations with this prefix are copied onto worker pods (the local control plane's kwok stages read
 # sim.llmasos.io/duration and sim.llmasos.io/outcome from them).
 POD_ANNOTATION_PREFIXES = ("sim.llmasos.io/",)

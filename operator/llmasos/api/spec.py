@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from llmasos.api.durations import parse_duration
+from llmasos.api.power import PowerSpec
 from llmasos.errors import SpecError
 
 
@@ -59,14 +60,6 @@ class CarbonSpec:
 
 
 @dataclass(frozen=True)
-class PowerSpec:
-    policy: str = "none"
-    limit_watts: int | None = None
-    fraction: float | None = None
-    max_slowdown: float = 1.10
-
-
-@dataclass(frozen=True)
 class LLMJobSpec:
     task: str
     model: ModelSpec
@@ -82,8 +75,8 @@ class LLMJobSpec:
     memory: str = "8Gi"
     node_pools: tuple[str, ...] = ()
     prefer_efficient: bool = True
-    carbon: CarbonSpec = CarbonSpec()
-    power: PowerSpec = PowerSpec()
+    carbon: CarbonSpec = field(default_factory=CarbonSpec)
+    power: PowerSpec = field(default_factory=PowerSpec)
     pue: float | None = None
     team: str = ""
     max_runtime: timedelta | None = None
@@ -153,12 +146,7 @@ def parse_spec(spec: dict[str, Any]) -> LLMJobSpec:
     )
     if carbon.deadline is not None and carbon.max_delay is not None:
         raise SpecError("deadline and maxDelay are mutually exclusive", "spec.carbon.maxDelay")
-    power = PowerSpec(
-        policy=str(power_raw.get("policy", "none")),
-        limit_watts=int(power_raw["limitWatts"]) if power_raw.get("limitWatts") is not None else None,
-        fraction=float(power_raw["fraction"]) if power_raw.get("fraction") is not None else None,
-        max_slowdown=float(power_raw.get("maxSlowdown", 1.10)),
-    )
+    power = PowerSpec.from_mapping(power_raw)
     return LLMJobSpec(
         task=str(spec.get("task", "train")),
         model=ModelSpec(builtin=str(model.get("builtin", "")), path=str(model.get("path", "")),

@@ -13,6 +13,7 @@ the operator never uses the RayJob CRD even when it is installed (one code path,
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +133,8 @@ def build_pod_template(owner: Owner, spec: LLMJobSpec, attempt: int, pool: str, 
     if spec.args:
         container["args"] = list(spec.args)
     annotations = {k: v for k, v in owner.annotations if k.startswith(c.POD_ANNOTATION_PREFIXES)}
+    # The node agent reads the power policy from the pod itself (it never reads LLMJobs).
+    annotations[c.POWER_ANNOTATION] = json.dumps(spec.power.to_mapping(), sort_keys=True)
     labels = {**child_labels(owner, role), c.LABEL_ATTEMPT: str(attempt)}
     return {
         "metadata": {"labels": labels, "annotations": annotations},

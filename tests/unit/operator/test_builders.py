@@ -54,8 +54,20 @@ def test_gpus_affinity_and_annotations() -> None:
     terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert terms["nodeSelectorTerms"][0]["matchExpressions"][0] == {"key": "llmasos.io/pool", "operator": "In",
                                                                    "values": ["l4"]}
-    assert pod["metadata"]["annotations"] == {"sim.llmasos.io/duration": "5s"}
+    assert pod["metadata"]["annotations"] == {"sim.llmasos.io/duration": "5s",
+                                              "llmasos.io/power": '{"maxSlowdown": 1.1, "policy": "none"}'}
     assert pod["metadata"]["labels"]["llmasos.io/llmjob"] == "gpt"
+
+
+def test_power_policy_travels_to_the_pod_for_the_node_agent() -> None:
+    from llmasos.agent.pods import node_pod_from_object
+
+    spec = make_spec(power={"policy": "fraction", "fraction": 0.8})
+    pod = build_job(OWNER, spec, 0, "a100", "i")["spec"]["template"]
+    view = node_pod_from_object({"metadata": {"name": "p", "namespace": "ml", **pod["metadata"]}, "spec": pod["spec"]})
+    assert view.power == spec.power
+    assert view.gpu_request == 4
+    assert view.llmjob == "gpt"
 
 
 def test_worker_pods_are_locked_down() -> None:
