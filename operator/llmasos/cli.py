@@ -23,6 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
     crd = sub.add_parser("crd", help="print the CustomResourceDefinitions (or write them with --write DIR)")
     crd.add_argument("--write", metavar="DIR", help="write one YAML file per CRD group into DIR")
 
+    from llmasos.agent.main import register as register_agent
+    from llmasos.commands.plan import register as register_plan
+    from llmasos.handlers.node_agent import AgentApi
+
+    agent_api = AgentApi()
+    register_agent(sub, pod_lister_factory=agent_api.pod_lister, report_sink_factory=agent_api.report_sink)
+    register_plan(sub)
+
     docs = sub.add_parser("docs", help="print the LLMJob field reference (Markdown) generated from the schema")
     docs.add_argument("--write", metavar="FILE", help="write it to FILE instead")
     return parser
@@ -88,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _crd(args)
     if args.command == "docs":
         return _docs(args)
+    func = getattr(args, "func", None)
+    if func is not None:
+        return int(func(args))
     return 2  # pragma: no cover - argparse rejects unknown commands first
 
 
