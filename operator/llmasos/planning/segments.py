@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from llmasos.planning.timeline import Timeline
 
 EPS = 1e-6
+SHORTLIST = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +85,14 @@ def enforce_limits(timeline: Timeline, spans: list[Span], min_segment: float, ma
 
     while violates(spans):
         too_many = max_segments is not None and len(spans) > max_segments
-        candidates: list[tuple[float, int, list[Span]]] = []
-        for i in range(len(spans) - 1):
-            if not too_many and not (spans[i].length < min_segment - EPS or spans[i + 1].length < min_segment - EPS):
-                continue
-            option = _close_gap(timeline, spans, i)
-            candidates.append((cost(timeline, option), i, option))
-        spans = min(candidates, key=lambda c: (c[0], c[1]))[2]
+        gaps = [
+            (timeline.integral(spans[i].end, spans[i + 1].start), i)
+            for i in range(len(spans) - 1)
+            if too_many or spans[i].length < min_segment - EPS or spans[i + 1].length < min_segment - EPS
+        ]
+        # Fully evaluate only the few cheapest gaps to fill: bounded work per step even with hundreds of spans.
+        options = [_close_gap(timeline, spans, i) for _, i in sorted(gaps)[:SHORTLIST]]
+        spans = min(options, key=lambda option: cost(timeline, option))
     return spans
 
 
