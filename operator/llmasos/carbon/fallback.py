@@ -63,6 +63,13 @@ class FallbackSource:
     async def latest(self, location: str | Location) -> Sourced[Observation]:
         return await self._first(lambda source: source.latest(location))
 
+    async def aclose(self) -> None:
+        """Close every source that holds connections (the Electricity Maps client); call once at shutdown."""
+        for source in self.sources:
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
+
     async def _first(self, call: Callable[[IntensitySource], Awaitable[T]]) -> Sourced[T]:
         errors: list[str] = []
         for index, source in enumerate(self.sources):

@@ -238,10 +238,7 @@ async def _forecasts(kind: str, zones: list[str], now: datetime) -> dict[str, tu
             except CarbonSourceError as exc:
                 out[zone] = (Forecast((), zone=zone), f"no carbon data ({exc}); planning to start at once")
     finally:
-        for s in sources:
-            close = getattr(s, "aclose", None)
-            if close is not None:
-                await close()
+        await chain.aclose()
     return out
 
 

@@ -94,7 +94,7 @@ def test_default_chain_with_token_uses_electricity_maps_first(em_server: FakeEle
         chain2 = default_chain("tok", clock=later, base_url=em_server.url, trace_offset=timedelta(0))
         second = await chain2.forecast("SE")
         for c in (chain, chain2):
-            await c.sources[0].aclose()  # type: ignore[attr-defined]
+            await c.aclose()
         return first.source, second.source
 
     first, second = asyncio.run(main())
