@@ -85,6 +85,7 @@ class LocalCluster:
     def __init__(self, paths: ClusterPaths | None = None, bin_dir: Path | None = None) -> None:
         self.paths = paths or ClusterPaths()
         self._bin_dir = bin_dir
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # children of this process, reaped on stop
 
     # ----------------------------------------------------------------------------------------------- public
     @property
@@ -163,6 +164,7 @@ class LocalCluster:
         while not self._is_ours(proc.pid, component) and proc.poll() is None and time.monotonic() < end:
             time.sleep(0.01)
         (self.paths.pids / f"{component}.pid").write_text(str(proc.pid))
+        self._procs[component] = proc
 
     def _is_ours(self, pid: int, component: str) -> bool:
         try:
@@ -189,6 +191,9 @@ class LocalCluster:
                 while self._is_ours(pid, component):
                     time.sleep(0.05)
         (self.paths.pids / f"{component}.pid").unlink(missing_ok=True)
+        child = self._procs.pop(component, None)
+        if child is not None:
+            child.wait(timeout=10)
 
     def _all_ports(self) -> list[int]:
         return [self.paths.port(n) for n in ("etcd", "etcd-peer", "apiserver", "controller-manager",

@@ -7,10 +7,12 @@ API load per LLMJob flat as the fleet grows. Index values are small frozen views
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 import kopf
 
+from llmasos.agent.report import REPORT_LABEL, parse_node_report
 from llmasos.api import constants as c
 from llmasos.cluster.observe import observe_job, observe_node
 from llmasos.planning.lifecycle import ObservedJob
@@ -35,6 +37,25 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
     def child_services(body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
         owners = tuple(r.get("uid", "") for r in body.get("metadata", {}).get("ownerReferences", []) or [])
         return {(namespace or "", labels[c.LABEL_LLMJOB]): owners}
+
+
+    @kopf.index("", "v1", "configmaps", id="power_reports", labels={REPORT_LABEL: "true"}, registry=registry)
+    def power_reports(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        try:
+            reports = parse_node_report(dict(body))
+        except (ValueError, KeyError, TypeError):
+            return {}
+        grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for r in reports:
+            if r.llmjob:
+                grouped.setdefault((r.namespace, r.llmjob), []).append(asdict(r))
+        return dict(grouped)
+
+
+def reports_for(report_index: Mapping[tuple[str, str], Iterable[list[dict[str, Any]]]], namespace: str,
+                name: str) -> list[dict[str, Any]]:
+    """Every pod report of this LLMJob, across the nodes' report objects."""
+    return [r for per_node in report_index.get((namespace, name), ()) for r in per_node]
 
 
 def has_service(service_index: Mapping[tuple[str, str], Iterable[tuple[str, ...]]], namespace: str, name: str,

@@ -14,6 +14,7 @@ from typing import Any
 
 import kopf
 
+from llmasos.agent.report import REPORT_LABEL, parse_node_report
 from llmasos.api import conditions as cond
 from llmasos.api import constants as c
 from llmasos.api.conditions import Condition
@@ -24,9 +25,10 @@ from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
 from llmasos.errors import KubeApiError, PlacementError, SpecError
 from llmasos.handlers.context import OperatorContext
-from llmasos.handlers.indexes import children_from, has_service, inventory_from
+from llmasos.handlers.indexes import children_from, has_service, inventory_from, reports_for
 from llmasos.planning.lifecycle import DeleteJob, EnsureJob, EnsureService, decide
 from llmasos.planning.placement import select_pool
+from llmasos.planning.power_status import build_power_status
 from llmasos.planning.status import build_status, placement_status
 
 TERMINAL = ("Succeeded", "Failed")
@@ -89,7 +91,11 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         await _fail_invalid(ctx, body, exc)
         raise kopf.PermanentError(f"invalid spec: {exc.field}: {exc}") from exc
 
+    power = build_power_status(reports_for(indexes["power_reports"], ns, name), status.get("power"))
     if previous_phase in TERMINAL:
+        # Agents report at a low rate: the final energy of a finished job may arrive after it finished.
+        if power is not None and power != status.get("power"):
+            await _write_status(ctx, body, {**status, "power": power})
         await _expire_if_due(ctx, body, spec)
         ctx.metrics.record_phase(uid, previous_phase)
         return
@@ -122,7 +128,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
                  job_index=indexes["child_jobs"],
                  service_known=has_service(indexes["child_services"], ns, name, uid))
     scheduled = Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {pool}")
-    new = build_status(status, decision, generation, now, (scheduled,), **pool_fields,
+    new = build_status(status, decision, generation, now, (scheduled,), **pool_fields, power=power,
                        children={"job": job_name(name, decision.attempt), "service": service_name(name)})
     if await _write_status(ctx, body, new):
         for ev in decision.events:
@@ -173,7 +179,7 @@ async def _expire_if_due(ctx: OperatorContext, body: dict[str, Any], spec: LLMJo
 
 def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     def indexes_of(kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {k: kwargs[k] for k in ("node_inventory", "child_jobs", "child_services")}
+        return {k: kwargs[k] for k in ("node_inventory", "child_jobs", "child_services", "power_reports")}
 
     @kopf.on.resume(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", registry=registry)
     @kopf.on.create(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", registry=registry)
@@ -190,6 +196,16 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
     async def llmjob_deleted(body: kopf.Body, **_: Any) -> None:
         ctx.forget(body["metadata"]["uid"])
 
+    @kopf.on.event("", "v1", "configmaps", id="power-report", labels={REPORT_LABEL: "true"}, registry=registry)
+    async def power_report_event(body: kopf.Body, logger: Any, **kwargs: Any) -> None:
+        try:
+            reports = parse_node_report(dict(body))
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning(f"ignoring a malformed node power report: {exc}")
+            return
+        for ns, owner_name in sorted({(r.namespace, r.llmjob) for r in reports if r.llmjob}):
+            await _reconcile_by_name(ctx, ns, owner_name, indexes_of(kwargs), logger)
+
     @kopf.on.event("batch", "v1", "jobs", id="child-job", labels={c.LABEL_LLMJOB: kopf.PRESENT},
                    registry=registry)
     async def child_job_event(body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str,
@@ -205,15 +221,21 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
             if ctx.job_fingerprints.get(uid) == fingerprint:
                 return
             ctx.job_fingerprints[uid] = fingerprint
-        try:
-            parent = await ctx.kube.get_or_none(LLMJOBS, owner_name, namespace)
-        except KubeApiError as exc:
-            logger.warning(f"cannot read LLMJob {namespace}/{owner_name} for a child event: {exc}")
-            return
-        if parent is None:
-            return
-        try:
-            await reconcile(ctx, parent, indexes_of(kwargs), logger)
-        except (kopf.TemporaryError, kopf.PermanentError) as exc:
-            # The LLMJob's own handlers and the resync timer retry; an event handler has no retries of its own.
-            logger.info(f"child event pass for {namespace}/{owner_name} deferred: {exc}")
+        await _reconcile_by_name(ctx, namespace, owner_name, indexes_of(kwargs), logger)
+
+
+async def _reconcile_by_name(ctx: OperatorContext, namespace: str, name: str, indexes: dict[str, Any],
+                             logger: Any) -> None:
+    """A pass triggered by another object's event: read the LLMJob fresh (never a stale copy), then reconcile."""
+    try:
+        parent = await ctx.kube.get_or_none(LLMJOBS, name, namespace)
+    except KubeApiError as exc:
+        logger.warning(f"cannot read LLMJob {namespace}/{name}: {exc}")
+        return
+    if parent is None:
+        return
+    try:
+        await reconcile(ctx, parent, indexes, logger)
+    except (kopf.TemporaryError, kopf.PermanentError) as exc:
+        # The LLMJob's own handlers and the resync timer retry; an event handler has no retries of its own.
+        logger.info(f"pass for {namespace}/{name} deferred: {exc}")

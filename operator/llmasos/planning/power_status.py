@@ -1,0 +1,44 @@
+"""LLMJob `status.power` from the node agents' reports (pure): per worker pod, its GPUs and the limit applied.
+
+Reports arrive per node at a low rate, so the latest report of each pod wins (by `reportedAt`). Energy is the
+agents' NVML counter attribution in joules; the carbon accounting turns it into kWh and gCO2e.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def build_power_status(reports: Iterable[Mapping[str, Any]],
+                       previous: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """`reports`: dicts with node, namespace, name, uid, gpus, policy, limit_w, state, energy_j, reported_at.
+
+    Once a pod ends its agent restores the GPU and reports no limit; the limit that was applied is kept from the
+    previous status so the finished job still shows what it ran under.
+    """
+    applied = {p["pod"]: p.get("limitWatts") for p in (previous or {}).get("pods", []) or []}
+    latest: dict[str, Mapping[str, Any]] = {}
+    for r in reports:
+        key = str(r["uid"] or f"{r['namespace']}/{r['name']}")
+        if key not in latest or str(r["reported_at"]) >= str(latest[key]["reported_at"]):
+            latest[key] = r
+    if not latest:
+        return None
+    pods = [
+        {k: v for k, v in {
+            "pod": r["name"],
+            "node": r["node"],
+            "gpus": list(r["gpus"]),
+            "policy": r["policy"],
+            "limitWatts": r["limit_w"] if r["limit_w"] is not None else applied.get(str(r["name"])),
+            "state": r["state"],
+            "energyJoules": round(float(r["energy_j"]), 1),
+        }.items() if v is not None}
+        for r in sorted(latest.values(), key=lambda r: str(r["name"]))
+    ]
+    return {
+        "pods": pods,
+        "energyJoules": round(sum(float(r["energy_j"]) for r in latest.values()), 1),
+        "reportedAt": max(str(r["reported_at"]) for r in latest.values()),
+    }

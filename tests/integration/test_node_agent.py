@@ -1,0 +1,127 @@
+"""Node agents on the local control plane cap exactly an LLMJob's GPUs and always restore them; energy is reported.
+
+Two agent processes play the DaemonSet on the two a100 nodes (simulated GPUs, 400 W default limit). The LLMJob asks
+for `power: {policy: fraction, fraction: 0.8}`, so each of its 4 GPUs per node must sit at 320 W and every other
+GPU at 400 W; after completion, after agent SIGKILL + restart and after deletion mid-run, every GPU is back at 400 W.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.localcluster import LocalCluster
+from tests.integration.agent_proc import AgentProcess
+from tests.integration.kube import AdminApi, children, llmjob, llmjob_path, wait_for, wait_phase
+from tests.integration.operator_proc import OperatorProcess
+
+pytestmark = pytest.mark.integration
+NODES = ("gpu-a100-000", "gpu-a100-001")
+DEFAULT_MW, CAPPED_MW = 400_000, 320_000
+AGENT_NS = "llmasos-system"
+
+
+@pytest.fixture
+def agents(cluster: LocalCluster, api: AdminApi, tmp_path: Path) -> Iterator[dict[str, AgentProcess]]:
+    if api.request("GET", f"/api/v1/namespaces/{AGENT_NS}").status_code == 404:
+        api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AGENT_NS}})
+    procs = {n: AgentProcess(cluster, n, "nvidia-a100-80gb", tmp_path, AGENT_NS).start() for n in NODES}
+    yield procs
+    for p in procs.values():
+        p.stop()
+
+
+def report(api: AdminApi, node: str) -> dict[str, Any]:
+    r = api.request("GET", f"/api/v1/namespaces/{AGENT_NS}/configmaps/llmasos-power-{node}")
+    return json.loads(r.json()["data"]["report.json"]) if r.status_code == 200 else {}
+
+
+def pod_gpus(api: AdminApi, node: str, pod_prefix: str) -> set[str]:
+    uuids: set[str] = set()
+    for p in report(api, node).get("pods", []):
+        if p["name"].startswith(pod_prefix) and p["state"] != "ended":
+            uuids.update(p["gpuUUIDs"])
+    return uuids
+
+
+def capped(agent: AgentProcess) -> set[str]:
+    return {uuid for uuid, mw in agent.limits_mw().items() if mw != DEFAULT_MW}
+
+
+def all_restored(agents: dict[str, AgentProcess]) -> bool:
+    return all(a.limits_mw() and set(a.limits_mw().values()) == {DEFAULT_MW} for a in agents.values())
+
+
+def start_capped_job(api: AdminApi, ns: str, name: str, duration: str) -> None:
+    api.create(llmjob_path(ns), llmjob(name, placement={"nodePools": ["a100"]},
+                                       parallelism={"strategy": "ddp", "nodes": 2, "gpusPerNode": 4},
+                                       power={"policy": "fraction", "fraction": 0.8},
+                                       annotations={"sim.llmasos.io/duration": duration}))
+
+
+def wait_capped(api: AdminApi, agents: dict[str, AgentProcess], name: str) -> None:
+    def exactly_its_gpus() -> bool:
+        for node, agent in agents.items():
+            mine = pod_gpus(api, node, f"{name}-a0-")
+            if len(mine) != 4 or capped(agent) != mine:
+                return False
+            if any(agent.limits_mw()[u] != CAPPED_MW for u in mine):
+                return False
+        return True
+
+    wait_for(exactly_its_gpus, timeout=60, what="exactly the job's 4 GPUs per node capped at 320 W")
+
+
+def test_fraction_caps_exactly_the_jobs_gpus_and_restores_after_completion(
+        api: AdminApi, operator: OperatorProcess, agents: dict[str, AgentProcess]) -> None:
+    ns = api.namespace("power")
+    start_capped_job(api, ns, "capped", "25s")
+    wait_capped(api, agents, "capped")
+    for agent in agents.values():
+        assert len(agent.limits_mw()) == 8
+        assert sum(1 for mw in agent.limits_mw().values() if mw == DEFAULT_MW) == 4, "other GPUs untouched"
+    wait_phase(api, ns, "capped", "Succeeded", timeout=90)
+    wait_for(lambda: all_restored(agents), timeout=30, what="caps restored after completion")
+
+    def energy_reported() -> dict[str, Any] | None:
+        power = api.get(llmjob_path(ns, "capped")).get("status", {}).get("power")
+        return power if power and len(power["pods"]) == 2 and power["energyJoules"] > 0 else None
+
+    power = wait_for(energy_reported, timeout=30, what="status.power with both pods and energy")
+    for pod in power["pods"]:
+        assert len(pod["gpus"]) == 4
+        assert pod["limitWatts"] == 320
+        assert pod["policy"] == "fraction"
+        assert pod["energyJoules"] > 0
+        assert pod["node"] in NODES
+    api.delete(f"/api/v1/namespaces/{ns}")
+
+
+def test_caps_restored_after_agent_sigkill_and_restart(api: AdminApi, operator: OperatorProcess,
+                                                       agents: dict[str, AgentProcess]) -> None:
+    ns = api.namespace("powerkill")
+    start_capped_job(api, ns, "killed", "12s")
+    wait_capped(api, agents, "killed")
+    for agent in agents.values():
+        agent.kill()  # no chance to restore anything
+    assert not all_restored(agents), "the SIGKILL left caps behind, as a crash would"
+    wait_phase(api, ns, "killed", "Succeeded", timeout=60)  # the pods end while no agent runs
+    for agent in agents.values():
+        agent.start()
+    wait_for(lambda: all_restored(agents), timeout=30, what="caps of vanished pods restored at agent start-up")
+    api.delete(f"/api/v1/namespaces/{ns}")
+
+
+def test_caps_restored_when_pods_are_deleted_mid_run(api: AdminApi, operator: OperatorProcess,
+                                                     agents: dict[str, AgentProcess]) -> None:
+    ns = api.namespace("powerdel")
+    start_capped_job(api, ns, "deleted", "300s")
+    wait_capped(api, agents, "deleted")
+    api.request("DELETE", llmjob_path(ns, "deleted"), expect=200)
+    wait_for(lambda: not children(api, ns, "deleted")[2], timeout=60, what="pods gone")
+    wait_for(lambda: all_restored(agents), timeout=30, what="caps restored after deletion mid-run")
+    api.delete(f"/api/v1/namespaces/{ns}")
