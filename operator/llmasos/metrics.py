@@ -3,14 +3,31 @@
 Handlers call `record_*` functions and never touch prometheus_client directly. Collectors live in an
 :class:`OperatorMetrics` instance with its own registry (injected, no module globals), so tests can read values.
 Names follow Prometheus conventions: `llmasos_` prefix, base units, `_total` for counters, bounded label sets
-(phase, namespace, reason — never a job name).
+(phase, namespace, kind, source, zone). One deliberate exception: `llmasos_llmjob_deferred_timestamp_seconds` names
+the job, because "which job is waiting, until when" is the question its dashboard and alert answer; its series exist
+only while a job is deferred (`clear_deferred` on start or deletion), so they are bounded by the deferred jobs.
+
+Accounting counters are fed from `status.carbon` deltas (`record_carbon(namespace, previous, current)`): the handler
+passes the object it read and the one it wrote, so an operator restart neither re-counts history nor needs memory.
+Savings are exported as counterfactual emissions (run now, first pool, uncapped) next to the actual ones, so a
+negative saving is not lost to a counter that cannot go down: saved = increase(counterfactual) - increase(actual).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from llmasos.api.schema import PHASES
+
+JOULES_PER_KWH = 3.6e6
+DEFERRAL_BUCKETS = (0, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 604800)
+INTENSITY_BUCKETS = (25, 50, 100, 150, 200, 300, 400, 500, 600, 800, 1000)
+SCENARIOS = ("run_now", "first_pool", "uncapped")
 
 
 class OperatorMetrics:
@@ -31,6 +48,42 @@ class OperatorMetrics:
         self._phase_of: dict[str, str] = {}
         for phase in PHASES:
             self.jobs_by_phase.labels(phase).set(0)
+        self._init_carbon(r)
+
+    def _init_carbon(self, r: CollectorRegistry) -> None:
+        self.deferral_seconds = Histogram(
+            "llmasos_llmjob_deferral_seconds", "Time from submission to the first start of an LLMJob.",
+            buckets=DEFERRAL_BUCKETS, registry=r)
+        self.intensity = Histogram(
+            "llmasos_llmjob_intensity_grams_per_kwh",
+            "Per finished LLMJob: planned, achieved and run-now average grid intensity (gCO2e/kWh).",
+            ["kind"], buckets=INTENSITY_BUCKETS, registry=r)
+        self.energy = Counter("llmasos_energy_joules", "IT energy of LLMJobs (GPU energy metered by the agents).",
+                              ["namespace"], registry=r)
+        self.facility_energy = Counter("llmasos_facility_energy_joules", "Facility energy of LLMJobs (IT x PUE).",
+                                       ["namespace"], registry=r)
+        self.emissions = Counter("llmasos_emissions_grams", "Location-based emissions of LLMJobs (gCO2e).",
+                                 ["namespace"], registry=r)
+        self.counterfactual = Counter(
+            "llmasos_counterfactual_emissions_grams",
+            "Emissions had LLMJobs run now / on the first listed pool / uncapped (gCO2e); minus the actual = saved.",
+            ["namespace", "scenario"], registry=r)
+        self.deferred = Gauge(
+            "llmasos_llmjob_deferred_timestamp_seconds",
+            "Deferred LLMJobs: planned start, latest start and deadline (Unix time); only while deferred.",
+            ["namespace", "llmjob", "bound"], registry=r)
+        self.source_errors = Counter("llmasos_carbon_source_errors", "Failed requests to a carbon-intensity source.",
+                                     ["source"], registry=r)
+        self.data_time = Gauge(
+            "llmasos_carbon_data_timestamp_seconds",
+            "Time of the newest carbon-intensity data in use per zone (updatedAt); age = time() - this.",
+            ["zone", "source"], registry=r)
+        self.zone_intensity = Gauge("llmasos_carbon_intensity_grams_per_kwh",
+                                    "Latest carbon intensity per zone (gCO2e/kWh).", ["zone", "source"], registry=r)
+        self.degraded = Gauge("llmasos_carbon_source_degraded",
+                              "1 while a zone's data comes from a fallback source (an earlier source failed).",
+                              ["zone"], registry=r)
+        self._source_of_zone: dict[str, str] = {}
 
     def record_phase(self, uid: str, phase: str) -> None:
         old = self._phase_of.get(uid)
@@ -56,6 +109,79 @@ class OperatorMetrics:
     def record_created(self, kind: str) -> None:
         self.children_created.labels(kind).inc()
 
+    # -- carbon accounting -------------------------------------------------------------------------------------
+    def record_carbon(self, namespace: str, previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> None:
+        """Add what changed between two `status.carbon` objects of one job (previous None: a new job)."""
+        before, after = _carbon_values(previous or {}), _carbon_values(current)
+        delta = {k: max(after[k] - before[k], 0.0) for k in after}
+        self.energy.labels(namespace).inc(delta["energy"])
+        self.facility_energy.labels(namespace).inc(delta["facility"])
+        self.emissions.labels(namespace).inc(delta["grams"])
+        for scenario in SCENARIOS:
+            self.counterfactual.labels(namespace, scenario).inc(delta[scenario])
+
+    def record_deferral(self, seconds: float) -> None:
+        """Once per job, when it first starts: how long it waited for its window."""
+        self.deferral_seconds.observe(max(seconds, 0.0))
+
+    def record_intensities(self, *, planned: float | None, achieved: float | None, run_now: float | None) -> None:
+        """Once per finished job: the plan's expected intensity, the achieved average, and run-now's."""
+        for kind, value in (("planned", planned), ("achieved", achieved), ("run_now", run_now)):
+            if value is not None:
+                self.intensity.labels(kind).observe(value)
+
+    def record_deferred(
+        self, namespace: str, llmjob: str, *, planned_start: datetime, latest_start: datetime,
+        deadline: datetime | None,
+    ) -> None:
+        for bound, moment in (("planned_start", planned_start), ("latest_start", latest_start), ("deadline", deadline)):
+            if moment is not None:
+                self.deferred.labels(namespace, llmjob, bound).set(moment.timestamp())
+
+    def clear_deferred(self, namespace: str, llmjob: str) -> None:
+        """The job started or was deleted: drop its series."""
+        for bound in ("planned_start", "latest_start", "deadline"):
+            with contextlib.suppress(KeyError):
+                self.deferred.remove(namespace, llmjob, bound)
+
+    def record_carbon_data(
+        self, source: str, zone: str, *, updated_at: datetime, intensity: float | None, degraded: bool
+    ) -> None:
+        """After a successful fetch for `zone` (through the fallback chain): which source, how fresh, what value."""
+        old = self._source_of_zone.get(zone)
+        if old is not None and old != source:
+            for gauge in (self.data_time, self.zone_intensity):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(zone, old)
+        self._source_of_zone[zone] = source
+        self.data_time.labels(zone, source).set(updated_at.timestamp())
+        if intensity is not None:
+            self.zone_intensity.labels(zone, source).set(intensity)
+        self.degraded.labels(zone).set(1.0 if degraded else 0.0)
+
+    def record_carbon_error(self, source: str) -> None:
+        self.source_errors.labels(source).inc()
+
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         if port:
             start_http_server(port, addr=addr, registry=self.registry)
+
+
+def _carbon_values(carbon: Mapping[str, Any]) -> dict[str, float]:
+    """Joules and grams of one `status.carbon`, with the three counterfactuals derived from its savings."""
+
+    def num(key: str) -> float:
+        value = carbon.get(key)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+    energy_kwh, facility_kwh, grams = num("energyKWh"), num("facilityEnergyKWh"), num("gCO2e")
+    pue = facility_kwh / energy_kwh if energy_kwh > 0 else 1.0
+    cap_grams = num("powerCapSavedKWh") * pue * num("averageIntensity")
+    return {
+        "energy": energy_kwh * JOULES_PER_KWH,
+        "facility": facility_kwh * JOULES_PER_KWH,
+        "grams": grams,
+        "run_now": num("runNowGCO2e") if "runNowGCO2e" in carbon else grams,
+        "first_pool": grams + num("poolChoiceSavedGCO2e"),
+        "uncapped": grams + cap_grams,
+    }
