@@ -7,14 +7,17 @@ Invalid settings raise ConfigError at start-up naming the field, never during re
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from llmasos.api.durations import parse_duration
 from llmasos.errors import ConfigError
 
 
@@ -42,6 +45,19 @@ class Settings:
     peering_lifetime_seconds: int = 60
     # Directory on a volume where workers write checkpoints (passed as LLMASOS_CHECKPOINT_DIR); empty: none.
     checkpoint_dir: str = ""
+    # Electricity Maps API base URL (the token comes from the LLMASOS_ELECTRICITYMAPS_TOKEN environment variable,
+    # filled from a Secret by the chart; without a token the embedded trace source is used).
+    electricitymaps_url: str = "https://api.electricitymap.org/v3"
+    # Seconds an Electricity Maps answer is reused before asking again (a newer forecast is picked up after this).
+    carbon_cache_seconds: float = 300.0
+    # Carbon sources in fallback order (electricitymaps is skipped when no token is set).
+    carbon_sources: tuple[str, ...] = ("electricitymaps", "trace", "static")
+    # Trace source: trace time = real time + this offset ("-2190d", "0s"); empty picks whole years automatically.
+    trace_offset: str = ""
+    # Trace source: relative standard deviation of its forecast error 24 h ahead (0 = perfect forecasts).
+    forecast_error: float = 0.10
+    # GPU catalog overrides: {product: {relativeThroughput: x, powerWatts: y}} (settings file, or JSON in env).
+    gpu_catalog: str = ""
     # Maximum LLMJobs reconciled concurrently by one operator process.
     max_workers: int = 50
 
@@ -58,6 +74,42 @@ class Settings:
                 raise ConfigError(f"{name} must be a port number, got {port}")
         if self.max_workers < 1:
             raise ConfigError("max_workers must be >= 1")
+        unknown = set(self.carbon_sources) - {"electricitymaps", "trace", "static"}
+        if unknown or not self.carbon_sources:
+            raise ConfigError(
+                f"carbon_sources must list electricitymaps, trace and/or static, got {self.carbon_sources}"
+            )
+        if self.forecast_error < 0:
+            raise ConfigError(f"forecast_error must be >= 0, got {self.forecast_error}")
+        if self.trace_offset:
+            try:
+                parse_duration(self.trace_offset.lstrip("+-"))
+            except ValueError as exc:
+                raise ConfigError(f"trace_offset: {exc}") from None
+        try:
+            self.catalog_overrides()
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"gpu_catalog: {exc}") from None
+
+    def trace_offset_delta(self) -> timedelta | None:
+        if not self.trace_offset:
+            return None
+        sign = -1 if self.trace_offset.startswith("-") else 1
+        return sign * parse_duration(self.trace_offset.lstrip("+-"))
+
+    def catalog_overrides(self) -> dict[str, dict[str, float]]:
+        if not self.gpu_catalog:
+            return {}
+        raw = json.loads(self.gpu_catalog)
+        if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+            raise ValueError("must map GPU products to {relativeThroughput, powerWatts}")
+        return {str(k): {str(f): float(x) for f, x in v.items()} for k, v in raw.items()}
+
+
+def electricitymaps_token(env: Mapping[str, str] | None = None) -> str | None:
+    """The API token, from the environment only (never from the settings file, never logged)."""
+    env = os.environ if env is None else env
+    return env.get("LLMASOS_ELECTRICITYMAPS_TOKEN") or None
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:
@@ -70,6 +122,8 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
             return int(raw)
         if isinstance(default, float):
             return float(raw)
+        if name == "gpu_catalog" and isinstance(raw, dict):
+            return json.dumps(raw, sort_keys=True)
         if isinstance(default, tuple):
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(str(x).strip() for x in items if str(x).strip())

@@ -10,7 +10,7 @@ latest start rather than waiting forever).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Generic, TypeVar
 
@@ -89,15 +89,24 @@ def default_chain(
     base_url: str | None = None,
     trace_offset: timedelta | None = None,
     forecast_error: ForecastErrorModel | None = None,
+    include: Sequence[str] = ("electricitymaps", "trace", "static"),
+    cache_ttl: timedelta | None = None,
 ) -> FallbackSource:
-    """Electricity Maps (only with a token) > shipped traces > static annual values: the configured default."""
+    """Electricity Maps (only with a token) > shipped traces > static annual values: the configured default.
+
+    `include` keeps only the named sources (in this order); a chain left empty raises ValueError."""
     from llmasos.carbon.electricitymaps import DEFAULT_BASE_URL, ElectricityMapsConfig, ElectricityMapsSource
     from llmasos.carbon.static import StaticSource
     from llmasos.carbon.trace import TraceSource
 
     sources: list[IntensitySource] = []
-    if token:
-        sources.append(ElectricityMapsSource(ElectricityMapsConfig(token, base_url or DEFAULT_BASE_URL), clock=clock))
-    sources.append(TraceSource(clock=clock, offset=trace_offset, error_model=forecast_error))
-    sources.append(StaticSource(clock=clock))
+    if token and "electricitymaps" in include:
+        config = ElectricityMapsConfig(token, base_url or DEFAULT_BASE_URL)
+        if cache_ttl is not None:
+            config = replace(config, cache_ttl=cache_ttl)
+        sources.append(ElectricityMapsSource(config, clock=clock))
+    if "trace" in include:
+        sources.append(TraceSource(clock=clock, offset=trace_offset, error_model=forecast_error))
+    if "static" in include:
+        sources.append(StaticSource(clock=clock))
     return FallbackSource(sources)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from llmasos.carbon.fallback import FallbackSource, default_chain
 from llmasos.cluster.inventory import GpuUsageCache
 from llmasos.cluster.kube import EVENTS, KubeClient
 from llmasos.metrics import OperatorMetrics
+from llmasos.planning.pool_choice import DEFAULT_CATALOG, GpuProfile
 from llmasos.settings import Settings
 
 
@@ -34,6 +36,8 @@ class OperatorContext:
     metrics: OperatorMetrics
     clock: Callable[[], datetime] = utc_now
     instance: str = field(default_factory=socket.gethostname)
+    carbon: FallbackSource = field(default_factory=default_chain)
+    catalog: Mapping[str, GpuProfile] = field(default_factory=lambda: DEFAULT_CATALOG)
     gpu_usage: GpuUsageCache = field(default_factory=GpuUsageCache)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Last seen fingerprint of each child Job's status: events that change nothing relevant skip the pass.

@@ -24,6 +24,7 @@ from llmasos.cluster.builders import Owner, build_job, build_service, job_name, 
 from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
 from llmasos.errors import KubeApiError, PlacementError, SpecError
+from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import children_from, has_service, inventory_from, reports_for
 from llmasos.planning.lifecycle import DeleteJob, EnsureJob, EnsureService, decide
@@ -106,7 +107,10 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     if not pool or pool not in pools_now:
         inventory = inventory_from(indexes["node_inventory"], await ctx.gpu_usage.requested_by_node(ctx.kube))
         try:
-            chosen = select_pool(spec, inventory)
+            if spec.carbon.policy != "immediate" and spec.prefer_efficient:
+                chosen = await choose_carbon_pool(ctx, spec, body, inventory, ctx.clock())
+            else:
+                chosen = select_pool(spec, inventory)
         except PlacementError as exc:
             ctx.metrics.record_error("placement")
             new = placement_status(status, exc.reason, str(exc), generation, now)
@@ -122,17 +126,31 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         pool_fields = {}
 
     observed = children_from(indexes["child_jobs"], ns, name, uid)
+    zone = spec.carbon.zone or str(pool_fields.get("zone") or status.get("zone") or "")
+    started = bool(status.get("startTime")) or bool(observed)
+    gate, data_quality = await carbon_gate(ctx, spec, body, zone, started, ctx.clock())
+    hold = ""
+    if gate.hold:
+        saving = (gate.plan or {}).get("expectedSavingsPercent")
+        hold = f"deferred until {gate.start_at}" + (f", expected to save {saving:.0f}%" if saving is not None else "")
     decision = decide(spec, previous_phase, observed, now, int(status.get("attempt", 0) or 0),
-                      str(status.get("startTime", "") or ""))
+                      str(status.get("startTime", "") or ""), hold=hold)
     await _apply(ctx, owner, spec, pool, decision.actions, observed_names={j.name for j in observed},
                  job_index=indexes["child_jobs"],
                  service_known=has_service(indexes["child_services"], ns, name, uid))
     scheduled = Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {pool}")
-    new = build_status(status, decision, generation, now, (scheduled,), **pool_fields, power=power,
-                       children={"job": job_name(name, decision.attempt), "service": service_name(name)})
+    extra = (scheduled, *((data_quality,) if data_quality else ()))
+    has_children = bool(observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
+    children = {"job": job_name(name, decision.attempt), "service": service_name(name)} if has_children else None
+    new = build_status(status, decision, generation, now, extra, **pool_fields, power=power, plan=gate.plan,
+                       children=children)
+    if decision.phase == "Deferred":
+        new["scheduledStart"] = gate.start_at or new.get("scheduledStart")
     if await _write_status(ctx, body, new):
         for ev in decision.events:
             await ctx.post_event(body, ev.type, ev.reason, ev.message)
+        if gate.announce and decision.phase == "Deferred":
+            await ctx.post_event(body, "Normal", cond.DEFERRED, hold)
     if pool_fields:
         await ctx.post_event(body, "Normal", cond.POOL_SELECTED,
                              f"placed on node pool {pool} ({pool_fields['gpuProduct']})")

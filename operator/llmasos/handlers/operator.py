@@ -10,17 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import timedelta
 from typing import Any
 
 import kopf
 
 from llmasos.api import constants as c
+from llmasos.carbon.fallback import default_chain
 from llmasos.cluster.kube import KubeClient, load_credentials
+from llmasos.errors import ConfigError
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import register_indexes
 from llmasos.handlers.llmjob import register_llmjob_handlers
 from llmasos.metrics import OperatorMetrics
-from llmasos.settings import Settings
+from llmasos.planning.forecast_error import ForecastErrorModel
+from llmasos.planning.pool_choice import build_catalog
+from llmasos.settings import Settings, electricitymaps_token
 
 
 def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
@@ -69,6 +74,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     @kopf.on.cleanup(id="close", registry=registry)
     async def close(**_: Any) -> None:
         await ctx.kube.aclose()
+        await ctx.carbon.aclose()
 
     return registry
 
@@ -79,7 +85,15 @@ async def run_operator(settings: Settings, kubeconfig: str | None = None,
     kube = KubeClient(load_credentials(kubeconfig))
     metrics = OperatorMetrics()
     metrics.serve(settings.metrics_port)
-    ctx = OperatorContext(settings=settings, kube=kube, metrics=metrics)
+    error_model = ForecastErrorModel(sigma_at_24h=settings.forecast_error) if settings.forecast_error else None
+    if settings.carbon_sources == ("electricitymaps",) and not electricitymaps_token():
+        raise ConfigError("carbon_sources is only electricitymaps but LLMASOS_ELECTRICITYMAPS_TOKEN is not set")
+    carbon = default_chain(electricitymaps_token(), base_url=settings.electricitymaps_url,
+                           trace_offset=settings.trace_offset_delta(), forecast_error=error_model,
+                           include=settings.carbon_sources,
+                           cache_ttl=timedelta(seconds=settings.carbon_cache_seconds))
+    catalog = build_catalog(settings.catalog_overrides())
+    ctx = OperatorContext(settings=settings, kube=kube, metrics=metrics, carbon=carbon, catalog=catalog)
     registry = build_registry(ctx)
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
     await kopf.operator(

@@ -100,8 +100,13 @@ def decide(
     now: str,
     previous_attempt: int = 0,
     previous_start: str = "",
+    hold: str = "",
 ) -> Decision:
-    """What the LLMJob's status should be and which child actions are needed, from what is observed now."""
+    """What the LLMJob's status should be and which child actions are needed, from what is observed now.
+
+    `hold` (a message) means the carbon plan says "not now": no children are created, and an existing Job (an
+    interruptible one between segments) is suspended, with phase Deferred.
+    """
     total = spec.parallelism.nodes
     current = max(jobs, key=lambda j: j.attempt) if jobs else None
     attempt = max(previous_attempt, current.attempt if current else 0)
@@ -207,15 +212,27 @@ def decide(
             events=events,
         )
 
+    if hold:
+        deferred = (Condition(cond.DEFERRED, "True", cond.WAITING_FOR_WINDOW, hold),
+                    Condition(cond.RUNNING, "False", cond.WAITING_FOR_WINDOW, hold))
+        held: tuple[Action, ...] = (*((EnsureJob(attempt, True),) if current else ()), *stale)
+        return Decision("Deferred", deferred, hold, held, 0, total, attempt, current.name if current else "",
+                        start)
+
     ready = current.ready if current and not current.suspended else 0
     actions: tuple[Action, ...] = (EnsureService(), EnsureJob(attempt, False), *stale)
+    carbon_window = (
+        (Condition(cond.DEFERRED, "False", cond.WINDOW_REACHED, "running in its planned window"),)
+        if spec.carbon.policy != "immediate"
+        else ()
+    )
     not_suspended = Condition(cond.SUSPENDED, "False", cond.NOT_SUSPENDED, "")
     if ready >= total:
         msg = f"{ready}/{total} worker(s) running"
         events = () if previous_phase == "Running" else (Event("Normal", cond.WORKERS_RUNNING, msg),)
         return Decision(
             "Running",
-            (Condition(cond.RUNNING, "True", cond.WORKERS_RUNNING, msg), not_suspended),
+            (Condition(cond.RUNNING, "True", cond.WORKERS_RUNNING, msg), not_suspended, *carbon_window),
             msg,
             actions,
             ready,
@@ -229,7 +246,7 @@ def decide(
     events = () if previous_phase in ("Pending", "") else (Event("Normal", cond.WORKERS_STARTING, msg),)
     return Decision(
         "Pending",
-        (Condition(cond.RUNNING, "False", cond.WORKERS_STARTING, msg), not_suspended),
+        (Condition(cond.RUNNING, "False", cond.WORKERS_STARTING, msg), not_suspended, *carbon_window),
         msg,
         actions,
         ready,

@@ -1,0 +1,90 @@
+"""Carbon-aware timing and pool choice inside a reconcile pass: fetch forecasts (adapter), plan (pure), gate.
+
+Forecasts come from the configured fallback chain (Electricity Maps > shipped traces > static annual values);
+when the chain degrades, the LLMJob gets a `CarbonDataDegraded` condition naming the source used. When every
+source fails, the plan is made on an empty forecast, which the planner treats as unknown and schedules no later
+than the latest start: a job is never held past the time it needs to meet its deadline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from llmasos.api import conditions as cond
+from llmasos.api.conditions import Condition
+from llmasos.api.spec import LLMJobSpec, parse_time
+from llmasos.errors import CarbonSourceError, PlacementError
+from llmasos.handlers.context import OperatorContext
+from llmasos.planning.carbon_gate import Gate, gate_after_start, gate_before_start, plan_status
+from llmasos.planning.carbon_spec import carbon_job
+from llmasos.planning.carbon_window import CarbonJob, plan_start
+from llmasos.planning.forecast import Forecast
+from llmasos.planning.placement import PoolInventory, feasible_pools
+from llmasos.planning.pool_choice import PoolOption, choose_pool
+
+
+@dataclass(frozen=True)
+class ForecastAnswer:
+    forecast: Forecast
+    source: str
+    degraded: bool
+    message: str
+
+
+def job_for(spec: LLMJobSpec, body: dict[str, Any]) -> CarbonJob:
+    created = parse_time(str(body["metadata"]["creationTimestamp"]), "metadata.creationTimestamp")
+    return carbon_job(spec.carbon, created, default_duration=spec.max_runtime or timedelta(hours=1))
+
+
+async def fetch_forecast(ctx: OperatorContext, zone: str) -> ForecastAnswer:
+    try:
+        sourced = await ctx.carbon.forecast(zone)
+    except CarbonSourceError as exc:
+        ctx.metrics.record_error("carbon")
+        return ForecastAnswer(Forecast((), zone=zone), "none", True, f"every carbon source failed: {exc}")
+    return ForecastAnswer(sourced.value, sourced.source, sourced.degraded, sourced.message)
+
+
+def degraded_condition(answer: ForecastAnswer) -> Condition:
+    if answer.degraded:
+        reason = cond.CARBON_SOURCES_DOWN if answer.source == "none" else cond.CARBON_SOURCE_FALLBACK
+        return Condition(cond.CARBON_DATA_DEGRADED, "True", reason, answer.message)
+    return Condition(cond.CARBON_DATA_DEGRADED, "False", cond.CARBON_SOURCE_OK, answer.message)
+
+
+async def choose_carbon_pool(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any],
+                             inventory: dict[str, PoolInventory], now: datetime) -> PoolInventory:
+    """Among pools that can host the gang, the one with the lowest expected gCO2e that finishes in time."""
+    fitting = feasible_pools(spec, inventory)
+    p = spec.parallelism
+    gpus = max(p.nodes * p.gpus_per_node, 1)
+    options = [PoolOption(pool.name, pool.gpu_product,
+                          pool.nodes_with_capacity(p.gpus_per_node) * max(p.gpus_per_node, 1),
+                          spec.carbon.zone or pool.carbon_zone, spec.pue or ctx.settings.default_pue)
+               for pool in fitting]
+    forecasts = {}
+    for zone in sorted({o.zone for o in options}):
+        answer = await fetch_forecast(ctx, zone)
+        if answer.forecast.points:
+            forecasts[zone] = answer.forecast
+    try:
+        choice = choose_pool(job_for(spec, body), gpus, options, forecasts, now, ctx.catalog)
+    except PlacementError:
+        return fitting[0]  # nothing finishes in time by the planner's estimate: placement alone decides
+    return next(pool for pool in fitting if pool.name == choice.pool.name)
+
+
+async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], zone: str, started: bool,
+                      now: datetime) -> tuple[Gate, Condition | None]:
+    """Hold or run, with the plan for status.plan and the data-quality condition (None for immediate jobs)."""
+    previous = (body.get("status") or {}).get("plan")
+    if spec.carbon.policy == "immediate":
+        return Gate(hold=False, plan=None), None
+    if started:
+        return gate_after_start(previous, spec.carbon.interruptible, now), None
+    answer = await fetch_forecast(ctx, zone)
+    plan = plan_start(job_for(spec, body), answer.forecast, now)
+    return gate_before_start(plan_status(plan, answer.source, answer.degraded, answer.message), previous, now), \
+        degraded_condition(answer)

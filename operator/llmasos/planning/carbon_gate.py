@@ -1,0 +1,59 @@
+"""Whether an LLMJob may run now, from its carbon plan (pure): the gate between planning and the lifecycle.
+
+Before a job starts, every pass re-plans on the freshest forecast (so a newer forecast moves the window) and holds
+the job while `now < plan.startAt`; the planner never puts the start after the latest start, so a job starts in
+time even on a flat fallback forecast. Once a job has started it is not re-planned: a non-interruptible job runs to
+the end, an interruptible one follows the segments of the plan it started with (suspended between them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from llmasos.planning.carbon_window import Plan
+from llmasos.planning.forecast import parse_instant
+
+
+@dataclass(frozen=True)
+class Gate:
+    hold: bool
+    plan: dict[str, Any] | None
+    announce: bool = False  # a new or moved deferral worth an Event
+
+    @property
+    def start_at(self) -> str:
+        return str((self.plan or {}).get("startAt", ""))
+
+
+def plan_status(plan: Plan, source: str, degraded: bool, message: str) -> dict[str, Any]:
+    """status.plan: the planner's dict plus where the data came from."""
+    out = plan.to_dict()
+    out["source"] = source
+    out["degraded"] = degraded
+    out["sourceMessage"] = message
+    return out
+
+
+def gate_before_start(plan: dict[str, Any], previous: Mapping[str, Any] | None, now: datetime) -> Gate:
+    start = parse_instant(str(plan["startAt"]))
+    hold = now < start
+    moved = not previous or previous.get("startAt") != plan["startAt"]
+    return Gate(hold=hold, plan=plan, announce=hold and moved)
+
+
+def gate_after_start(previous: Mapping[str, Any] | None, interruptible: bool, now: datetime) -> Gate:
+    """Follow the plan the job started with: run inside a segment, hold between segments, never hold forever."""
+    if not previous or not interruptible:
+        return Gate(hold=False, plan=dict(previous) if previous else None)
+    segments = [(parse_instant(str(s["start"])), parse_instant(str(s["end"]))) for s in previous.get("segments", [])]
+    inside = any(start <= now < end for start, end in segments)
+    later = any(start > now for start, _ in segments)
+    return Gate(hold=not inside and later, plan=dict(previous))
+
+
+def is_due(plan: Mapping[str, Any] | None, now: datetime) -> bool:
+    """True when a held job has reached its planned start (used by tests and the timer path)."""
+    return bool(plan) and now >= parse_instant(str(plan["startAt"]))  # type: ignore[index]

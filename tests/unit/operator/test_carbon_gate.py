@@ -1,0 +1,59 @@
+"""The carbon gate: hold before the planned start, follow segments after it, never hold forever."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from llmasos.planning.carbon_gate import gate_after_start, gate_before_start
+from llmasos.planning.lifecycle import EnsureJob, EnsureService, decide
+from tests.unit.operator.builders import make_job, make_spec
+
+T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+def iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plan(*segments: tuple[int, int]) -> dict[str, object]:
+    segs = [{"start": iso(T0 + timedelta(hours=a)), "end": iso(T0 + timedelta(hours=b))} for a, b in segments]
+    return {"startAt": segs[0]["start"], "segments": segs}
+
+
+def test_holds_until_the_planned_start_and_announces_only_new_or_moved_starts() -> None:
+    p = plan((3, 5))
+    first = gate_before_start(p, None, T0)
+    assert first.hold
+    assert first.announce
+    again = gate_before_start(p, p, T0 + timedelta(hours=1))
+    assert again.hold
+    assert not again.announce
+    moved = gate_before_start(plan((4, 6)), p, T0 + timedelta(hours=1))
+    assert moved.announce
+    assert not gate_before_start(p, p, T0 + timedelta(hours=3)).hold
+
+
+def test_interruptible_job_follows_its_segments() -> None:
+    p = plan((1, 2), (4, 5))
+    assert not gate_after_start(p, True, T0 + timedelta(hours=1, minutes=30)).hold
+    assert gate_after_start(p, True, T0 + timedelta(hours=3)).hold, "between segments: suspended"
+    assert not gate_after_start(p, True, T0 + timedelta(hours=4, minutes=1)).hold
+    assert not gate_after_start(p, True, T0 + timedelta(hours=6)).hold, "past the last segment: never held"
+
+
+def test_non_interruptible_job_is_never_held_once_started() -> None:
+    assert not gate_after_start(plan((1, 2), (4, 5)), False, T0 + timedelta(hours=3)).hold
+
+
+def test_held_job_creates_nothing_then_suspends_and_resumes_its_job() -> None:
+    spec = make_spec(carbon={"policy": "deadline", "maxDelay": "24h", "expectedDuration": "2h",
+                             "interruptible": True})
+    before = decide(spec, "", [], "now", hold="deferred until later")
+    assert before.phase == "Deferred"
+    assert before.actions == ()
+    between = decide(spec, "Running", [make_job(0, ready=2)], "now", hold="deferred until the next segment")
+    assert between.phase == "Deferred"
+    assert between.actions == (EnsureJob(0, True),)
+    resumed = decide(spec, "Deferred", [make_job(0, suspended=True)], "now")
+    assert resumed.actions == (EnsureService(), EnsureJob(0, False))
+    assert any(c.type == "Deferred" and c.status == "False" for c in resumed.conditions)
