@@ -1,0 +1,86 @@
+{{/* Names, labels and small shared fragments of the LLMasOS chart. */}}
+
+{{- define "llmasos.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "llmasos.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "llmasos.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of every object; pass a dict with "ctx" (the root context) and "component". */}}
+{{- define "llmasos.labels" -}}
+helm.sh/chart: {{ include "llmasos.chart" .ctx }}
+{{ include "llmasos.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: llmasos
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "llmasos.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "llmasos.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "llmasos.operatorServiceAccount" -}}
+{{- if .Values.operator.serviceAccount.create -}}
+{{- default (printf "%s-operator" (include "llmasos.fullname" .)) .Values.operator.serviceAccount.name -}}
+{{- else -}}
+{{- required "operator.serviceAccount.name is required when operator.serviceAccount.create is false" .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "llmasos.agentServiceAccount" -}}
+{{- if .Values.agent.serviceAccount.create -}}
+{{- default (printf "%s-agent" (include "llmasos.fullname" .)) .Values.agent.serviceAccount.name -}}
+{{- else -}}
+{{- required "agent.serviceAccount.name is required when agent.serviceAccount.create is false" .Values.agent.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "llmasos.peeringName" -}}
+{{- default (include "llmasos.fullname" .) .Values.operator.leaderElection.name -}}
+{{- end -}}
+
+{{- define "llmasos.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Fail early on combinations that cannot work. */}}
+{{- define "llmasos.validate" -}}
+{{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.leaderElection.enabled) -}}
+{{- fail "operator.replicas > 1 needs operator.leaderElection.enabled: without it every replica would reconcile every LLMJob" -}}
+{{- end -}}
+{{- if not (has .Values.carbon.source (list "auto" "electricitymaps" "trace" "static")) -}}
+{{- fail (printf "carbon.source must be auto, electricitymaps, trace or static, got %q" .Values.carbon.source) -}}
+{{- end -}}
+{{- if and (eq .Values.carbon.source "electricitymaps") (not .Values.carbon.electricityMaps.existingSecret) -}}
+{{- fail "carbon.source electricitymaps needs carbon.electricityMaps.existingSecret (a Secret holding the API token)" -}}
+{{- end -}}
+{{- range .Values.operator.watchNamespaces -}}
+{{- if or (contains "*" .) (contains "?" .) -}}
+{{- fail (printf "operator.watchNamespaces takes exact namespace names, not patterns: %q" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
