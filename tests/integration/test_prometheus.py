@@ -1,0 +1,240 @@
+"""Dashboards and alerts against a real Prometheus scraping a real node agent and the operator's metrics facade.
+
+Every panel query of charts/llmasos/dashboards/*.json and every alert of charts/llmasos/alerts/llmasos-rules.yaml is
+evaluated through Prometheus' HTTP API: panels must return finite data; each alert must return exactly the series
+the scenario makes it fire for (and none of the healthy ones), and Prometheus itself must fire it from the rules
+file. `promtool test rules` checks the `for:` durations on synthetic series. Needs the Debian package `prometheus`;
+no cluster (the agent runs on its simulated GPUs from a pods file).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.prom import (
+    LATE_JOB,
+    REPO,
+    STALE_ZONE,
+    STRANDED_NODE,
+    Process,
+    Prometheus,
+    finite_values,
+    free_port,
+    label_sets,
+    wait_until,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs the prometheus binary (apt-get install "
+                       "prometheus)"),
+]
+
+DASHBOARDS = sorted((REPO / "charts/llmasos/dashboards").glob("*.json"))
+RULES = REPO / "charts/llmasos/alerts/llmasos-rules.yaml"
+# Grafana's variables, as a dashboard with "All" selected and a short window would expand them.
+VARIABLES = {"$__rate_interval": "10s", "$__range": "5m", "$namespace": ".*", "$node": ".*", "$zone": ".*"}
+
+
+def expand(expr: str) -> str:
+    for name, value in sorted(VARIABLES.items(), key=lambda kv: -len(kv[0])):
+        expr = expr.replace(name, value)
+    assert "$" not in expr, f"unexpanded variable in {expr}"
+    return expr
+
+
+def panel_queries() -> list[Any]:
+    out = []
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                out.append(pytest.param(target["expr"], id=f"{path.stem}:{panel['title']}:{target['refId']}"))
+    return out
+
+
+def alert_rules() -> dict[str, dict[str, Any]]:
+    doc = yaml.safe_load(RULES.read_text())
+    return {r["alert"]: r for g in doc["groups"] for r in g["rules"] if "alert" in r}
+
+
+@dataclass
+class Stack:
+    prometheus: Prometheus
+    agent_port: int
+    down_target: str
+
+
+def pod(namespace: str, name: str, llmjob: str, gpus: int, power: dict[str, object] | None) -> dict[str, object]:
+    annotations = {"llmasos.io/power": json.dumps(power)} if power else {}
+    return {
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}",
+                     "labels": {"llmasos.io/llmjob": llmjob}, "annotations": annotations},
+        "spec": {"containers": [{"name": "w", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]},
+        "status": {"phase": "Running"},
+    }
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("prometheus")
+    (tmp / "pods.json").write_text(json.dumps({"items": [
+        pod("ml", "train-a-w0", "train-a", 2, {"policy": "fraction", "fraction": 0.8}),
+        pod("research", "eval-b-w0", "eval-b", 1, None),
+    ]}))
+    agent_port, op_port, failing_port, down_port = free_port(), free_port(), free_port(), free_port()
+    agent = Process([sys.executable, "-m", "llmasos.agent.main", "node-agent", "--node-name", "n1",
+                     "--gpu-backend", "sim", "--sim-product", "nvidia-a100-80gb", "--sim-gpus", "4",
+                     "--pods-file", str(tmp / "pods.json"), "--report-file", str(tmp / "report.json"),
+                     "--state-file", str(tmp / "state.json"), "--sim-hardware-file", str(tmp / "gpus.json"),
+                     "--gpu-mapping", "fallback", "--interval", "0.5", "--report-interval", "5",
+                     "--metrics-port", str(agent_port), "--metrics-addr", "127.0.0.1", "--log-level", "WARNING"],
+                    tmp / "agent.log")
+    operator = Process([sys.executable, "-m", "tests.integration.prom", "operator", "--port", str(op_port),
+                        "--agent-port", str(failing_port)], tmp / "operator.log", cwd=REPO)
+    # The rules as shipped, with every `for:` set to 0s so Prometheus fires them within the test.
+    rules_now = tmp / "rules-for-0s.yaml"
+    rules_now.write_text(re.sub(r"(?m)^(\s+for:) .*$", r"\1 0s", RULES.read_text()))
+    prom = Prometheus(tmp / "prom", {
+        "llmasos-operator": [f"127.0.0.1:{op_port}"],
+        "llmasos-agent": [f"127.0.0.1:{agent_port}", f"127.0.0.1:{failing_port}", f"127.0.0.1:{down_port}"],
+    }, [rules_now])
+    try:
+        prom.start()
+        # Two samples of every counter inside a 10 s window, and a cap applied by the real agent.
+        wait_until(lambda: len(prom.query("rate(llmasos_emissions_grams_total[10s]) > 0")) == 2, 60,
+                   f"operator metrics to be scraped; operator log: {operator.log()}")
+        wait_until(lambda: len(prom.query('rate(llmasos_gpu_energy_joules_total{node="n1"}[10s]) > 0')) >= 3, 60,
+                   f"agent energy to be scraped; agent log: {agent.log()}")
+        yield Stack(prom, agent_port, f"127.0.0.1:{down_port}")
+    finally:
+        prom.stop()
+        operator.stop()
+        agent.stop()
+
+
+def test_targets_are_scraped(stack: Stack) -> None:
+    up = {s["metric"]["instance"]: float(s["value"][1]) for s in stack.prometheus.query("up")}
+    assert sorted(up.values()) == [0.0, 1.0, 1.0, 1.0]
+    assert up[stack.down_target] == 0.0
+    # The real agent applied the 0.8 x 400 W cap to exactly the two GPUs of train-a-w0.
+    capped = stack.prometheus.query('llmasos_gpu_power_limit_watts{node="n1", pod="train-a-w0"}')
+    assert sorted(finite_values(capped)) == [320.0, 320.0]
+
+
+@pytest.mark.parametrize("expr", panel_queries())
+def test_every_dashboard_panel_returns_data(stack: Stack, expr: str) -> None:
+    samples = stack.prometheus.query(expand(expr))
+    assert samples, f"no data for {expand(expr)}"
+    assert finite_values(samples), f"only NaN/Inf for {expand(expr)}: {samples}"
+
+
+def test_fleet_savings_panels_match_the_accounting(stack: Stack) -> None:
+    """The sample fleet's pool choice saves 1000/900 - 1 of actual emissions: the panel's ratio must say so."""
+    ratio = stack.prometheus.query(
+        'sum(llmasos_counterfactual_emissions_grams_total{scenario="first_pool"}) / sum(llmasos_emissions_grams_total)')
+    assert finite_values(ratio) == [pytest.approx(1000 / 900, rel=1e-3)]
+
+
+# alert -> (labels compared, the label sets it must fire for in this scenario)
+EXPECTED_FIRING: dict[str, tuple[tuple[str, ...], set[tuple[str, ...]]]] = {
+    "LLMasOSCarbonDataStale": (("zone",), {(STALE_ZONE,)}),
+    "LLMasOSCarbonSourceDegraded": (("zone",), {(STALE_ZONE,)}),
+    "LLMasOSGpuCapNotRestored": (("node", "gpu"), {(STRANDED_NODE, "0")}),
+    "LLMasOSNodeAgentStuck": (("node",), {(STRANDED_NODE,)}),
+    "LLMasOSNodeAgentDown": (("instance",), set()),  # filled in with the closed port below
+    "LLMasOSJobNearDeadlineStillDeferred": (("namespace", "llmjob"), {LATE_JOB}),
+}
+
+
+def test_every_alert_has_an_expectation() -> None:
+    assert set(alert_rules()) == set(EXPECTED_FIRING)
+
+
+@pytest.mark.parametrize("alert", sorted(EXPECTED_FIRING))
+def test_alert_expression_fires_exactly_when_it_should(stack: Stack, alert: str) -> None:
+    keys, expected = EXPECTED_FIRING[alert]
+    if alert == "LLMasOSNodeAgentDown":
+        expected = {(stack.down_target,)}
+    samples = stack.prometheus.query(alert_rules()[alert]["expr"])
+    assert label_sets(samples, keys) == expected
+
+
+def test_prometheus_fires_the_rules_from_the_file(stack: Stack) -> None:
+    def firing() -> set[str]:
+        return {a["labels"]["alertname"] for a in stack.prometheus.api("alerts")["alerts"] if a["state"] == "firing"}
+
+    wait_until(lambda: firing() == set(EXPECTED_FIRING), 30, "every alert to fire")
+    groups = stack.prometheus.api("rules")["groups"]
+    assert {r["health"] for g in groups for r in g["rules"]} == {"ok"}
+
+
+def test_promtool_checks_the_rules_and_their_for_durations(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool ships with the prometheus package"
+    check = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # Synthetic series over simulated minutes: a cap left behind must wait out its 5 min `for`; a job past its
+    # latest start (Unix time 0 here) fires after 1 min more; a zone whose data is from t=0 turns stale after 3 h.
+    # Expected annotations are the rule's templates rendered by hand, so a template that does not render fails.
+    rules = alert_rules()
+
+    def expect(alert: str, labels: dict[str, str], value: str) -> dict[str, Any]:
+        def render(text: str) -> str:
+            text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], text)
+            return re.sub(r"\{\{ \$value( \| humanizeDuration)? \}\}", value, text)
+
+        annotations = {k: render(v) for k, v in rules[alert]["annotations"].items()}
+        return {"exp_labels": {**rules[alert]["labels"], **labels}, "exp_annotations": annotations}
+
+    cap_series = 'llmasos_gpu_power_limit_watts{node="n1", gpu="%s", namespace="%s", pod="%s", llmjob="%s"}'
+    tests = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": cap_series % ("0", "", "", ""), "values": "250x20"},
+                    {"series": cap_series % ("1", "ml", "w", "j"), "values": "250x20"},
+                    {"series": 'llmasos_gpu_default_power_limit_watts{node="n1", gpu="0"}', "values": "400x20"},
+                    {"series": 'llmasos_gpu_default_power_limit_watts{node="n1", gpu="1"}', "values": "400x20"},
+                    {"series": 'llmasos_llmjob_deferred_timestamp_seconds{namespace="ml", llmjob="j", '
+                               'bound="latest_start"}', "values": "0x20"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "4m", "alertname": "LLMasOSGpuCapNotRestored", "exp_alerts": []},
+                    {"eval_time": "6m", "alertname": "LLMasOSGpuCapNotRestored",
+                     "exp_alerts": [expect("LLMasOSGpuCapNotRestored", {"node": "n1", "gpu": "0"}, "250")]},
+                    {"eval_time": "2m", "alertname": "LLMasOSJobNearDeadlineStillDeferred", "exp_alerts": []},
+                    {"eval_time": "5m", "alertname": "LLMasOSJobNearDeadlineStillDeferred",
+                     "exp_alerts": [expect("LLMasOSJobNearDeadlineStillDeferred", {"namespace": "ml", "llmjob": "j"},
+                                           "300")]},
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": [{"series": 'llmasos_carbon_data_timestamp_seconds{zone="DE", '
+                                            'source="electricitymaps"}', "values": "0x240"}],
+                "alert_rule_test": [
+                    {"eval_time": "3h", "alertname": "LLMasOSCarbonDataStale", "exp_alerts": []},
+                    {"eval_time": "3h20m", "alertname": "LLMasOSCarbonDataStale",
+                     "exp_alerts": [expect("LLMasOSCarbonDataStale", {"zone": "DE"}, "3h 20m 0s")]},
+                ],
+            },
+        ],
+    }
+    (tmp_path / "alerts_test.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    run = subprocess.run([promtool, "test", "rules", str(tmp_path / "alerts_test.yaml")], capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
