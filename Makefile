@@ -7,8 +7,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
+# pip's cache lives outside the repo so a fresh clone (CI) reuses the large worker wheels (torch, ray).
+PIP_CACHE ?= $(HOME)/.cache/llmasos/pip
+PIP := $(PY) -m pip install -q --disable-pip-version-check --cache-dir $(PIP_CACHE)
+# Debian packages the tests use: a real Prometheus server and headless Chromium for the report screenshot.
+APT_PACKAGES := prometheus chromium
 
-.PHONY: help venv binaries lint test test-unit test-integration cluster-up cluster-down demo crds bench clean
+.PHONY: help venv binaries system-deps lint test test-unit test-integration cluster-up cluster-down demo crds bench clean
 
 help:
 	@echo "make demo        bring up the local control plane and show its GPU node pools"
@@ -17,12 +22,21 @@ help:
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[dev,worker,agent]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 venv: $(STAMP)
+
+# Installs the Debian packages the tests need, once (root or sudo; skipped when already present).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 binaries:
 	@e2e/toolchain/build.sh >/dev/null
@@ -32,7 +46,7 @@ lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: venv binaries lint
+test: venv binaries system-deps lint
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 test-unit: venv
