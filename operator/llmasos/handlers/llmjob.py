@@ -8,6 +8,7 @@ an invalid spec -> PermanentError plus a Failed condition; no pool yet -> Tempor
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -159,26 +160,32 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
 
 async def _apply(ctx: OperatorContext, owner: Owner, spec: LLMJobSpec, pool: str, actions: tuple[Any, ...],
                  observed_names: set[str], job_index: Any, service_known: bool) -> None:
+    """Creates and updates run concurrently (they are independent); deletions follow, so a failed attempt is only
+    removed once its successor exists."""
     image = spec.image or ctx.settings.worker_image
+
+    async def ensure_service() -> None:
+        if not service_known and await apply.ensure_service(ctx.kube, build_service(owner, spec), owner.uid):
+            ctx.metrics.record_created("Service")
+
+    async def ensure_job(action: EnsureJob) -> None:
+        body = build_job(owner, spec, action.attempt, pool, image, suspend=action.suspend,
+                         checkpoint_dir=ctx.settings.checkpoint_dir)
+        existing = None
+        name = body["metadata"]["name"]
+        if name in observed_names:
+            for observed, _owners in job_index.get((owner.namespace, owner.name), ()):
+                if observed.name == name:
+                    existing = {"spec": {"suspend": observed.suspended}}
+        created = await apply.ensure_job(ctx.kube, body, owner.uid, existing)
+        if created and existing is None:
+            ctx.metrics.record_created("Job")
+
+    writes = [ensure_service() if isinstance(a, EnsureService) else ensure_job(a)
+              for a in actions if isinstance(a, EnsureService | EnsureJob)]
+    await asyncio.gather(*writes)
     for action in actions:
-        if isinstance(action, EnsureService):
-            if service_known:
-                continue
-            if await apply.ensure_service(ctx.kube, build_service(owner, spec), owner.uid):
-                ctx.metrics.record_created("Service")
-        elif isinstance(action, EnsureJob):
-            body = build_job(owner, spec, action.attempt, pool, image, suspend=action.suspend,
-                             checkpoint_dir=ctx.settings.checkpoint_dir)
-            existing = None
-            name = body["metadata"]["name"]
-            if name in observed_names:
-                for observed, _owners in job_index.get((owner.namespace, owner.name), ()):
-                    if observed.name == name:
-                        existing = {"spec": {"suspend": observed.suspended}}
-            created = await apply.ensure_job(ctx.kube, body, owner.uid, existing)
-            if created and existing is None:
-                ctx.metrics.record_created("Job")
-        elif isinstance(action, DeleteJob):
+        if isinstance(action, DeleteJob):
             await apply.delete_job(ctx.kube, action.name, owner.namespace)
 
 
