@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.worker.helpers import Run, load_weights, run_worker, worker_env
+from tests.worker.helpers import Run, load_weights, parse, run_worker, start_worker, worker_env
 
 STEPS = 6
 CONFIG = {"steps": STEPS, "batch_size": 8, "log_every": 1, "lr": 3e-3}
@@ -60,3 +60,25 @@ def test_layout_matches_single_process(tmp_path: Path, reference: tuple[Run, dic
     for name, ref in ref_weights.items():
         torch.testing.assert_close(weights[name], ref, atol=WEIGHT_TOL, rtol=0, msg=f"{name} differs")
     assert run.one("done")["perplexity"] == pytest.approx(ref_run.one("done")["perplexity"], rel=1e-4)
+
+
+def test_two_pods_of_one_rank_each(tmp_path: Path, reference: tuple[Run, dict[str, torch.Tensor]]) -> None:
+    """Two 'pods' (NNODES=2), each its own launcher; ranks come from JOB_COMPLETION_INDEX as in an Indexed Job."""
+    out = tmp_path / "multi"
+    base = worker_env("train", nproc=1, dp=2, config={**CONFIG, "output_dir": str(out)}, NNODES="2")
+    pods = []
+    for index in (1, 0):  # the order pods start in is not guaranteed
+        env = {**base, "JOB_COMPLETION_INDEX": str(index)}
+        stdout, stderr = tmp_path / f"pod{index}.out", tmp_path / f"pod{index}.err"
+        pods.append((index, start_worker(env, stdout, stderr), stdout, stderr))
+    for index, proc, _, stderr in pods:
+        assert proc.wait(timeout=180) == 0, f"pod {index}: {stderr.read_text()[-3000:]}"
+    events = parse((tmp_path / "pod0.out").read_text())
+    start = next(e for e in events if e["event"] == "start")
+    assert (start["world_size"], start["dp"]) == (2, 2)
+    assert parse((tmp_path / "pod1.out").read_text()) == [], "only global rank 0 reports"
+    losses = {e["step"]: e["loss"] for e in events if e["event"] == "step"}
+    for step, loss in reference[0].losses().items():
+        assert losses[step] == pytest.approx(loss, abs=LOSS_TOL)
+    for name, ref in reference[1].items():
+        torch.testing.assert_close(load_weights(out / "model.pt")[name], ref, atol=WEIGHT_TOL, rtol=0)

@@ -115,3 +115,17 @@ def test_server_serves_metrics_and_404() -> None:
         assert info.value.code == 404
     finally:
         server.stop()
+
+
+def test_node_agent_reads_worker_metrics() -> None:
+    """Contract with operator/llmasos/agent/progress.py: it parses exactly what the worker serves."""
+    from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, parse_progress
+
+    clock = FakeClock()
+    progress = Progress(clock)
+    clock.now += 2.0
+    progress.update(4, 4096, 3.0)
+    reading = parse_progress(render(progress.snapshot(), {"GPU-0aaa": 1.0}, {"job": "j"}), DEFAULT_PROGRESS_METRICS)
+    assert reading is not None
+    assert reading.work == 4096.0
+    assert reading.updated_at == 102.0

@@ -75,3 +75,13 @@ def test_launcher_env_and_exit_codes() -> None:
     assert _combine([0, EXIT_SUSPENDED]) == EXIT_SUSPENDED
     assert _combine([EXIT_SUSPENDED, 2]) == 2
     assert _combine([-9, 0]) == 1
+
+
+def test_stop_check_interval_follows_the_pace() -> None:
+    from llmasos_worker.train import StopCheck
+
+    check = StopCheck(0.5, 0, 100.0)
+    assert check.propose(0, 100.0) == 1  # nothing measured yet: check again after one step
+    assert check.propose(1, 100.2) == 2  # 0.2 s per step -> two steps per half second
+    assert check.propose(11, 100.3) == 50  # 10 ms per step
+    assert StopCheck(0.0, 0, 0.0).propose(5, 1.0) == 1

@@ -66,7 +66,7 @@ class TaskConfig:
     checkpoint_every: int = 0  # 0 = only on SIGTERM and at the end
     keep_checkpoints: int = 2
     log_every: int = 1
-    stop_check_every: int = 1  # steps between the ranks' agreement on "SIGTERM seen"
+    stop_check_seconds: float = 0.5  # target time between the ranks' agreements on "SIGTERM seen"
     precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
     output_dir: str = ""  # final model and result.json; defaults to the checkpoint directory
     corpus_path: str = ""  # a UTF-8 text file on a volume; default is the corpus shipped in the package
@@ -77,7 +77,7 @@ class TaskConfig:
     prompts: tuple[str, ...] = ()
     max_new_tokens: int = 32
     temperature: float = 0.0  # 0 = greedy
-    ray_actors: int = 2
+    ray_actors: int = 0  # 0 = one per GPU in the Ray cluster (2 on a CPU-only local cluster)
     # compression
     method: tuple[str, ...] = ("quantize",)
     sparsity: float = 0.5
@@ -102,16 +102,18 @@ class TaskConfig:
         return cfg
 
     def check(self) -> None:
-        positive = ("steps", "batch_size", "log_every", "stop_check_every", "keep_checkpoints", "eval_batches",
-                    "max_new_tokens", "ray_actors", "distill_steps")
+        positive = ("steps", "batch_size", "log_every", "keep_checkpoints", "eval_batches",
+                    "max_new_tokens", "distill_steps")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every", "microbatches", "warmup_steps", "seq_len"):
+        for name in ("checkpoint_every", "microbatches", "warmup_steps", "seq_len", "ray_actors"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
         if self.lr <= 0:
             raise ConfigError("lr must be > 0")
+        if self.stop_check_seconds < 0:
+            raise ConfigError("stop_check_seconds must be >= 0 (0 = agree after every step)")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         bad = [m for m in self.method if m not in COMPRESSION_METHODS]

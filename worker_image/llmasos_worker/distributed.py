@@ -150,10 +150,11 @@ def _local(t: torch.Tensor) -> torch.Tensor:
     return to_local() if callable(to_local) else t
 
 
-def any_rank(flag: bool, device: torch.device, group: dist.ProcessGroup | None) -> bool:
-    """True on every rank if ``flag`` is true on any rank (one tiny all-reduce)."""
+def agree_stop(flag: bool, next_interval: int, device: torch.device,
+               group: dist.ProcessGroup | None) -> tuple[bool, int]:
+    """(any rank's flag, smallest proposed interval) on every rank: one all-reduce of two integers."""
     if dist.get_world_size() == 1:
-        return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device if group is None else "cpu")
+        return flag, next_interval
+    t = torch.tensor([1 if flag else 0, -next_interval], dtype=torch.int64, device=device if group is None else "cpu")
     dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
-    return bool(t.item())
+    return bool(t[0].item()), int(-t[1].item())

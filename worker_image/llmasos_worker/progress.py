@@ -31,6 +31,7 @@ class Snapshot:
     tokens_per_second: float
     loss: float | None
     elapsed_seconds: float
+    updated_at: float | None  # clock reading of the last update (monotonic: only differences mean anything)
 
 
 class Progress:
@@ -60,7 +61,7 @@ class Progress:
         rate = 0.0
         if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
             rate = (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
-        return Snapshot(step, tokens, rate, loss, self._clock() - self._start)
+        return Snapshot(step, tokens, rate, loss, self._clock() - self._start, marks[-1][0] if marks else None)
 
 
 class EnergyMeter(Protocol):
@@ -143,6 +144,10 @@ def render(snap: Snapshot, energy: dict[str, float], labels: dict[str, str]) -> 
     metric("llmasos_worker_tokens_total", "counter", "Tokens processed (global batch).", float(snap.tokens))
     metric("llmasos_worker_tokens_per_second", "gauge", "Recent throughput in tokens per second.",
            snap.tokens_per_second)
+    if snap.updated_at is not None:
+        # The node agent times throughput with this instead of its own coarse polling (see docs/power.md).
+        metric("llmasos_worker_tokens_updated_timestamp_seconds", "gauge",
+               "When tokens_total last advanced (monotonic clock, seconds).", snap.updated_at)
     metric("llmasos_worker_elapsed_seconds", "gauge", "Seconds since the worker started.", snap.elapsed_seconds)
     if snap.loss is not None:
         metric("llmasos_worker_loss", "gauge", "Last logged training loss (nats per token).", snap.loss)

@@ -2,15 +2,19 @@
 
 Why actors rather than ray.data: the model is loaded once per actor and reused for every batch, the weights travel
 once through the object store (no shared volume needed on Ray worker nodes), and there is no dependency on
-pandas/pyarrow. The driver is this process: it joins the cluster named by RAY_ADDRESS (the operator points it at
-the Ray head) or, without one, starts a small local cluster -- which is how tests run it.
+pandas/pyarrow. The driver is this process: it joins the cluster named by RAY_ADDRESS, or the one `ray start`
+launched on this node (the operator's Ray head pod runs ``ray start --head && exec llmasos-worker``), or else
+starts a small private local cluster -- which is how tests run it. With ``ray_actors`` 0 (the default) there is
+one actor per GPU of the cluster, or 2 CPU actors when it has none.
 Throughput counts only generation (actors are started and warm before the clock starts).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from llmasos.api.worker_contract import EXIT_OK, WorkerEnv
@@ -19,6 +23,15 @@ from llmasos_worker.inference import default_prompts
 from llmasos_worker.runtime import emit
 
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
+LOCAL_DEFAULT_ACTORS = 2
+RAY_CURRENT_CLUSTER = Path("/tmp/ray/ray_current_cluster")  # written by `ray start` (the operator's head pod)
+
+
+def cluster_address() -> str | None:
+    """RAY_ADDRESS if set; "auto" when `ray start` ran on this node; None to start a private local cluster."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    return "auto" if RAY_CURRENT_CLUSTER.is_file() else None
 
 
 class _Replica:
@@ -52,18 +65,19 @@ def run_ray(env: WorkerEnv, cfg: TaskConfig) -> int:
     from llmasos_worker.loading import load_model
 
     loaded = load_model(env.model_builtin, env.model_path, dict(cfg.model), cfg.seed)
-    address = os.environ.get("RAY_ADDRESS") or None
+    address = cluster_address()
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=cfg.ray_actors, include_dashboard=False, log_to_driver=False,
+        ray.init(num_cpus=cfg.ray_actors or LOCAL_DEFAULT_ACTORS, include_dashboard=False, log_to_driver=False,
                  object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     try:
-        gpus = float(ray.cluster_resources().get("GPU", 0.0))  # type: ignore[no-untyped-call]
-        per_actor_gpu = 1.0 if gpus >= cfg.ray_actors else 0.0
+        gpus = int(ray.cluster_resources().get("GPU", 0.0))  # type: ignore[no-untyped-call]
+        count = cfg.ray_actors or gpus or LOCAL_DEFAULT_ACTORS
+        per_actor_gpu = 1.0 if gpus >= count else 0.0
         actor_cls: Any = ray.remote(num_cpus=1, num_gpus=per_actor_gpu)(_Replica)
         model_ref = ray.put(loaded)
-        actors: list[Any] = [actor_cls.remote(model_ref, 1) for _ in range(cfg.ray_actors)]
+        actors: list[Any] = [actor_cls.remote(model_ref, 1) for _ in range(count)]
         devices = ray.get([a.ready.remote() for a in actors])
         prompts = list(cfg.prompts) or default_prompts()
         shards = [prompts[i :: len(actors)] for i in range(len(actors))]
@@ -87,9 +101,6 @@ def run_ray(env: WorkerEnv, cfg: TaskConfig) -> int:
         emit("done", **result)
         out = cfg.output_dir or env.checkpoint_dir
         if out:
-            import json
-            from pathlib import Path
-
             Path(out).mkdir(parents=True, exist_ok=True)
             (Path(out) / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
         return EXIT_OK

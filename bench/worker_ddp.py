@@ -1,0 +1,225 @@
+"""Benchmark: the worker's DDP training loop against a minimal plain-torch DDP loop, and the cost of reporting.
+
+Why: the worker adds a launcher, deterministic batches, a per-step SIGTERM agreement, progress bookkeeping and
+checkpoint plumbing around torch's DDP. This measures what that costs in tokens/s on the same model, batch and
+ranks (target: worker >= 0.97x plain), and what the progress/energy endpoint costs while a scraper polls it far
+more often than any agent would (target: < 1%). Prints figures; asserts nothing.
+
+    .venv/bin/python bench/worker_ddp.py                        # gpt-tiny, 2 ranks, CPU (gloo) or GPU (nccl)
+    .venv/bin/python bench/worker_ddp.py --model gpt-small --steps 40 --json bench/out/worker_ddp.json
+
+The plain loop is this file run with ``--plain-rank`` under the same RANK/WORLD_SIZE environment: nanoGPT-style
+random batches from the same corpus, DDP, AdamW, loss.backward(), step; nothing else. Both report steady
+throughput: tokens from the end of the first step to the end of the last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+SEQ = {"gpt-tiny": 64, "gpt-small": 128}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def base_env(nproc: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMASOS_", "RANK", "LOCAL_RANK"))}
+    env.update({"NNODES": "1", "NPROC_PER_NODE": str(nproc), "WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(free_port())})
+    return env
+
+
+def run_worker(args: argparse.Namespace, progress_port: int, scrape_hz: float) -> dict[str, Any]:
+    env = base_env(args.nproc)
+    env.update({
+        "LLMASOS_TASK": "train", "LLMASOS_STRATEGY": "ddp", "LLMASOS_DATA_PARALLEL": str(args.nproc),
+        "LLMASOS_MODEL_BUILTIN": args.model, "LLMASOS_PROGRESS_PORT": str(progress_port),
+        "LLMASOS_PROGRESS_BIND": "127.0.0.1",
+        "LLMASOS_TASK_CONFIG": json.dumps({"steps": args.steps, "batch_size": args.batch, "log_every": 10,
+                                           "lr": 1e-3}),
+    })
+    scrapes = [0]
+    stop = threading.Event()
+
+    def scraper() -> None:
+        while not stop.wait(1.0 / scrape_hz):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{progress_port}/metrics", timeout=1) as r:
+                    r.read()
+                scrapes[0] += 1
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=scraper, daemon=True) if progress_port and scrape_hz else None
+    if thread:
+        thread.start()
+    proc = subprocess.run([sys.executable, "-m", "llmasos_worker"], env=env, capture_output=True, text=True,
+                          check=False)
+    stop.set()
+    if proc.returncode != 0:
+        raise SystemExit(f"worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    done = next(json.loads(line) for line in proc.stdout.splitlines() if '"event": "done"' in line)
+    return {"tokens_per_second": done["steady_tokens_per_second"], "cpu_seconds": done["steady_cpu_seconds"],
+            "scrapes": scrapes[0]}
+
+
+def run_plain(args: argparse.Namespace) -> dict[str, Any]:
+    env = base_env(args.nproc)
+    cmd = [sys.executable, __file__, "--plain-rank", "--model", args.model, "--steps", str(args.steps),
+           "--batch", str(args.batch), "--nproc", str(args.nproc)]
+    procs = [subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r),
+                                        "LOCAL_WORLD_SIZE": str(args.nproc)},
+                              stdout=subprocess.PIPE, text=True) for r in range(args.nproc)]
+    outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit("plain DDP run failed")
+    return dict(json.loads(outs[0].strip().splitlines()[-1]))
+
+
+def plain_rank(args: argparse.Namespace) -> None:
+    """A minimal DDP training loop, as one would write it from the torch tutorial."""
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from llmasos_worker.config import PRESETS
+    from llmasos_worker.corpus import CORPUS
+    from llmasos_worker.model import GPT
+
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", rank % max(1, torch.cuda.device_count())) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    else:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    cfg = PRESETS[args.model]
+    torch.manual_seed(0)
+    model = DDP(GPT(cfg).to(device), device_ids=[device.index] if cuda else None)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    data = torch.tensor(list(CORPUS.encode()), dtype=torch.long)
+    per_rank, seq = args.batch // world, cfg.seq_len
+    start = cpu_start = 0.0
+    for step in range(args.steps):
+        ix = torch.randint(len(data) - seq - 1, (per_rank,))
+        x = torch.stack([data[i : i + seq] for i in ix]).to(device)
+        y = torch.stack([data[i + 1 : i + 1 + seq] for i in ix]).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            loss = F.cross_entropy(model(x).flatten(0, 1).float(), y.flatten())
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 10 == 9 or step == args.steps - 1:
+            loss.item()  # the usual periodic log line
+        if step == 0:
+            if cuda:
+                torch.cuda.synchronize()
+            start, cpu_start = time.perf_counter(), time.process_time()
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    if rank == 0:
+        print(json.dumps({"tokens_per_second": (args.steps - 1) * args.batch * seq / elapsed, "cpu_seconds": cpu}))
+    dist.destroy_process_group()
+
+
+def update_cost_ns(calls: int = 200_000) -> float:
+    from llmasos_worker.progress import Progress
+
+    progress = Progress()
+    t0 = time.perf_counter()
+    for i in range(calls):
+        progress.update(i, i * 1024, 1.0)
+    return (time.perf_counter() - t0) / calls * 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="gpt-tiny", choices=sorted(SEQ))
+    parser.add_argument("--nproc", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--batch", type=int, default=8, help="global batch in sequences")
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--scrape-hz", type=float, default=2.0,
+                        help="scrapes of /metrics per second (the node agent polls every 5 s)")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--plain-rank", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain_rank:
+        plain_rank(args)
+        return
+    variants = {
+        "plain": lambda: run_plain(args),
+        "worker": lambda: run_worker(args, 0, 0),
+        "worker+progress": lambda: run_worker(args, free_port(), args.scrape_hz),
+    }
+    rows: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    scrapes = 0
+    names = list(variants)
+    for r in range(args.repeats):
+        # Rotated order within each repeat, and ratios taken within a repeat: drift on a shared machine
+        # (other tenants, thermal) then hits every variant alike instead of biasing one.
+        for name in names[r % 3:] + names[: r % 3]:
+            res = variants[name]()
+            rows[name].append(res["tokens_per_second"])
+            cpu[name].append(res["cpu_seconds"])
+            scrapes += res.get("scrapes", 0)
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    vs_plain = [w / p for w, p in zip(rows["worker"], rows["plain"], strict=True)]
+    overhead = [1 - wp / w for wp, w in zip(rows["worker+progress"], rows["worker"], strict=True)]
+    # Same tokens in every run, so tokens per CPU-second compare as inverse CPU time (rank 0's process).
+    cpu_vs_plain = [p / w for w, p in zip(cpu["worker"], cpu["plain"], strict=True)]
+    cpu_overhead = [wp / w - 1 for wp, w in zip(cpu["worker+progress"], cpu["worker"], strict=True)]
+    step_ns = args.batch * SEQ[args.model] / med["worker"] * 1e9
+    update_ns = update_cost_ns()
+    figures = {
+        "model": args.model, "nproc": args.nproc, "steps": args.steps, "global_batch": args.batch,
+        "runs": rows, "median_tokens_per_second": med,
+        "worker_vs_plain_per_repeat": vs_plain, "worker_vs_plain": statistics.median(vs_plain),
+        "progress_overhead_per_repeat": overhead, "progress_overhead_end_to_end": statistics.median(overhead),
+        "cpu_seconds_rank0": cpu, "cpu_worker_vs_plain": statistics.median(cpu_vs_plain),
+        "cpu_progress_overhead": statistics.median(cpu_overhead),
+        "progress_scrapes": scrapes, "scrape_hz": args.scrape_hz, "progress_update_ns": update_ns,
+        "progress_update_share_of_step": update_ns / step_ns,
+    }
+    print(f"model {args.model}, {args.nproc} ranks, global batch {args.batch} x {SEQ[args.model]} tokens, "
+          f"{args.steps} steps, {args.repeats} repeats (medians; ratios paired within a repeat)")
+    for name, values in rows.items():
+        print(f"  {name:16s} {med[name]:10.0f} tokens/s   runs: {', '.join(f'{v:.0f}' for v in values)}")
+    print(f"  worker / plain DDP            {figures['worker_vs_plain']:.3f}x   (target >= 0.97)   "
+          f"per repeat: {', '.join(f'{v:.3f}' for v in vs_plain)}")
+    print(f"  progress endpoint, end to end {100 * figures['progress_overhead_end_to_end']:+.2f}%   "
+          f"({scrapes} scrapes at {args.scrape_hz:g} Hz; target < 1%)   "
+          f"per repeat: {', '.join(f'{100 * v:+.1f}%' for v in overhead)}")
+    print("  CPU time of rank 0 over the same steps (insensitive to other tenants on a shared machine):")
+    for name, values in cpu.items():
+        print(f"  {name:16s} {statistics.median(values):10.3f} s   runs: {', '.join(f'{v:.3f}' for v in values)}")
+    print(f"  worker / plain, tokens per CPU-second {figures['cpu_worker_vs_plain']:.3f}x   "
+          f"per repeat: {', '.join(f'{v:.3f}' for v in cpu_vs_plain)}")
+    print(f"  progress endpoint, extra CPU time      {100 * figures['cpu_progress_overhead']:+.2f}%   "
+          f"per repeat: {', '.join(f'{100 * v:+.1f}%' for v in cpu_overhead)}")
+    print(f"  progress.update per step      {update_ns:.0f} ns = {100 * figures['progress_update_share_of_step']:.4f}% "
+          "of a step")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
