@@ -72,11 +72,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.leaderElection.enabled) -}}
 {{- fail "operator.replicas > 1 needs operator.leaderElection.enabled: without it every replica would reconcile every LLMJob" -}}
 {{- end -}}
-{{- if not (has .Values.carbon.source (list "auto" "electricitymaps" "trace" "static")) -}}
-{{- fail (printf "carbon.source must be auto, electricitymaps, trace or static, got %q" .Values.carbon.source) -}}
+{{- range .Values.carbon.sources -}}
+{{- if not (has . (list "electricitymaps" "trace" "static")) -}}
+{{- fail (printf "carbon.sources takes electricitymaps, trace and static, got %q" .) -}}
 {{- end -}}
-{{- if and (eq .Values.carbon.source "electricitymaps") (not .Values.carbon.electricityMaps.existingSecret) -}}
-{{- fail "carbon.source electricitymaps needs carbon.electricityMaps.existingSecret (a Secret holding the API token)" -}}
+{{- end -}}
+{{- if and (eq (join "," .Values.carbon.sources) "electricitymaps") (not .Values.carbon.electricityMaps.existingSecret) -}}
+{{- fail "carbon.sources [electricitymaps] alone needs carbon.electricityMaps.existingSecret (a Secret holding the API token)" -}}
 {{- end -}}
 {{- range .Values.operator.watchNamespaces -}}
 {{- if or (contains "*" .) (contains "?" .) -}}
