@@ -81,7 +81,8 @@ async def floor(cluster: LocalCluster, n: int) -> float:
         async def create(job: dict[str, Any], svc: dict[str, Any]) -> None:
             r1 = await http.post(f"/apis/batch/v1/namespaces/{ns}/jobs", json=job)
             r2 = await http.post(f"/api/v1/namespaces/{ns}/services", json=svc)
-            assert r1.status_code == 201 and r2.status_code == 201, (r1.text, r2.text)
+            if r1.status_code != 201 or r2.status_code != 201:
+                raise RuntimeError(f"floor create failed: {r1.text} {r2.text}")
 
         await gather_limited([create(j, s) for j, s in bodies])
         elapsed = time.monotonic() - t0
@@ -93,6 +94,7 @@ async def operator_run(cluster: LocalCluster, n: int, op: OperatorProcess) -> di
     ns = "bench-operator"
     seen: dict[str, float] = {}
     created: dict[str, float] = {}
+    all_seen = asyncio.Event()
     async with client(cluster) as http:
         await make_namespace(http, ns)
 
@@ -105,6 +107,8 @@ async def operator_run(cluster: LocalCluster, n: int, op: OperatorProcess) -> di
                         ev = json.loads(line)
                         owner = ev["object"]["metadata"]["labels"]["llmasos.io/llmjob"]
                         seen.setdefault(owner, time.monotonic())
+                        if len(seen) >= n:
+                            all_seen.set()
 
         watcher = asyncio.create_task(watch_jobs())
         await asyncio.sleep(1)
@@ -117,8 +121,7 @@ async def operator_run(cluster: LocalCluster, n: int, op: OperatorProcess) -> di
 
         await gather_limited([create(f"j{i:04d}") for i in range(n)])
         created_all = time.monotonic() - t0
-        while len(seen) < n:
-            await asyncio.sleep(0.05)
+        await all_seen.wait()
         all_jobs = max(seen.values()) - t0
         watcher.cancel()
         latencies = sorted(seen[k] - created[k] for k in created)

@@ -206,20 +206,24 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
     def indexes_of(kwargs: dict[str, Any]) -> dict[str, Any]:
         return {k: kwargs[k] for k in ("node_inventory", "child_jobs", "child_services", "power_reports")}
 
-    @kopf.on.resume(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", registry=registry)
-    @kopf.on.create(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", registry=registry)
-    @kopf.on.update(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", field="spec", registry=registry)
-    async def llmjob_changed(body: kopf.Body, logger: Any, **kwargs: Any) -> None:
-        await reconcile(ctx, dict(body), indexes_of(kwargs), logger)
+    # Every LLMJob event (the initial listing, creation, spec or status changes) runs the same level-based pass.
+    # An event handler, not kopf's create/update/resume handlers: those persist per-object progress and a diff
+    # base in annotations, two extra PATCHes per change that this operator does not need (the pass compares the
+    # desired state with the observed one, not with the last-handled spec). Failures are retried by the timer.
+    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", registry=registry)
+    async def llmjob_event(body: kopf.Body, type: str | None, logger: Any, **kwargs: Any) -> None:
+        if type == "DELETED":
+            ctx.forget(body["metadata"]["uid"])
+            return
+        try:
+            await reconcile(ctx, dict(body), indexes_of(kwargs), logger)
+        except (kopf.TemporaryError, kopf.PermanentError) as exc:
+            logger.info(f"pass deferred to the next resync: {exc}")
 
     @kopf.timer(c.GROUP, c.VERSION, c.PLURAL, id="resync", interval=ctx.settings.resync_seconds,
                 initial_delay=ctx.settings.resync_seconds, registry=registry)
     async def llmjob_resync(body: kopf.Body, logger: Any, **kwargs: Any) -> None:
         await reconcile(ctx, dict(body), indexes_of(kwargs), logger)
-
-    @kopf.on.delete(c.GROUP, c.VERSION, c.PLURAL, id="forget", optional=True, registry=registry)
-    async def llmjob_deleted(body: kopf.Body, **_: Any) -> None:
-        ctx.forget(body["metadata"]["uid"])
 
     @kopf.on.event("", "v1", "configmaps", id="power-report", labels={REPORT_LABEL: "true"}, registry=registry)
     async def power_report_event(body: kopf.Body, logger: Any, **kwargs: Any) -> None:
