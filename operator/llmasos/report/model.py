@@ -1,0 +1,148 @@
+"""One LLMJob as the report sees it: identity, team, model, and the numbers of its `status.carbon`.
+
+Reading is forgiving on purpose: a report over hundreds of jobs must not die on one odd object, so a job without
+`status.carbon` is kept (counted, not totalled) and a non-numeric field reads as absent, never as zero.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TEAM_LABEL = "llmasos.io/team"
+JOULES_PER_KWH = 3.6e6
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    namespace: str
+    name: str
+    team: str
+    model: str
+    task: str
+    phase: str
+    pool: str
+    gpu_product: str
+    zone: str
+    created: str
+    start: str
+    completion: str
+    has_carbon: bool
+    energy_kwh: float = 0.0
+    facility_kwh: float = 0.0
+    grams: float = 0.0
+    run_now_grams: float = 0.0
+    time_shift_saved_g: float = 0.0
+    pool_choice_saved_g: float = 0.0
+    power_cap_saved_kwh: float = 0.0
+    average_intensity: float | None = None
+    source: str = ""
+    emission_factor_type: str = ""
+    is_estimated: bool = False
+    offset_tonnes: float = 0.0
+    offset_cost: float | None = None
+    currency: str = ""
+    tokens: float | None = None
+
+    @property
+    def pue(self) -> float | None:
+        return self.facility_kwh / self.energy_kwh if self.energy_kwh > 0 else None
+
+    @property
+    def power_cap_saved_g(self) -> float:
+        """The energy caps saved, valued at the job's own PUE and achieved intensity."""
+        if self.average_intensity is None:
+            return 0.0
+        return self.power_cap_saved_kwh * (self.pue or 1.0) * self.average_intensity
+
+    @property
+    def joules_per_token(self) -> float | None:
+        return self.energy_kwh * JOULES_PER_KWH / self.tokens if self.tokens and self.energy_kwh > 0 else None
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def model_name(spec: Mapping[str, Any]) -> str:
+    model = _map(spec.get("model"))
+    for key in ("builtin", "hfRepo", "path"):
+        if model.get(key):
+            return str(model[key])
+    return "unknown"
+
+
+def parse_llmjob(obj: Mapping[str, Any]) -> JobRecord:
+    """An LLMJob object (as the API returns it) -> JobRecord. Team: spec.accounting.team, else the label."""
+    meta, spec, status = _map(obj.get("metadata")), _map(obj.get("spec")), _map(obj.get("status"))
+    team = str(_map(spec.get("accounting")).get("team") or _map(meta.get("labels")).get(TEAM_LABEL) or "unassigned")
+    carbon = _map(status.get("carbon"))
+    offset = _map(carbon.get("offset"))
+    tokens = _num(_map(status.get("progress")).get("tokens"))
+
+    def f(key: str) -> float:
+        return _num(carbon.get(key)) or 0.0
+
+    grams = f("gCO2e")
+    run_now = _num(carbon.get("runNowGCO2e"))
+    return JobRecord(
+        namespace=str(meta.get("namespace") or "default"),
+        name=str(meta.get("name") or "?"),
+        team=team,
+        model=model_name(spec),
+        task=str(spec.get("task") or ""),
+        phase=str(status.get("phase") or ""),
+        pool=str(status.get("pool") or ""),
+        gpu_product=str(status.get("gpuProduct") or ""),
+        zone=str(status.get("zone") or ""),
+        created=str(meta.get("creationTimestamp") or ""),
+        start=str(status.get("startTime") or ""),
+        completion=str(status.get("completionTime") or ""),
+        has_carbon=bool(carbon),
+        energy_kwh=f("energyKWh"),
+        facility_kwh=f("facilityEnergyKWh"),
+        grams=grams,
+        run_now_grams=run_now if run_now is not None else grams,
+        time_shift_saved_g=f("savedGCO2e"),
+        pool_choice_saved_g=f("poolChoiceSavedGCO2e"),
+        power_cap_saved_kwh=f("powerCapSavedKWh"),
+        average_intensity=_num(carbon.get("averageIntensity")),
+        source=str(carbon.get("source") or ""),
+        emission_factor_type=str(carbon.get("emissionFactorType") or ""),
+        is_estimated=bool(carbon.get("isEstimated", False)),
+        offset_tonnes=_num(offset.get("tonnes")) or grams / 1e6,
+        offset_cost=_num(offset.get("cost")),
+        currency=str(offset.get("currency") or ""),
+        tokens=tokens if tokens and tokens > 0 else None,
+    )
+
+
+def items_of(document: Any) -> list[Mapping[str, Any]]:
+    """The LLMJobs of a `kubectl get llmjobs -A -o json` List, a bare list, or a single object."""
+    if isinstance(document, Mapping):
+        items: Iterable[Any] = document.get("items", [document] if "metadata" in document else [])
+    elif isinstance(document, list):
+        items = document
+    else:
+        raise ValueError("expected a JSON object with `items`, a list of LLMJobs, or one LLMJob")
+    return [i for i in items if isinstance(i, Mapping) and i.get("kind", "LLMJob") == "LLMJob"]
+
+
+def load_file(path: Path) -> list[JobRecord]:
+    try:
+        document = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc})") from None
+    return [parse_llmjob(i) for i in items_of(document)]

@@ -1,0 +1,64 @@
+"""Write the report's three forms: report.html (people), report.json (tools), llmjobs.csv and totals.csv
+(spreadsheets). One function, one directory, atomic per file so a reader never sees half a report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+from llmasos.report.aggregate import CSV_COLUMNS, Report, job_row
+from llmasos.report.html import render_html
+
+TOTALS_COLUMNS = (
+    "dimension", "key", "jobs", "energyKWh", "facilityEnergyKWh", "gCO2e", "averageIntensity", "runNowGCO2e",
+    "timeShiftSavedGCO2e", "timeShiftSavedPercent", "poolChoiceSavedGCO2e", "powerCapSavedGCO2e", "powerCapSavedKWh",
+    "tokens", "joulesPerToken", "offsetTonnes", "offsetCost",
+)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _csv(rows: list[dict[str, object]], columns: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def totals_rows(report: Report) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    groups = {"all": {"all": report.totals}, **report.groups}
+    for dimension, items in groups.items():
+        for key, totals in items.items():
+            d = totals.to_dict()
+            s = d["savings"]
+            rows.append(dict(zip(TOTALS_COLUMNS, (
+                dimension, key, d["jobs"], d["energyKWh"], d["facilityEnergyKWh"], d["gCO2e"], d["averageIntensity"],
+                d["runNowGCO2e"], s["timeShiftGCO2e"], s["timeShiftPercent"], s["poolChoiceGCO2e"], s["powerCapGCO2e"],
+                s["powerCapKWh"], d["tokens"], d["joulesPerToken"], d["offset"]["tonnes"],
+                "; ".join(f"{v} {k}" for k, v in d["offset"]["cost"].items()),
+            ), strict=True)))
+    return rows
+
+
+def write_report(report: Report, out: Path, title: str = "LLMasOS sustainability report") -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "html": out / "report.html",
+        "json": out / "report.json",
+        "jobs_csv": out / "llmjobs.csv",
+        "totals_csv": out / "totals.csv",
+    }
+    _atomic_write(files["html"], render_html(report, title))
+    _atomic_write(files["json"], json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n")
+    _atomic_write(files["jobs_csv"], _csv([job_row(j) for j in report.jobs], CSV_COLUMNS))
+    _atomic_write(files["totals_csv"], _csv(totals_rows(report), TOTALS_COLUMNS))
+    return files
