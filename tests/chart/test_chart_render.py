@@ -146,7 +146,7 @@ OPERATOR_CLUSTER_SCOPED = grants("/nodes:list,watch", "/pods:list",
 OPERATOR_NAMESPACED = grants(
     "llmasos.io/llmjobs:get,list,watch,patch,delete", "llmasos.io/llmjobs/status:patch",
     "llmasos.io/llmjobs/finalizers:update", "batch/jobs:get,list,watch,create,patch,delete",
-    "/services:get,list,watch,create", "/events:create", "events.k8s.io/events:create", "/configmaps:list,watch",
+    "/services:get,list,watch,create", "/events:create", "/configmaps:list,watch",
 )
 
 
