@@ -104,6 +104,36 @@ def intervals_from_readings(start: datetime, readings: Iterable[EnergyReading]) 
     return tuple(out)
 
 
+def compact_intervals(
+    intervals: Iterable[EnergyInterval], resolution: timedelta = timedelta(minutes=5)
+) -> tuple[EnergyInterval, ...]:
+    """Merge many pods' intervals into at most one per `resolution` cell of the UTC grid (energy split pro rata).
+
+    Why: a week-long 64-pod job reports ~650,000 pod-minutes; the integral only needs energy per cell. A cell keeps
+    the tight extent of what it merged (pauses longer than a cell survive). `emissions` is unchanged whenever the
+    intensity and PUE steps lie on the grid (5/15/60-minute series, hourly PUE); run-now moves by less than a cell.
+    """
+    step = resolution.total_seconds()
+    if step <= 0:
+        raise AccountingError("resolution must be positive")
+    cells: dict[int, list[float]] = {}  # cell index -> [joules, first start, last end] (Unix seconds)
+    for iv in intervals:
+        a, b = iv.start.timestamp(), iv.end.timestamp()
+        per_s = iv.joules / (b - a)
+        k = math.floor(a / step)
+        while k * step < b:
+            lo, hi = max(a, k * step), min(b, (k + 1) * step)
+            if hi > lo:
+                cell = cells.setdefault(k, [0.0, hi, lo])
+                cell[0] += per_s * (hi - lo)
+                cell[1], cell[2] = min(cell[1], lo), max(cell[2], hi)
+            k += 1
+    return tuple(
+        EnergyInterval(datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC), joules)
+        for _, (joules, lo, hi) in sorted(cells.items())
+    )
+
+
 @dataclass(frozen=True)
 class PueSchedule:
     """PUE as a step function: each (since, value) holds from `since` until the next; the first also holds before."""

@@ -16,6 +16,7 @@ from llmasos.planning.accounting import (
     EnergyInterval,
     EnergyReading,
     PueSchedule,
+    compact_intervals,
     emissions,
     intervals_from_readings,
     run_now_emissions,
@@ -195,3 +196,27 @@ def test_splitting_a_constant_power_run_never_changes_the_total(
     assert whole.energy_kwh == pytest.approx(kwh)
     known = [*values, 50.0]
     assert 1.3 * kwh * min(known) - 1e-9 <= whole.grams <= 1.3 * kwh * max(known) + 1e-9
+
+
+def test_compacting_many_pods_keeps_the_integral_on_a_grid_aligned_series() -> None:
+    # Three pods, readings every 70 s with uneven power, 3 hours on a 15-min series: compaction to 5-min cells is
+    # exact for the actual integral, and leaves at most one interval per cell.
+    series = make_forecast([100 + 37 * (i % 5) for i in range(12)], step="15m")
+    intervals = []
+    for pod in range(3):
+        t, joules = T0 + pod * 13 * timedelta(seconds=1), 0.0
+        readings = []
+        for k in range(150):
+            t += timedelta(seconds=70)
+            joules += 1000.0 * (1 + (k * (pod + 1)) % 7)
+            readings.append(EnergyReading(t, joules))
+        intervals += intervals_from_readings(T0, readings)
+    compact = compact_intervals(intervals)
+    assert len(compact) <= 36 < len(intervals)
+    assert sum(i.joules for i in compact) == pytest.approx(sum(i.joules for i in intervals))
+    assert emissions(compact, series, 1.25).grams == pytest.approx(emissions(intervals, series, 1.25).grams)
+    # A two-hour pause survives compaction: the cells around it keep their tight extent.
+    paused = compact_intervals([iv(0, 12, 1.0), iv(130, 142, 1.0)])
+    assert [(i.start, i.end) for i in paused] == [(T0, T0 + 5 * M), (T0 + 5 * M, T0 + 10 * M),
+                                                 (T0 + 10 * M, T0 + 12 * M), (T0 + 130 * M, T0 + 135 * M),
+                                                 (T0 + 135 * M, T0 + 140 * M), (T0 + 140 * M, T0 + 142 * M)]
