@@ -165,6 +165,12 @@ def show_table(cluster: LocalCluster) -> str:
     return cluster.kubectl("get", "llmjobs", "-n", DEMO_NS, check=False).stdout
 
 
+def state_of(job: dict[str, Any]) -> tuple[str, ...]:
+    status = job.get("status") or {}
+    return (job["metadata"]["name"], status.get("phase", ""), (status.get("workers") or {}).get("summary", ""),
+            status.get("pool", ""), status.get("scheduledStart", ""), str((status.get("carbon") or {}).get("gCO2e")))
+
+
 def narrate(jobs: list[dict[str, Any]], told: set[str]) -> None:
     for job in jobs:
         name, status = job["metadata"]["name"], job.get("status") or {}
@@ -195,11 +201,11 @@ def watch(cluster: LocalCluster, procs: Processes, timeout: float) -> list[dict[
     while time.monotonic() < end:
         procs.check()
         jobs = llmjobs(cluster)
-        table = show_table(cluster)
-        if table != last:
-            print(f"\n[{datetime.now().strftime('%H:%M:%S')}] kubectl get llmjobs -n {DEMO_NS}\n{table}", end="",
-                  flush=True)
-            last = table
+        state = repr(sorted(state_of(j) for j in jobs))  # reprint only when something but the age changed
+        if state != last:
+            print(f"\n[{datetime.now().strftime('%H:%M:%S')}] kubectl get llmjobs -n {DEMO_NS}\n"
+                  f"{show_table(cluster)}", end="", flush=True)
+            last = state
         narrate(jobs, told)
         phases = {j["metadata"]["name"]: (j.get("status") or {}).get("phase", "") for j in jobs}
         if phases.get(INTERRUPTIBLE) == "Running" and suspended_at is None:
