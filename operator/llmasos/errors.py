@@ -4,6 +4,7 @@
     ├── SpecError            the LLMJob asks for something impossible or malformed      -> PermanentError + condition
     ├── PlacementError       no node pool can host the job as asked (e.g. unknown pool) -> Pending condition, slow retry
     ├── ConfigError          the operator's own settings file or environment is invalid -> exit at start-up
+    ├── AccountingInputError energy readings the accounting cannot use (logged, status.carbon left as it was)
     └── TransientError       worth retrying after a delay                               -> TemporaryError(delay)
         ├── KubeApiError     409 conflicts, 429, 5xx and connection failures of the API server
         └── CarbonSourceError  a carbon-intensity source is down, slow, rate-limited or returned garbage
@@ -36,6 +37,10 @@ class PlacementError(LLMasOSError):
 
 class ConfigError(LLMasOSError):
     """The operator's settings are invalid; raised once at start-up, never during reconciliation."""
+
+
+class AccountingInputError(LLMasOSError):
+    """Energy readings or intensity data that the accounting rejects (e.g. an interval ending before it starts)."""
 
 
 class TransientError(LLMasOSError):

@@ -58,6 +58,9 @@ class Settings:
     forecast_error: float = 0.10
     # GPU catalog overrides: {product: {relativeThroughput: x, powerWatts: y}} (settings file, or JSON in env).
     gpu_catalog: str = ""
+    # Carbon offset price per tonne CO2e for status.carbon.offset (0: no cost shown) and its currency.
+    carbon_price_per_tonne: float = 0.0
+    carbon_price_currency: str = "EUR"
     # Maximum LLMJobs reconciled concurrently by one operator process.
     max_workers: int = 50
 

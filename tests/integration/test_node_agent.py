@@ -98,6 +98,24 @@ def test_fraction_caps_exactly_the_jobs_gpus_and_restores_after_completion(
         assert pod["policy"] == "fraction"
         assert pod["energyJoules"] > 0
         assert pod["node"] in NODES
+
+    def carbon_final() -> dict[str, Any] | None:
+        status = api.get(llmjob_path(ns, "capped"))["status"]
+        carbon = status.get("carbon")
+        joules = status.get("power", {}).get("energyJoules", 0)
+        return carbon if carbon and abs(carbon["energyKWh"] * 3.6e6 - joules) < 1.0 else None
+
+    carbon = wait_for(carbon_final, timeout=30, what="status.carbon accounting every reported joule")
+    assert carbon["facilityEnergyKWh"] == pytest.approx(carbon["energyKWh"] * 1.2, rel=1e-3)  # default PUE 1.2
+    assert carbon["gCO2e"] == pytest.approx(carbon["facilityEnergyKWh"] * carbon["averageIntensity"], rel=0.01)
+    assert carbon["gCO2e"] > 0
+    assert carbon["method"] == "location-based"
+    assert carbon["source"] == "trace"
+    assert carbon["emissionFactorType"] == "direct"
+    assert carbon["runNowGCO2e"] > 0
+    assert carbon["savedGCO2e"] == pytest.approx(carbon["runNowGCO2e"] - carbon["gCO2e"], abs=0.01)
+    table = api.cluster.kubectl("get", "llmjob", "capped", "-n", ns).stdout
+    assert str(carbon["energyKWh"]) in table, table
     api.delete(f"/api/v1/namespaces/{ns}")
 
 

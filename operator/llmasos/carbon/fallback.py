@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from llmasos.carbon.base import Clock, IntensitySource, Location, Observation, utc_now
@@ -57,6 +57,18 @@ class FallbackSource:
             if not forecast.points:
                 raise CarbonSourceError("empty forecast", source.name)
             return forecast
+
+        return await self._first(call)
+
+    async def history(self, location: str | Location, start: datetime | None = None,
+                      end: datetime | None = None) -> Sourced[Forecast]:
+        """Past intensity over [start, end) from the first source that has it (accounting of finished work)."""
+
+        async def call(source: IntensitySource) -> Forecast:
+            series = await source.history(location, start, end)
+            if not series.points:
+                raise CarbonSourceError("empty history", source.name)
+            return series
 
         return await self._first(call)
 

@@ -43,7 +43,11 @@ async def fetch_forecast(ctx: OperatorContext, zone: str) -> ForecastAnswer:
         sourced = await ctx.carbon.forecast(zone)
     except CarbonSourceError as exc:
         ctx.metrics.record_error("carbon")
+        ctx.metrics.record_carbon_error(exc.source)
         return ForecastAnswer(Forecast((), zone=zone), "none", True, f"every carbon source failed: {exc}")
+    points = sourced.value.points
+    ctx.metrics.record_carbon_data(sourced.source, zone, updated_at=sourced.value.issued_at or ctx.clock(),
+                                   intensity=points[0].intensity if points else None, degraded=sourced.degraded)
     return ForecastAnswer(sourced.value, sourced.source, sourced.degraded, sourced.message)
 
 

@@ -19,12 +19,13 @@ from llmasos.agent.report import REPORT_LABEL, parse_node_report
 from llmasos.api import conditions as cond
 from llmasos.api import constants as c
 from llmasos.api.conditions import Condition
-from llmasos.api.spec import LLMJobSpec, parse_spec
+from llmasos.api.spec import LLMJobSpec, parse_spec, parse_time
 from llmasos.cluster import apply
 from llmasos.cluster.builders import Owner, build_job, build_service, job_name, service_name
 from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
-from llmasos.errors import KubeApiError, PlacementError, SpecError
+from llmasos.errors import AccountingInputError, KubeApiError, PlacementError, SpecError
+from llmasos.handlers.accounting import carbon_accounting
 from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import children_from, has_service, inventory_from, reports_for
@@ -96,8 +97,10 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     power = build_power_status(reports_for(indexes["power_reports"], ns, name), status.get("power"))
     if previous_phase in TERMINAL:
         # Agents report at a low rate: the final energy of a finished job may arrive after it finished.
-        if power is not None and power != status.get("power"):
-            await _write_status(ctx, body, {**status, "power": power})
+        carbon = await _account(ctx, spec, body, power, status.get("zone", ""), final=True, logger=logger)
+        if (power is not None and power != status.get("power")) or carbon is not None:
+            update = {**status, **({"power": power} if power else {}), **({"carbon": carbon} if carbon else {})}
+            await _write_status(ctx, body, update)
         await _expire_if_due(ctx, body, spec)
         ctx.metrics.record_phase(uid, previous_phase)
         return
@@ -143,8 +146,11 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     extra = (scheduled, *((data_quality,) if data_quality else ()))
     has_children = bool(observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
     children = {"job": job_name(name, decision.attempt), "service": service_name(name)} if has_children else None
+    final = decision.phase in TERMINAL
+    carbon = await _account(ctx, spec, body, power, zone, final=final, logger=logger)
     new = build_status(status, decision, generation, now, extra, **pool_fields, power=power, plan=gate.plan,
-                       children=children)
+                       children=children, carbon=carbon)
+    _record_carbon_metrics(ctx, body, decision.phase, gate.plan, new)
     if decision.phase == "Deferred":
         new["scheduledStart"] = gate.start_at or new.get("scheduledStart")
     if await _write_status(ctx, body, new):
@@ -156,6 +162,35 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         await ctx.post_event(body, "Normal", cond.POOL_SELECTED,
                              f"placed on node pool {pool} ({pool_fields['gpuProduct']})")
     ctx.metrics.record_phase(uid, decision.phase)
+
+
+async def _account(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], power: dict[str, Any] | None,
+                   zone: str, final: bool, logger: Any) -> dict[str, Any] | None:
+    try:
+        return await carbon_accounting(ctx, spec, body, power, zone, final)
+    except AccountingInputError as exc:
+        logger.warning(f"energy accounting skipped this pass: {exc}")
+        return None
+
+
+def _record_carbon_metrics(ctx: OperatorContext, body: dict[str, Any], phase: str, plan: dict[str, Any] | None,
+                           new: dict[str, Any]) -> None:
+    """Deferral gauges while Deferred; deferral time at first start; intensities once finished."""
+    meta, old = body["metadata"], body.get("status") or {}
+    ns, name = meta["namespace"], meta["name"]
+    if phase == "Deferred" and plan:
+        ctx.metrics.record_deferred(ns, name, planned_start=parse_time(plan["startAt"], "plan.startAt"),
+                                    latest_start=parse_time(plan["latestStart"], "plan.latestStart"), deadline=None)
+        return
+    ctx.metrics.clear_deferred(ns, name)
+    if new.get("startTime") and not old.get("startTime"):
+        created = parse_time(str(meta["creationTimestamp"]), "metadata.creationTimestamp")
+        ctx.metrics.record_deferral((parse_time(str(new["startTime"]), "status.startTime") - created).total_seconds())
+    if phase in TERMINAL and old.get("phase") not in TERMINAL:
+        carbon = new.get("carbon") or {}
+        ctx.metrics.record_intensities(planned=(plan or {}).get("expectedIntensity"),
+                                       achieved=carbon.get("averageIntensity"),
+                                       run_now=(plan or {}).get("runNowIntensity"))
 
 
 async def _apply(ctx: OperatorContext, owner: Owner, spec: LLMJobSpec, pool: str, actions: tuple[Any, ...],

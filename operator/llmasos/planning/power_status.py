@@ -34,6 +34,7 @@ def build_power_status(reports: Iterable[Mapping[str, Any]],
             "limitWatts": r["limit_w"] if r["limit_w"] is not None else applied.get(str(r["name"])),
             "state": r["state"],
             "energyJoules": round(float(r["energy_j"]), 1),
+            "readAt": r["reported_at"],
         }.items() if v is not None}
         for r in sorted(latest.values(), key=lambda r: str(r["name"]))
     ]

@@ -1,0 +1,61 @@
+"""`status.carbon` for an LLMJob: the energy ledger from the node reports, the zone's intensity history, and the
+pure accounting (planning/accounting.py). Written at most once a minute while running and once more, final, after
+the job ended (reports arrive at a low rate, so the final numbers can follow the completion by a minute).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from llmasos.api.spec import LLMJobSpec, parse_time
+from llmasos.errors import AccountingInputError, CarbonSourceError
+from llmasos.handlers.context import OperatorContext, iso
+from llmasos.planning.accounting import AccountingError, CarbonInputs, build_carbon_status, should_write_carbon
+from llmasos.planning.carbon_ledger import advance_ledger, ledger_intervals
+
+# Electricity Maps publishes lifecycle factors by default and the static tables (CodeCarbon, cloud coefficients)
+# are lifecycle-based; the shipped traces (DACF, vessim) are direct (combustion-only) emission factors.
+FACTOR_TYPE = {"electricitymaps": "lifecycle", "static": "lifecycle", "trace": "direct"}
+
+
+async def carbon_accounting(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], power: dict[str, Any] | None,
+                            zone: str, final: bool) -> dict[str, Any] | None:
+    """The new status.carbon, or None to keep the previous one (nothing new, throttled, or no data)."""
+    status = body.get("status") or {}
+    previous = status.get("carbon")
+    if not power or not zone:
+        return None
+    submitted = parse_time(str(body["metadata"]["creationTimestamp"]), "metadata.creationTimestamp")
+    started = parse_time(str(status.get("startTime") or body["metadata"]["creationTimestamp"]), "status.startTime")
+    ledger = advance_ledger((previous or {}).get("ledger"), power, started)
+    intervals = ledger_intervals(ledger)
+    if not intervals:
+        return None
+    span = intervals[-1].end - intervals[0].start
+    lo = min(submitted, intervals[0].start) - timedelta(hours=1)
+    hi = max(intervals[-1].end, submitted + span) + timedelta(hours=1)
+    try:
+        series = await ctx.carbon.history(zone, lo, hi)
+    except CarbonSourceError as exc:
+        ctx.metrics.record_carbon_error(exc.source)
+        return None
+    try:
+        carbon = build_carbon_status(CarbonInputs(
+            intervals=intervals, series=series.value, submitted_at=submitted,
+            pue=spec.pue or ctx.settings.default_pue, source=series.source,
+            emission_factor_type=FACTOR_TYPE.get(series.source, "lifecycle"), source_estimated=series.degraded,
+            price_per_tonne=ctx.settings.carbon_price_per_tonne or None,
+            currency=ctx.settings.carbon_price_currency))
+    except AccountingError as exc:
+        raise AccountingInputError(str(exc)) from exc
+    carbon["ledger"] = ledger
+    comparable = {k: v for k, v in (previous or {}).items() if k != "updatedAt"}
+    last = previous.get("updatedAt") if previous else None
+    now = ctx.clock()
+    last_written = datetime.fromisoformat(str(last).replace("Z", "+00:00")) if last else None
+    if not should_write_carbon(comparable if previous else None, carbon, last_written, now, final=final):
+        return None
+    carbon["updatedAt"] = iso(now)
+    ctx.metrics.record_carbon(str(body["metadata"]["namespace"]), previous, carbon)
+    return carbon
