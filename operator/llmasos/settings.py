@@ -19,6 +19,7 @@ import yaml
 
 from llmasos.api.durations import parse_duration
 from llmasos.errors import ConfigError
+from llmasos.planning.budget import Budget, parse_budgets
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Settings:
     # Carbon offset price per tonne CO2e for status.carbon.offset (0: no cost shown) and its currency.
     carbon_price_per_tonne: float = 0.0
     carbon_price_currency: str = "EUR"
+    # Monthly gCO2e budgets per namespace: {namespace: {monthlyGrams: N, policy: hold|reject}} (file, or JSON in env).
+    carbon_budgets: str = ""
     # Maximum LLMJobs reconciled concurrently by one operator process.
     max_workers: int = 50
 
@@ -93,6 +96,18 @@ class Settings:
             self.catalog_overrides()
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"gpu_catalog: {exc}") from None
+        try:
+            self.budgets()
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"carbon_budgets: {exc}") from None
+
+    def budgets(self) -> dict[str, Budget]:
+        if not self.carbon_budgets:
+            return {}
+        raw = json.loads(self.carbon_budgets)
+        if not isinstance(raw, dict):
+            raise ValueError("must map namespaces to {monthlyGrams, policy}")
+        return parse_budgets(raw)
 
     def trace_offset_delta(self) -> timedelta | None:
         if not self.trace_offset:
@@ -125,7 +140,7 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
             return int(raw)
         if isinstance(default, float):
             return float(raw)
-        if name == "gpu_catalog" and isinstance(raw, dict):
+        if name in ("gpu_catalog", "carbon_budgets") and isinstance(raw, dict):
             return json.dumps(raw, sort_keys=True)
         if isinstance(default, tuple):
             items = raw.split(",") if isinstance(raw, str) else list(raw)

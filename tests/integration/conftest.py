@@ -44,10 +44,11 @@ def artifacts() -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def operator(cluster: LocalCluster, crds: None, artifacts: Path) -> Iterator[OperatorProcess]:
-    """One operator process for the session (tests that kill operators start their own)."""
-    proc = OperatorProcess(cluster, artifacts, "operator-session").start()
+    """One operator process per test module, stopped when the module ends, so that modules which run operators
+    with other settings (or kill them) never share the cluster with a second, unrelated operator."""
+    proc = OperatorProcess(cluster, artifacts, "operator-module").start()
     yield proc
     proc.stop()
 

@@ -17,6 +17,7 @@ from llmasos.carbon.fallback import FallbackSource, default_chain
 from llmasos.cluster.inventory import GpuUsageCache
 from llmasos.cluster.kube import EVENTS, KubeClient
 from llmasos.metrics import OperatorMetrics
+from llmasos.planning.budget import Budget
 from llmasos.planning.pool_choice import DEFAULT_CATALOG, GpuProfile
 from llmasos.settings import Settings
 
@@ -38,6 +39,7 @@ class OperatorContext:
     instance: str = field(default_factory=socket.gethostname)
     carbon: FallbackSource = field(default_factory=default_chain)
     catalog: Mapping[str, GpuProfile] = field(default_factory=lambda: DEFAULT_CATALOG)
+    budgets: Mapping[str, Budget] = field(default_factory=dict)
     gpu_usage: GpuUsageCache = field(default_factory=GpuUsageCache)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # Last seen fingerprint of each child Job's status: events that change nothing relevant skip the pass.

@@ -52,6 +52,13 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
         return dict(grouped)
 
 
+    @kopf.index(c.GROUP, c.VERSION, c.PLURAL, id="carbon_usage", registry=registry)
+    def carbon_usage(body: kopf.Body, namespace: str | None, uid: str, **_: Any) -> dict[str, Any]:
+        carbon = (body.get("status") or {}).get("carbon") or {}
+        created = str(body.get("metadata", {}).get("creationTimestamp", ""))[:7]  # YYYY-MM
+        return {namespace or "": (uid, created, float(carbon.get("gCO2e", 0.0) or 0.0))}
+
+
 def reports_for(report_index: Mapping[tuple[str, str], Iterable[list[dict[str, Any]]]], namespace: str,
                 name: str) -> list[dict[str, Any]]:
     """Every pod report of this LLMJob, across the nodes' report objects."""

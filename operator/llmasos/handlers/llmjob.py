@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from llmasos.handlers.accounting import carbon_accounting
 from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import children_from, has_service, inventory_from, reports_for
+from llmasos.planning.budget import month_key, used_grams, verdict
 from llmasos.planning.lifecycle import DeleteJob, EnsureJob, EnsureService, decide
 from llmasos.planning.placement import select_pool
 from llmasos.planning.power_status import build_power_status
@@ -132,6 +134,15 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     observed = children_from(indexes["child_jobs"], ns, name, uid)
     zone = spec.carbon.zone or str(pool_fields.get("zone") or status.get("zone") or "")
     started = bool(status.get("startTime")) or bool(observed)
+    budget_condition = None
+    if not started:
+        spec, budget_condition = _apply_budget(ctx, spec, ns, indexes["carbon_usage"])
+        if budget_condition is not None and budget_condition.reason == cond.BUDGET_REJECTED:
+            new = placement_status(status, cond.BUDGET_EXCEEDED, budget_condition.message, generation, now, "Failed")
+            if await _write_status(ctx, body, new):
+                await ctx.post_event(body, "Warning", cond.BUDGET_EXCEEDED, budget_condition.message)
+            ctx.metrics.record_phase(uid, "Failed")
+            return
     gate, data_quality = await carbon_gate(ctx, spec, body, zone, started, ctx.clock())
     hold = ""
     if gate.hold:
@@ -143,7 +154,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
                  job_index=indexes["child_jobs"],
                  service_known=has_service(indexes["child_services"], ns, name, uid))
     scheduled = Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {pool}")
-    extra = (scheduled, *((data_quality,) if data_quality else ()))
+    extra = (scheduled, *((data_quality,) if data_quality else ()), *((budget_condition,) if budget_condition else ()))
     has_children = bool(observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
     children = {"job": job_name(name, decision.attempt), "service": service_name(name)} if has_children else None
     final = decision.phase in TERMINAL
@@ -162,6 +173,28 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         await ctx.post_event(body, "Normal", cond.POOL_SELECTED,
                              f"placed on node pool {pool} ({pool_fields['gpuProduct']})")
     ctx.metrics.record_phase(uid, decision.phase)
+
+
+def _apply_budget(ctx: OperatorContext, spec: LLMJobSpec, namespace: str,
+                  usage_index: Any) -> tuple[LLMJobSpec, Condition | None]:
+    """Over its monthly budget, a namespace's new jobs are rejected, or held to their lowest-carbon window."""
+    budget = ctx.budgets.get(namespace)
+    if budget is None:
+        return spec, None
+    used = used_grams(usage_index.get(namespace, ()), month_key(ctx.clock()))
+    what = verdict(budget, used)
+    if what == "ok":
+        return spec, Condition(cond.CARBON_BUDGET, "False", cond.BUDGET_OK,
+                               f"namespace {namespace} used {used:.0f} of {budget.monthly_grams:.0f} gCO2e this month")
+    message = f"namespace {namespace} used {used:.0f} of its {budget.monthly_grams:.0f} gCO2e monthly budget"
+    if what == "reject":
+        return spec, Condition(cond.CARBON_BUDGET, "True", cond.BUDGET_REJECTED, message + "; new jobs are rejected")
+    if spec.carbon.policy == "immediate":
+        held = replace(spec.carbon, policy="deadline", deadline=None, max_delay=timedelta(hours=24),
+                       expected_duration=spec.carbon.expected_duration or spec.max_runtime or timedelta(hours=1))
+        spec = replace(spec, carbon=held)
+    return spec, Condition(cond.CARBON_BUDGET, "True", cond.BUDGET_EXCEEDED,
+                           message + "; new jobs only run in their lowest-carbon window within a day")
 
 
 async def _account(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], power: dict[str, Any] | None,
@@ -239,7 +272,8 @@ async def _expire_if_due(ctx: OperatorContext, body: dict[str, Any], spec: LLMJo
 
 def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     def indexes_of(kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {k: kwargs[k] for k in ("node_inventory", "child_jobs", "child_services", "power_reports")}
+        return {k: kwargs[k] for k in ("node_inventory", "child_jobs", "child_services", "power_reports",
+                                       "carbon_usage")}
 
     # Every LLMJob event (the initial listing, creation, spec or status changes) runs the same level-based pass.
     # An event handler, not kopf's create/update/resume handlers: those persist per-object progress and a diff

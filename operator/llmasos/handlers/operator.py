@@ -93,7 +93,8 @@ async def run_operator(settings: Settings, kubeconfig: str | None = None,
                            include=settings.carbon_sources,
                            cache_ttl=timedelta(seconds=settings.carbon_cache_seconds))
     catalog = build_catalog(settings.catalog_overrides())
-    ctx = OperatorContext(settings=settings, kube=kube, metrics=metrics, carbon=carbon, catalog=catalog)
+    ctx = OperatorContext(settings=settings, kube=kube, metrics=metrics, carbon=carbon, catalog=catalog,
+                          budgets=settings.budgets())
     registry = build_registry(ctx)
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
     await kopf.operator(
