@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     agent_api = AgentApi()
     register_agent(sub, pod_lister_factory=agent_api.pod_lister, report_sink_factory=agent_api.report_sink)
     register_plan(sub)
+    from llmasos.report.cli import register as register_report
+
+    register_report(sub)
 
     docs = sub.add_parser("docs", help="print the LLMJob field reference (Markdown) generated from the schema")
     docs.add_argument("--write", metavar="FILE", help="write it to FILE instead")
