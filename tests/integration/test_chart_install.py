@@ -163,7 +163,9 @@ def test_operator_and_agents_do_everything_with_the_chart_rbac(
         assert sorted(agent.limits_mw().values()).count(320_000) == 4, "exactly the job's 4 GPUs capped"
 
     wait_phase(admin, ns, "capped", "Succeeded", timeout=90)
-    assert {"PoolSelected", "JobCompleted"} <= events_for(admin, ns, "capped")
+    # Events follow the status write, so they may land a moment after the phase.
+    wait_for(lambda: {"PoolSelected", "JobCompleted"} <= events_for(admin, ns, "capped"), timeout=30,
+             what="PoolSelected and JobCompleted Events posted by the chart's operator")
     wait_for(lambda: admin.request("GET", llmjob_path(ns, "capped")).status_code == 404, timeout=60,
              what="ttlSecondsAfterFinished deletes the LLMJob")
 
