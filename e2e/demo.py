@@ -231,8 +231,8 @@ def summary(jobs: list[dict[str, Any]]) -> None:
         status = job.get("status") or {}
         carbon, plan = status.get("carbon") or {}, status.get("plan") or {}
         extra = []
-        if plan.get("expectedSavingsPercent") is not None:
-            extra.append(f"planned saving {plan['expectedSavingsPercent']}%")
+        if plan.get("zone"):
+            extra.append(f"planned on {plan['zone']}")
         if carbon.get("energyKWh") is not None:
             extra.append(f"{carbon['energyKWh']} kWh, {carbon.get('gCO2e')} gCO2e")
         if status.get("power"):
