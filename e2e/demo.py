@@ -252,13 +252,14 @@ def report(cluster: LocalCluster, out_dir: Path) -> None:
             "(the per-job figures above come from LLMJob.status)")
         return
     path = out_dir / "sustainability-report"
-    result = subprocess.run([sys.executable, "-m", "llmasos.cli", "report", "--namespace", DEMO_NS, "--output",
-                             str(path)], env={**os.environ, "KUBECONFIG": str(cluster.paths.kubeconfig)},
+    result = subprocess.run([sys.executable, "-m", "llmasos.cli", "report", "--kubeconfig",
+                             str(cluster.paths.kubeconfig), "--namespace", DEMO_NS, "--out", str(path)],
                             capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         say(f"`llmasos report` failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
         return
-    say(f"sustainability report: {result.stdout.strip() or path}")
+    print(result.stdout, end="")
+    say(f"sustainability report: {path}")
 
 
 # --------------------------------------------------------------------------------------------------- story

@@ -283,6 +283,7 @@ def test_electricitymaps_token_comes_from_a_secret_ref(render: Render) -> None:
     settings = load_settings(env=operator_env(objects))
     assert settings.catalog_overrides() == {"nvidia-l4": {"powerWatts": 72.0, "relativeThroughput": 0.25}}
     assert settings.carbon_cache_seconds == 600
+    assert set(settings.budgets()) == {"ml"}
     assert c["image"].endswith("@sha256:" + "0" * 64)
     with pytest.raises(HelmError, match="existingSecret"):
         render(set_values=["carbon.sources={electricitymaps}"], expect_error=True)
