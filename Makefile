@@ -16,7 +16,7 @@ APT_PACKAGES := prometheus chromium
 .PHONY: help venv binaries system-deps lint test test-unit test-integration cluster-up cluster-down demo crds bench clean
 
 help:
-	@echo "make demo        bring up the local control plane and show its GPU node pools"
+	@echo "make demo        the whole story on the local control plane: chart, operator, agents, examples, report"
 	@echo "make test        lint, type-check and run every test (unit + integration on the local control plane)"
 	@echo "make cluster-up  start the local control plane (idempotent); cluster-down stops it"
 
@@ -61,9 +61,8 @@ cluster-up: venv binaries
 cluster-down: venv
 	$(PY) -m e2e.localcluster down
 
-demo: cluster-up
-	@echo "== GPU node pools of the local control plane =="
-	$(PY) -m e2e.localcluster show
+demo: venv binaries
+	$(PY) -m e2e.demo
 
 crds: venv
 	$(VENV)/bin/llmasos crd --write crds

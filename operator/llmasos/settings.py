@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from llmasos.api.durations import parse_duration
-from llmasos.errors import ConfigError
+from llmasos.api.power import PowerSpec
+from llmasos.errors import ConfigError, SpecError
 from llmasos.planning.budget import Budget, parse_budgets
 
 
@@ -59,6 +60,10 @@ class Settings:
     forecast_error: float = 0.10
     # GPU catalog overrides: {product: {relativeThroughput: x, powerWatts: y}} (settings file, or JSON in env).
     gpu_catalog: str = ""
+    # Electricity Maps zone for node pools without an llmasos.io/carbon-zone label (empty: such pools get no plan).
+    default_zone: str = ""
+    # Power policy for LLMJobs that omit spec.power: none, energyOptimal, fraction:<0.1-1.0> or limit:<watts>.
+    default_power_policy: str = "none"
     # Carbon offset price per tonne CO2e for status.carbon.offset (0: no cost shown) and its currency.
     carbon_price_per_tonne: float = 0.0
     carbon_price_currency: str = "EUR"
@@ -97,9 +102,25 @@ class Settings:
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"gpu_catalog: {exc}") from None
         try:
+            self.default_power()
+        except (ValueError, TypeError, SpecError) as exc:
+            raise ConfigError(f"default_power_policy: {exc}") from None
+        try:
             self.budgets()
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"carbon_budgets: {exc}") from None
+
+    def default_power(self) -> PowerSpec:
+        """The PowerSpec for jobs without spec.power: "none", "energyOptimal", "fraction:0.8" or "limit:300"."""
+        policy, _, value = self.default_power_policy.partition(":")
+        raw: dict[str, object] = {"policy": policy}
+        if policy == "fraction":
+            raw["fraction"] = float(value)
+        elif policy == "limit":
+            raw["limitWatts"] = int(value)
+        elif value:
+            raise ValueError(f"{policy} takes no value")
+        return PowerSpec.from_mapping(raw)
 
     def budgets(self) -> dict[str, Budget]:
         if not self.carbon_budgets:

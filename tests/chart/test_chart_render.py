@@ -201,7 +201,7 @@ def test_no_wildcards_no_secrets_no_escalation(render: Render, values: Path) -> 
 KNOWN_SETTINGS = {f"LLMASOS_{f.name.upper()}" for f in fields(Settings)} | {"LLMASOS_ELECTRICITYMAPS_TOKEN"}
 # Env variables the chart sets for settings the operator does not define yet (values.yaml says so); the operator
 # ignores unknown LLMASOS_* variables. Once a setting lands, its name must leave this set (the test below says so).
-PENDING_SETTINGS = {"LLMASOS_DEFAULT_ZONE", "LLMASOS_DEFAULT_POWER_POLICY"}
+PENDING_SETTINGS: set[str] = set()
 
 
 def operator_env(objects: list[dict[str, Any]]) -> dict[str, str]:

@@ -49,9 +49,8 @@ def test_example_parses_like_the_operator_does(path: Path) -> None:
         parse_spec(dict(job["spec"]))
 
 
-# 01-ddp-immediate.yaml writes batchSize/seqLen/learningRate, but the worker takes batch_size/seq_len/lr and rejects
-# unknown keys (docs/worker.md); reported to its owner. Remove this mark when it is fixed (strict: an XPASS fails).
-KNOWN_BAD = {"01-ddp-immediate.yaml"}
+# Examples whose taskConfig the worker is known to reject (none: keep it empty).
+KNOWN_BAD: set[str] = set()
 
 
 @pytest.mark.parametrize("path", [

@@ -132,7 +132,8 @@ def carbon_schema() -> Schema:
 
 def power_schema() -> Schema:
     return obj(
-        "GPU power capping applied by the node agent to exactly this job's GPUs, restored when the pod ends.",
+        "GPU power capping applied by the node agent to exactly this job's GPUs, restored when the pod ends. "
+        "Omitted: the operator's defaultPowerPolicy setting applies.",
         {
             "policy": string("none: leave limits alone. limit: cap at limitWatts. fraction: cap at fraction of "
                              "the GPU's maximum limit. energyOptimal: search for the lowest-energy limit whose "
@@ -143,7 +144,6 @@ def power_schema() -> Schema:
             "maxSlowdown": number("energyOptimal: the largest accepted throughput slowdown (1.10 = 10% slower).",
                                   default=1.10, minimum=1.0, maximum=2.0),
         },
-        default={"policy": "none", "maxSlowdown": 1.10},
         rules=[
             rule("self.policy != 'limit' || has(self.limitWatts)", "policy limit needs limitWatts",
                  field_path=".limitWatts"),

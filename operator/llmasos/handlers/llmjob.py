@@ -95,6 +95,8 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     except SpecError as exc:
         await _fail_invalid(ctx, body, exc)
         raise kopf.PermanentError(f"invalid spec: {exc.field}: {exc}") from exc
+    if "power" not in (body.get("spec") or {}):
+        spec = replace(spec, power=ctx.settings.default_power())
 
     power = build_power_status(reports_for(indexes["power_reports"], ns, name), status.get("power"))
     if previous_phase in TERMINAL:
@@ -132,7 +134,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         pool_fields = {}
 
     observed = children_from(indexes["child_jobs"], ns, name, uid)
-    zone = spec.carbon.zone or str(pool_fields.get("zone") or status.get("zone") or "")
+    zone = spec.carbon.zone or str(pool_fields.get("zone") or status.get("zone") or "") or ctx.settings.default_zone
     started = bool(status.get("startTime")) or bool(observed)
     budget_condition = None
     if not started:
