@@ -114,7 +114,7 @@ def test_valid_manifest_is_accepted_with_defaults(api: AdminApi, crds: None) -> 
     assert spec["parallelism"] == {"strategy": "ddp", "nodes": 1, "gpusPerNode": 1, "tensorParallel": 1,
                                    "pipelineParallel": 1}
     assert spec["carbon"]["policy"] == "immediate"
-    assert spec["power"]["policy"] == "none"
+    assert "power" not in spec, "omitted spec.power is left to the operator's defaultPowerPolicy"
     assert spec["backoffLimit"] == 2
     assert spec["resources"] == {"cpu": "2", "memory": "8Gi"}
     api.delete(f"/api/v1/namespaces/{ns}")

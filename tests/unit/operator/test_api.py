@@ -128,3 +128,17 @@ def test_committed_reference_doc_is_not_stale() -> None:
 
     committed = (REPO / "docs" / "reference" / "llmjob.md").read_text()
     assert committed == render_reference(), "docs/reference/llmjob.md is stale: run `make crds`"
+
+
+@pytest.mark.parametrize(("raw", "policy", "fraction", "limit"), [
+    ("none", "none", None, None), ("energyOptimal", "energyOptimal", None, None),
+    ("fraction:0.8", "fraction", 0.8, None), ("limit:300", "limit", None, 300)])
+def test_default_power_policy(raw: str, policy: str, fraction: float | None, limit: int | None) -> None:
+    power = load_settings(None, env={"LLMASOS_DEFAULT_POWER_POLICY": raw}).default_power()
+    assert (power.policy, power.fraction, power.limit_watts) == (policy, fraction, limit)
+
+
+@pytest.mark.parametrize("raw", ["fraction", "fraction:2", "limit:x", "none:3", "turbo"])
+def test_bad_default_power_policy(raw: str) -> None:
+    with pytest.raises(ConfigError, match="default_power_policy"):
+        load_settings(None, env={"LLMASOS_DEFAULT_POWER_POLICY": raw})
