@@ -148,6 +148,27 @@ def update_cost_ns(calls: int = 200_000) -> float:
     return (time.perf_counter() - t0) / calls * 1e9
 
 
+def scrape_cost_us(requests: int = 300) -> float:
+    """CPU microseconds per GET /metrics, client and server together (an upper bound on the worker's share)."""
+    from llmasos_worker.progress import NoEnergy, Progress, ProgressServer
+
+    progress = Progress()
+    progress.update(10, 10_240, 2.0)
+    server = ProgressServer(progress, NoEnergy(), {"job": "bench", "namespace": "default"}, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        t0 = time.process_time()
+        for _ in range(requests):
+            with urllib.request.urlopen(url, timeout=2) as r:
+                r.read()
+        return (time.process_time() - t0) / requests * 1e6
+    finally:
+        server.stop()
+
+
+AGENT_POLL_SECONDS = 5.0  # the node agent's polling period (docs/power.md)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="gpt-tiny", choices=sorted(SEQ))
@@ -188,6 +209,8 @@ def main() -> None:
     cpu_overhead = [wp / w - 1 for wp, w in zip(cpu["worker+progress"], cpu["worker"], strict=True)]
     step_ns = args.batch * SEQ[args.model] / med["worker"] * 1e9
     update_ns = update_cost_ns()
+    scrape_us = scrape_cost_us()
+    step_cpu_s = statistics.median(cpu["worker"]) / (args.steps - 1)
     figures = {
         "model": args.model, "nproc": args.nproc, "steps": args.steps, "global_batch": args.batch,
         "runs": rows, "median_tokens_per_second": med,
@@ -197,6 +220,8 @@ def main() -> None:
         "cpu_progress_overhead": statistics.median(cpu_overhead),
         "progress_scrapes": scrapes, "scrape_hz": args.scrape_hz, "progress_update_ns": update_ns,
         "progress_update_share_of_step": update_ns / step_ns,
+        "scrape_cpu_us": scrape_us,
+        "scrape_share_at_agent_poll": scrape_us * 1e-6 / AGENT_POLL_SECONDS / (step_cpu_s / step_ns * 1e9),
     }
     print(f"model {args.model}, {args.nproc} ranks, global batch {args.batch} x {SEQ[args.model]} tokens, "
           f"{args.steps} steps, {args.repeats} repeats (medians; ratios paired within a repeat)")
@@ -216,6 +241,8 @@ def main() -> None:
           f"per repeat: {', '.join(f'{100 * v:+.1f}%' for v in cpu_overhead)}")
     print(f"  progress.update per step      {update_ns:.0f} ns = {100 * figures['progress_update_share_of_step']:.4f}% "
           "of a step")
+    print(f"  one /metrics scrape           {scrape_us:.0f} us CPU (client + server) = "
+          f"{100 * figures['scrape_share_at_agent_poll']:.4f}% of rank 0's CPU at the agent's 5 s polling")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2))

@@ -21,7 +21,8 @@ TEACHER_STEPS = 200
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """gpt-tiny trained for a few hundred steps on the shipped corpus, exported as model.pt (one process)."""
     out = tmp_path_factory.mktemp("teacher")
-    run = run_worker(worker_env("train", config={"steps": TEACHER_STEPS, "log_every": 50, "output_dir": str(out)}),
+    config = {"steps": TEACHER_STEPS, "batch_size": 8, "log_every": 50, "output_dir": str(out)}
+    run = run_worker(worker_env("train", config=config),
                      timeout=180)
     assert run.returncode == 0, run.stderr
     path = out / "model.pt"

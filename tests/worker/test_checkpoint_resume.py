@@ -18,8 +18,9 @@ from llmasos.api.worker_contract import EXIT_SUSPENDED
 from tests.worker.helpers import free_port, load_weights, parse, run_worker, start_worker, worker_env
 
 STEPS = 60
+# Dropout on: its masks must also come out the same after a resume.
 CONFIG = {"steps": STEPS, "batch_size": 8, "log_every": 1, "checkpoint_every": 20, "seed": 3,
-          "stop_check_seconds": 0.1}
+          "stop_check_seconds": 0.1, "model": {"dropout": 0.1}}
 SEQ_LEN = 64  # gpt-tiny
 GRACE_SECONDS = 30  # Kubernetes' default terminationGracePeriodSeconds
 INTERRUPT_AFTER = 3

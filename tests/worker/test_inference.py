@@ -6,8 +6,10 @@ throughput is computed from what was generated.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from llmasos_worker.config import PRESETS
@@ -49,3 +51,17 @@ def test_generate_buckets_match_one_prompt_at_a_time() -> None:
     alone = [generate(model, [p], 6, 64, torch.device("cpu"))[0] for p in prompts]
     assert together == alone
     assert all(len(t) == 6 for t in together)
+
+
+def test_finetune_continues_from_the_trained_model(trained_model: Path, tmp_path: Path) -> None:
+    """finetune starts from LLMASOS_MODEL_PATH's weights, not from scratch (byte-level loss from scratch ~ ln 256)."""
+    import json
+
+    teacher = json.loads((trained_model.parent / "result.json").read_text())
+    run = run_worker(worker_env("finetune", LLMASOS_MODEL_PATH=str(trained_model),
+                                config={"steps": 3, "lr": 1e-4, "output_dir": str(tmp_path)}))
+    assert run.returncode == 0, run.stderr[-3000:]
+    first = run.losses()[1]
+    assert first == pytest.approx(teacher["final_loss"], abs=0.35)
+    assert first < 0.6 * math.log(256)
+    assert (tmp_path / "model.pt").is_file()

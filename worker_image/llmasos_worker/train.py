@@ -28,6 +28,14 @@ from llmasos_worker.progress import NoEnergy, energy_meter
 from llmasos_worker.runtime import RunContext, emit
 
 
+def seed_device(device: torch.device, seed: int) -> None:
+    """Reseed only the generator dropout draws from on ``device`` (torch.manual_seed costs ~90 us: all devices)."""
+    if device.type == "cuda":
+        torch.cuda.default_generators[device.index or 0].manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
+
+
 def learning_rate(step: int, base: float, warmup: int, total: int) -> float:
     """Linear warmup then cosine decay to 10% -- a pure function of the step, so resume needs no scheduler state."""
     if warmup and step < warmup:
@@ -78,7 +86,7 @@ def run_train(ctx: RunContext) -> int:
             x = replica_slice(x, layout.dp_rank, layout.dp).to(layout.device, non_blocking=True)
             y = replica_slice(y, layout.dp_rank, layout.dp).to(layout.device, non_blocking=True)
             # Dropout masks: a function of (seed, step, replica, stage); tensor shards of one replica must agree.
-            torch.manual_seed(cfg.seed * 7919 + step * 1009 + layout.dp_rank * 31 + layout.pp_rank)
+            seed_device(layout.device, cfg.seed * 7919 + step * 1009 + layout.dp_rank * 31 + layout.pp_rank)
             loss = engine.step(x, y, learning_rate(step, cfg.lr, cfg.warmup_steps, cfg.steps))
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
