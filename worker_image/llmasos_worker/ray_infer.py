@@ -20,7 +20,7 @@ from typing import Any
 from llmasos.api.worker_contract import EXIT_OK, WorkerEnv
 from llmasos_worker.config import TaskConfig
 from llmasos_worker.inference import default_prompts
-from llmasos_worker.runtime import emit
+from llmasos_worker.runtime import emit, exit_on_signal
 
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
 LOCAL_DEFAULT_ACTORS = 2
@@ -60,6 +60,7 @@ class _Replica:
 
 def run_ray(env: WorkerEnv, cfg: TaskConfig) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phone-home from pods
+    exit_on_signal()  # ray.shutdown() in the finally below still runs
     import ray
 
     from llmasos_worker.loading import load_model

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from llmasos.api.worker_contract import EXIT_OK, WorkerEnv
+from llmasos.api.worker_contract import EXIT_OK, EXIT_SUSPENDED, WorkerEnv
 from llmasos_worker.config import TaskConfig
 from llmasos_worker.progress import Progress, ProgressServer, energy_meter
 
@@ -43,6 +43,17 @@ class StopFlag:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+
+
+def exit_on_signal() -> None:
+    """For tasks with nothing worth saving mid-way (inference, compress): SIGTERM ends them now with
+    EXIT_SUSPENDED, so a suspended pod is not counted as failed and a rerun simply repeats the work."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(EXIT_SUSPENDED)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def emit(event: str, **fields: object) -> None:
@@ -82,7 +93,10 @@ class RunContext:
 def run_rank(env: WorkerEnv, cfg: TaskConfig, rank: int, local_rank: int) -> int:
     """Entry of one rank (spawned by our launcher, by torchrun, or alone)."""
     ctx = RunContext(env, cfg, rank, local_rank)
-    ctx.stop.install()
+    if env.task in ("train", "finetune"):
+        ctx.stop.install()
+    else:
+        exit_on_signal()
     server = None
     if env.progress_port and local_rank == 0:
         labels = {"job": env.job_name, "namespace": env.namespace, "task": env.task, "node_rank": str(env.node_rank)}
@@ -105,4 +119,4 @@ def run_rank(env: WorkerEnv, cfg: TaskConfig, rank: int, local_rank: int) -> int
         sys.stdout.flush()
 
 
-__all__ = ["EXIT_OK", "RunContext", "StopFlag", "emit", "run_rank"]
+__all__ = ["EXIT_OK", "RunContext", "StopFlag", "emit", "exit_on_signal", "run_rank"]
