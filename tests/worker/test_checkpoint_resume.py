@@ -19,7 +19,8 @@ from tests.worker.helpers import free_port, load_weights, parse, run_worker, sta
 
 STEPS = 60
 # Dropout on: its masks must also come out the same after a resume.
-CONFIG = {"steps": STEPS, "batch_size": 8, "log_every": 1, "checkpoint_every": 20, "seed": 3,
+BATCH = 8
+CONFIG = {"steps": STEPS, "batch_size": BATCH, "log_every": 1, "checkpoint_every": 20, "seed": 3,
           "stop_check_seconds": 0.1, "model": {"dropout": 0.1}}
 SEQ_LEN = 64  # gpt-tiny
 GRACE_SECONDS = 30  # Kubernetes' default terminationGracePeriodSeconds
@@ -65,7 +66,7 @@ def test_sigterm_checkpoint_resume_is_bit_exact(tmp_path: Path) -> None:
     try:
         values = _wait_for_step(port, proc.poll, INTERRUPT_AFTER)
         step = values["llmasos_worker_step"]
-        assert values["llmasos_worker_tokens_total"] == step * CONFIG["batch_size"] * SEQ_LEN
+        assert values["llmasos_worker_tokens_total"] == step * BATCH * SEQ_LEN
         assert values["llmasos_worker_loss"] > 0
         assert "llmasos_worker_gpu_energy_joules_total" not in values, "no GPU here: no energy series"
         signalled = time.monotonic()

@@ -85,3 +85,23 @@ def test_stop_check_interval_follows_the_pace() -> None:
     assert check.propose(1, 100.2) == 2  # 0.2 s per step -> two steps per half second
     assert check.propose(11, 100.3) == 50  # 10 ms per step
     assert StopCheck(0.0, 0, 0.0).propose(5, 1.0) == 1
+
+
+def test_pipeline_stages_cover_every_layer_once() -> None:
+    from llmasos_worker.config import PRESETS
+    from llmasos_worker.model import build_model, stage_bounds
+
+    assert stage_bounds(6, 4) == [(0, 1), (1, 3), (3, 4), (4, 6)]
+    for layers, stages in ((2, 2), (6, 4), (7, 3), (12, 5)):
+        bounds = stage_bounds(layers, stages)
+        assert [i for lo, hi in bounds for i in range(lo, hi)] == list(range(layers))
+        assert max(hi - lo for lo, hi in bounds) - min(hi - lo for lo, hi in bounds) <= 1
+    kept = []
+    for stage in range(4):
+        model = build_model(model_config("gpt-small", {"n_layer": 6, "d_model": 32, "n_head": 2, "d_ff": 64}), 0)
+        model.keep_stage(stage, 4)
+        kept.append(sorted(model.layers.keys()))
+        assert (model.tok_emb is not None) == (stage == 0)
+        assert (model.head is not None) == (stage == 3)
+    assert kept == [["0"], ["1", "2"], ["3"], ["4", "5"]]
+    assert PRESETS["gpt-small"].n_layer == 6

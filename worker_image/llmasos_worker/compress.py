@@ -24,6 +24,7 @@ from llmasos.api.worker_contract import EXIT_OK
 from llmasos_worker.checkpoint import save_model
 from llmasos_worker.config import ConfigError, GPTConfig, model_config
 from llmasos_worker.data import Corpus, global_batch
+from llmasos_worker.engine import lm_loss
 from llmasos_worker.evaluate import measure_speed, nonzero_parameters, perplexity, serialized_bytes, sparse_bytes
 from llmasos_worker.loading import load_model
 from llmasos_worker.model import GPT, MLP, build_model, param_count
@@ -100,6 +101,20 @@ def distill(teacher: nn.Module, student: GPT, corpus: Corpus, *, steps: int, bat
     return student.eval()
 
 
+def pretrain(model: GPT, corpus: Corpus, *, steps: int, batch: int, lr: float, seed: int,
+             device: torch.device) -> GPT:
+    """Plain next-token training on one device: the teacher when the job names a built-in model but no file."""
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    for step in range(steps):
+        x, y = global_batch(corpus.train, seed, step, batch, model.cfg.seq_len)
+        loss = lm_loss(model(x.to(device)), y.to(device))
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return model.eval()
+
+
 def student_config(teacher: GPTConfig, overrides: dict[str, Any]) -> GPTConfig:
     """Half the width of the teacher unless the job says otherwise."""
     base = replace(teacher, d_model=max(teacher.n_head, teacher.d_model // 2), d_ff=max(1, teacher.d_ff // 2))
@@ -134,6 +149,10 @@ def run_compress(ctx: RunContext) -> int:
         torch.set_num_threads(max(1, torch.get_num_threads()))
     teacher.to(device)
     corpus = Corpus.load(cfg.corpus_path)
+    if not env.model_path:
+        # No model file: compressing random weights would measure nothing, so train the built-in model first.
+        pretrain(teacher, corpus, steps=cfg.steps, batch=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=device)
+        emit("pretrained", model=loaded.source, steps=cfg.steps)
     seq = base_cfg.seq_len if not cfg.seq_len else min(cfg.seq_len, base_cfg.seq_len)
     before = _report(teacher, corpus, seq, cfg.eval_batches, device)
     emit("baseline", **before)

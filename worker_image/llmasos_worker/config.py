@@ -192,8 +192,8 @@ def check_layout(env: WorkerEnv, cfg: TaskConfig) -> None:
             "LLMASOS_MODEL_HF_REPO is set but the worker never downloads from the hub: "
             "mount the model and set LLMASOS_MODEL_PATH"
         )
-    if env.task in ("finetune", "compress") and not env.model_path:
-        raise ConfigError(f"task {env.task} needs LLMASOS_MODEL_PATH (a trained model.pt or a Hugging Face directory)")
+    if env.task == "finetune" and not env.model_path:
+        raise ConfigError("task finetune needs LLMASOS_MODEL_PATH (a trained model.pt or a Hugging Face directory)")
     if env.model_path:
         check_model_path(env.model_path)
     if cfg.corpus_path:
@@ -204,8 +204,8 @@ def check_layout(env: WorkerEnv, cfg: TaskConfig) -> None:
             raise ConfigError(f"model.n_head={model.n_head} is not divisible by LLMASOS_TENSOR_PARALLEL={tp}")
         if model.d_ff % tp:
             raise ConfigError(f"model.d_ff={model.d_ff} is not divisible by LLMASOS_TENSOR_PARALLEL={tp}")
-        if model.n_layer % pp:
-            raise ConfigError(f"model.n_layer={model.n_layer} is not divisible by LLMASOS_PIPELINE_PARALLEL={pp}")
+        if model.n_layer < pp:
+            raise ConfigError(f"model.n_layer={model.n_layer} is fewer than LLMASOS_PIPELINE_PARALLEL={pp} stages")
 
 
 def check_model_path(path: str) -> None:

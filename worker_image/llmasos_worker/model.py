@@ -9,6 +9,8 @@ the head live on different pipeline stages.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -91,9 +93,10 @@ class GPT(nn.Module):
         return h
 
     def keep_stage(self, stage: int, stages: int) -> None:
-        """Delete everything pipeline stage ``stage`` of ``stages`` does not own (layers split evenly)."""
-        per = self.cfg.n_layer // stages
-        owned = {str(i) for i in range(stage * per, (stage + 1) * per)}
+        """Delete everything pipeline stage ``stage`` of ``stages`` does not own (layers split as evenly as
+        possible: 6 layers over 4 stages -> 1, 2, 1, 2)."""
+        lo, hi = stage_bounds(self.cfg.n_layer, stages)[stage]
+        owned = {str(i) for i in range(lo, hi)}
         for name in [n for n in self.layers if n not in owned]:
             del self.layers[name]
         if stage > 0:
@@ -102,6 +105,12 @@ class GPT(nn.Module):
         if stage < stages - 1:
             self.ln_f = None
             self.head = None
+
+
+def stage_bounds(layers: int, stages: int) -> list[tuple[int, int]]:
+    """[start, end) layer range of each pipeline stage; every stage gets floor or ceil of layers / stages."""
+    cuts = [s * layers // stages for s in range(stages + 1)]
+    return list(itertools.pairwise(cuts))
 
 
 def _init_weights(module: nn.Module) -> None:

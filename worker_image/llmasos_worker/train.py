@@ -51,7 +51,8 @@ def run_train(ctx: RunContext) -> int:
     if not isinstance(loaded.module, GPT) and (layout.tp > 1 or layout.pp > 1):
         raise ConfigError("tensor and pipeline parallel need a built-in model; Hugging Face models train with ddp")
     model_cfg = loaded.config
-    if model_cfg is not None and (model_cfg.n_head % layout.tp or model_cfg.n_layer % layout.pp):
+    if model_cfg is not None and (model_cfg.n_head % layout.tp or model_cfg.d_ff % layout.tp
+                                  or model_cfg.n_layer < layout.pp):
         raise ConfigError(f"model {loaded.source} (n_head={model_cfg.n_head}, n_layer={model_cfg.n_layer}) "
                           f"cannot be cut into tensor={layout.tp} x pipeline={layout.pp}")
     corpus = Corpus.load(cfg.corpus_path, loaded.tokenizer.encode)
