@@ -166,7 +166,8 @@ def audit_requests(cluster: LocalCluster, user: str) -> tuple[int, dict[str, int
         ev = json.loads(line)
         if ev.get("user", {}).get("username") != user or ev.get("stage") != "ResponseComplete":
             continue
-        key = f"{ev['verb']} {ev.get('objectRef', {}).get('resource', '?')}"
+        ref = ev.get('objectRef', {})
+        key = f"{ev['verb']} {ref.get('resource', '?')}" + (f"/{ref['subresource']}" if ref.get('subresource') else '')
         by_verb[key] = by_verb.get(key, 0) + 1
         total += 1
     return total, dict(sorted(by_verb.items(), key=lambda kv: -kv[1]))

@@ -8,6 +8,7 @@ a thin client keeps memory low (the benchmark target is <= 200 MB RSS for 500 jo
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import ssl
@@ -149,7 +150,8 @@ def load_credentials(kubeconfig: str | None = None) -> Credentials:
 class KubeClient:
     """Async JSON client. Every method raises KubeApiError on a non-2xx answer or a connection failure."""
 
-    def __init__(self, creds: Credentials, timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, creds: Credentials, timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None,
+                 max_inflight: int = 16):
         self.creds = creds
         verify: ssl.SSLContext | bool
         if creds.insecure:
@@ -159,8 +161,13 @@ class KubeClient:
             if isinstance(verify, ssl.SSLContext) and creds.cert_file and creds.key_file:
                 verify.load_cert_chain(creds.cert_file, creds.key_file)
         self._http = httpx.AsyncClient(base_url=creds.server, verify=verify, timeout=timeout, transport=transport,
-                                       limits=httpx.Limits(max_connections=64, max_keepalive_connections=64,
+                                       limits=httpx.Limits(max_connections=max_inflight,
+                                                           max_keepalive_connections=max_inflight,
                                                            keepalive_expiry=120))
+        # Requests wait here rather than in httpcore's pool queue, whose bookkeeping is quadratic in the number of
+        # queued requests (profiled: two thirds of the operator's CPU with 500 new LLMJobs at once).
+        self._inflight: asyncio.Semaphore | None = None
+        self._max_inflight = max_inflight
         self.requests_total = 0
 
     async def aclose(self) -> None:
@@ -176,8 +183,11 @@ class KubeClient:
             headers["Content-Type"] = content_type
         url = path + (f"?{urlencode(params)}" if params else "")
         self.requests_total += 1
+        if self._inflight is None:
+            self._inflight = asyncio.Semaphore(self._max_inflight)
         try:
-            r = await self._http.request(method, url, json=body, headers=headers)
+            async with self._inflight:
+                r = await self._http.request(method, url, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise KubeApiError(f"{method} {path}: {type(exc).__name__}: {exc}", status=0) from exc
         if r.status_code >= 300:

@@ -22,6 +22,13 @@ from llmasos.planning.pool_choice import DEFAULT_CATALOG, GpuProfile
 from llmasos.settings import Settings
 
 
+def _rv(value: object) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -42,6 +49,9 @@ class OperatorContext:
     budgets: Mapping[str, Budget] = field(default_factory=dict)
     gpu_usage: GpuUsageCache = field(default_factory=GpuUsageCache)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # resourceVersions seen per LLMJob (etcd revisions: integers in practice; anything else disables the checks).
+    _latest_rv: dict[str, int] = field(default_factory=dict)
+    _own_rv: dict[str, int] = field(default_factory=dict)
     # Last seen fingerprint of each child Job's status: events that change nothing relevant skip the pass.
     job_fingerprints: dict[str, tuple[object, ...]] = field(default_factory=dict)
     _passes: asyncio.Semaphore | None = None
@@ -53,11 +63,29 @@ class OperatorContext:
             self._passes = asyncio.Semaphore(self.settings.max_workers)
         return self._passes
 
+    def saw_version(self, uid: str, resource_version: object, own_write: bool = False) -> None:
+        rv = _rv(resource_version)
+        if rv is None:
+            return
+        self._latest_rv[uid] = max(rv, self._latest_rv.get(uid, -1))
+        if own_write:
+            self._own_rv[uid] = rv
+
+    def is_stale(self, uid: str, resource_version: object) -> bool:
+        rv = _rv(resource_version)
+        return rv is not None and rv < self._latest_rv.get(uid, -1)
+
+    def is_own_write(self, uid: str, resource_version: object) -> bool:
+        rv = _rv(resource_version)
+        return rv is not None and self._own_rv.get(uid) == rv
+
     def lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
+        self._latest_rv.pop(uid, None)
+        self._own_rv.pop(uid, None)
         self.metrics.forget(uid)
 
     def now_iso(self) -> str:

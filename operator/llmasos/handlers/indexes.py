@@ -59,6 +59,11 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
         return {namespace or "": (uid, created, float(carbon.get("gCO2e", 0.0) or 0.0))}
 
 
+    @kopf.index(c.GROUP, c.VERSION, c.PLURAL, id="llmjob_bodies", registry=registry)
+    def llmjob_bodies(body: kopf.Body, namespace: str | None, name: str | None, **_: Any) -> dict[Any, Any]:
+        return {(namespace or "", name or ""): dict(body)}
+
+
 def reports_for(report_index: Mapping[tuple[str, str], Iterable[list[dict[str, Any]]]], namespace: str,
                 name: str) -> list[dict[str, Any]]:
     """Every pod report of this LLMJob, across the nodes' report objects."""

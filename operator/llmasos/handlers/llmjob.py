@@ -51,7 +51,8 @@ async def _write_status(ctx: OperatorContext, body: dict[str, Any], new: dict[st
     if new == old:
         return False
     meta = body["metadata"]
-    await ctx.kube.patch(LLMJOBS, meta["name"], {"status": new}, meta["namespace"], subresource="status")
+    written = await ctx.kube.patch(LLMJOBS, meta["name"], {"status": new}, meta["namespace"], subresource="status")
+    ctx.saw_version(meta["uid"], written.get("metadata", {}).get("resourceVersion"), own_write=True)
     return True
 
 
@@ -72,6 +73,11 @@ async def reconcile(ctx: OperatorContext, body: dict[str, Any], indexes: dict[st
     if meta.get("deletionTimestamp"):
         return
     async with ctx.lock(uid), ctx.passes:
+        # A body older than one this process already handled or wrote (a late watch event) would re-decide from
+        # stale status (repeat events, flip fields); the newer state has been or will be handled instead.
+        if ctx.is_stale(uid, meta.get("resourceVersion")):
+            return
+        ctx.saw_version(uid, meta.get("resourceVersion"))
         started = time.monotonic()
         try:
             await _reconcile_locked(ctx, body, indexes, logger)
@@ -286,6 +292,8 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
         if type == "DELETED":
             ctx.forget(body["metadata"]["uid"])
             return
+        if ctx.is_own_write(body["metadata"]["uid"], body["metadata"].get("resourceVersion")):
+            return  # the echo of this process's own status write: nothing new to act on
         try:
             await reconcile(ctx, dict(body), indexes_of(kwargs), logger)
         except (kopf.TemporaryError, kopf.PermanentError) as exc:
@@ -326,12 +334,18 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
 
 async def _reconcile_by_name(ctx: OperatorContext, namespace: str, name: str, indexes: dict[str, Any],
                              logger: Any) -> None:
-    """A pass triggered by another object's event: read the LLMJob fresh (never a stale copy), then reconcile."""
-    try:
-        parent = await ctx.kube.get_or_none(LLMJOBS, name, namespace)
-    except KubeApiError as exc:
-        logger.warning(f"cannot read LLMJob {namespace}/{name}: {exc}")
-        return
+    """A pass triggered by another object's event. The LLMJob comes from the watch-fed index; only when that copy
+    is older than a version this process already saw or wrote is it read from the API server (never act on stale
+    status)."""
+    known = list(indexes["llmjob_bodies"].get((namespace, name), ()))
+    parent: dict[str, Any] | None = known[-1] if known else None
+    meta = (parent or {}).get("metadata", {})
+    if parent is None or ctx.is_stale(meta.get("uid", ""), meta.get("resourceVersion")):
+        try:
+            parent = await ctx.kube.get_or_none(LLMJOBS, name, namespace)
+        except KubeApiError as exc:
+            logger.warning(f"cannot read LLMJob {namespace}/{name}: {exc}")
+            return
     if parent is None:
         return
     try:

@@ -227,7 +227,9 @@ def decide(
         else ()
     )
     not_suspended = Condition(cond.SUSPENDED, "False", cond.NOT_SUSPENDED, "")
-    if ready >= total:
+    # Workers that already finished successfully while the Job is not yet Complete: the group ran, it is finishing.
+    finishing = bool(current and not current.suspended and current.succeeded > 0)
+    if ready >= total or (finishing and previous_phase == "Running"):
         msg = f"{ready}/{total} worker(s) running"
         events = () if previous_phase == "Running" else (Event("Normal", cond.WORKERS_RUNNING, msg),)
         return Decision(
