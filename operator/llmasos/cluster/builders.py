@@ -19,7 +19,7 @@ from typing import Any
 
 from llmasos.api import constants as c
 from llmasos.api.spec import LLMJobSpec
-from llmasos.api.worker_contract import DEFAULT_MASTER_PORT, DEFAULT_PROGRESS_PORT, WorkerEnv
+from llmasos.api.worker_contract import DEFAULT_MASTER_PORT, DEFAULT_PROGRESS_PORT, EXIT_SUSPENDED, WorkerEnv
 
 RAY_GCS_PORT = 6379
 RAY_DASHBOARD_PORT = 8265
@@ -105,6 +105,7 @@ def build_pod_template(owner: Owner, spec: LLMJobSpec, attempt: int, pool: str, 
     env.append({"name": "NODE_RANK", "valueFrom": {"fieldRef": {
         "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
     env.append({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+    env.append({"name": "HOME", "value": "/tmp"})  # the root filesystem is read-only; Ray and torch write caches
     env.extend(spec.env)
     resources: dict[str, Any] = {"requests": {"cpu": spec.cpu, "memory": spec.memory},
                                  "limits": {"memory": spec.memory}}
@@ -169,6 +170,9 @@ def build_job(owner: Owner, spec: LLMJobSpec, attempt: int, pool: str, image: st
         "suspend": suspend,
         "podFailurePolicy": {"rules": [
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            # The worker checkpointed on SIGTERM and exited EXIT_SUSPENDED: not a failure, the index is re-run.
+            {"action": "Ignore", "onExitCodes": {"containerName": WORKER_CONTAINER, "operator": "In",
+                                                 "values": [EXIT_SUSPENDED]}},
             {"action": "FailJob", "onExitCodes": {"containerName": WORKER_CONTAINER, "operator": "NotIn",
                                                   "values": [0]}},
         ]},

@@ -25,7 +25,8 @@ def test_indexed_job_shape_and_gang_policy() -> None:
     assert spec["backoffLimit"] == 0
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0]["action"] == "Ignore"
-    assert rules[1] == {"action": "FailJob", "onExitCodes": {"containerName": "worker", "operator": "NotIn",
+    assert rules[1]["onExitCodes"]["values"] == [75], "a checkpointed, suspended worker is not a failure"
+    assert rules[2] == {"action": "FailJob", "onExitCodes": {"containerName": "worker", "operator": "NotIn",
                                                              "values": [0]}}
     assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert job["metadata"]["ownerReferences"][0]["controller"] is True
