@@ -9,6 +9,10 @@ with a generated config, queries its HTTP API, and runs the processes it scrapes
   facade with status.carbon objects built by the real accounting code (until the operator records real values),
   plus a *failing* agent's exposition (a stranded cap, a stuck loop) rendered by the agent's own collector, so the
   power alerts can be shown to fire without breaking a real agent.
+
+tests/integration/test_prometheus_live.py uses the same server against the real operator and node agents on the local
+control plane; for it this module also has range queries, label values, a copy of a rule file with every `for:` set
+to 0s, and `ElectricityMapsStub` (Electricity Maps for a token whose plan covers some zones only).
 """
 
 from __future__ import annotations
@@ -17,16 +21,20 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -133,9 +141,37 @@ class Prometheus:
             return [{"metric": {}, "value": data["result"]}]
         return list(data["result"])
 
+    def query_range(self, expr: str, start: float, end: float, step: float = 1.0) -> list[dict[str, Any]]:
+        """Range query (what a Grafana time-series panel sends); each series has `values`: [[t, "v"], ...]."""
+        data = self.api("query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=f"{step:g}")
+        return list(data["result"])
+
+    def label_values(self, label: str, metric: str) -> list[str]:
+        """Grafana's `label_values(metric, label)` variable query."""
+        return list(self.api(f"label/{label}/values", **{"match[]": metric}))
+
+    def query_error(self, expr: str) -> str | None:
+        """None when Prometheus evaluates `expr`; else its error text (a PromQL mistake is a 400 with a message)."""
+        try:
+            self.query(expr)
+        except urllib.error.HTTPError as exc:
+            return exc.read().decode(errors="replace")
+        return None
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+
+def rules_firing_at_once(rules: Path, out: Path) -> Path:
+    """A copy of a rule file with every `for:` set to 0s, so Prometheus fires a rule as soon as it matches."""
+    out.write_text(re.sub(r"(?m)^(\s+for:) .*$", r"\1 0s", rules.read_text()))
+    return out
+
+
+def range_values(series: Sequence[Mapping[str, Any]]) -> list[float]:
+    """The finite values of a range query's result, over all its series."""
+    return [v for s in series for _, raw in s["values"] if math.isfinite(v := float(raw))]
 
 
 def finite_values(samples: Sequence[Mapping[str, Any]]) -> list[float]:
@@ -221,6 +257,67 @@ def run_sample_operator(port: int, agent_port: int, tick_s: float = 0.5) -> None
         snap = failing_agent_snapshot(time.time())
         tick += 1
         time.sleep(tick_s)
+
+
+# ---------------------------------------------------------------------------------------- Electricity Maps stub
+def em_time(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def forecast_with_dip(zone: str, dip_in_hours: int, issued: datetime) -> dict[str, Any]:
+    """An Electricity Maps forecast body: 48 hourly points from the current hour at 400 g/kWh, with one 2-hour dip
+    to 50 g/kWh `dip_in_hours` later (a deadline job waits for it)."""
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    points = [{"carbonIntensity": 50 if dip_in_hours <= h < dip_in_hours + 2 else 400,
+               "datetime": em_time(base + timedelta(hours=h))} for h in range(48)]
+    return {"zone": zone, "forecast": points, "updatedAt": em_time(issued)}
+
+
+class ElectricityMapsStub:
+    """Electricity Maps v3 on 127.0.0.1 for a token whose plan covers only the zones of `forecasts`: it answers
+    `carbon-intensity/forecast` for them and 403 for any other zone or endpoint, as the API does outside a plan.
+    Only the answers are fixed; the operator's real client (httpx, retries, parsing, cache) talks to it over TCP."""
+
+    def __init__(self, forecasts: Mapping[str, Mapping[str, Any]]) -> None:
+        self.forecasts = dict(forecasts)
+        self.requests: list[tuple[str, str, int]] = []  # (path, zone, status)
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urllib.parse.urlsplit(self.path)
+                zone = urllib.parse.parse_qs(parts.query).get("zone", [""])[0]
+                body: Any = owner.forecasts.get(zone) if parts.path == "/v3/carbon-intensity/forecast" else None
+                status = 200 if body is not None else 403
+                if body is None:
+                    body = {"status": "error", "message": f"Zone {zone or '?'} is not included in this plan"}
+                owner.requests.append((parts.path, zone, status))
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v3"
+
+    def start(self) -> ElectricityMapsStub:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.server.shutdown()
+        self.server.server_close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
