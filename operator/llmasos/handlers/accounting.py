@@ -20,14 +20,16 @@ FACTOR_TYPE = {"electricitymaps": "lifecycle", "static": "lifecycle", "trace": "
 
 
 async def carbon_accounting(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], power: dict[str, Any] | None,
-                            zone: str, final: bool) -> dict[str, Any] | None:
+                            zone: str, final: bool, start_time: str = "") -> dict[str, Any] | None:
     """The new status.carbon, or None to keep the previous one (nothing new, throttled, or no data)."""
     status = body.get("status") or {}
     previous = status.get("carbon")
     if not power or not zone:
         return None
     submitted = parse_time(str(body["metadata"]["creationTimestamp"]), "metadata.creationTimestamp")
-    started = parse_time(str(status.get("startTime") or body["metadata"]["creationTimestamp"]), "status.startTime")
+    # A pod's first reading covers its energy since the group started (this pass's start time when it just did).
+    first = start_time or status.get("startTime")
+    started = parse_time(str(first), "status.startTime") if first else ctx.clock()
     ledger = advance_ledger((previous or {}).get("ledger"), power, started)
     intervals = ledger_intervals(ledger)
     if not intervals:

@@ -166,7 +166,8 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     has_children = bool(observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
     children = {"job": job_name(name, decision.attempt), "service": service_name(name)} if has_children else None
     final = decision.phase in TERMINAL
-    carbon = await _account(ctx, spec, body, power, zone, final=final, logger=logger)
+    carbon = await _account(ctx, spec, body, power, zone, final=final, logger=logger,
+                            start_time=decision.start_time)
     new = build_status(status, decision, generation, now, extra, **pool_fields, power=power, plan=gate.plan,
                        children=children, carbon=carbon)
     _record_carbon_metrics(ctx, body, decision.phase, gate.plan, new)
@@ -206,9 +207,9 @@ def _apply_budget(ctx: OperatorContext, spec: LLMJobSpec, namespace: str,
 
 
 async def _account(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], power: dict[str, Any] | None,
-                   zone: str, final: bool, logger: Any) -> dict[str, Any] | None:
+                   zone: str, final: bool, logger: Any, start_time: str = "") -> dict[str, Any] | None:
     try:
-        return await carbon_accounting(ctx, spec, body, power, zone, final)
+        return await carbon_accounting(ctx, spec, body, power, zone, final, start_time)
     except AccountingInputError as exc:
         logger.warning(f"energy accounting skipped this pass: {exc}")
         return None

@@ -38,6 +38,13 @@ def plan_status(plan: Plan, source: str, degraded: bool, message: str) -> dict[s
 
 
 def gate_before_start(plan: dict[str, Any], previous: Mapping[str, Any] | None, now: datetime) -> Gate:
+    """Hold while now < startAt. Savings stay measured against running at submission: re-plans keep the first
+    plan's run-now intensity (later re-plans would otherwise compare with "now", which drifts into the window)."""
+    if previous and previous.get("runNowIntensity") is not None:
+        run_now, expected = float(previous["runNowIntensity"]), plan.get("expectedIntensity")
+        plan = {**plan, "runNowIntensity": run_now}
+        if expected is not None and run_now:
+            plan["expectedSavingsPercent"] = round(100.0 * (run_now - float(expected)) / run_now, 1)
     start = parse_instant(str(plan["startAt"]))
     hold = now < start
     moved = not previous or previous.get("startAt") != plan["startAt"]

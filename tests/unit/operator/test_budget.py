@@ -28,3 +28,4 @@ def test_verdict(used: float, policy: str, expected: str) -> None:
 def test_bad_budgets_name_the_namespace(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_budgets(raw)
+

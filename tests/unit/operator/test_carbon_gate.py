@@ -57,3 +57,12 @@ def test_held_job_creates_nothing_then_suspends_and_resumes_its_job() -> None:
     resumed = decide(spec, "Deferred", [make_job(0, suspended=True)], "now")
     assert resumed.actions == (EnsureService(), EnsureJob(0, False))
     assert any(c.type == "Deferred" and c.status == "False" for c in resumed.conditions)
+
+
+def test_replans_keep_savings_against_running_at_submission() -> None:
+    first = {**plan((3, 5)), "expectedIntensity": 100.0, "runNowIntensity": 400.0, "expectedSavingsPercent": 75.0}
+    later = {**plan((3, 5)), "expectedIntensity": 100.0, "runNowIntensity": 100.0, "expectedSavingsPercent": 0.0}
+    gate = gate_before_start(later, first, T0 + timedelta(hours=3))
+    assert gate.plan is not None
+    assert gate.plan["runNowIntensity"] == 400.0
+    assert gate.plan["expectedSavingsPercent"] == 75.0
