@@ -84,6 +84,17 @@ class OperatorMetrics:
                               "1 while a zone's data comes from a fallback source (an earlier source failed).",
                               ["zone"], registry=r)
         self._source_of_zone: dict[str, str] = {}
+        # Known label values start at 0, so rate()/increase() also count their first increment.
+        for phase in PHASES:
+            self.transitions.labels(phase)
+        for kind in ("api", "placement", "carbon"):
+            self.reconcile_errors.labels(kind)
+        for kind in ("Job", "Service"):
+            self.children_created.labels(kind)
+        for source in ("electricitymaps", "trace", "static", "fallback"):
+            self.source_errors.labels(source)
+        for kind in ("planned", "achieved", "run_now"):
+            self.intensity.labels(kind)
 
     def record_phase(self, uid: str, phase: str) -> None:
         old = self._phase_of.get(uid)

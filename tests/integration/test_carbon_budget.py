@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from e2e.localcluster import LocalCluster
-from tests.integration.kube import AdminApi, children, llmjob, llmjob_path, wait_for, wait_phase
+from tests.integration.kube import (
+    AdminApi,
+    children,
+    delete_namespace,
+    llmjob,
+    llmjob_path,
+    wait_for,
+    wait_phase,
+)
 from tests.integration.operator_proc import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -39,6 +47,6 @@ def test_over_budget_namespaces_reject_or_hold_new_jobs(cluster: LocalCluster, a
         if status["phase"] == "Deferred":
             assert children(api, hold_ns, "patient") == ([], [], [])
     finally:
+        delete_namespace(api, reject_ns)
+        delete_namespace(api, hold_ns)
         op.stop()
-        api.delete(f"/api/v1/namespaces/{reject_ns}")
-        api.delete(f"/api/v1/namespaces/{hold_ns}")

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 
 from e2e.localcluster import LocalCluster
-from tests.integration.kube import AdminApi, children, llmjob, llmjob_path, wait_for, wait_phase
+from tests.integration.kube import (
+    AdminApi,
+    children,
+    delete_namespace,
+    llmjob,
+    llmjob_path,
+    wait_for,
+    wait_phase,
+)
 from tests.integration.operator_proc import OperatorProcess
 from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply
 
@@ -93,8 +101,8 @@ def test_deferred_job_has_a_plan_no_children_and_replans_on_newer_forecast(
         wait_for(replanned, timeout=30, what="re-plan on the newer forecast")
         assert children(api, ns, "nightly") == ([], [], [])
     finally:
+        delete_namespace(api, ns)
         op.stop()
-        api.delete(f"/api/v1/namespaces/{ns}")
     logs = op.log_path.read_text()
     assert TOKEN not in logs, "the token must never be logged"
 
@@ -123,5 +131,5 @@ def test_job_starts_by_latest_start_when_every_source_is_down(
         assert created_at <= latest + timedelta(seconds=6), "started no later than the latest start (+ resync)"
         wait_phase(api, ns, "urgent", "Succeeded", timeout=60)
     finally:
+        delete_namespace(api, ns)
         op.stop()
-        api.delete(f"/api/v1/namespaces/{ns}")

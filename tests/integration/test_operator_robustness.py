@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from e2e.localcluster import LocalCluster
-from tests.integration.kube import AdminApi, children, llmjob, llmjob_path, phase_of, wait_for
+from tests.integration.kube import AdminApi, children, delete_namespace, llmjob, llmjob_path, phase_of, wait_for
 from tests.integration.operator_proc import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -39,8 +39,8 @@ def test_sigkill_mid_reconcile_never_duplicates_or_loses_jobs(cluster: LocalClus
             assert len(services) == 1
             assert len(pods) == 2, f"{n}: a duplicate pod group would show more than 2 pods"
     finally:
+        delete_namespace(api, ns)
         second.stop()
-        api.delete(f"/api/v1/namespaces/{ns}")
 
 
 def test_two_replicas_elect_one_leader_and_fail_over(cluster: LocalCluster, api: AdminApi, crds: None,
@@ -66,10 +66,13 @@ def test_two_replicas_elect_one_leader_and_fail_over(cluster: LocalCluster, api:
         assert low.metric("llmasos_reconcile_duration_seconds_count") > 0
         assert _all_jobs(api, ns) == ["one-a0", "two-a0"]
     finally:
+        if low.proc and low.proc.poll() is None:
+            delete_namespace(api, ns)
+        else:
+            api.delete(f"/api/v1/namespaces/{ns}")
         high.stop()
         low.stop()
         cluster.kubectl("delete", "clusterkopfpeering", "llmasos-test", "--ignore-not-found")
-        api.delete(f"/api/v1/namespaces/{ns}")
 
 
 def test_health_and_metrics_endpoints(operator: OperatorProcess) -> None:

@@ -39,10 +39,7 @@ Alerts (every expression of charts/llmasos/alerts/ is evaluated without error; P
   refuses such data and the trace is re-issued hourly); LLMasOSJobNearDeadlineStillDeferred (the deferred jobs'
   latest start is ~28 h away).
 
-Known operator gaps, as strict xfails (they turn into failures once fixed, so the marks get removed):
-* `llmasos_llmjob_deferred_timestamp_seconds{bound="deadline"}` is never exported (the handler passes deadline=None),
-  so the deferred-jobs table's deadline column and the alert's "< 15 min before deadline" branch have no data;
-* the deferred series of a deleted LLMJob are never dropped (the DELETED event only forgets the phase).
+The deferred-jobs series carry planned_start, latest_start and deadline, and are dropped when the LLMJob is deleted.
 """
 
 from __future__ import annotations
@@ -300,11 +297,7 @@ def target_expr(target_id: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ dashboards
-NOT_EXPORTED = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="the operator never exports llmasos_llmjob_deferred_timestamp_seconds{bound=\"deadline\"}: "
-           "handlers/llmjob.py _record_carbon_metrics passes deadline=None")
-KNOWN_GAPS = {"llmasos-deferred-jobs:Deferred jobs and their windows:C": NOT_EXPORTED}
+KNOWN_GAPS: dict[str, pytest.MarkDecorator] = {}
 
 
 def values_of(result: list[dict[str, Any]]) -> list[float]:
@@ -467,12 +460,9 @@ def test_carbon_source_degraded_fires_for_exactly_the_zone_outside_the_plan(live
     assert live.firing_names() == {"LLMasOSCarbonSourceDegraded"}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="operator bug: the DELETED event (handlers/llmjob.py llmjob_event) calls ctx.forget(uid), "
-                          "which drops the phase but not the llmasos_llmjob_deferred_timestamp_seconds series")
 def test_deferred_series_of_a_deleted_job_are_dropped(live: Live) -> None:
     series = f'llmasos_llmjob_deferred_timestamp_seconds{{namespace="{live.plan_ns}", llmjob="wait-em"}}'
-    assert len(instant(live, series)) == 2  # planned_start and latest_start while it is deferred
+    assert len(instant(live, series)) == 3  # planned_start, latest_start and deadline while it is deferred
     live.api.request("DELETE", llmjob_path(live.plan_ns, "wait-em"), expect=200)
     wait_for(lambda: live.api.request("GET", llmjob_path(live.plan_ns, "wait-em")).status_code == 404, 30,
              what="wait-em deleted")

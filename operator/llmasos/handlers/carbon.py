@@ -45,6 +45,8 @@ async def fetch_forecast(ctx: OperatorContext, zone: str) -> ForecastAnswer:
         ctx.metrics.record_error("carbon")
         ctx.metrics.record_carbon_error(exc.source)
         return ForecastAnswer(Forecast((), zone=zone), "none", True, f"every carbon source failed: {exc}")
+    for error in sourced.errors:  # a degraded answer: each source that failed before the one that answered
+        ctx.metrics.record_carbon_error(error.split(":", 1)[0].strip() or "unknown")
     points = sourced.value.points
     ctx.metrics.record_carbon_data(sourced.source, zone, updated_at=sourced.value.issued_at or ctx.clock(),
                                    intensity=points[0].intensity if points else None, degraded=sourced.degraded)

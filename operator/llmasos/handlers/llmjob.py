@@ -27,7 +27,7 @@ from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
 from llmasos.errors import AccountingInputError, KubeApiError, PlacementError, SpecError
 from llmasos.handlers.accounting import carbon_accounting
-from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool
+from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool, job_for
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import children_from, has_service, inventory_from, reports_for
 from llmasos.planning.budget import month_key, used_grams, verdict
@@ -107,7 +107,8 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     power = build_power_status(reports_for(indexes["power_reports"], ns, name), status.get("power"))
     if previous_phase in TERMINAL:
         # Agents report at a low rate: the final energy of a finished job may arrive after it finished.
-        carbon = await _account(ctx, spec, body, power, status.get("zone", ""), final=True, logger=logger)
+        zone = spec.carbon.zone or str(status.get("zone") or "") or ctx.settings.default_zone
+        carbon = await _account(ctx, spec, body, power, zone, final=True, logger=logger)
         if (power is not None and power != status.get("power")) or carbon is not None:
             update = {**status, **({"power": power} if power else {}), **({"carbon": carbon} if carbon else {})}
             await _write_status(ctx, body, update)
@@ -170,7 +171,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
                             start_time=decision.start_time)
     new = build_status(status, decision, generation, now, extra, **pool_fields, power=power, plan=gate.plan,
                        children=children, carbon=carbon)
-    _record_carbon_metrics(ctx, body, decision.phase, gate.plan, new)
+    _record_carbon_metrics(ctx, spec, body, decision.phase, gate.plan, new)
     if decision.phase == "Deferred":
         new["scheduledStart"] = gate.start_at or new.get("scheduledStart")
     if await _write_status(ctx, body, new):
@@ -215,14 +216,16 @@ async def _account(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any],
         return None
 
 
-def _record_carbon_metrics(ctx: OperatorContext, body: dict[str, Any], phase: str, plan: dict[str, Any] | None,
-                           new: dict[str, Any]) -> None:
+def _record_carbon_metrics(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], phase: str,
+                           plan: dict[str, Any] | None, new: dict[str, Any]) -> None:
     """Deferral gauges while Deferred; deferral time at first start; intensities once finished."""
     meta, old = body["metadata"], body.get("status") or {}
     ns, name = meta["namespace"], meta["name"]
     if phase == "Deferred" and plan:
+        deadline = job_for(spec, body).deadline
         ctx.metrics.record_deferred(ns, name, planned_start=parse_time(plan["startAt"], "plan.startAt"),
-                                    latest_start=parse_time(plan["latestStart"], "plan.latestStart"), deadline=None)
+                                    latest_start=parse_time(plan["latestStart"], "plan.latestStart"),
+                                    deadline=deadline)
         return
     ctx.metrics.clear_deferred(ns, name)
     if new.get("startTime") and not old.get("startTime"):
@@ -292,6 +295,7 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
     async def llmjob_event(body: kopf.Body, type: str | None, logger: Any, **kwargs: Any) -> None:
         if type == "DELETED":
             ctx.forget(body["metadata"]["uid"])
+            ctx.metrics.clear_deferred(str(body["metadata"].get("namespace", "")), str(body["metadata"]["name"]))
             return
         if ctx.is_own_write(body["metadata"]["uid"], body["metadata"].get("resourceVersion")):
             return  # the echo of this process's own status write: nothing new to act on

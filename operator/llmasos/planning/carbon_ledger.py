@@ -37,10 +37,12 @@ def advance_ledger(ledger: Mapping[str, Any] | None, power: Mapping[str, Any] | 
             t0, j0 = parse_instant(str(readings[name][0])), float(readings[name][1])
         else:
             t0, j0 = min(started_at, t1 - timedelta(seconds=1)), 0.0
-        if t1 > t0 and joules > j0:
-            intervals.append(EnergyInterval(t0, t1, joules - j0))
-        if t1 >= t0:
-            readings[name] = [format_instant(t1), max(joules, j0)]
+        if joules > j0:
+            # Same-second re-reports (readAt has 1 s resolution) still carry energy: give it a 1 s interval.
+            start = t0 if t1 > t0 else t1 - timedelta(seconds=1)
+            end = t1 if t1 > t0 else t0
+            intervals.append(EnergyInterval(start, max(end, start + timedelta(seconds=1)), joules - j0))
+        readings[name] = [format_instant(max(t1, t0)), max(joules, j0)]
     cells = compact_intervals(intervals, CELL)
     return {
         "intervals": [[format_instant(iv.start), format_instant(iv.end), round(iv.joules, 1)] for iv in cells],

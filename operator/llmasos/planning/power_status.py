@@ -23,7 +23,9 @@ def build_power_status(reports: Iterable[Mapping[str, Any]],
         key = str(r["uid"] or f"{r['namespace']}/{r['name']}")
         if key not in latest or str(r["reported_at"]) >= str(latest[key]["reported_at"]):
             latest[key] = r
-    if not latest:
+    reported = {str(r["name"]) for r in latest.values()}
+    kept = [p for p in (previous or {}).get("pods", []) or [] if str(p.get("pod")) not in reported]
+    if not latest and not kept:
         return None
     pods = [
         {k: v for k, v in {
@@ -38,8 +40,12 @@ def build_power_status(reports: Iterable[Mapping[str, Any]],
         }.items() if v is not None}
         for r in sorted(latest.values(), key=lambda r: str(r["name"]))
     ]
+    # Pods no current report mentions (their node's agent restarted and forgot ended pods) keep their last entry,
+    # so a job's energy never goes down.
+    pods = sorted([*pods, *kept], key=lambda p: str(p["pod"]))
+    times = [str(r["reported_at"]) for r in latest.values()] + [str(p.get("readAt", "")) for p in kept]
     return {
         "pods": pods,
-        "energyJoules": round(sum(float(r["energy_j"]) for r in latest.values()), 1),
-        "reportedAt": max(str(r["reported_at"]) for r in latest.values()),
+        "energyJoules": round(sum(float(p.get("energyJoules", 0.0)) for p in pods), 1),
+        "reportedAt": max(times),
     }

@@ -56,7 +56,8 @@ def test_histograms_and_carbon_source_health() -> None:
     m.record_intensities(planned=120.0, achieved=150.0, run_now=None)
     assert value(m, "llmasos_llmjob_deferral_seconds_sum") == 7200
     assert value(m, "llmasos_llmjob_intensity_grams_per_kwh_sum", kind="achieved") == 150.0
-    assert value(m, "llmasos_llmjob_intensity_grams_per_kwh_count", kind="run_now") is None
+    # Known kinds exist from the start at 0 (so rate() sees their first increment); None was not recorded.
+    assert value(m, "llmasos_llmjob_intensity_grams_per_kwh_count", kind="run_now") == 0.0
     t = datetime(2024, 3, 6, 1, tzinfo=UTC)
     m.record_carbon_data("electricitymaps", "DE", updated_at=t, intensity=300.0, degraded=False)
     m.record_carbon_error("electricitymaps")
