@@ -37,6 +37,8 @@ from llmasos.planning.power_status import build_power_status
 from llmasos.planning.status import build_status, placement_status
 
 TERMINAL = ("Succeeded", "Failed")
+# Every kopf index a pass reads (handlers/indexes.py); a test checks this list against the registered indexes.
+INDEX_NAMES = ("node_inventory", "child_jobs", "child_services", "power_reports", "carbon_usage", "llmjob_bodies")
 
 
 def _owner(body: dict[str, Any]) -> Owner:
@@ -284,8 +286,7 @@ async def _expire_if_due(ctx: OperatorContext, body: dict[str, Any], spec: LLMJo
 
 def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     def indexes_of(kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {k: kwargs[k] for k in ("node_inventory", "child_jobs", "child_services", "power_reports",
-                                       "carbon_usage")}
+        return {k: kwargs[k] for k in INDEX_NAMES}
 
     # Every LLMJob event (the initial listing, creation, spec or status changes) runs the same level-based pass.
     # An event handler, not kopf's create/update/resume handlers: those persist per-object progress and a diff
