@@ -61,7 +61,17 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
 
     @kopf.index(c.GROUP, c.VERSION, c.PLURAL, id="llmjob_bodies", registry=registry)
     def llmjob_bodies(body: kopf.Body, namespace: str | None, name: str | None, **_: Any) -> dict[Any, Any]:
-        return {(namespace or "", name or ""): dict(body)}
+        return {(namespace or "", name or ""): slim_body(dict(body))}
+
+
+def slim_body(body: dict[str, Any]) -> dict[str, Any]:
+    """What a pass reads of an LLMJob, without managedFields and kubectl's last-applied copy (most of its bytes)."""
+    meta = dict(body.get("metadata") or {})
+    meta.pop("managedFields", None)
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    meta["annotations"] = annotations
+    return {**body, "metadata": meta}
 
 
 def reports_for(report_index: Mapping[tuple[str, str], Iterable[list[dict[str, Any]]]], namespace: str,
