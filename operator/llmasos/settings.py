@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -208,5 +208,3 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     return Settings(**coerced)
 
 
-DEFAULTS = Settings()
-__all__ = ["DEFAULTS", "Settings", "field", "load_settings"]

@@ -4,7 +4,7 @@ Why a real server: a PromQL typo, a wrong label or a vector-matching mistake onl
 expression against series shaped like ours; a YAML lint cannot see it. This module starts Prometheus on 127.0.0.1
 with a generated config, queries its HTTP API, and runs the processes it scrapes:
 
-* a real node agent (`llmasos.agent.main node-agent --gpu-backend sim`), started by the test;
+* a real node agent (`llmasos node-agent --gpu-backend sim`), started by the test;
 * `python -m tests.integration.prom operator --port P --agent-port Q`: an OperatorMetrics instance fed through the
   facade with status.carbon objects built by the real accounting code (until the operator records real values),
   plus a *failing* agent's exposition (a stranded cap, a stuck loop) rendered by the agent's own collector, so the

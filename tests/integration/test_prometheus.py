@@ -93,7 +93,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pod("research", "eval-b-w0", "eval-b", 1, None),
     ]}))
     agent_port, op_port, failing_port, down_port = free_port(), free_port(), free_port(), free_port()
-    agent = Process([sys.executable, "-m", "llmasos.agent.main", "node-agent", "--node-name", "n1",
+    agent = Process([sys.executable, "-m", "llmasos.cli", "node-agent", "--node-name", "n1",
                      "--gpu-backend", "sim", "--sim-product", "nvidia-a100-80gb", "--sim-gpus", "4",
                      "--pods-file", str(tmp / "pods.json"), "--report-file", str(tmp / "report.json"),
                      "--state-file", str(tmp / "state.json"), "--sim-hardware-file", str(tmp / "gpus.json"),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from llmasos.report.cli import main
+from llmasos.cli import main
 from tests.integration.prom import REPO
 from tests.unit.report.sample import external_references, sample_jobs
 

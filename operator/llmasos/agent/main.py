@@ -181,14 +181,3 @@ def run_from_args(
             server.shutdown()
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m llmasos.agent.main node-agent ...`) until the CLI wires `register`."""
-    parser = argparse.ArgumentParser(prog="llmasos")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

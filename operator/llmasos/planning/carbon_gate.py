@@ -60,7 +60,3 @@ def gate_after_start(previous: Mapping[str, Any] | None, interruptible: bool, no
     later = any(start > now for start, _ in segments)
     return Gate(hold=not inside and later, plan=dict(previous))
 
-
-def is_due(plan: Mapping[str, Any] | None, now: datetime) -> bool:
-    """True when a held job has reached its planned start (used by tests and the timer path)."""
-    return bool(plan) and now >= parse_instant(str(plan["startAt"]))  # type: ignore[index]

@@ -74,14 +74,3 @@ def run_report(args: argparse.Namespace, fetch: Fetch, now: Callable[[], datetim
         print(f"wrote {path}")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m llmasos.report.cli report ...`) until llmasos.cli wires `register`."""
-    parser = argparse.ArgumentParser(prog="llmasos")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

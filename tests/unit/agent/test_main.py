@@ -48,7 +48,7 @@ class AgentProcess:
         os.replace(tmp, self.pods_file)
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "llmasos.agent.main", "node-agent", "--node-name", "gpu-l4-000"]
+        cmd = [sys.executable, "-m", "llmasos.cli", "node-agent", "--node-name", "gpu-l4-000"]
         cmd += ["--gpu-backend", "sim", "--sim-product", "nvidia-l4", "--sim-gpus", "4"]
         cmd += ["--sim-hardware-file", str(self.hardware), "--pods-file", str(self.pods_file)]
         cmd += ["--state-file", str(self.tmp / "state.json"), "--report-file", str(self.report)]

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from llmasos.cli import main
 from llmasos.report.aggregate import build_report
-from llmasos.report.cli import main, register
+from llmasos.report.cli import register
 from llmasos.report.html import render_html
 from llmasos.report.model import items_of, parse_llmjob
 from tests.unit.report.sample import carbon, external_references, llmjob, sample_jobs
