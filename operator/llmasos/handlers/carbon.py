@@ -61,8 +61,10 @@ def degraded_condition(answer: ForecastAnswer) -> Condition:
 
 
 async def choose_carbon_pool(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any],
-                             inventory: dict[str, PoolInventory], now: datetime) -> PoolInventory:
-    """Among pools that can host the gang, the one with the lowest expected gCO2e that finishes in time."""
+                             inventory: dict[str, PoolInventory],
+                             now: datetime) -> tuple[PoolInventory, dict[str, ForecastAnswer]]:
+    """Among pools that can host the gang, the one with the lowest expected gCO2e that finishes in time, and the
+    forecasts fetched for it (the gate reuses them instead of fetching the chosen zone again)."""
     fitting = feasible_pools(spec, inventory)
     p = spec.parallelism
     gpus = max(p.nodes * p.gpus_per_node, 1)
@@ -71,27 +73,24 @@ async def choose_carbon_pool(ctx: OperatorContext, spec: LLMJobSpec, body: dict[
                           spec.carbon.zone or pool.carbon_zone or ctx.settings.default_zone,
                           spec.pue or ctx.settings.default_pue)
                for pool in fitting]
-    forecasts = {}
-    for zone in sorted({o.zone for o in options}):
-        answer = await fetch_forecast(ctx, zone)
-        if answer.forecast.points:
-            forecasts[zone] = answer.forecast
+    answers = {zone: await fetch_forecast(ctx, zone) for zone in sorted({o.zone for o in options})}
+    forecasts = {zone: a.forecast for zone, a in answers.items() if a.forecast.points}
     try:
         choice = choose_pool(job_for(spec, body), gpus, options, forecasts, now, ctx.catalog)
     except PlacementError:
-        return fitting[0]  # nothing finishes in time by the planner's estimate: placement alone decides
-    return next(pool for pool in fitting if pool.name == choice.pool.name)
+        return fitting[0], answers  # nothing finishes in time by the planner's estimate: placement alone decides
+    return next(pool for pool in fitting if pool.name == choice.pool.name), answers
 
 
 async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], zone: str, started: bool,
-                      now: datetime) -> tuple[Gate, Condition | None]:
+                      now: datetime, fetched: dict[str, ForecastAnswer] | None = None) -> tuple[Gate, Condition | None]:
     """Hold or run, with the plan for status.plan and the data-quality condition (None for immediate jobs)."""
     previous = (body.get("status") or {}).get("plan")
     if spec.carbon.policy == "immediate":
         return Gate(hold=False, plan=None), None
     if started:
         return gate_after_start(previous, spec.carbon.interruptible, now), None
-    answer = await fetch_forecast(ctx, zone)
+    answer = (fetched or {}).get(zone) or await fetch_forecast(ctx, zone)
     plan = plan_start(job_for(spec, body), answer.forecast, now)
     return gate_before_start(plan_status(plan, answer.source, answer.degraded, answer.message), previous, now), \
         degraded_condition(answer)

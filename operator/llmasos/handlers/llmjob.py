@@ -120,12 +120,13 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
 
     owner = _owner(body)
     pool = status.get("pool", "")
+    fetched: dict[str, Any] = {}
     pools_now = {n.pool for store in indexes["node_inventory"].values() for n in store}
     if not pool or pool not in pools_now:
         inventory = inventory_from(indexes["node_inventory"], await ctx.gpu_usage.requested_by_node(ctx.kube))
         try:
             if spec.carbon.policy != "immediate" and spec.prefer_efficient:
-                chosen = await choose_carbon_pool(ctx, spec, body, inventory, ctx.clock())
+                chosen, fetched = await choose_carbon_pool(ctx, spec, body, inventory, ctx.clock())
             else:
                 chosen = select_pool(spec, inventory)
         except PlacementError as exc:
@@ -154,7 +155,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
                 await ctx.post_event(body, "Warning", cond.BUDGET_EXCEEDED, budget_condition.message)
             ctx.metrics.record_phase(uid, "Failed")
             return
-    gate, data_quality = await carbon_gate(ctx, spec, body, zone, started, ctx.clock())
+    gate, data_quality = await carbon_gate(ctx, spec, body, zone, started, ctx.clock(), fetched)
     hold = ""
     if gate.hold:
         saving = (gate.plan or {}).get("expectedSavingsPercent")
