@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,15 +37,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from tests.integration.operator_proc import free_port
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+NEEDS_PROMETHEUS = pytest.mark.skipif(shutil.which("prometheus") is None,
+                                      reason="needs the prometheus binary (apt-get install prometheus)")
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:

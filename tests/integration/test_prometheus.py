@@ -24,6 +24,7 @@ import yaml
 
 from tests.integration.prom import (
     LATE_JOB,
+    NEEDS_PROMETHEUS,
     REPO,
     STALE_ZONE,
     STRANDED_NODE,
@@ -37,8 +38,7 @@ from tests.integration.prom import (
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs the prometheus binary (apt-get install "
-                       "prometheus)"),
+    NEEDS_PROMETHEUS,
 ]
 
 DASHBOARDS = sorted((REPO / "charts/llmasos/dashboards").glob("*.json"))

@@ -47,7 +47,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from tests.integration.agent_proc import AgentProcess
 from tests.integration.kube import AdminApi, llmjob, llmjob_path, wait_for, wait_phase
 from tests.integration.operator_proc import OperatorProcess
 from tests.integration.prom import (
+    NEEDS_PROMETHEUS,
     REPO,
     ElectricityMapsStub,
     Prometheus,
@@ -75,8 +75,7 @@ from tests.integration.prom import (
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs the prometheus binary (apt-get install "
-                       "prometheus)"),
+    NEEDS_PROMETHEUS,
 ]
 
 DASHBOARDS = sorted((REPO / "charts/llmasos/dashboards").glob("*.json"))
