@@ -133,21 +133,15 @@ def decide(
         )
 
     if current and current.is_failed:
+        failed_job = current.name
+
+        def failed(reason: str, msg: str) -> Decision:
+            return Decision("Failed", _finished("Failed", reason, msg, False), msg, stale, 0, total, attempt,
+                            failed_job, start, now, (Event("Warning", reason, msg),))
+
         if current.failed_reason == "DeadlineExceeded":
             msg = f"attempt {current.attempt} exceeded maxRuntime: {current.failed_message}".rstrip(": ")
-            return Decision(
-                "Failed",
-                _finished("Failed", cond.MAX_RUNTIME_EXCEEDED, msg, False),
-                msg,
-                stale,
-                0,
-                total,
-                attempt,
-                current.name,
-                start,
-                now,
-                (Event("Warning", cond.MAX_RUNTIME_EXCEEDED, msg),),
-            )
+            return failed(cond.MAX_RUNTIME_EXCEEDED, msg)
         if current.attempt < spec.backoff_limit:
             nxt = current.attempt + 1
             msg = (
@@ -178,19 +172,7 @@ def decide(
             f"a worker failed ({current.failed_reason}: {current.failed_message}) after "
             f"{current.attempt + 1} attempt(s)"
         )
-        return Decision(
-            "Failed",
-            _finished("Failed", cond.WORKER_FAILED, msg, False),
-            msg,
-            stale,
-            0,
-            total,
-            attempt,
-            current.name,
-            start,
-            now,
-            (Event("Warning", cond.WORKER_FAILED, msg),),
-        )
+        return failed(cond.WORKER_FAILED, msg)
 
     if spec.suspend:
         pause: tuple[Action, ...] = (*((EnsureJob(attempt, True),) if current else ()), *stale)
