@@ -158,6 +158,9 @@ def test_unplaceable_job_is_pending_with_reason_and_no_children(
     sched = next(c for c in obj["status"]["conditions"] if c["type"] == "Scheduled")
     assert sched["status"] == "False"
     assert sched["reason"] == reason
+    # The Warning event follows the status write that wait_phase saw: count only once it is there.
+    wait_for(lambda: any(e["reason"] == reason for e in api.get(f"/api/v1/namespaces/{ns}/events")["items"]),
+             timeout=15, what=f"the {reason} event")
     events_before = len(api.get(f"/api/v1/namespaces/{ns}/events")["items"])
     import time
 

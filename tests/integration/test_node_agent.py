@@ -105,7 +105,8 @@ def test_fraction_caps_exactly_the_jobs_gpus_and_restores_after_completion(
         joules = status.get("power", {}).get("energyJoules", 0)
         return carbon if carbon and abs(carbon["energyKWh"] * 3.6e6 - joules) < 1.0 else None
 
-    carbon = wait_for(carbon_final, timeout=30, what="status.carbon accounting every reported joule")
+    # Reports arrive every 2 s and each moves status.power before the next pass accounts it: allow for a loaded CI.
+    carbon = wait_for(carbon_final, timeout=90, what="status.carbon accounting every reported joule")
     assert carbon["facilityEnergyKWh"] == pytest.approx(carbon["energyKWh"] * 1.2, rel=1e-3)  # default PUE 1.2
     assert carbon["gCO2e"] == pytest.approx(carbon["facilityEnergyKWh"] * carbon["averageIntensity"], rel=0.01)
     assert carbon["gCO2e"] > 0
