@@ -5,7 +5,9 @@ One `tick()` is one level-based pass (the same whether a pod started, changed, e
 1. list the node's pods (on an API error keep the previous view: never uncap a pod that may still run);
 2. read every GPU and attribute the energy of the interval to its owner at the interval's start;
 3. map pods to GPUs; pods that disappeared or reached a terminal phase get their GPUs' default limits back;
-4. per live GPU pod, compute the target limit (static policies, or one energyOptimal step) and apply it;
+4. per live GPU pod, compute the target limit (static policies, or one energyOptimal step) and apply it, and read
+   the worker's token counter (every pass for energyOptimal, which needs progress anyway; otherwise at most every
+   `progress_interval_s`, backing off while the worker does not answer) for the operator's energy per token;
 5. publish a snapshot; write the report when due.
 
 Caps are recorded before they are applied and forgotten after they are undone (`state`), so `start()` can restore
@@ -43,6 +45,8 @@ class AgentSettings:
     retention_s: float = 3600.0  # ended pods stay in the report and metrics this long
     max_gap_s: float = 30.0
     restore_unowned: bool = True  # at start-up, uncap GPUs no capped pod owns even without a record
+    progress_interval_s: float = 10.0  # tokens of pods that are not energyOptimal: read at most this often ...
+    progress_max_backoff_s: float = 300.0  # ... and, while a worker does not answer, ever less often up to this
     search: SearchSettings = field(default_factory=SearchSettings)
 
 
@@ -53,6 +57,9 @@ class _Control:
     gpus: tuple[int, ...]
     search: SearchState | None = None
     state: str = "Default"
+    tokens: float | None = None  # the worker's cumulative tokens at the last successful read
+    progress_due: float = float("-inf")  # next token read (pods that are not energyOptimal)
+    progress_wait: float = 0.0  # current wait between reads (grows while the worker does not answer)
 
 
 class PowerAgent:
@@ -204,7 +211,8 @@ class PowerAgent:
             if ctl is not None and ctl.gpus != gpus:
                 for i in set(ctl.gpus) - set(gpus):
                     self._restore(i, "GPU left the pod")
-            ctl = _Control(ref=ref, spec=pod.power, gpus=gpus)
+            tokens = ctl.tokens if ctl is not None else None
+            ctl = _Control(ref=ref, spec=pod.power, gpus=gpus, tokens=tokens)
             self._controls[pod.uid] = ctl
             self._dirty = self._unsaved = True
         infos = [self._gpus[i] for i in gpus]
@@ -217,13 +225,30 @@ class PowerAgent:
         else:
             targets = {g.index: g.limits.default_w for g in infos}
             ctl.state = "Default"
+        if ctl.spec.policy != "energyOptimal":
+            self._read_tokens(ctl, pod, now)
         for index, watts in targets.items():
             self._apply(index, round(watts * 1000), pod.uid)
+
+    def _read_tokens(self, ctl: _Control, pod: NodePodView, now: float) -> None:
+        """The worker's token counter for the report, at a low rate; a silent worker is asked ever less often."""
+        if now < ctl.progress_due:
+            return
+        reading = self._progress.read(pod, ctl.gpus)
+        base = self.settings.progress_interval_s
+        if reading is not None and reading.tokens is not None:
+            ctl.tokens = reading.tokens
+            ctl.progress_wait = base
+        else:
+            ctl.progress_wait = min(max(ctl.progress_wait * 2, base), self.settings.progress_max_backoff_s)
+        ctl.progress_due = now + ctl.progress_wait
 
     def _optimal_step(self, ctl: _Control, pod: NodePodView, infos: list[GpuInfo], now: float) -> float:
         if ctl.search is None:
             ctl.search = start_search(infos[0].limits, ctl.spec.max_slowdown, now, self.settings.search)
         reading = self._progress.read(pod, ctl.gpus)
+        if reading is not None and reading.tokens is not None:
+            ctl.tokens = reading.tokens
         if reading is None:
             ctl.state = "NoProgress"  # nothing to measure: hold the default, never cap blind
             return infos[0].limits.default_w
@@ -343,6 +368,7 @@ class PowerAgent:
             ref=ctl.ref, gpus=ctl.gpus, policy=ctl.spec.policy, limit_w=limit, state=ctl.state,
             energy_j=ledger.pod_joules(ctl.ref), ended_at=ended_at,
             chosen_w=chosen.limit_w if chosen else None, slowdown=slowdown, searches=s.searches if s else 0,
+            tokens=ctl.tokens,
         )  # fmt: skip
 
     def _last_power(self, index: int) -> float:

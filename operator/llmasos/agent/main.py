@@ -70,6 +70,8 @@ def register(
     p.add_argument("--sim-gpus", type=int, default=8)
     p.add_argument("--sim-seed", type=int, default=0)
     p.add_argument("--sim-workload", default="", help="sim backend: force this workload curve on every pod")
+    p.add_argument("--sim-tokens-per-step", type=float, default=0.0,
+                   help="sim backend: the simulated workers also export tokens, this many per step (0: steps only)")
     p.add_argument("--sim-no-energy-counter", action="store_true")
     p.add_argument("--sim-counter-reset-s", type=float, default=None)
     p.add_argument(
@@ -107,7 +109,8 @@ def build_agent(
             counter_reset_every_s=args.sim_counter_reset_s,
             hardware_file=args.sim_hardware_file,
         )
-        backend, progress = sim, SimProgressReader(sim)
+        backend, progress = sim, SimProgressReader(sim, args.sim_tokens_per_step,
+                                                   tuple(args.progress_metrics.split(",")))
 
         def on_assign(assignment: Mapping[str, tuple[int, ...]], live: Mapping[str, NodePodView]) -> None:
             busy = {i: args.sim_workload or sim.workload_for(uid) for uid, gpus in assignment.items() for i in gpus}

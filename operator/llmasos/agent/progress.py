@@ -6,6 +6,11 @@ over samples (llmasos_worker's progress server exports tokens_total and step). I
 `<name without _total>_updated_timestamp_seconds` (when that counter last moved, on any clock: only differences
 are used), the search times throughput with it, so 5 s polling does not quantise progress. Workers need no API
 credentials.
+
+Tokens are read besides: `llmasos_worker_tokens_total` (whatever `metric_names` says) is what the operator divides
+energy by for energy per token, so every reading carries it when the worker exports it. The worker's counter is the
+job's global count (tokens of the global batch, cumulative across resumes from a checkpoint), the same on every pod
+of a data-parallel group: the operator takes the largest of a job's pods, never their sum.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from llmasos.agent.pods import NodePodView
 
 log = logging.getLogger(__name__)
-DEFAULT_PROGRESS_METRICS = ("llmasos_worker_tokens_total", "llmasos_worker_samples_total", "llmasos_worker_step")
+TOKENS_METRIC = "llmasos_worker_tokens_total"
+DEFAULT_PROGRESS_METRICS = (TOKENS_METRIC, "llmasos_worker_samples_total", "llmasos_worker_step")
 
 
 @dataclass(frozen=True)
 class ProgressReading:
     work: float
     updated_at: float | None = None  # the worker's own timestamp of the last advance, if it exports one
+    tokens: float | None = None  # the worker's cumulative tokens (llmasos_worker_tokens_total), if it exports them
 
 
 class ProgressReader(Protocol):
@@ -45,16 +52,18 @@ class NoProgress:
 
 
 def parse_progress(text: str, metric_names: Sequence[str]) -> ProgressReading | None:
-    """The first of `metric_names` present in Prometheus text (summed over its samples), with its timestamp."""
+    """The first of `metric_names` present in Prometheus text (summed over its samples), with its timestamp, and
+    the worker's token counter when present (whichever metric measures the work)."""
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
+    tokens = values.get(TOKENS_METRIC)
     for name in metric_names:
         if name in values:
             base = name.removesuffix("_total")
             stamp = values.get(f"{base}_updated_timestamp_seconds")
-            return ProgressReading(values[name], stamp)
+            return ProgressReading(values[name], stamp, tokens)
     return None
 
 

@@ -38,6 +38,7 @@ def _iso(t: float | None) -> str | None:
 
 def report_payload(snap: Snapshot) -> dict[str, object]:
     uuids = {g.index: g.uuid for g in snap.gpus}
+    defaults = {g.index: g.default_w for g in snap.gpus}
     idle = sum(j for (_, p), j in snap.ledger.gpu_pod_joules.items() if p is None)
     return {
         "schema": SCHEMA,
@@ -71,6 +72,8 @@ def report_payload(snap: Snapshot) -> dict[str, object]:
                 "endedAt": _iso(p.ended_at),
                 "chosenW": p.chosen_w,
                 "slowdown": None if p.slowdown is None else round(p.slowdown, 4),
+                "defaultW": round(defaults[p.gpus[0]], 1) if p.gpus and p.gpus[0] in defaults else None,
+                "tokens": None if p.tokens is None else round(p.tokens, 1),
             }
             for p in snap.pods
         ],
@@ -111,6 +114,9 @@ class PodPowerReport:
     energy_j: float
     ended_at: str | None
     reported_at: str
+    tokens: float | None = None  # the worker's cumulative tokens (llmasos_worker_tokens_total), when it exports them
+    slowdown: float | None = None  # energyOptimal: measured slowdown of the chosen limit
+    default_w: float | None = None  # NVML default limit of the pod's GPUs (the uncapped reference)
 
 
 def parse_node_report(configmap: Mapping[str, object]) -> list[PodPowerReport]:
@@ -135,6 +141,14 @@ def parse_node_report(configmap: Mapping[str, object]) -> list[PodPowerReport]:
             energy_j=float(p["energyJ"]),
             ended_at=p["endedAt"],
             reported_at=doc["time"],
+            tokens=_opt_float(p.get("tokens")),
+            slowdown=_opt_float(p.get("slowdown")),
+            default_w=_opt_float(p.get("defaultW")),
         )
         for p in doc["pods"]
     ]
+
+
+def _opt_float(value: object) -> float | None:
+    """A number of the report, or None (absent, null, or from an older agent that did not write the key)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

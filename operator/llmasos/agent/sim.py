@@ -27,7 +27,7 @@ from llmasos.agent.backend import GpuBackendError, GpuInfo, check_limit
 from llmasos.agent.clock import Clock
 from llmasos.agent.curves import Product, WorkloadCurve, load_product
 from llmasos.agent.pods import NodePodView
-from llmasos.agent.progress import ProgressReading
+from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, TOKENS_METRIC, ProgressReading, parse_progress
 
 
 @dataclass
@@ -196,12 +196,29 @@ def _uuid(seed: int, node: str, index: int) -> str:
 
 
 class SimProgressReader:
-    """The worker's progress for the simulation: mean work done by the pod's GPUs (they run in lockstep)."""
+    """A simulated worker's /metrics, read as the agent reads a real one (same text format, same parser).
 
-    def __init__(self, sim: SimBackend) -> None:
-        self._sim = sim
+    Steps are the mean work done by the pod's GPUs (they run in lockstep: one work unit is one optimizer step).
+    With `tokens_per_step` > 0 the simulated worker also exports `llmasos_worker_tokens_total` = steps x tokens per
+    step, as the real worker does for a global batch of that many tokens; that figure is an input of the
+    simulation (`--sim-tokens-per-step`), stated where it is used, not a measurement.
+    """
+
+    def __init__(self, sim: SimBackend, tokens_per_step: float = 0.0,
+                 metric_names: tuple[str, ...] = DEFAULT_PROGRESS_METRICS) -> None:
+        if tokens_per_step < 0:
+            raise ValueError(f"tokens_per_step must be >= 0, got {tokens_per_step}")
+        self._sim, self._tokens_per_step, self._names = sim, tokens_per_step, metric_names
+
+    def metrics_text(self, gpus: tuple[int, ...]) -> str:
+        """What the simulated worker of a pod on these GPUs serves on its progress port."""
+        steps = sum(self._sim.work_done(i) for i in gpus) / len(gpus)
+        lines = ["# TYPE llmasos_worker_step gauge", f"llmasos_worker_step {steps!r}"]
+        if self._tokens_per_step > 0:
+            lines += [f"# TYPE {TOKENS_METRIC} counter", f"{TOKENS_METRIC} {steps * self._tokens_per_step!r}"]
+        return "\n".join(lines) + "\n"
 
     def read(self, pod: NodePodView, gpus: tuple[int, ...]) -> ProgressReading | None:
         if not gpus:
             return None
-        return ProgressReading(sum(self._sim.work_done(i) for i in gpus) / len(gpus))
+        return parse_progress(self.metrics_text(gpus), self._names)

@@ -39,6 +39,7 @@ class PodStatus:
     chosen_w: float | None = None  # energyOptimal: the limit the search settled on
     slowdown: float | None = None  # energyOptimal: measured slowdown of the chosen limit
     searches: int = 0  # energyOptimal: searches and re-checks so far
+    tokens: float | None = None  # the worker's cumulative token counter at the last read (None: never read)
 
 
 @dataclass(frozen=True)

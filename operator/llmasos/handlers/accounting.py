@@ -6,13 +6,22 @@ the job ended (reports arrive at a low rate, so the final numbers can follow the
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
+from llmasos.agent.curves import load_product
 from llmasos.api.spec import LLMJobSpec, parse_time
 from llmasos.errors import AccountingInputError, CarbonSourceError
 from llmasos.handlers.context import OperatorContext, iso
-from llmasos.planning.accounting import AccountingError, CarbonInputs, build_carbon_status, should_write_carbon
+from llmasos.planning.accounting import (
+    AccountingError,
+    CarbonInputs,
+    build_carbon_status,
+    job_tokens,
+    should_write_carbon,
+)
 from llmasos.planning.carbon_ledger import advance_ledger, ledger_intervals
+from llmasos.planning.power_cap import GpuCurves, cap_records
 
 # Electricity Maps publishes lifecycle factors by default and the static tables (CodeCarbon, cloud coefficients)
 # are lifecycle-based; the shipped traces (DACF, vessim) are direct (combustion-only) emission factors.
@@ -42,13 +51,15 @@ async def carbon_accounting(ctx: OperatorContext, spec: LLMJobSpec, body: dict[s
     except CarbonSourceError as exc:
         ctx.metrics.record_carbon_error(exc.source)
         return None
+    pods = power.get("pods", []) or []
     try:
+        caps = cap_records(pods, gpu_curves(str(status.get("gpuProduct") or "")))
         carbon = build_carbon_status(CarbonInputs(
             intervals=intervals, series=series.value, submitted_at=submitted,
             pue=spec.pue or ctx.settings.default_pue, source=series.source,
             emission_factor_type=FACTOR_TYPE.get(series.source, "lifecycle"), source_estimated=series.degraded,
             price_per_tonne=ctx.settings.carbon_price_per_tonne or None,
-            currency=ctx.settings.carbon_price_currency))
+            currency=ctx.settings.carbon_price_currency, cap_records=caps, tokens=job_tokens(pods)))
     except AccountingError as exc:
         raise AccountingInputError(str(exc)) from exc
     carbon["ledger"] = ledger
@@ -61,3 +72,13 @@ async def carbon_accounting(ctx: OperatorContext, spec: LLMJobSpec, body: dict[s
     carbon["updatedAt"] = iso(now)
     ctx.metrics.record_carbon(str(body["metadata"]["namespace"]), previous, carbon)
     return carbon
+
+
+@cache
+def gpu_curves(product: str) -> GpuCurves | None:
+    """The measured power-limit curves of a pool's GPU product (docs/power.md), or None for a product without any."""
+    try:
+        p = load_product(product)
+    except KeyError:
+        return None
+    return GpuCurves(p.max_w, p.default_w, tuple(w.energy_per_work for w in p.workloads))

@@ -308,12 +308,13 @@ def savings(actual_grams: float, run_now_grams: float) -> tuple[float, float | N
 
 @dataclass(frozen=True)
 class CapRecord:
-    """One capped worker pod: its measured IT energy, the cap, the GPU default, and the measured slowdown.
+    """One capped worker pod: its measured IT energy, the cap, the GPU default, and how the uncapped energy is known.
 
-    `slowdown` = run time at the cap / run time uncapped (>= 1), as energyOptimal measures it; None when nothing
-    was measured (limit/fraction policies), in which case no saving is claimed. `capped_power_w` is the average
-    power while capped (default: the cap, since a capped GPU runs at its limit); `uncapped_power_w` what it would
-    draw uncapped (default: the GPU's default limit, what a busy training GPU draws within ~10 %).
+    `slowdown` = run time at the cap / run time uncapped (>= 1), as energyOptimal measures it. `capped_power_w` is
+    the average power while capped (default: the cap, since a capped GPU runs at its limit); `uncapped_power_w` what
+    it would draw uncapped (default: the GPU's default limit, what a busy training GPU draws within ~10 %).
+    Without a measured slowdown (limit/fraction policies), `energy_ratio` = E_uncapped / E_capped for the same work,
+    from the measured power-limit curves (planning/power_cap.py); with neither, no saving is claimed.
     """
 
     energy_j: float
@@ -322,17 +323,23 @@ class CapRecord:
     slowdown: float | None
     capped_power_w: float | None = None
     uncapped_power_w: float | None = None
+    energy_ratio: float | None = None
 
 
 def power_cap_saved_kwh(records: Iterable[CapRecord]) -> float:
     """Estimated IT energy saved by power caps against the uncapped profile, in kWh.
 
     Same work: capped it took T at power Pc (E = Pc T); uncapped it would take T / s at power Pu, so
-    E_uncapped = E x Pu / (Pc x s) and the saving is E_uncapped - E (negative when the cap cost energy).
+    E_uncapped = E x Pu / (Pc x s) and the saving is E_uncapped - E (negative when the cap cost energy). Without a
+    measured slowdown, E_uncapped = E x energy_ratio (the curves' energy per work at the default over at the cap).
     """
     saved = 0.0
     for r in records:
-        if r.limit_w is None or r.slowdown is None or r.limit_w >= r.default_w or r.energy_j <= 0:
+        if r.limit_w is None or r.limit_w >= r.default_w or r.energy_j <= 0:
+            continue
+        if r.slowdown is None:
+            if r.energy_ratio is not None:
+                saved += r.energy_j * (_finite_nonneg(r.energy_ratio, "energy ratio") - 1.0)
             continue
         if r.slowdown < 1.0 - 1e-9:
             raise AccountingError(f"slowdown must be >= 1 (run time capped / uncapped), got {r.slowdown}")
@@ -380,6 +387,7 @@ class CarbonInputs:
     pool_choice: tuple[float, float] | None = None  # (chosen expected g, baseline expected g)
     price_per_tonne: float | None = None
     currency: str = ""
+    tokens: float | None = None  # the job's tokens as its workers counted them (None: no worker reported any)
 
 
 def build_carbon_status(inputs: CarbonInputs) -> dict[str, Any]:
@@ -405,6 +413,9 @@ def build_carbon_status(inputs: CarbonInputs) -> dict[str, Any]:
         "isEstimated": bool(inputs.source_estimated or actual.gap_energy_j > 0 or now_run.gap_energy_j > 0),
         "offset": offset(actual.grams, inputs.price_per_tonne, inputs.currency),
     }
+    if inputs.tokens:
+        status["tokens"] = round(_finite_nonneg(inputs.tokens, "tokens"))
+        status["joulesPerToken"] = _round_sig(actual.energy_j / inputs.tokens, 4) if actual.energy_j > 0 else None
     if inputs.pool_choice is not None:
         status["poolChoiceSavedGCO2e"] = round(pool_choice_saved_grams(actual.grams, *inputs.pool_choice), 3)
     return {k: v for k, v in status.items() if v is not None}
@@ -412,6 +423,23 @@ def build_carbon_status(inputs: CarbonInputs) -> dict[str, Any]:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def _round_sig(value: float, digits: int) -> float:
+    """Round to significant digits (joules per token span 1e-3 .. 1e2 across models and GPUs)."""
+    return float(f"{value:.{digits}g}")
+
+
+def job_tokens(pods: Iterable[Mapping[str, Any]]) -> float | None:
+    """A job's tokens from its pods' counters (`status.power.pods[].tokens`): the largest, never the sum.
+
+    The worker exports the job's global count (tokens of the global batch, cumulative across resumes), the same on
+    every pod of a data-parallel group; summing would count the job once per pod. None when no pod reported any.
+    """
+    counts = [float(p["tokens"]) for p in pods
+              if isinstance(p.get("tokens"), int | float) and not isinstance(p.get("tokens"), bool)]
+    best = max(counts, default=0.0)
+    return best if best > 0 else None
 
 
 def should_write_carbon(

@@ -12,12 +12,20 @@ from typing import Any
 
 def build_power_status(reports: Iterable[Mapping[str, Any]],
                        previous: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
-    """`reports`: dicts with node, namespace, name, uid, gpus, policy, limit_w, state, energy_j, reported_at.
+    """`reports`: dicts with node, namespace, name, uid, gpus, policy, limit_w, state, energy_j, reported_at, and
+    optionally tokens, slowdown, default_w (newer agents).
 
     Once a pod ends its agent restores the GPU and reports no limit; the limit that was applied is kept from the
-    previous status so the finished job still shows what it ran under.
+    previous status so the finished job still shows what it ran under. Tokens, slowdown and the default limit are
+    kept the same way when a report no longer has them (an agent that restarted forgets an ended pod's counter).
     """
-    applied = {p["pod"]: p.get("limitWatts") for p in (previous or {}).get("pods", []) or []}
+    before = {str(p["pod"]): p for p in (previous or {}).get("pods", []) or []}
+    applied = {name: p.get("limitWatts") for name, p in before.items()}
+
+    def carry(r: Mapping[str, Any], key: str, status_key: str) -> Any:
+        value = r.get(key)
+        return value if value is not None else before.get(str(r["name"]), {}).get(status_key)
+
     latest: dict[str, Mapping[str, Any]] = {}
     for r in reports:
         key = str(r["uid"] or f"{r['namespace']}/{r['name']}")
@@ -37,6 +45,9 @@ def build_power_status(reports: Iterable[Mapping[str, Any]],
             "state": r["state"],
             "energyJoules": round(float(r["energy_j"]), 1),
             "readAt": r["reported_at"],
+            "defaultWatts": carry(r, "default_w", "defaultWatts"),
+            "slowdown": carry(r, "slowdown", "slowdown"),
+            "tokens": carry(r, "tokens", "tokens"),
         }.items() if v is not None}
         for r in sorted(latest.values(), key=lambda r: str(r["name"]))
     ]

@@ -58,6 +58,7 @@ class Node:
     store: Store
     sink: Sink = field(default_factory=Sink)
     workload: str = "gpt3-xl"
+    tokens_per_step: float = 0.0  # > 0: the simulated workers also export a token counter
 
     def agent(self, **settings: object) -> PowerAgent:
         search = SearchSettings(warmup_s=5, window_s=30, recheck_s=1e9)
@@ -69,8 +70,8 @@ class Node:
                 self.sim.set_workload(i, self.workload if i in busy else None)
 
         return PowerAgent(
-            cfg, self.sim, self.pods, FallbackMapper(), SimProgressReader(self.sim), self.store, self.clock,
-            report_sink=self.sink, on_assign=on_assign,
+            cfg, self.sim, self.pods, FallbackMapper(), SimProgressReader(self.sim, self.tokens_per_step), self.store,
+            self.clock, report_sink=self.sink, on_assign=on_assign,
         )  # fmt: skip
 
     def run(self, agent: PowerAgent, seconds: float, step: float = 5.0) -> None:

@@ -1,0 +1,142 @@
+"""Tokens for the operator's energy per token: read from the worker's /metrics for every pod the agent meters.
+
+The HTTP path is checked against the real worker's progress server (llmasos_worker.progress) on loopback; the
+simulated path against the simulated worker's counter (steps x tokens per step).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from llmasos.agent.clock import ManualClock
+from llmasos.agent.controller import AgentSettings, PowerAgent
+from llmasos.agent.mapping import FallbackMapper
+from llmasos.agent.pods import NodePod, NodePodView
+from llmasos.agent.progress import HttpProgressReader, ProgressReading
+from llmasos.agent.report import build_node_report, parse_node_report
+from llmasos.agent.sim import SimBackend
+from llmasos.agent.state import MemoryStateStore
+from llmasos_worker.progress import NoEnergy, Progress, ProgressServer
+from tests.unit.agent.builders import Sink, make_node, pod
+
+
+def report_pods(sink: Sink) -> dict[str, dict[str, object]]:
+    doc = json.loads(str(sink.bodies[-1]["data"]["report.json"]))  # type: ignore[index]
+    return {p["name"]: p for p in doc["pods"]}
+
+
+@pytest.fixture
+def worker() -> Iterator[tuple[Progress, int]]:
+    """The real worker's progress endpoint, on loopback, on a free port."""
+    progress = Progress()
+    server = ProgressServer(progress, NoEnergy(), {"job": "j"}, "127.0.0.1", 0).start()
+    try:
+        yield progress, server.port
+    finally:
+        server.stop()
+
+
+def test_tokens_from_a_real_worker_endpoint_reach_the_report(worker: tuple[Progress, int]) -> None:
+    progress, port = worker
+    clock = ManualClock()
+    sim = SimBackend("nvidia-a100-80gb", 8, clock, node_name="node-1")
+    w = replace(pod("w", gpus=4, policy="fraction", fraction=0.8), pod_ip="127.0.0.1", progress_port=port)
+
+    class Pods:
+        pods: list[NodePodView] = [w]
+
+        def list_node_pods(self) -> list[NodePodView]:
+            return list(self.pods)
+
+    sink, pods = Sink(), Pods()
+    agent = PowerAgent(AgentSettings("node-1", report_interval_s=30), sim, pods, FallbackMapper(),
+                       HttpProgressReader(timeout_s=2.0), MemoryStateStore(), clock, report_sink=sink)
+    agent.start()
+    progress.update(10, 40960)
+    agent.tick()
+    assert agent.snapshot.pod("w").tokens == 40960.0  # type: ignore[union-attr]
+    clock.advance(5)
+    progress.update(20, 81920)
+    agent.tick()  # within progress_interval_s (10 s): not read again
+    assert agent.snapshot.pod("w").tokens == 40960.0  # type: ignore[union-attr]
+    clock.advance(30)
+    agent.tick()
+    assert report_pods(sink)["w"]["tokens"] == 81920.0
+    pods.pods = []  # the pod ended: its last count stays in the report with its energy
+    clock.advance(30)
+    agent.tick()
+    ended = report_pods(sink)["w"]
+    assert ended["state"] == "Ended"
+    assert ended["tokens"] == 81920.0
+    parsed = parse_node_report(sink.bodies[-1])[0]
+    assert parsed.tokens == 81920.0
+    assert parsed.default_w == 400.0
+
+
+def test_simulated_workers_export_steps_times_tokens_per_step() -> None:
+    node = make_node(pod("plain", gpus=2), pod("opt", gpus=2, policy="energyOptimal"))
+    node.tokens_per_step = 2048.0
+    agent = node.agent(report_interval_s=10)
+    agent.start()
+    node.run(agent, 120)
+    snap = agent.snapshot
+    for name, gpus in (("plain", (0, 1)), ("opt", (2, 3))):
+        tokens = snap.pod(name).tokens  # type: ignore[union-attr]
+        steps = sum(node.sim.work_done(i) for i in gpus) / 2
+        assert tokens is not None
+        # Read at most every 10 s (energyOptimal: every pass) while the GPUs keep working.
+        assert steps * 2048 * 0.85 <= tokens <= steps * 2048
+    assert {p["name"]: p["tokens"] for p in report_pods(node.sink).values()}.keys() == {"plain", "opt"}
+
+
+def test_no_tokens_without_a_token_counter() -> None:
+    node = make_node(pod("p", gpus=1))
+    agent = node.agent(report_interval_s=10)
+    agent.start()
+    node.run(agent, 30)
+    assert agent.snapshot.pod("p").tokens is None  # type: ignore[union-attr]
+    assert report_pods(node.sink)["p"]["tokens"] is None
+    assert parse_node_report(node.sink.bodies[-1])[0].tokens is None
+
+
+def test_a_silent_worker_is_asked_ever_less_often() -> None:
+    calls: list[float] = []
+    clock = ManualClock()
+
+    class Silent:
+        def read(self, pod: NodePodView, gpus: tuple[int, ...]) -> ProgressReading | None:
+            calls.append(clock.time())
+            return None
+
+    class Pods:
+        def list_node_pods(self) -> list[NodePodView]:
+            return [NodePod("w", "ns", "u", "j", gpu_request=1, pod_ip="10.0.0.9", progress_port=9401)]
+
+    sim = SimBackend("nvidia-a100-80gb", 1, clock)
+    agent = PowerAgent(AgentSettings("n", progress_interval_s=10, progress_max_backoff_s=80), sim, Pods(),
+                       FallbackMapper(), Silent(), MemoryStateStore(), clock)
+    agent.start()
+    for _ in range(200):
+        agent.tick()
+        clock.advance(5)
+    t0 = calls[0]
+    assert [t - t0 for t in calls[:6]] == [0, 10, 30, 70, 150, 230]  # waits 10, 20, 40, 80, then capped at 80
+
+
+def test_reports_of_older_agents_parse_without_tokens() -> None:
+    node = make_node(pod("p", gpus=1))
+    agent = node.agent()
+    agent.start()
+    agent.tick()
+    body = build_node_report(agent.snapshot)
+    doc = json.loads(str(body["data"]["report.json"]))  # type: ignore[index]
+    for key in ("tokens", "slowdown", "defaultW"):
+        for p in doc["pods"]:
+            p.pop(key)
+    old = {**body, "data": {"report.json": json.dumps(doc)}}
+    parsed = parse_node_report(old)[0]
+    assert (parsed.tokens, parsed.slowdown, parsed.default_w) == (None, None, None)
