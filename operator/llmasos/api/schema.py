@@ -20,6 +20,7 @@ from llmasos.api.openapi import (
     rule,
     string,
 )
+from llmasos.api.status_schema import carbon_status_schema, power_status_schema
 from llmasos.api.worker_contract import STRATEGIES, TASKS
 
 BUILTIN_MODELS = ["gpt-tiny", "gpt-small"]
@@ -255,9 +256,8 @@ def status_schema() -> Schema:
                 "service": string("The headless Service.", max_length=253),
             }),
             "plan": obj("The carbon-aware plan.", preserve_unknown=True),
-            "carbon": obj("Energy and emissions accounting (energyKWh, gCO2e, savings, ...).",
-                          preserve_unknown=True),
-            "power": obj("Power limits applied per worker pod.", preserve_unknown=True),
+            "carbon": carbon_status_schema(),
+            "power": power_status_schema(),
         },
     )
 

@@ -90,7 +90,10 @@ def parse_llmjob(obj: Mapping[str, Any]) -> JobRecord:
     team = str(_map(spec.get("accounting")).get("team") or _map(meta.get("labels")).get(TEAM_LABEL) or "unassigned")
     carbon = _map(status.get("carbon"))
     offset = _map(carbon.get("offset"))
-    tokens = _num(_map(status.get("progress")).get("tokens"))
+    # The operator writes the workers' token count into status.carbon; status.progress is the older place.
+    tokens = _num(carbon.get("tokens"))
+    if tokens is None:
+        tokens = _num(_map(status.get("progress")).get("tokens"))
 
     def f(key: str) -> float:
         return _num(carbon.get(key)) or 0.0

@@ -7,13 +7,15 @@ from typing import Any
 
 def llmjob(namespace: str, name: str, *, labels: dict[str, str] | None = None, team: str = "",
            model: dict[str, str] | None = None, carbon: dict[str, Any] | None = None,
-           tokens: float | None = None) -> dict[str, Any]:
+           tokens: float | None = None, tokens_in_carbon: bool = True) -> dict[str, Any]:
     status: dict[str, Any] = {"phase": "Succeeded" if carbon else "Pending", "pool": "a100", "zone": "DE",
                               "gpuProduct": "nvidia-a100-80gb", "startTime": "2024-03-06T02:00:00Z"}
     if carbon:
         status["carbon"] = carbon
         status["completionTime"] = "2024-03-06T05:00:00Z"
-    if tokens is not None:
+    if tokens is not None and carbon and tokens_in_carbon:  # where the operator writes them
+        status["carbon"] = {**carbon, "tokens": tokens}
+    elif tokens is not None:  # the older place, still read
         status["progress"] = {"tokens": tokens}
     return {
         "apiVersion": "llmasos.io/v1alpha1", "kind": "LLMJob",
@@ -46,7 +48,7 @@ def sample_jobs() -> dict[str, Any]:
                carbon=carbon(5, 6, 600, 600, 100, cost=0.048)),
         llmjob("research", "eval-c", model={"path": "/models/x"},
                carbon=carbon(2, 2.4, 480, 400, 200, cost=0.05, currency="USD", source="electricitymaps",
-                             factors="direct"), tokens=5e5),
+                             factors="direct"), tokens=5e5, tokens_in_carbon=False),
         llmjob("research", "pending-d"),
     ]}
 

@@ -1,0 +1,80 @@
+"""Schemas of the operator-written accounting objects in LLMJob status: `status.carbon` and `status.power`.
+
+Documented field by field so `kubectl explain` and docs/reference/llmjob.md say what each number means; both keep
+`x-kubernetes-preserve-unknown-fields` for the bookkeeping the operator keeps beside them (the energy ledger) and so
+that an older CRD never prunes a field a newer operator writes. Computations: docs/observability.md.
+"""
+
+from __future__ import annotations
+
+from llmasos.api.openapi import Schema, array, boolean, number, obj, string
+
+
+def carbon_status_schema() -> Schema:
+    return obj(
+        "Energy and emissions accounting, from the node agents' metered GPU energy and the zone's grid intensity "
+        "(written at most once a minute while running, and once more when final).",
+        {
+            "energyKWh": number("IT energy: GPU energy the node agents metered for the job's pods (kWh)."),
+            "facilityEnergyKWh": number("IT energy x PUE, piece by piece (kWh)."),
+            "gCO2e": number("Location-based emissions: sum over run intervals of energy x PUE x the zone's "
+                            "intensity in that interval (grams CO2e)."),
+            "averageIntensity": number("gCO2e / facilityEnergyKWh: the grid intensity the job met (g/kWh)."),
+            "runNowGCO2e": number("Emissions of the same energy profile had the job run from submission, on the "
+                                  "same intensity series (grams)."),
+            "savedGCO2e": number("runNowGCO2e - gCO2e: saved by carbon-aware timing (negative when waiting cost "
+                                 "carbon)."),
+            "savedPercent": number("savedGCO2e / runNowGCO2e x 100."),
+            "poolChoiceSavedGCO2e": number("Saved by choosing the pool (planner's estimate against the first "
+                                           "listed pool, scaled to the actual emissions)."),
+            "powerCapSavedKWh": number("Estimated IT energy power caps saved against the uncapped profile: "
+                                       "energyOptimal from its measured slowdown, limit and fraction from the "
+                                       "measured power-limit curves of the GPU product (kWh)."),
+            "tokens": number("Tokens the job's workers processed (llmasos_worker_tokens_total, read by the node "
+                             "agents; the largest count among the job's pods).", minimum=0),
+            "joulesPerToken": number("energyKWh x 3.6e6 / tokens: IT energy per token (J).", minimum=0),
+            "method": string("Accounting method: location-based.", max_length=32),
+            "emissionFactorType": string("lifecycle or direct, as the intensity source reports it.",
+                                         enum=["lifecycle", "direct"]),
+            "source": string("Intensity source: electricitymaps, trace or static.", max_length=32),
+            "isEstimated": boolean("True when the source's values are estimates or energy fell in a data gap."),
+            "offset": obj("Carbon offset of gCO2e.", {
+                "tonnes": number("Tonnes CO2e.", minimum=0),
+                "cost": number("tonnes x the configured price per tonne.", minimum=0),
+                "currency": string("Currency of cost.", max_length=8),
+            }),
+            "updatedAt": string("When this object was last written.", fmt="date-time"),
+            "ledger": obj("Energy intervals and last readings per pod (the operator's bookkeeping).",
+                          preserve_unknown=True),
+        },
+        preserve_unknown=True,
+    )
+
+
+def power_status_schema() -> Schema:
+    pod = obj(
+        "One worker pod as its node agent last reported it.",
+        {
+            "pod": string("Pod name.", max_length=253),
+            "node": string("Node name.", max_length=253),
+            "gpus": array("UUIDs of the pod's GPUs.", string("GPU UUID.", max_length=128), max_items=64),
+            "policy": string("Power policy applied.", max_length=32),
+            "limitWatts": number("Power limit applied to the pod's GPUs (kept after the pod ended) (W)."),
+            "defaultWatts": number("NVML default power limit of those GPUs: the uncapped reference (W)."),
+            "slowdown": number("energyOptimal: measured slowdown of the chosen limit against the default."),
+            "state": string("Agent state of the pod (Capped, Default, Settled, Ended, ...).", max_length=32),
+            "energyJoules": number("GPU energy metered for the pod (J).", minimum=0),
+            "tokens": number("The worker's token counter at the agent's last read.", minimum=0),
+            "readAt": string("Time of the report this entry comes from.", max_length=64),
+        },
+        preserve_unknown=True,
+    )
+    return obj(
+        "Power limits and metered energy per worker pod, from the node agents' reports.",
+        {
+            "pods": array("Worker pods (every pod of every attempt, so no upper bound).", pod),
+            "energyJoules": number("Sum of the pods' energy (J).", minimum=0),
+            "reportedAt": string("Newest report time.", max_length=64),
+        },
+        preserve_unknown=True,
+    )
