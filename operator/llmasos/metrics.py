@@ -11,16 +11,24 @@ Accounting counters are fed from `status.carbon` deltas (`record_carbon(namespac
 passes the object it read and the one it wrote, so an operator restart neither re-counts history nor needs memory.
 Savings are exported as counterfactual emissions (run now, first pool, uncapped) next to the actual ones, so a
 negative saving is not lost to a counter that cannot go down: saved = increase(counterfactual) - increase(actual).
+
+Per-zone carbon-data series (data time, intensity, degraded) exist only while the zone is in use: a zone whose
+forecast nobody asked for during `zone_ttl_s` (no job left to plan there) is dropped at the next scrape, so neither
+its data age nor a fallback it once needed keeps an alert firing for a zone that is no longer used.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from llmasos.api.schema import PHASES
 
@@ -28,12 +36,74 @@ JOULES_PER_KWH = 3.6e6
 DEFERRAL_BUCKETS = (0, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 604800)
 INTENSITY_BUCKETS = (25, 50, 100, 150, 200, 300, 400, 500, 600, 800, 1000)
 SCENARIOS = ("run_now", "first_pool", "uncapped")
+ZONE_TTL_SECONDS = 3600.0  # a zone nobody planned in for an hour is no longer in use
+
+
+@dataclass
+class _ZoneData:
+    source: str
+    updated_at: float
+    intensity: float | None
+    degraded: bool
+    seen: float  # when a pass last asked for this zone's data (the operator's clock, Unix seconds)
+
+
+class _ZoneCollector:
+    """The three per-zone gauges, rendered at scrape time from the zones still in use (see the module docstring)."""
+
+    def __init__(self, clock: Callable[[], float], ttl_s: float) -> None:
+        self._clock, self._ttl = clock, ttl_s
+        self._zones: dict[str, _ZoneData] = {}
+        self._lock = threading.Lock()  # recorded on the event loop, collected on the metrics server's thread
+
+    def record(self, zone: str, source: str, updated_at: float, intensity: float | None, degraded: bool) -> None:
+        with self._lock:
+            old = self._zones.get(zone)
+            if intensity is None and old is not None and old.source == source:
+                intensity = old.intensity  # an answer without a value keeps the last one of the same source
+            self._zones[zone] = _ZoneData(source, updated_at, intensity, degraded, self._clock())
+
+    def touch(self, zone: str) -> None:
+        with self._lock:
+            if zone in self._zones:
+                self._zones[zone].seen = self._clock()
+
+    def current(self) -> dict[str, _ZoneData]:
+        """The zones in use; the others are forgotten here."""
+        horizon = self._clock() - self._ttl
+        with self._lock:
+            for zone in [z for z, d in self._zones.items() if d.seen < horizon]:
+                del self._zones[zone]
+            return dict(self._zones)
+
+    def describe(self) -> list[Metric]:
+        return []  # names are fixed; no collect() at registration
+
+    def collect(self) -> Iterator[Metric]:
+        zones = self.current()
+        data_time = GaugeMetricFamily(
+            "llmasos_carbon_data_timestamp_seconds",
+            "Time of the newest carbon-intensity data in use per zone (updatedAt); age = time() - this.",
+            labels=["zone", "source"])
+        intensity = GaugeMetricFamily("llmasos_carbon_intensity_grams_per_kwh",
+                                      "Latest carbon intensity per zone (gCO2e/kWh).", labels=["zone", "source"])
+        degraded = GaugeMetricFamily("llmasos_carbon_source_degraded",
+                                     "1 while a zone's data comes from a fallback source (an earlier source failed).",
+                                     labels=["zone"])
+        for zone, d in sorted(zones.items()):
+            data_time.add_metric([zone, d.source], d.updated_at)
+            if d.intensity is not None:
+                intensity.add_metric([zone, d.source], d.intensity)
+            degraded.add_metric([zone], 1.0 if d.degraded else 0.0)
+        yield from (data_time, intensity, degraded)
 
 
 class OperatorMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, clock: Callable[[], float] = time.time,
+                 zone_ttl_s: float = ZONE_TTL_SECONDS) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self._zones = _ZoneCollector(clock, zone_ttl_s)
         self.jobs_by_phase = Gauge("llmasos_llmjobs", "LLMJobs known to this operator, by phase.",
                                    ["phase"], registry=r)
         self.reconcile_seconds = Histogram(
@@ -74,16 +144,7 @@ class OperatorMetrics:
             ["namespace", "llmjob", "bound"], registry=r)
         self.source_errors = Counter("llmasos_carbon_source_errors", "Failed requests to a carbon-intensity source.",
                                      ["source"], registry=r)
-        self.data_time = Gauge(
-            "llmasos_carbon_data_timestamp_seconds",
-            "Time of the newest carbon-intensity data in use per zone (updatedAt); age = time() - this.",
-            ["zone", "source"], registry=r)
-        self.zone_intensity = Gauge("llmasos_carbon_intensity_grams_per_kwh",
-                                    "Latest carbon intensity per zone (gCO2e/kWh).", ["zone", "source"], registry=r)
-        self.degraded = Gauge("llmasos_carbon_source_degraded",
-                              "1 while a zone's data comes from a fallback source (an earlier source failed).",
-                              ["zone"], registry=r)
-        self._source_of_zone: dict[str, str] = {}
+        r.register(self._zones)  # a custom collector (collect/describe)
         # Known label values start at 0, so rate()/increase() also count their first increment.
         for phase in PHASES:
             self.transitions.labels(phase)
@@ -158,22 +219,21 @@ class OperatorMetrics:
     def record_carbon_data(
         self, source: str, zone: str, *, updated_at: datetime, intensity: float | None, degraded: bool
     ) -> None:
-        """After a successful fetch for `zone` (through the fallback chain): which source, how fresh, what value."""
-        old = self._source_of_zone.get(zone)
-        if old is not None and old != source:
-            for gauge in (self.data_time, self.zone_intensity):
-                with contextlib.suppress(KeyError):
-                    gauge.remove(zone, old)
-        self._source_of_zone[zone] = source
-        self.data_time.labels(zone, source).set(updated_at.timestamp())
-        if intensity is not None:
-            self.zone_intensity.labels(zone, source).set(intensity)
-        self.degraded.labels(zone).set(1.0 if degraded else 0.0)
+        """After a successful fetch for `zone` (through the fallback chain): which source, how fresh, what value.
+        A zone that moved to another source loses the old source's series; one not asked for within the TTL, all."""
+        self._zones.record(zone, source, updated_at.timestamp(), intensity, degraded)
+
+    def zone_in_use(self, zone: str) -> None:
+        """A pass asked for `zone`'s data and every source failed: its (ageing) series stay, so the alert can fire."""
+        self._zones.touch(zone)
+
+    def current_zones(self) -> list[str]:
+        return sorted(self._zones.current())
 
     def record_carbon_error(self, source: str) -> None:
         self.source_errors.labels(source).inc()
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         if port:
             start_http_server(port, addr=addr, registry=self.registry)
 

@@ -7,6 +7,7 @@ Invalid settings raise ConfigError at start-up naming the field, never during re
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -39,6 +40,8 @@ class Settings:
     metrics_port: int = 8080
     # Port of the liveness endpoint /healthz (0 disables it).
     health_port: int = 8081
+    # Address /metrics and /healthz listen on: loopback by default; the chart sets 0.0.0.0 (probes, Prometheus).
+    bind_address: str = "127.0.0.1"
     # Leader election through kopf peering: the peering object's name; empty runs standalone (single replica).
     peering_name: str = ""
     # Peering priority; 0 picks a random one so that replicas never tie (kopf freezes on equal priorities).
@@ -83,6 +86,10 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name} must be a port number, got {port}")
+        try:
+            ipaddress.ip_address(self.bind_address)
+        except ValueError:
+            raise ConfigError(f"bind_address must be an IP address, got {self.bind_address!r}") from None
         if self.max_workers < 1:
             raise ConfigError("max_workers must be >= 1")
         unknown = set(self.carbon_sources) - {"electricitymaps", "trace", "static"}

@@ -44,6 +44,7 @@ async def fetch_forecast(ctx: OperatorContext, zone: str) -> ForecastAnswer:
     except CarbonSourceError as exc:
         ctx.metrics.record_error("carbon")
         ctx.metrics.record_carbon_error(exc.source)
+        ctx.metrics.zone_in_use(zone)  # its last data keeps ageing on the dashboard (and in the stale alert)
         return ForecastAnswer(Forecast((), zone=zone), "none", True, f"every carbon source failed: {exc}")
     for error in sourced.errors:  # a degraded answer: each source that failed before the one that answered
         ctx.metrics.record_carbon_error(error.split(":", 1)[0].strip() or "unknown")

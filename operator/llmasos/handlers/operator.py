@@ -84,7 +84,7 @@ async def run_operator(settings: Settings, kubeconfig: str | None = None,
     """Run until stopped (SIGTERM/SIGINT or `stop_flag`)."""
     kube = KubeClient(load_credentials(kubeconfig))
     metrics = OperatorMetrics()
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.bind_address)
     error_model = ForecastErrorModel(sigma_at_24h=settings.forecast_error) if settings.forecast_error else None
     if settings.carbon_sources == ("electricitymaps",) and not electricitymaps_token():
         raise ConfigError("carbon_sources is only electricitymaps but LLMASOS_ELECTRICITYMAPS_TOKEN is not set")
@@ -96,7 +96,8 @@ async def run_operator(settings: Settings, kubeconfig: str | None = None,
     ctx = OperatorContext(settings=settings, kube=kube, metrics=metrics, carbon=carbon, catalog=catalog,
                           budgets=settings.budgets())
     registry = build_registry(ctx)
-    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    host = f"[{settings.bind_address}]" if ":" in settings.bind_address else settings.bind_address
+    liveness = f"http://{host}:{settings.health_port}/healthz" if settings.health_port else None
     await kopf.operator(
         registry=registry,
         clusterwide=not settings.namespaces,

@@ -68,3 +68,42 @@ def test_histograms_and_carbon_source_health() -> None:
     assert value(m, "llmasos_carbon_data_timestamp_seconds", zone="DE", source="trace") == t.timestamp()
     assert value(m, "llmasos_carbon_source_degraded", zone="DE") == 1.0
     assert value(m, "llmasos_carbon_source_errors_total", source="electricitymaps") == 1.0
+
+
+def test_zone_series_exist_only_while_the_zone_is_in_use() -> None:
+    now = [1_000_000.0]
+    m = OperatorMetrics(clock=lambda: now[0], zone_ttl_s=3600)
+    t = datetime(2024, 3, 6, 1, tzinfo=UTC)
+    m.record_carbon_data("trace", "DE", updated_at=t, intensity=280.0, degraded=True)
+    m.record_carbon_data("static", "SE", updated_at=t, intensity=None, degraded=False)
+    assert value(m, "llmasos_carbon_intensity_grams_per_kwh", zone="SE", source="static") is None  # no value given
+    assert value(m, "llmasos_carbon_source_degraded", zone="SE") == 0.0
+    now[0] += 1800
+    m.record_carbon_data("trace", "DE", updated_at=t, intensity=None, degraded=True)  # same source: value kept
+    assert value(m, "llmasos_carbon_intensity_grams_per_kwh", zone="DE", source="trace") == 280.0
+    now[0] += 1801  # SE unused for more than the TTL: gone, so no stale-data or degraded alert can fire for it
+    assert value(m, "llmasos_carbon_data_timestamp_seconds", zone="SE", source="static") is None
+    assert value(m, "llmasos_carbon_source_degraded", zone="SE") is None
+    assert value(m, "llmasos_carbon_source_degraded", zone="DE") == 1.0
+    assert m.current_zones() == ["DE"]
+    # Every source failing still counts as "in use": the last data stays and keeps ageing.
+    now[0] += 3000
+    m.zone_in_use("DE")
+    now[0] += 3000
+    assert value(m, "llmasos_carbon_data_timestamp_seconds", zone="DE", source="trace") == t.timestamp()
+    now[0] += 3601
+    assert m.current_zones() == []
+    assert value(m, "llmasos_carbon_data_timestamp_seconds", zone="DE", source="trace") is None
+    m.zone_in_use("DE")  # touching a forgotten zone does not bring it back without data
+    assert m.current_zones() == []
+
+
+def test_metrics_and_health_listen_on_loopback_unless_told_otherwise() -> None:
+    from llmasos.errors import ConfigError
+    from llmasos.settings import Settings, load_settings
+
+    assert Settings().bind_address == "127.0.0.1"
+    assert load_settings(None, env={"LLMASOS_BIND_ADDRESS": "0.0.0.0"}).bind_address == "0.0.0.0"
+    assert load_settings(None, env={"LLMASOS_BIND_ADDRESS": "::"}).bind_address == "::"
+    with pytest.raises(ConfigError, match="bind_address"):
+        load_settings(None, env={"LLMASOS_BIND_ADDRESS": "every-interface"})
