@@ -3,16 +3,19 @@
 For every shipped intensity series, a seeded stream of deadline-bound jobs (1-24 h long, 0-48 h of slack, a share
 of them interruptible) is replayed with `llmasos.planning.backtest`:
 
-  planner   the operator's planner, re-planning on each hourly forecast (seeded error growing with lead time)
+  planner   the operator's behaviour: re-plan on each hourly forecast (seeded error growing with lead time) until
+            the job starts, then follow that plan (interruptible jobs keep its segments); `--replan-interruptible`
+            re-plans a started interruptible job's remaining run time on every forecast instead
   baseline  Carbon Aware SDK rolling window: lowest mean over job-length windows fully inside the forecast, decided
             once at submission (contiguous only)
   optimum   perfect knowledge of the true series (contiguous, and split for interruptible jobs)
 
 Savings are against starting every job at submission, energy-weighted. Targets: planner >= 90 % of the optimum's
 savings, planner > baseline, no missed deadline. Prints figures; asserts nothing. By default it runs a small
-matrix of forecast horizons (72 h, 24 h) and errors (0-20 % at 24 h); `--horizon/--sigma` pick one. Usage:
+matrix of forecast horizons (72 h, 24 h) and errors: `dacf` (per-zone error measured on real day-ahead forecasts,
+`forecast_error.DAY_AHEAD_SIGMA`) and uniform 0-20 % at 24 h; `--horizon/--sigma` pick one. Usage:
 
-    .venv/bin/python bench/carbon_shift.py [--jobs 300] [--seed 1] [--horizon 72 --sigma 0.10] [--zones SE,DE]
+    .venv/bin/python bench/carbon_shift.py [--jobs 300] [--seed 1] [--horizon 72 --sigma dacf|0.10] [--zones SE,DE]
 """
 
 from __future__ import annotations
@@ -30,9 +33,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 from llmasos.carbon.trace import TraceSource, shipped_trace_files
 from llmasos.planning import backtest
 from llmasos.planning.forecast import Forecast
-from llmasos.planning.forecast_error import ForecastErrorModel
+from llmasos.planning.forecast_error import DAY_AHEAD_SIGMA, ForecastErrorModel
 
-CONFIGS: tuple[tuple[int, float], ...] = ((72, 0.10), (24, 0.10), (72, 0.05), (72, 0.20), (72, 0.0), (24, 0.0))
+Sigma = float | str  # a relative error at 24 h, or "dacf" for the per-zone measured value
+CONFIGS: tuple[tuple[int, Sigma], ...] = (
+    (72, "dacf"),
+    (24, "dacf"),
+    (72, 0.05),
+    (72, 0.10),
+    (72, 0.20),
+    (72, 0.0),
+    (24, 0.0),
+)
+
+
+def zone_sigma(zone: str, sigma: Sigma) -> float:
+    if sigma == "dacf":
+        return DAY_AHEAD_SIGMA[zone]
+    return float(sigma)
 
 
 def job_stream(truth: Forecast, count: int, seed: int, interruptible_share: float) -> list[backtest.BacktestJob]:
@@ -59,7 +77,13 @@ def job_stream(truth: Forecast, count: int, seed: int, interruptible_share: floa
 
 
 def run_zone(
-    zone: str, count: int, seed: int, horizon_h: int, sigma: float, interruptible_share: float
+    zone: str,
+    count: int,
+    seed: int,
+    horizon_h: int,
+    sigma: float,
+    interruptible_share: float,
+    replan_interruptible: bool = False,
 ) -> dict[str, object]:
     source = TraceSource(
         offset=timedelta(0),
@@ -71,7 +95,11 @@ def run_zone(
     started = time.perf_counter()
     for job in job_stream(truth, count, seed, interruptible_share):
         outcomes.append(backtest.run_now(job, truth))
-        outcomes.append(backtest.planner(job, truth, lambda t: source.forecast_at(zone, t)))
+        outcomes.append(
+            backtest.planner(
+                job, truth, lambda t: source.forecast_at(zone, t), replan_after_start=replan_interruptible
+            )
+        )
         outcomes.append(backtest.rolling_window_baseline(job, truth, source.forecast_at(zone, job.submitted_at)))
         outcomes.append(backtest.optimum(job, truth))
         contiguous = backtest.optimum(job, truth, split=False)
@@ -90,6 +118,7 @@ def run_zone(
         "run_now_mean_g_per_kwh": round(mean_now, 1),
         "savings_percent": {k: round(v, 2) for k, v in sorted(summary.savings_percent.items())},
         "capture_percent": round(summary.capture_percent, 1),
+        "replan_interruptible": replan_interruptible,
         "missed_deadlines": summary.missed_deadlines,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -99,39 +128,61 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--jobs", type=int, default=300, help="jobs per zone")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--sigma", type=float, help="relative forecast error (std) at 24 h lead (one config)")
+    parser.add_argument(
+        "--sigma", help="relative forecast error (std) at 24 h lead, or 'dacf' for the per-zone measured value"
+    )
     parser.add_argument("--horizon", type=int, help="forecast horizon in hours (one config)")
     parser.add_argument("--interruptible", type=float, default=0.3, help="share of interruptible jobs")
     parser.add_argument("--zones", default=",".join(shipped_trace_files()))
+    parser.add_argument(
+        "--replan-interruptible",
+        action="store_true",
+        help="re-plan started interruptible jobs on every forecast (not what the operator does today)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
     configs = CONFIGS
     if args.sigma is not None or args.horizon is not None:
-        configs = ((args.horizon or 72, 0.10 if args.sigma is None else args.sigma),)
+        sigma: Sigma = "dacf" if args.sigma is None else args.sigma
+        if sigma != "dacf":
+            sigma = float(sigma)
+        configs = ((args.horizon or 72, sigma),)
 
     results = []
     for horizon_h, sigma in configs:
+        error = "per-zone (DACF-measured)" if sigma == "dacf" else f"{float(sigma):.0%}"
+        after = "re-planned after start" if args.replan_interruptible else "following their plan once started"
         print(
-            f"\n## forecast horizon {horizon_h} h, error {sigma:.0%} at 24 h (sqrt-growing), {args.jobs} jobs/zone, "
-            f"seed {args.seed}, {args.interruptible:.0%} interruptible, hourly re-planning"
+            f"\n## forecast horizon {horizon_h} h, error {error} at 24 h (sqrt-growing), {args.jobs} jobs/zone, "
+            f"seed {args.seed}, {args.interruptible:.0%} interruptible ({after}), hourly re-planning until start"
         )
         print(
-            f"{'zone':<12} {'g/kWh now':>9} {'planner':>8} {'baseline':>8} {'optimum':>8} {'opt-contig':>10} "
-            f"{'capture':>8} {'missed':>6} {'secs':>6}"
+            f"{'zone':<12} {'sigma':>5} {'g/kWh now':>9} {'planner':>8} {'baseline':>8} {'optimum':>8} "
+            f"{'opt-contig':>10} {'capture':>8} {'missed':>6} {'secs':>6}"
         )
         for zone in args.zones.split(","):
-            r = run_zone(zone, args.jobs, args.seed, horizon_h, sigma, args.interruptible)
+            r = run_zone(
+                zone,
+                args.jobs,
+                args.seed,
+                horizon_h,
+                zone_sigma(zone, sigma),
+                args.interruptible,
+                args.replan_interruptible,
+            )
             results.append(r)
             s = r["savings_percent"]
             missed = r["missed_deadlines"]
             assert isinstance(s, dict)
             assert isinstance(missed, dict)
             print(
-                f"{zone:<12} {r['run_now_mean_g_per_kwh']:>9} {s['planner']:>7.1f}% {s['baseline']:>7.1f}% "
+                f"{zone:<12} {zone_sigma(zone, sigma):>5.3f} {r['run_now_mean_g_per_kwh']:>9} "
+                f"{s['planner']:>7.1f}% {s['baseline']:>7.1f}% "
                 f"{s['optimum']:>7.1f}% {s['optimum_contiguous']:>9.1f}% {r['capture_percent']:>7.1f}% "
                 f"{sum(missed.get(k, 0) for k in ('planner', 'baseline', 'optimum')):>6} {r['seconds']:>6}"
             )
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"seed": args.seed, "jobs": args.jobs, "results": results}, indent=2))
     return 0
 

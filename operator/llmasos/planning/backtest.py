@@ -4,9 +4,11 @@ Shared by `llmasos simulate` and `bench/carbon_shift.py`, so the documented figu
 run. Strategies, all judged on the *true* series:
 
 * ``run_now``  - start at submission (the reference every saving is measured against).
-* ``planner``  - what the operator does: re-plan on every newly issued forecast (each `tick`) until the job starts;
-  interruptible jobs are re-planned between ticks too, running only the part of each plan that falls before the
-  next tick (model-predictive control).
+* ``planner``  - what the operator does: re-plan on every newly issued forecast until the job starts (the job
+  starts when its plan starts before the next forecast is issued); a started job is never re-planned, and an
+  interruptible one follows the segments of the plan it started with. With ``replan_after_start`` an interruptible
+  job is instead re-planned on every new forecast until its run time is served, running only the part of each plan
+  that falls before the next forecast (model-predictive control; `llmasos.planning.replan`, not yet in the operator).
 * ``baseline`` - the Carbon Aware SDK's rolling-window rule, decided once at submission: the job-length window with
   the lowest mean over windows fully covered by the forecast and ending by the deadline; run now if none fits.
 * ``optimum``  - perfect knowledge: the planner given the true series up to the deadline (contiguous, or split
@@ -21,6 +23,7 @@ from datetime import datetime, timedelta
 
 from llmasos.planning.carbon_window import CarbonJob, Segment, plan_start
 from llmasos.planning.forecast import Forecast
+from llmasos.planning.replan import replan_remaining
 from llmasos.planning.timeline import DEFAULT_UNKNOWN_PREMIUM
 
 ForecastAt = Callable[[datetime], Forecast]
@@ -103,36 +106,50 @@ def planner(
     safety_margin: timedelta = timedelta(0),
     max_segments: int | None = None,
     unknown_premium: float = DEFAULT_UNKNOWN_PREMIUM,
+    *,
+    replan_after_start: bool = False,
 ) -> Outcome:
-    """The operator's behaviour: re-plan on each tick's forecast until done (see module docstring)."""
+    """The operator's behaviour: re-plan on each newly issued forecast until the job starts (module docstring).
+
+    Forecasts are issued every `tick`; the next one is due `tick` after the current forecast's `issued_at` (after
+    `now` when it has none), which is when the operator would next see a different plan.
+    """
     base = job.carbon_job(safety_margin)
     if max_segments is not None:
         base = replace(base, max_segments=max_segments)
     now = job.submitted_at
     done: list[Segment] = []
-    remaining = job.duration
-    while remaining > timedelta(0):
-        plan = plan_start(
-            replace(base, duration=remaining),
-            forecast_at(now),
-            now,
-            unknown_premium=unknown_premium,
-        )
-        first = plan.segments[0]
-        horizon = now + tick
+    served = timedelta(0)
+    while served < job.duration:
+        forecast = forecast_at(now)
+        plan = replan_remaining(base, served, forecast, now, unknown_premium=unknown_premium)
+        assert plan is not None
+        remaining = job.duration - served
+        following = _next_issue(forecast, now, tick)
+        starts = plan.segments[0].start < following or not plan.feasible
         if not job.interruptible:
-            if first.start < horizon or not plan.feasible:
-                done.append(Segment(first.start, first.start + remaining))
+            if starts:
+                done.append(Segment(plan.segments[0].start, plan.segments[0].start + remaining))
+                break
+        elif not replan_after_start:
+            if starts:  # the operator follows the plan it started with
+                done.extend(plan.segments)
                 break
         else:
             # Run every planned piece before the next forecast; skipping one could make the rest infeasible.
             for seg in plan.segments:
-                end = min(seg.end, horizon) if plan.feasible else seg.end
+                end = min(seg.end, following) if plan.feasible else seg.end
                 if seg.start < end:
                     done.append(Segment(seg.start, end))
-                    remaining -= end - seg.start
-        now = horizon
+                    served += end - seg.start
+        now = following
     return _outcome(job, "planner", _merged(done), truth)
+
+
+def _next_issue(forecast: Forecast, now: datetime, tick: timedelta) -> datetime:
+    if forecast.issued_at is not None and now < forecast.issued_at + tick <= now + tick:
+        return forecast.issued_at + tick
+    return now + tick
 
 
 def rolling_window_baseline(job: BacktestJob, truth: Forecast, forecast: Forecast) -> Outcome:

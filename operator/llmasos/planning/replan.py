@@ -1,0 +1,45 @@
+"""Re-planning a started interruptible job: where the rest of its run time should go on a newer forecast.
+
+The operator today freezes an interruptible job's segments when its first segment starts (see `carbon_gate`): the
+later segments were chosen on the forecast of that moment, up to days ahead, and forecast error grows with lead
+time. Re-planning only the run time still owed, each time a newer forecast arrives, is model-predictive control:
+`llmasos.planning.backtest` measures what it is worth (`replan_after_start=True`), and this pure function is the
+piece an operator pass would call (with the run time actually served, which it knows from the job's history).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from llmasos.planning.carbon_window import CarbonJob, Plan, plan_start
+from llmasos.planning.forecast import Forecast, ensure_utc
+from llmasos.planning.timeline import DEFAULT_UNKNOWN_PREMIUM
+
+
+def remaining_job(job: CarbonJob, served: timedelta) -> CarbonJob | None:
+    """`job` reduced to the run time still owed after `served`; None once nothing is owed."""
+    if served < timedelta(0):
+        raise ValueError(f"served run time must not be negative, got {served}")
+    left = job.duration - served
+    return replace(job, duration=left) if left > timedelta(0) else None
+
+
+def replan_remaining(
+    job: CarbonJob,
+    served: timedelta,
+    forecast: Forecast,
+    now: datetime,
+    *,
+    unknown_premium: float = DEFAULT_UNKNOWN_PREMIUM,
+) -> Plan | None:
+    """The plan for the run time still owed, from `now` to the deadline; None when the job has run its duration.
+
+    Same guarantees as `plan_start` for the remainder: it ends by `deadline - safetyMargin` whenever that is still
+    possible, its segments add up to exactly the time owed, and on `forecast` it is never worse than running the
+    rest straight away.
+    """
+    rest = remaining_job(job, served)
+    if rest is None:
+        return None
+    return plan_start(rest, forecast, ensure_utc(now), unknown_premium=unknown_premium)
