@@ -60,9 +60,11 @@ def test_planner_with_a_short_horizon_waits_for_the_clean_day() -> None:
     assert not outcome.missed_deadline
 
 
-def test_interruptible_planner_runs_exactly_its_duration_in_time() -> None:
-    j = job("3h", slack_h=40, interruptible=True)
-    outcome = backtest.planner(j, TRUTH, horizon_limited(24, sigma=0.2))
+@pytest.mark.parametrize("replan_after_start", [False, True])
+@pytest.mark.parametrize("slack_h", [0, 5, 40])
+def test_interruptible_planner_runs_exactly_its_duration_in_time(replan_after_start: bool, slack_h: int) -> None:
+    j = job("3h", slack_h=slack_h, interruptible=True)
+    outcome = backtest.planner(j, TRUTH, horizon_limited(24, sigma=0.2), replan_after_start=replan_after_start)
     assert outcome.run_time == 3 * H
     assert outcome.segments[-1].end <= j.deadline
 
@@ -95,3 +97,42 @@ def test_summarize() -> None:
 def test_gap_in_the_record_carries_the_last_value() -> None:
     series = Forecast.from_pairs([(T0, 10.0), (T0 + 2 * H, 30.0)], H)
     assert backtest.true_intensity(series, [Segment(T0, T0 + 3 * H)]) == pytest.approx((10 + 10 + 30) / 3)
+
+
+# A misleading first forecast: 10:00 looks as clean as now (it is not), 20:00 looks dirty (it is the cleanest).
+MISLEAD_TRUTH_VALUES = [300.0] * 48
+MISLEAD_TRUTH_VALUES[0] = 100.0
+MISLEAD_TRUTH_VALUES[20] = 50.0
+MISLEAD_TRUTH = make_forecast(MISLEAD_TRUTH_VALUES)
+FIRST_GUESS = list(MISLEAD_TRUTH_VALUES)
+FIRST_GUESS[10], FIRST_GUESS[20] = 100.0, 200.0
+
+
+def misleading_then_true(now):  # type: ignore[no-untyped-def]
+    issued = T0 + ((now - T0) // H) * H
+    values = FIRST_GUESS if issued == T0 else MISLEAD_TRUTH_VALUES
+    return make_forecast(values, issued_at=issued).between(issued, T0 + 48 * H)
+
+
+def test_started_interruptible_job_follows_its_plan_like_the_operator() -> None:
+    j = backtest.BacktestJob("j", T0, 2 * H, T0 + 40 * H, interruptible=True)
+    followed = backtest.planner(j, MISLEAD_TRUTH, misleading_then_true)
+    assert followed.segments == (Segment(T0, T0 + H), Segment(T0 + 10 * H, T0 + 11 * H))
+    assert followed.intensity == 200.0
+    replanned = backtest.planner(j, MISLEAD_TRUTH, misleading_then_true, replan_after_start=True)
+    assert replanned.segments == (Segment(T0, T0 + H), Segment(T0 + 20 * H, T0 + 21 * H))
+    assert replanned.intensity == 75.0
+    assert replanned.run_time == followed.run_time == 2 * H
+
+
+def test_planner_re_plans_when_a_forecast_is_issued() -> None:
+    seen: list[object] = []
+
+    def forecast_at(now):  # type: ignore[no-untyped-def]
+        seen.append(now)
+        return horizon_limited(48)(now)
+
+    submitted = T0 + 25 * timedelta(minutes=1)
+    j = backtest.BacktestJob("j", submitted, 2 * H, submitted + 40 * H)
+    backtest.planner(j, TRUTH, forecast_at)
+    assert seen[:3] == [submitted, T0 + H, T0 + 2 * H]  # on the hour, as forecasts are issued, not submission + k h

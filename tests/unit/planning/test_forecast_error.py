@@ -42,3 +42,11 @@ def test_sigma_curve() -> None:
     assert model.sigma(timedelta(0)) == 0.0
     assert model.sigma(timedelta(hours=24)) == 0.2
     assert abs(model.sigma(timedelta(hours=6)) - 0.1) < 1e-12
+
+
+def test_day_ahead_sigma_for_every_shipped_zone() -> None:
+    from llmasos.carbon.trace import shipped_trace_files
+    from llmasos.planning.forecast_error import DAY_AHEAD_SIGMA
+
+    assert set(DAY_AHEAD_SIGMA) == set(shipped_trace_files())
+    assert all(0.03 < s < 0.25 for s in DAY_AHEAD_SIGMA.values())
