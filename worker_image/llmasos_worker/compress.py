@@ -22,7 +22,7 @@ from torch import nn
 
 from llmasos.api.worker_contract import EXIT_OK
 from llmasos_worker.checkpoint import save_model
-from llmasos_worker.config import ConfigError, GPTConfig, model_config
+from llmasos_worker.config import HF_COMPRESS_ERROR, ConfigError, GPTConfig, model_config
 from llmasos_worker.data import Corpus, global_batch
 from llmasos_worker.engine import lm_loss
 from llmasos_worker.evaluate import measure_speed, nonzero_parameters, perplexity, serialized_bytes, sparse_bytes
@@ -142,7 +142,7 @@ def run_compress(ctx: RunContext) -> int:
     env, cfg = ctx.env, ctx.cfg
     loaded = load_model(env.model_builtin, env.model_path, dict(cfg.model), cfg.seed)
     if not isinstance(loaded.module, GPT) or loaded.config is None:
-        raise ConfigError("compress supports built-in models (model.pt written by llmasos-worker)")
+        raise ConfigError(HF_COMPRESS_ERROR)
     teacher, base_cfg = loaded.module, loaded.config
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":

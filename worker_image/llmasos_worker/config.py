@@ -196,6 +196,11 @@ def check_layout(env: WorkerEnv, cfg: TaskConfig) -> None:
         raise ConfigError("task finetune needs LLMASOS_MODEL_PATH (a trained model.pt or a Hugging Face directory)")
     if env.model_path:
         check_model_path(env.model_path)
+        if is_hf_directory(env.model_path):
+            if tp > 1 or pp > 1:
+                raise ConfigError(HF_LAYOUT_ERROR)
+            if env.task == "compress":
+                raise ConfigError(HF_COMPRESS_ERROR)
     if cfg.corpus_path:
         check_readable(cfg.corpus_path)
     if not env.model_path:
@@ -206,6 +211,16 @@ def check_layout(env: WorkerEnv, cfg: TaskConfig) -> None:
             raise ConfigError(f"model.d_ff={model.d_ff} is not divisible by LLMASOS_TENSOR_PARALLEL={tp}")
         if model.n_layer < pp:
             raise ConfigError(f"model.n_layer={model.n_layer} is fewer than LLMASOS_PIPELINE_PARALLEL={pp} stages")
+
+
+HF_LAYOUT_ERROR = "tensor and pipeline parallel need a built-in model; Hugging Face models run with ddp or ray"
+HF_COMPRESS_ERROR = "compress supports built-in models (model.pt written by llmasos-worker)"
+
+
+def is_hf_directory(path: str) -> bool:
+    """A Hugging Face model directory (config.json) rather than one holding a model.pt, which wins."""
+    p = Path(path)
+    return p.is_dir() and not (p / "model.pt").is_file() and (p / "config.json").is_file()
 
 
 def check_model_path(path: str) -> None:

@@ -1,14 +1,16 @@
 """Where a model comes from: a built-in preset, a model.pt this worker wrote, or a local Hugging Face directory.
 
 Why no hub: pods may have no egress and runs must be reproducible, so ``LLMASOS_MODEL_PATH`` must point at files
-already on a volume; `transformers` is imported only when such a directory is given (it is not in the worker
-extra). Every failure to read a model becomes a :class:`ConfigError` naming the path, so the pod exits 2 with one
-clear line instead of a traceback.
+already on a volume. `transformers` (in the worker extra) is imported only when such a directory is given, and
+only after the hub client has been told it is offline, so even a model whose config names remote code or a
+missing file fails at once instead of reaching for the network. Every failure to read a model becomes a
+:class:`ConfigError` naming the path, so the pod exits 2 with one clear line instead of a traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -61,8 +63,15 @@ class HFCausalLM(nn.Module):
         self.seq_len = seq_len
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.inner(input_ids=x).logits
+        # No KV cache: training never reuses it and generation here re-runs the window (as for the built-in model).
+        out: torch.Tensor = self.inner(input_ids=x, use_cache=False).logits
         return out
+
+    def save(self, directory: Path, tokenizer: Tokenizer) -> None:
+        """``save_pretrained`` of the model, and of its tokenizer when it has one, so the copy serves alike."""
+        self.inner.save_pretrained(str(directory))  # type: ignore[operator]
+        if isinstance(tokenizer, HFTokenizer):
+            tokenizer.inner.save_pretrained(str(directory))
 
 
 @dataclass
@@ -115,12 +124,15 @@ def _load_file(path: Path) -> LoadedModel:
 
 
 def _load_hf(path: Path) -> LoadedModel:
+    # Read by huggingface_hub when it is imported: no request leaves the pod, whatever the model's files say.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
         transformers = importlib.import_module("transformers")
     except ImportError:
         raise ConfigError(
             f"LLMASOS_MODEL_PATH={str(path)!r} is a Hugging Face model but the image lacks `transformers`; "
-            "install it in the image or convert the model"
+            "install the worker extra in the image"
         ) from None
     try:
         inner = transformers.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True)

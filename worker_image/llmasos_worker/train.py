@@ -17,12 +17,12 @@ import torch
 
 from llmasos.api.worker_contract import EXIT_OK, EXIT_SUSPENDED
 from llmasos_worker.checkpoint import Checkpointer, export_model, save_model
-from llmasos_worker.config import ConfigError, GPTConfig
+from llmasos_worker.config import HF_LAYOUT_ERROR, ConfigError
 from llmasos_worker.data import Corpus, global_batch, replica_slice
 from llmasos_worker.distributed import agree_stop, init_groups, layout_from_env, shutdown
 from llmasos_worker.engine import Engine
 from llmasos_worker.evaluate import perplexity
-from llmasos_worker.loading import HFCausalLM, load_model
+from llmasos_worker.loading import HFCausalLM, LoadedModel, load_model
 from llmasos_worker.model import GPT, param_count
 from llmasos_worker.progress import NoEnergy, energy_meter
 from llmasos_worker.runtime import RunContext, emit
@@ -49,7 +49,7 @@ def run_train(ctx: RunContext) -> int:
     layout = layout_from_env(env)
     loaded = load_model(env.model_builtin, env.model_path, dict(cfg.model), cfg.seed)
     if not isinstance(loaded.module, GPT) and (layout.tp > 1 or layout.pp > 1):
-        raise ConfigError("tensor and pipeline parallel need a built-in model; Hugging Face models train with ddp")
+        raise ConfigError(HF_LAYOUT_ERROR)
     model_cfg = loaded.config
     if model_cfg is not None and (model_cfg.n_head % layout.tp or model_cfg.d_ff % layout.tp
                                   or model_cfg.n_layer < layout.pp):
@@ -125,7 +125,7 @@ def run_train(ctx: RunContext) -> int:
                 else ckpt.latest()
         if layout.rank == 0:
             whole = layout.tp == 1 and layout.pp == 1
-            result.update(_finish(ctx, loaded.module, model_cfg, final, whole, corpus.val, seq_len))
+            result.update(_finish(ctx, loaded, final, whole, corpus.val, seq_len))
             emit("done", **result)
             ctx.write_result(result)
         return EXIT_OK
@@ -133,18 +133,18 @@ def run_train(ctx: RunContext) -> int:
         shutdown()
 
 
-def _finish(ctx: RunContext, module: torch.nn.Module, model_cfg: GPTConfig | None, final: Path | None,
-            whole: bool, val: torch.Tensor, seq_len: int) -> dict[str, Any]:
+def _finish(ctx: RunContext, loaded: LoadedModel, final: Path | None, whole: bool, val: torch.Tensor,
+            seq_len: int) -> dict[str, Any]:
     """Rank 0: export the trained model and measure its held-out perplexity.
 
     Under pure data parallelism rank 0 holds a full replica (identical on every rank), which is saved directly;
     sharded layouts are read back from the final checkpoint into one unsharded model.
     """
-    out = ctx.output_dir
+    out, module, model_cfg = ctx.output_dir, loaded.module, loaded.config
     result: dict[str, Any] = {}
     full: torch.nn.Module | None = module if whole else None
     if out is not None and isinstance(module, HFCausalLM):
-        module.inner.save_pretrained(str(out / "hf-model"))  # type: ignore[operator]
+        module.save(out / "hf-model", loaded.tokenizer)
         result["model_path"] = str(out / "hf-model")
     elif out is not None and model_cfg is not None and (final is not None or whole):
         if whole:
