@@ -13,11 +13,12 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check --cache-dir $(PIP_CAC
 # Debian packages the tests use: a real Prometheus server and headless Chromium for the report screenshot.
 APT_PACKAGES := prometheus chromium
 
-.PHONY: help venv binaries system-deps lint test test-unit test-integration cluster-up cluster-down demo crds bench clean
+.PHONY: help venv binaries system-deps lint test test-unit test-integration chaos cluster-up cluster-down demo crds bench clean
 
 help:
 	@echo "make demo        the whole story on the local control plane: chart, operator, agents, examples, report"
 	@echo "make test        lint, type-check and run every test (unit + integration on the local control plane)"
+	@echo "make chaos       fault tests alone, heavy ones included (SIGKILL storms, control-plane restarts)"
 	@echo "make cluster-up  start the local control plane (idempotent); cluster-down stops it"
 
 $(STAMP): pyproject.toml
@@ -54,6 +55,11 @@ test-unit: venv
 
 test-integration: venv binaries
 	$(PY) -m pytest -q tests/integration
+
+# The chaos suite alone, heavy tests included (200 jobs under SIGKILL, restarts under load; see docs/reliability.md).
+# `make test` runs its fast tests only.
+chaos: venv binaries
+	LLMASOS_CHAOS_HEAVY=1 $(PY) -m pytest -q -rxXs $(PYTEST_ARGS) tests/chaos
 
 cluster-up: venv binaries
 	$(PY) -m e2e.localcluster up
