@@ -3,11 +3,18 @@
 Two agent processes play the DaemonSet on the two a100 nodes (simulated GPUs, 400 W default limit). The LLMJob asks
 for `power: {policy: fraction, fraction: 0.8}`, so each of its 4 GPUs per node must sit at 320 W and every other
 GPU at 400 W; after completion, after agent SIGKILL + restart and after deletion mid-run, every GPU is back at 400 W.
+
+The fake pods run no worker process, so the agents' simulated workers export the token counter a real worker would
+(steps x TOKENS_PER_STEP, an input of the simulation); it travels the real path: agent -> node report ConfigMap ->
+status.power -> status.carbon.tokens -> `llmasos report` read from the cluster.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,13 +30,17 @@ pytestmark = pytest.mark.integration
 NODES = ("gpu-a100-000", "gpu-a100-001")
 DEFAULT_MW, CAPPED_MW = 400_000, 320_000
 AGENT_NS = "llmasos-system"
+TOKENS_PER_STEP = 2048.0  # the simulated workers' global batch, in tokens
 
 
 @pytest.fixture
 def agents(cluster: LocalCluster, api: AdminApi, tmp_path: Path) -> Iterator[dict[str, AgentProcess]]:
     if api.request("GET", f"/api/v1/namespaces/{AGENT_NS}").status_code == 404:
         api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AGENT_NS}})
-    procs = {n: AgentProcess(cluster, n, "nvidia-a100-80gb", tmp_path, AGENT_NS).start() for n in NODES}
+    procs = {n: AgentProcess(cluster, n, "nvidia-a100-80gb", tmp_path, AGENT_NS) for n in NODES}
+    for p in procs.values():
+        p.argv += ["--sim-tokens-per-step", str(TOKENS_PER_STEP)]
+        p.start()
     yield procs
     for p in procs.values():
         p.stop()
@@ -77,7 +88,7 @@ def wait_capped(api: AdminApi, agents: dict[str, AgentProcess], name: str) -> No
 
 
 def test_fraction_caps_exactly_the_jobs_gpus_and_restores_after_completion(
-        api: AdminApi, operator: OperatorProcess, agents: dict[str, AgentProcess]) -> None:
+        api: AdminApi, operator: OperatorProcess, agents: dict[str, AgentProcess], tmp_path: Path) -> None:
     ns = api.namespace("power")
     start_capped_job(api, ns, "capped", "25s")
     wait_capped(api, agents, "capped")
@@ -98,12 +109,25 @@ def test_fraction_caps_exactly_the_jobs_gpus_and_restores_after_completion(
         assert pod["policy"] == "fraction"
         assert pod["energyJoules"] > 0
         assert pod["node"] in NODES
+        assert pod["defaultWatts"] == 400
+
+    seen: dict[str, Any] = {"carbon": None, "since": 0.0}
 
     def carbon_final() -> dict[str, Any] | None:
         status = api.get(llmjob_path(ns, "capped"))["status"]
         carbon = status.get("carbon")
-        joules = status.get("power", {}).get("energyJoules", 0)
-        return carbon if carbon and abs(carbon["energyKWh"] * 3.6e6 - joules) < 1.0 else None
+        power = status.get("power", {})
+        joules = power.get("energyJoules", 0)
+        tokens = max((p.get("tokens", 0) for p in power.get("pods", [])), default=0)
+        # energyKWh has 6 decimals (3.6 J): equal within that rounding, and the final token count accounted
+        done = carbon and abs(carbon["energyKWh"] * 3.6e6 - joules) <= 1.9 and carbon.get("tokens") == round(tokens)
+        figures = {k: v for k, v in (carbon or {}).items() if k not in ("updatedAt", "ledger")}
+        if not done or figures != seen["carbon"]:
+            seen.update(carbon=figures, since=time.monotonic())
+            return None
+        # The agents' last reports after the pods ended can still add a few joules: final = unchanged for 6 s
+        # (three report intervals).
+        return carbon if time.monotonic() - seen["since"] >= 6.0 else None
 
     # Reports arrive every 2 s and each moves status.power before the next pass accounts it: allow for a loaded CI.
     carbon = wait_for(carbon_final, timeout=90, what="status.carbon accounting every reported joule")
@@ -117,6 +141,31 @@ def test_fraction_caps_exactly_the_jobs_gpus_and_restores_after_completion(
     assert carbon["savedGCO2e"] == pytest.approx(carbon["runNowGCO2e"] - carbon["gCO2e"], abs=0.01)
     table = api.cluster.kubectl("get", "llmjob", "capped", "-n", ns).stdout
     assert str(carbon["energyKWh"]) in table, table
+
+    # Tokens: each pod's simulated worker counted its own steps x 2048 (lockstep DDP: every pod reports the job's
+    # global count), the job has the largest; ~25 s at about 0.9 steps/s on a 0.8 cap, read every 10 s at most.
+    pods = api.get(llmjob_path(ns, "capped"))["status"]["power"]["pods"]
+    assert all(p["tokens"] > 0 for p in pods), pods
+    assert carbon["tokens"] == round(max(p["tokens"] for p in pods))
+    assert 5 * TOKENS_PER_STEP < carbon["tokens"] < 30 * TOKENS_PER_STEP
+    assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3)
+    # The 320 W cap (0.8 of 400 W) valued on the A100 curves: the same work uncapped would have used 1 / 0.9168 of
+    # the energy (tests/unit/accounting/test_power_cap.py works the number out from the data).
+    assert carbon["powerCapSavedKWh"] == pytest.approx(carbon["energyKWh"] * (1 / 0.9168 - 1), rel=0.01, abs=2e-6)
+
+    # `llmasos report` reads the live LLMJob from the cluster and shows the energy per token and the cap savings.
+    out = tmp_path / "report"
+    run = subprocess.run([sys.executable, "-m", "llmasos.cli", "report", "--kubeconfig",
+                          str(api.cluster.paths.kubeconfig), "-n", ns, "--out", str(out)],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    totals = json.loads((out / "report.json").read_text())["totals"]
+    assert totals["tokens"] == carbon["tokens"]
+    assert totals["joulesPerToken"] == pytest.approx(carbon["joulesPerToken"], rel=1e-3)
+    assert totals["savings"]["powerCapKWh"] == pytest.approx(carbon["powerCapSavedKWh"])
+    html = (out / "report.html").read_text()
+    assert f"{totals['joulesPerToken']:.4f} J" in html
+    assert f"{carbon['tokens']:,.0f} tokens" in html
     api.delete(f"/api/v1/namespaces/{ns}")
 
 
