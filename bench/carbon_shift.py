@@ -96,9 +96,7 @@ def run_zone(
     for job in job_stream(truth, count, seed, interruptible_share):
         outcomes.append(backtest.run_now(job, truth))
         outcomes.append(
-            backtest.planner(
-                job, truth, lambda t: source.forecast_at(zone, t), replan_after_start=replan_interruptible
-            )
+            backtest.planner(job, truth, lambda t: source.forecast_at(zone, t), replan_after_start=replan_interruptible)
         )
         outcomes.append(backtest.rolling_window_baseline(job, truth, source.forecast_at(zone, job.submitted_at)))
         outcomes.append(backtest.optimum(job, truth))
