@@ -9,7 +9,7 @@ import torch
 
 from llmasos.api.worker_contract import EXIT_SUSPENDED, WorkerContractError, WorkerEnv
 from llmasos_worker.config import ConfigError, TaskConfig, model_config
-from llmasos_worker.data import Corpus, global_batch, replica_slice
+from llmasos_worker.data import Corpus, global_batch, replica_batch, replica_slice
 from llmasos_worker.distributed import Layout
 from llmasos_worker.launcher import _combine, rank_env
 from llmasos_worker.train import learning_rate
@@ -54,6 +54,22 @@ def test_batches_are_a_function_of_seed_and_step() -> None:
     assert not torch.equal(a[0], global_batch(tokens, 1, 6, 8, 16)[0])
     halves = [replica_slice(a[0], r, 2) for r in range(2)]
     assert torch.equal(torch.cat(halves), a[0])
+    # The batch of a step is part of the resume contract: the same offsets, drawn the same way, in every version.
+    starts = torch.randint(0, len(tokens) - 17, (8,), generator=torch.Generator().manual_seed(1_000_003 + 5))
+    assert torch.equal(a[0], torch.stack([tokens[i : i + 16] for i in starts.tolist()]))
+    assert torch.equal(a[1], torch.stack([tokens[i + 1 : i + 17] for i in starts.tolist()]))
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 4, 8])
+def test_replica_batch_is_its_slice_of_the_global_batch(replicas: int) -> None:
+    tokens = Corpus.load().train
+    x, y = global_batch(tokens, 3, 7, 8, 32)
+    for r in range(replicas):
+        rx, ry = replica_batch(tokens, 3, 7, 8, 32, r, replicas)
+        assert torch.equal(rx, replica_slice(x, r, replicas))
+        assert torch.equal(ry, replica_slice(y, r, replicas))
+        assert rx.is_contiguous()
+        assert ry.is_contiguous()
 
 
 def test_learning_rate_warmup_then_cosine() -> None:

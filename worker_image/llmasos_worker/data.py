@@ -41,13 +41,23 @@ class Corpus:
 
 def global_batch(tokens: torch.Tensor, seed: int, step: int, batch: int, seq_len: int) -> tuple[torch.Tensor, ...]:
     """(inputs, targets), each (batch, seq_len), drawn at random offsets from a generator seeded by (seed, step)."""
+    return replica_batch(tokens, seed, step, batch, seq_len, 0, 1)
+
+
+def replica_batch(tokens: torch.Tensor, seed: int, step: int, batch: int, seq_len: int, replica: int,
+                  replicas: int) -> tuple[torch.Tensor, ...]:
+    """This replica's contiguous slice of the global batch of ``step``, built without building the rest.
+
+    All offsets of the global batch are drawn (so every layout sees the same one), but only this replica's rows
+    are gathered, in one indexing of the corpus' sliding windows instead of a Python loop of slices.
+    """
     if len(tokens) <= seq_len + 1:
         raise ValueError(f"corpus of {len(tokens)} tokens is shorter than seq_len + 1 = {seq_len + 1}")
     gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
     starts = torch.randint(0, len(tokens) - seq_len - 1, (batch,), generator=gen)
-    x = torch.stack([tokens[s : s + seq_len] for s in starts.tolist()])
-    y = torch.stack([tokens[s + 1 : s + 1 + seq_len] for s in starts.tolist()])
-    return x, y
+    per = batch // replicas
+    rows = tokens.unfold(0, seq_len + 1, 1)[starts[replica * per : (replica + 1) * per]]
+    return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
 
 
 def replica_slice(batch: torch.Tensor, replica: int, replicas: int) -> torch.Tensor:

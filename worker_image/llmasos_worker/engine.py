@@ -115,13 +115,44 @@ class Engine:
 
     def global_loss(self, loss: torch.Tensor | None) -> float:
         """Mean loss over data-parallel replicas, known to every rank (a collective: call it on all ranks)."""
+        return self.reduce_loss(loss).value()
+
+    def reduce_loss(self, loss: torch.Tensor | None) -> LossReading:
+        """Start the mean-loss all-reduce without waiting for it (a collective: call it on all ranks).
+
+        Why not block: a blocking all-reduce plus ``.item()`` after a step is one more point where every rank waits
+        for the slowest (and, on GPU, for the whole stream). Started here, it completes while the next steps run;
+        the loop reads it at its next report, when it is long done.
+        """
         holders = self.layout.dp * self.layout.tp
         t = torch.zeros(1, device=self.layout.device)
         if loss is not None and self.holds_loss:
             t += loss.float()
-        if self.layout.world_size > 1:
-            dist.all_reduce(t)
-        return float(t.item()) / holders
+        work = dist.all_reduce(t, async_op=True) if self.layout.world_size > 1 else None
+        if self.layout.device.type != "cuda":
+            return LossReading(t, work, None, holders)
+        if work is not None:
+            work.wait()  # orders the copy after the collective on the stream; the host does not block
+        host = torch.empty(1, pin_memory=True)
+        host.copy_(t, non_blocking=True)
+        event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+        event.record()
+        return LossReading(host, None, event, holders)
 
     def parameters(self) -> Iterator[nn.Parameter]:
         return self.model.parameters()
+
+
+class LossReading:
+    """A mean loss on its way: the all-reduce (CPU) or device-to-host copy (CUDA) may still be running."""
+
+    def __init__(self, total: torch.Tensor, work: Any, event: torch.cuda.Event | None, holders: int) -> None:
+        self._total, self._work, self._event, self._holders = total, work, event, holders
+
+    def value(self) -> float:
+        """Waits for the reduction (already finished when read a step or more later) and returns the mean."""
+        if self._work is not None:
+            self._work.wait()
+        if self._event is not None:
+            self._event.synchronize()
+        return float(self._total.item()) / self._holders

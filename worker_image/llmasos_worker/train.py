@@ -18,9 +18,9 @@ import torch
 from llmasos.api.worker_contract import EXIT_OK, EXIT_SUSPENDED
 from llmasos_worker.checkpoint import Checkpointer, export_model, save_model
 from llmasos_worker.config import HF_LAYOUT_ERROR, ConfigError
-from llmasos_worker.data import Corpus, global_batch, replica_slice
+from llmasos_worker.data import Corpus, replica_batch
 from llmasos_worker.distributed import agree_stop, init_groups, layout_from_env, shutdown
-from llmasos_worker.engine import Engine
+from llmasos_worker.engine import Engine, LossReading
 from llmasos_worker.evaluate import perplexity
 from llmasos_worker.loading import HFCausalLM, LoadedModel, load_model
 from llmasos_worker.model import GPT, param_count
@@ -69,7 +69,8 @@ def run_train(ctx: RunContext) -> int:
                  tp=layout.tp, pp=layout.pp, device=str(layout.device), bf16=engine.bf16, model=loaded.source,
                  parameters=param_count(loaded.module), resumed_from=start, steps=cfg.steps)
         ctx.progress.update(start, start * tokens_per_step)
-        saved, loss_value = start, float("nan")
+        saved = start
+        losses = LossLog(layout.is_logger)
         # Energy of this node's GPUs over the steady loop (local rank 0 reads NVML; nothing on CPU).
         meter = energy_meter() if layout.device.type == "cuda" and layout.local_rank == 0 else NoEnergy()
         joules_at_warm = cpu_at_warm = 0.0
@@ -81,21 +82,19 @@ def run_train(ctx: RunContext) -> int:
                 stop, interval = agree_stop(ctx.stop.is_set(), check.propose(step, time.perf_counter()),
                                             layout.device, groups.control)
                 if stop:
+                    losses.flush()
                     return _suspend(ctx, ckpt, engine, step, saved)
                 check.next_step = step + interval
-            x, y = global_batch(corpus.train, cfg.seed, step, cfg.batch_size, seq_len)
-            x = replica_slice(x, layout.dp_rank, layout.dp).to(layout.device, non_blocking=True)
-            y = replica_slice(y, layout.dp_rank, layout.dp).to(layout.device, non_blocking=True)
+            x, y = replica_batch(corpus.train, cfg.seed, step, cfg.batch_size, seq_len, layout.dp_rank, layout.dp)
+            x, y = x.to(layout.device, non_blocking=True), y.to(layout.device, non_blocking=True)
             # Dropout masks: a function of (seed, step, replica, stage); tensor shards of one replica must agree.
             seed_device(layout.device, cfg.seed * 7919 + step * 1009 + layout.dp_rank * 31 + layout.pp_rank)
-            loss = engine.step(x, y, learning_rate(step, cfg.lr, cfg.warmup_steps, cfg.steps))
+            lr = learning_rate(step, cfg.lr, cfg.warmup_steps, cfg.steps)
+            loss = engine.step(x, y, lr)
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
-                loss_value = engine.global_loss(loss)
-                if layout.is_logger:
-                    emit("step", step=done, loss=loss_value, lr=learning_rate(step, cfg.lr, cfg.warmup_steps,
-                                                                             cfg.steps))
-            ctx.progress.update(done, done * tokens_per_step, None if math.isnan(loss_value) else loss_value)
+                losses.report(done, lr, engine.reduce_loss(loss))
+            ctx.progress.update(done, done * tokens_per_step, losses.last)
             if ckpt and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
                 ckpt.save(done, engine.wrapped, engine.optimizer, _meta(ctx))
                 saved = done
@@ -104,11 +103,12 @@ def run_train(ctx: RunContext) -> int:
                     torch.cuda.synchronize(layout.device)
                 warm, cpu_at_warm = time.perf_counter(), time.process_time()
                 joules_at_warm = sum(meter.joules().values())
+        losses.flush()
         end, cpu_end = time.perf_counter(), time.process_time()
         joules = sum(meter.joules().values()) - joules_at_warm
         elapsed, ran = end - t0, cfg.steps - start
         result: dict[str, Any] = {
-            "task": env.task, "steps": cfg.steps, "resumed_from": start, "final_loss": loss_value,
+            "task": env.task, "steps": cfg.steps, "resumed_from": start, "final_loss": losses.last,
             "tokens": ran * tokens_per_step, "seconds": elapsed,
             "tokens_per_second": ran * tokens_per_step / elapsed if elapsed > 0 else 0.0,
             "steady_tokens_per_second": (ran - 1) * tokens_per_step / (end - warm) if warm and ran > 1 else None,
@@ -158,6 +158,33 @@ def _finish(ctx: RunContext, loaded: LoadedModel, final: Path | None, whole: boo
         ppl, eval_loss = perplexity(full, val, ctx.cfg.eval_batches, seq_len, next(full.parameters()).device)
         result.update(eval_loss=eval_loss, perplexity=ppl)
     return result
+
+
+class LossLog:
+    """Step losses reported one report late, so that no step waits for the loss all-reduce.
+
+    ``report`` starts nothing itself: it is handed a reduction already under way and first finishes the previous
+    one (done long ago, a report or more earlier), printing it on the logging rank. ``flush`` finishes the last
+    one before a suspension or the end, so every reported step's loss is printed exactly once.
+    """
+
+    def __init__(self, is_logger: bool) -> None:
+        self.is_logger = is_logger
+        self.last: float | None = None
+        self._pending: tuple[int, float, LossReading] | None = None
+
+    def report(self, step: int, lr: float, reading: LossReading) -> None:
+        self.flush()
+        self._pending = (step, lr, reading)
+
+    def flush(self) -> None:
+        if self._pending is None:
+            return
+        step, lr, reading = self._pending
+        self._pending = None
+        self.last = reading.value()
+        if self.is_logger:
+            emit("step", step=step, loss=self.last, lr=lr)
 
 
 class StopCheck:
