@@ -16,6 +16,7 @@ import json
 import os
 import ssl
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,12 @@ async def floor(cluster: LocalCluster, n: int) -> float:
 
         await gather_limited([create(j, s) for j, s in bodies])
         elapsed = time.monotonic() - t0
+        # The floor's objects are gone before the operator starts: their deletion (1,000 pods garbage-collected)
+        # would otherwise load the control plane, and the operator's Job watch, during the measured run.
         await http.delete(f"/api/v1/namespaces/{ns}")
+        deadline = time.monotonic() + 600
+        while (await http.get(f"/api/v1/namespaces/{ns}")).status_code != 404 and time.monotonic() < deadline:
+            await asyncio.sleep(2)
     return elapsed
 
 
@@ -203,7 +209,7 @@ def main() -> None:
         if os.environ.get("LLMASOS_PROFILE"):
             import subprocess
 
-            subprocess.Popen(["py-spy", "record", "-o", str(out / "operator-profile.txt"), "-f", "raw",
+            subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-o", str(out / "operator-profile.txt"), "-f", "raw",
                               "-d", os.environ["LLMASOS_PROFILE"], "-p", str(op.proc.pid)])
         res = asyncio.run(operator_run(cluster, args.jobs, op))
         hwm, cpu = proc_stats(op.proc.pid)

@@ -104,8 +104,7 @@ def children(api: AdminApi, ns: str, name: str) -> tuple[list[Any], list[Any], l
 
 
 def delete_namespace(api: AdminApi, ns: str, timeout: float = 60) -> None:
-    """Delete a namespace and wait until it is gone. Call it while an operator still runs: LLMJobs carry kopf's
-    finalizer (for the resync timer), which only a running operator removes."""
+    """Delete a namespace and wait until it is gone (its LLMJobs carry no finalizer: no operator is needed)."""
     api.delete(f"/api/v1/namespaces/{ns}")
     wait_for(lambda: api.request("GET", f"/api/v1/namespaces/{ns}").status_code == 404, timeout=timeout,
              what=f"namespace {ns} deleted")

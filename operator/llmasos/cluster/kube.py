@@ -1,4 +1,4 @@
-"""A small asynchronous Kubernetes API client on httpx, with kubeconfig and in-cluster authentication.
+"""A small asynchronous Kubernetes API client on aiohttp, with kubeconfig and in-cluster authentication.
 
 Why our own: the operator needs a handful of verbs (get, list, create, patch, delete) on a few resource kinds, and
 a thin client keeps memory low (the benchmark target is <= 200 MB RSS for 500 jobs), makes every request countable
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import ssl
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
+import aiohttp
 import yaml
 
 from llmasos.errors import ConfigError, KubeApiError
@@ -60,6 +61,8 @@ PODS = Resource("", "v1", "pods")
 NODES = Resource("", "v1", "nodes", namespaced=False)
 EVENTS = Resource("", "v1", "events")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+CLUSTER_PEERINGS = Resource("kopf.dev", "v1", "clusterkopfpeerings", namespaced=False)
+PEERINGS = Resource("kopf.dev", "v1", "kopfpeerings")
 
 
 @dataclass(frozen=True)
@@ -148,30 +151,37 @@ def load_credentials(kubeconfig: str | None = None) -> Credentials:
 
 
 class KubeClient:
-    """Async JSON client. Every method raises KubeApiError on a non-2xx answer or a connection failure."""
+    """Async JSON client. Every method raises KubeApiError on a non-2xx answer or a connection failure.
 
-    def __init__(self, creds: Credentials, timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None,
-                 max_inflight: int = 16):
+    It runs on aiohttp (already installed: kopf's own client): at 500 new LLMJobs, httpx's per-request machinery
+    was a quarter of the operator's CPU (profiled with py-spy, docs/operator.md "Scale benchmark").
+    """
+
+    def __init__(self, creds: Credentials, timeout: float = 30.0, max_inflight: int = 16):
         self.creds = creds
-        verify: ssl.SSLContext | bool
+        self._ssl: ssl.SSLContext | bool
         if creds.insecure:
-            verify = False
+            self._ssl = False
         else:
-            verify = ssl.create_default_context(cafile=creds.ca_file) if creds.ca_file else True
-            if isinstance(verify, ssl.SSLContext) and creds.cert_file and creds.key_file:
-                verify.load_cert_chain(creds.cert_file, creds.key_file)
-        self._http = httpx.AsyncClient(base_url=creds.server, verify=verify, timeout=timeout, transport=transport,
-                                       limits=httpx.Limits(max_connections=max_inflight,
-                                                           max_keepalive_connections=max_inflight,
-                                                           keepalive_expiry=120))
-        # Requests wait here rather than in httpcore's pool queue, whose bookkeeping is quadratic in the number of
-        # queued requests (profiled: two thirds of the operator's CPU with 500 new LLMJobs at once).
+            self._ssl = ssl.create_default_context(cafile=creds.ca_file) if creds.ca_file else True
+            if isinstance(self._ssl, ssl.SSLContext) and creds.cert_file and creds.key_file:
+                self._ssl.load_cert_chain(creds.cert_file, creds.key_file)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None  # created inside the running event loop
+        # Requests wait here rather than in the connection pool, so the number in flight is bounded and countable.
         self._inflight: asyncio.Semaphore | None = None
         self._max_inflight = max_inflight
         self.requests_total = 0
 
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=self._max_inflight, keepalive_timeout=120)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def request(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None,
                       content_type: str = "application/json") -> JSON:
@@ -179,25 +189,35 @@ class KubeClient:
         token = self.creds.bearer()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        data = None
         if body is not None:
             headers["Content-Type"] = content_type
-        url = path + (f"?{urlencode(params)}" if params else "")
+            data = json.dumps(body).encode()
+        url = self.creds.server + path + (f"?{urlencode(params)}" if params else "")
         self.requests_total += 1
         if self._inflight is None:
             self._inflight = asyncio.Semaphore(self._max_inflight)
+        session = self._open()
         try:
-            async with self._inflight:
-                r = await self._http.request(method, url, json=body, headers=headers)
-        except httpx.HTTPError as exc:
+            async with self._inflight, session.request(method, url, data=data, headers=headers) as r:
+                status, raw = r.status, await r.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise KubeApiError(f"{method} {path}: {type(exc).__name__}: {exc}", status=0) from exc
-        if r.status_code >= 300:
+        if status >= 300:
+            text = raw.decode(errors="replace")
             try:
-                status = r.json()
-                message, reason = status.get("message", r.text), status.get("reason", "")
-            except ValueError:
-                message, reason = r.text[:300], ""
-            raise KubeApiError(f"{method} {path}: {r.status_code} {message}", status=r.status_code, reason=reason)
-        return r.json() if r.content else {}
+                answer = json.loads(raw)
+                message, reason = answer.get("message", text), answer.get("reason", "")
+            except (ValueError, AttributeError):
+                message, reason = text[:300], ""
+            raise KubeApiError(f"{method} {path}: {status} {message}", status=status, reason=reason)
+        if not raw:
+            return {}
+        try:
+            result: JSON = json.loads(raw)
+        except ValueError as exc:
+            raise KubeApiError(f"{method} {path}: the answer is not JSON: {raw[:200]!r}", status=0) from exc
+        return result
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> JSON:
         return await self.request("GET", res.path(namespace, name))

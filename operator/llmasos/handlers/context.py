@@ -1,14 +1,19 @@
 """What every handler needs, injected once at start-up (no module globals): settings, API client, metrics, clock.
 
 kopf's `memo` carries one :class:`OperatorContext` to each handler. Per-LLMJob locks serialise the passes of one
-LLMJob triggered by different causes (its own changes, a child Job's events, the resync timer).
+LLMJob triggered by different causes (its own changes, a child Job's events, the periodic resync). Passes queue for
+a bounded number of slots by priority: a new LLMJob's first pass (which creates its children) goes before passes
+of running jobs, and the periodic resync goes last, so admission latency stays flat under a burst of events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +42,52 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class PriorityLimiter:
+    """At most `limit` holders at once; waiters are admitted lowest priority number first, FIFO within one."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for *_, fut in self._waiters if not fut.done())
+
+    @asynccontextmanager
+    async def slot(self, priority: int) -> AsyncIterator[None]:
+        if self._free > 0:  # a free slot means nobody waits: releases hand slots to live waiters first
+            self._free -= 1
+        else:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiters, (priority, next(self._seq), fut))
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._release()  # handed a slot in the same tick as the cancellation: pass it on
+                fut.cancel()
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            *_, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._free += 1
+
+
+# Pass priorities (lower goes first).
+PRIORITY_NEW = 0
+PRIORITY_EVENT = 1
+PRIORITY_RESYNC = 2
+
+
 @dataclass
 class OperatorContext:
     settings: Settings
@@ -54,14 +105,43 @@ class OperatorContext:
     _own_rv: dict[str, int] = field(default_factory=dict)
     # Last seen fingerprint of each child Job's status: events that change nothing relevant skip the pass.
     job_fingerprints: dict[str, tuple[object, ...]] = field(default_factory=dict)
-    _passes: asyncio.Semaphore | None = None
+    # The body the API server returned for this process's latest status write, per LLMJob (namespace, name): newer
+    # than the watch-fed index copy until the write's echo arrives, so passes need no GET in between.
+    _written: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # kopf's live index views, captured from the first handler call, for the periodic resync (handlers/resync.py).
+    indexes: dict[str, Any] | None = None
+    # This replica's kopf peering priority (chosen at start-up when not configured).
+    peering_priority: int = 0
+    _passes: PriorityLimiter | None = None
 
     @property
-    def passes(self) -> asyncio.Semaphore:
+    def passes(self) -> PriorityLimiter:
         """Bounds concurrent reconcile passes to settings.max_workers (created lazily inside the event loop)."""
         if self._passes is None:
-            self._passes = asyncio.Semaphore(self.settings.max_workers)
+            self._passes = PriorityLimiter(self.settings.max_workers)
         return self._passes
+
+    def remember_written(self, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        if meta.get("uid") and meta.get("namespace") and meta.get("name"):
+            self._written[(meta["namespace"], meta["name"])] = body
+
+    def newest_body(self, namespace: str, name: str, copies: Any) -> dict[str, Any] | None:
+        """The newest of the index's copies of an LLMJob and this process's last written one (by resourceVersion,
+        same uid only: a namesake recreated after a deletion is a different object)."""
+        candidates = [b for b in copies if isinstance(b, dict)]
+        newest = candidates[-1] if candidates else None
+        written = self._written.get((namespace, name))
+        if written is None:
+            return newest
+        if newest is None:
+            return written
+        same = written["metadata"].get("uid") == newest["metadata"].get("uid")
+        rv_written, rv_index = _rv(written["metadata"].get("resourceVersion")), _rv(
+            newest["metadata"].get("resourceVersion"))
+        if same and rv_written is not None and rv_index is not None and rv_written > rv_index:
+            return written
+        return newest
 
     def saw_version(self, uid: str, resource_version: object, own_write: bool = False) -> None:
         rv = _rv(resource_version)
@@ -82,7 +162,10 @@ class OperatorContext:
     def lock(self, uid: str) -> asyncio.Lock:
         return self._locks.setdefault(uid, asyncio.Lock())
 
-    def forget(self, uid: str) -> None:
+    def forget(self, uid: str, namespace: str = "", name: str = "") -> None:
+        written = self._written.get((namespace, name))
+        if written is not None and written["metadata"].get("uid") == uid:
+            del self._written[(namespace, name)]
         self._locks.pop(uid, None)
         self._latest_rv.pop(uid, None)
         self._own_rv.pop(uid, None)

@@ -1,7 +1,9 @@
 """In-memory views of nodes, child Jobs and child Services, kept current by kopf's watch streams (kopf indexes).
 
 Placement and reconciliation read these instead of listing from the API server on every pass, which keeps the
-API load per LLMJob flat as the fleet grows. Index values are small frozen views, not whole objects.
+API load per LLMJob flat as the fleet grows. Index values are small frozen views, not whole objects. The index
+functions are coroutines although they do no I/O: kopf runs plain functions in a thread pool, and the thread hop
+per watch event cost more CPU than the functions themselves (profiled with 500 LLMJobs).
 """
 
 from __future__ import annotations
@@ -21,26 +23,25 @@ from llmasos.planning.placement import NodeCapacity, PoolInventory, summarize_po
 
 def register_indexes(registry: kopf.OperatorRegistry) -> None:
     @kopf.index("", "v1", "nodes", id="node_inventory", registry=registry)
-    def node_inventory(body: kopf.Body, **_: Any) -> dict[str, NodeCapacity]:
+    async def node_inventory(body: kopf.Body, **_: Any) -> dict[str, NodeCapacity]:
         node = observe_node(dict(body))
         return {node.name: node} if node.pool else {}
 
     @kopf.index("batch", "v1", "jobs", id="child_jobs", labels={c.LABEL_LLMJOB: kopf.PRESENT},
                 registry=registry)
-    def child_jobs(body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[tuple[str, str], Any]:
+    async def child_jobs(body: kopf.Body, namespace: str | None, labels: kopf.Labels,
+                         **_: Any) -> dict[tuple[str, str], Any]:
         owners = tuple(r.get("uid", "") for r in body.get("metadata", {}).get("ownerReferences", []) or [])
         return {(namespace or "", labels[c.LABEL_LLMJOB]): (observe_job(dict(body)), owners)}
 
-
     @kopf.index("", "v1", "services", id="child_services", labels={c.LABEL_LLMJOB: kopf.PRESENT},
                 registry=registry)
-    def child_services(body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+    async def child_services(body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
         owners = tuple(r.get("uid", "") for r in body.get("metadata", {}).get("ownerReferences", []) or [])
         return {(namespace or "", labels[c.LABEL_LLMJOB]): owners}
 
-
     @kopf.index("", "v1", "configmaps", id="power_reports", labels={REPORT_LABEL: "true"}, registry=registry)
-    def power_reports(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    async def power_reports(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
         try:
             reports = parse_node_report(dict(body))
         except (ValueError, KeyError, TypeError):
@@ -51,16 +52,14 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
                 grouped.setdefault((r.namespace, r.llmjob), []).append(asdict(r))
         return dict(grouped)
 
-
     @kopf.index(c.GROUP, c.VERSION, c.PLURAL, id="carbon_usage", registry=registry)
-    def carbon_usage(body: kopf.Body, namespace: str | None, uid: str, **_: Any) -> dict[str, Any]:
+    async def carbon_usage(body: kopf.Body, namespace: str | None, uid: str, **_: Any) -> dict[str, Any]:
         carbon = (body.get("status") or {}).get("carbon") or {}
         created = str(body.get("metadata", {}).get("creationTimestamp", ""))[:7]  # YYYY-MM
         return {namespace or "": (uid, created, float(carbon.get("gCO2e", 0.0) or 0.0))}
 
-
     @kopf.index(c.GROUP, c.VERSION, c.PLURAL, id="llmjob_bodies", registry=registry)
-    def llmjob_bodies(body: kopf.Body, namespace: str | None, name: str | None, **_: Any) -> dict[Any, Any]:
+    async def llmjob_bodies(body: kopf.Body, namespace: str | None, name: str | None, **_: Any) -> dict[Any, Any]:
         return {(namespace or "", name or ""): slim_body(dict(body))}
 
 

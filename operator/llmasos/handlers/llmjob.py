@@ -28,8 +28,8 @@ from llmasos.cluster.observe import job_fingerprint
 from llmasos.errors import AccountingInputError, KubeApiError, PlacementError, SpecError
 from llmasos.handlers.accounting import carbon_accounting
 from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool, job_for
-from llmasos.handlers.context import OperatorContext
-from llmasos.handlers.indexes import children_from, has_service, inventory_from, reports_for
+from llmasos.handlers.context import PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
+from llmasos.handlers.indexes import children_from, has_service, inventory_from, reports_for, slim_body
 from llmasos.planning.budget import month_key, used_grams, verdict
 from llmasos.planning.lifecycle import DeleteJob, EnsureJob, EnsureService, decide
 from llmasos.planning.placement import select_pool
@@ -55,6 +55,7 @@ async def _write_status(ctx: OperatorContext, body: dict[str, Any], new: dict[st
     meta = body["metadata"]
     written = await ctx.kube.patch(LLMJOBS, meta["name"], {"status": new}, meta["namespace"], subresource="status")
     ctx.saw_version(meta["uid"], written.get("metadata", {}).get("resourceVersion"), own_write=True)
+    ctx.remember_written(slim_body(written))
     return True
 
 
@@ -68,13 +69,17 @@ async def _fail_invalid(ctx: OperatorContext, body: dict[str, Any], exc: SpecErr
 
 
 async def reconcile(ctx: OperatorContext, body: dict[str, Any], indexes: dict[str, Any],
-                    logger: Any) -> None:
-    """One pass over one LLMJob. Safe to run at any time, any number of times."""
+                    logger: Any, priority: int = PRIORITY_EVENT) -> None:
+    """One pass over one LLMJob. Safe to run at any time, any number of times. A job's first pass (no children
+    yet, not deferred) outranks other event-driven passes for a slot; `priority` orders the rest."""
     meta = body["metadata"]
     uid, name, ns = meta["uid"], meta["name"], meta["namespace"]
     if meta.get("deletionTimestamp"):
         return
-    async with ctx.lock(uid), ctx.passes:
+    status = body.get("status") or {}
+    if priority == PRIORITY_EVENT and not status.get("children") and status.get("phase") in (None, "", "Pending"):
+        priority = PRIORITY_NEW
+    async with ctx.lock(uid), ctx.passes.slot(priority):
         # A body older than one this process already handled or wrote (a late watch event) would re-decide from
         # stale status (repeat events, flip fields); the newer state has been or will be handled instead.
         if ctx.is_stale(uid, meta.get("resourceVersion")):
@@ -287,16 +292,21 @@ async def _expire_if_due(ctx: OperatorContext, body: dict[str, Any], spec: LLMJo
 
 def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     def indexes_of(kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {k: kwargs[k] for k in INDEX_NAMES}
+        indexes = {k: kwargs[k] for k in INDEX_NAMES}
+        if ctx.indexes is None:
+            ctx.indexes = indexes  # kopf's live views, for the periodic resync (handlers/resync.py)
+        return indexes
 
     # Every LLMJob event (the initial listing, creation, spec or status changes) runs the same level-based pass.
     # An event handler, not kopf's create/update/resume handlers: those persist per-object progress and a diff
     # base in annotations, two extra PATCHes per change that this operator does not need (the pass compares the
-    # desired state with the observed one, not with the last-handled spec). Failures are retried by the timer.
+    # desired state with the observed one, not with the last-handled spec). Failures are retried by the periodic
+    # resync (handlers/resync.py), not by a kopf timer: kopf would put a finalizer on every LLMJob for it.
     @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, id="reconcile", registry=registry)
     async def llmjob_event(body: kopf.Body, type: str | None, logger: Any, **kwargs: Any) -> None:
         if type == "DELETED":
-            ctx.forget(body["metadata"]["uid"])
+            ctx.forget(body["metadata"]["uid"], str(body["metadata"].get("namespace", "")),
+                       str(body["metadata"]["name"]))
             ctx.metrics.clear_deferred(str(body["metadata"].get("namespace", "")), str(body["metadata"]["name"]))
             return
         if ctx.is_own_write(body["metadata"]["uid"], body["metadata"].get("resourceVersion")):
@@ -305,11 +315,6 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
             await reconcile(ctx, dict(body), indexes_of(kwargs), logger)
         except (kopf.TemporaryError, kopf.PermanentError) as exc:
             logger.info(f"pass deferred to the next resync: {exc}")
-
-    @kopf.timer(c.GROUP, c.VERSION, c.PLURAL, id="resync", interval=ctx.settings.resync_seconds,
-                initial_delay=ctx.settings.resync_seconds, registry=registry)
-    async def llmjob_resync(body: kopf.Body, logger: Any, **kwargs: Any) -> None:
-        await reconcile(ctx, dict(body), indexes_of(kwargs), logger)
 
     @kopf.on.event("", "v1", "configmaps", id="power-report", labels={REPORT_LABEL: "true"}, registry=registry)
     async def power_report_event(body: kopf.Body, logger: Any, **kwargs: Any) -> None:
@@ -326,8 +331,9 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
     async def child_job_event(body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str,
                               logger: Any, **kwargs: Any) -> None:
         owner_name = labels[c.LABEL_LLMJOB]
-        if not namespace:
-            return
+        owners = body.get("metadata", {}).get("ownerReferences") or []
+        if not namespace or not any(o.get("kind") == c.KIND for o in owners):
+            return  # not a child of an LLMJob (a copy made by hand, or the benchmark's floor)
         uid = body.get("metadata", {}).get("uid", "")
         if type == "DELETED":
             ctx.job_fingerprints.pop(uid, None)
@@ -341,13 +347,16 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
 
 async def _reconcile_by_name(ctx: OperatorContext, namespace: str, name: str, indexes: dict[str, Any],
                              logger: Any) -> None:
-    """A pass triggered by another object's event. The LLMJob comes from the watch-fed index; only when that copy
-    is older than a version this process already saw or wrote is it read from the API server (never act on stale
-    status)."""
-    known = list(indexes["llmjob_bodies"].get((namespace, name), ()))
-    parent: dict[str, Any] | None = known[-1] if known else None
-    meta = (parent or {}).get("metadata", {})
-    if parent is None or ctx.is_stale(meta.get("uid", ""), meta.get("resourceVersion")):
+    """A pass triggered by another object's event. The LLMJob comes from the watch-fed index, or from the answer
+    to this process's own latest status write when that is newer; only when both are older than a version this
+    process already saw is it read from the API server (never act on stale status)."""
+    parent = ctx.newest_body(namespace, name, indexes["llmjob_bodies"].get((namespace, name), ()))
+    if parent is None:
+        # kopf fills every index before any handler runs, and an LLMJob reaches the index before its children
+        # exist: no copy means the LLMJob is gone (a child being garbage-collected, or a namesake's leftover).
+        return
+    meta = parent.get("metadata", {})
+    if ctx.is_stale(meta.get("uid", ""), meta.get("resourceVersion")):
         try:
             parent = await ctx.kube.get_or_none(LLMJOBS, name, namespace)
         except KubeApiError as exc:

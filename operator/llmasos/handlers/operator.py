@@ -22,10 +22,24 @@ from llmasos.errors import ConfigError
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import register_indexes
 from llmasos.handlers.llmjob import register_llmjob_handlers
+from llmasos.handlers.resync import resync_forever
 from llmasos.metrics import OperatorMetrics
 from llmasos.planning.forecast_error import ForecastErrorModel
 from llmasos.planning.pool_choice import build_catalog
 from llmasos.settings import Settings, electricitymaps_token
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """A diff base that records and builds nothing: the operator registers no handler that reads a diff."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
@@ -37,8 +51,9 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix = c.KOPF_ANNOTATION_PREFIX
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=prefix, key="last-handled-configuration")
+        # No create/update handlers read a diff (passes compare desired and observed state), so kopf's per-event
+        # deep copy of every body into a diff base is skipped (profiled: ~6% of the CPU at 500 LLMJobs).
+        settings.persistence.diffbase_storage = NoDiffBase()
         settings.persistence.finalizer = f"{prefix}/finalizer"
         settings.posting.level = logging.WARNING
         # No kopf worker limit: with one, per-object workers waiting for the indexes to fill can starve the very
@@ -50,6 +65,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         if ctx.settings.peering_name:
             settings.peering.name = ctx.settings.peering_name
             settings.peering.priority = ctx.settings.peering_priority or random.randint(1, 2**31 - 1)
+            ctx.peering_priority = settings.peering.priority
             settings.peering.mandatory = True
             settings.peering.lifetime = ctx.settings.peering_lifetime_seconds
             settings.peering.stealth = False
@@ -71,8 +87,17 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     def probe(**_: Any) -> int:
         return ctx.kube.requests_total
 
+    resync: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(id="resync", registry=registry)
+    async def start_resync(**_: Any) -> None:
+        resync.append(asyncio.create_task(resync_forever(ctx), name="llmasos-resync"))
+
     @kopf.on.cleanup(id="close", registry=registry)
     async def close(**_: Any) -> None:
+        for task in resync:
+            task.cancel()
+        await asyncio.gather(*resync, return_exceptions=True)
         await ctx.kube.aclose()
         await ctx.carbon.aclose()
 
