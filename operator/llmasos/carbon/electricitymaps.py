@@ -158,7 +158,7 @@ class ElectricityMapsSource:
                         return response.json()
                     except ValueError:
                         raise CarbonSourceError(f"{path}: response is not JSON", SOURCE) from None
-                problem = f"HTTP {response.status_code}{_error_text(response)}"
+                problem = f"HTTP {response.status_code}{_error_text(response, self.config.token)}"
                 if response.status_code not in RETRYABLE_STATUS:
                     raise CarbonSourceError(f"{path}: {problem}", SOURCE, delay=300)
                 if response.status_code == 429:
@@ -191,8 +191,12 @@ def _retry_after(response: httpx.Response) -> float | None:
     return value if value is not None and math.isfinite(value) and value >= 0 else None
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(response: httpx.Response, secret: str) -> str:
+    """The start of an error body, for messages that end up in conditions: an API that echoes the token back in its
+    error ("invalid token abc...") must not put the token into LLMJob status."""
     text = response.text.strip().replace("\n", " ")
+    if secret:
+        text = text.replace(secret, "<redacted>")
     return f" ({text[:120]})" if text else ""
 
 
