@@ -150,6 +150,10 @@ def power_schema() -> Schema:
                  field_path=".limitWatts"),
             rule("self.policy != 'fraction' || has(self.fraction)", "policy fraction needs fraction",
                  field_path=".fraction"),
+            # The OpenAPI minimum alone lets an integer 0 through: the API server compares an integer value with
+            # the bound truncated to an integer (0.1 -> 0). CEL compares numbers as doubles.
+            rule("!has(self.fraction) || self.fraction >= 0.1", "fraction must be between 0.1 and 1.0",
+                 field_path=".fraction"),
         ],
     )
 
