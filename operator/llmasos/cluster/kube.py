@@ -8,7 +8,6 @@ a thin client keeps memory low (the benchmark target is <= 200 MB RSS for 500 jo
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -22,6 +21,7 @@ from urllib.parse import urlencode
 import aiohttp
 import yaml
 
+from llmasos.cluster.priority import PriorityLimiter, request_priority
 from llmasos.errors import ConfigError, KubeApiError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -168,8 +168,9 @@ class KubeClient:
                 self._ssl.load_cert_chain(creds.cert_file, creds.key_file)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None  # created inside the running event loop
-        # Requests wait here rather than in the connection pool, so the number in flight is bounded and countable.
-        self._inflight: asyncio.Semaphore | None = None
+        # Requests wait here rather than in the connection pool: the number in flight is bounded, and the waiters
+        # are admitted by the caller's `request_priority` (cluster/priority.py).
+        self._inflight: PriorityLimiter | None = None
         self._max_inflight = max_inflight
         self.requests_total = 0
 
@@ -196,10 +197,11 @@ class KubeClient:
         url = self.creds.server + path + (f"?{urlencode(params)}" if params else "")
         self.requests_total += 1
         if self._inflight is None:
-            self._inflight = asyncio.Semaphore(self._max_inflight)
+            self._inflight = PriorityLimiter(self._max_inflight)
         session = self._open()
         try:
-            async with self._inflight, session.request(method, url, data=data, headers=headers) as r:
+            async with self._inflight.slot(request_priority.get()), \
+                    session.request(method, url, data=data, headers=headers) as r:
                 status, raw = r.status, await r.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise KubeApiError(f"{method} {path}: {type(exc).__name__}: {exc}", status=0) from exc

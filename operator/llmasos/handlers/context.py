@@ -9,11 +9,8 @@ of running jobs, and the periodic resync goes last, so admission latency stays f
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +18,16 @@ from typing import Any
 from llmasos.carbon.fallback import FallbackSource, default_chain
 from llmasos.cluster.inventory import GpuUsageCache
 from llmasos.cluster.kube import EVENTS, KubeClient
+from llmasos.cluster.priority import (
+    PRIORITY_EVENT,
+    PRIORITY_EVENTS_API,
+    PRIORITY_NEW,
+    PRIORITY_RESYNC,
+    PriorityLimiter,
+    request_priority,
+)
+
+__all__ = ["PRIORITY_EVENT", "PRIORITY_NEW", "PRIORITY_RESYNC", "OperatorContext", "PriorityLimiter"]
 from llmasos.metrics import OperatorMetrics
 from llmasos.planning.budget import Budget
 from llmasos.planning.pool_choice import DEFAULT_CATALOG, GpuProfile
@@ -42,50 +49,6 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class PriorityLimiter:
-    """At most `limit` holders at once; waiters are admitted lowest priority number first, FIFO within one."""
-
-    def __init__(self, limit: int) -> None:
-        self._free = limit
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._seq = itertools.count()
-
-    @property
-    def waiting(self) -> int:
-        return sum(1 for *_, fut in self._waiters if not fut.done())
-
-    @asynccontextmanager
-    async def slot(self, priority: int) -> AsyncIterator[None]:
-        if self._free > 0:  # a free slot means nobody waits: releases hand slots to live waiters first
-            self._free -= 1
-        else:
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            heapq.heappush(self._waiters, (priority, next(self._seq), fut))
-            try:
-                await fut
-            except asyncio.CancelledError:
-                if fut.done() and not fut.cancelled():
-                    self._release()  # handed a slot in the same tick as the cancellation: pass it on
-                fut.cancel()
-                raise
-        try:
-            yield
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        while self._waiters:
-            *_, fut = heapq.heappop(self._waiters)
-            if not fut.done():
-                fut.set_result(None)
-                return
-        self._free += 1
-
-
-# Pass priorities (lower goes first).
-PRIORITY_NEW = 0
-PRIORITY_EVENT = 1
-PRIORITY_RESYNC = 2
 
 
 @dataclass
@@ -105,6 +68,8 @@ class OperatorContext:
     _own_rv: dict[str, int] = field(default_factory=dict)
     # Last seen fingerprint of each child Job's status: events that change nothing relevant skip the pass.
     job_fingerprints: dict[str, tuple[object, ...]] = field(default_factory=dict)
+    # LLMJobs (namespace, name) with a child-Job-triggered pass already scheduled, and its task (handlers/llmjob.py).
+    coalescing: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
     # The body the API server returned for this process's latest status write, per LLMJob (namespace, name): newer
     # than the watch-fed index copy until the write's echo arrives, so passes need no GET in between.
     _written: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -189,4 +154,8 @@ class OperatorContext:
             "source": {"component": "llmasos-operator"},
             "reportingComponent": "llmasos-operator", "reportingInstance": self.instance[:128],
         }
-        await self.kube.create(EVENTS, event, meta["namespace"])
+        token = request_priority.set(PRIORITY_EVENTS_API)  # Events only need to arrive eventually
+        try:
+            await self.kube.create(EVENTS, event, meta["namespace"])
+        finally:
+            request_priority.reset(token)

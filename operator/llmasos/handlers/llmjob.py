@@ -25,6 +25,7 @@ from llmasos.cluster import apply
 from llmasos.cluster.builders import Owner, build_job, build_service, job_name, service_name
 from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
+from llmasos.cluster.priority import request_priority
 from llmasos.errors import AccountingInputError, KubeApiError, PlacementError, SpecError
 from llmasos.handlers.accounting import carbon_accounting
 from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool, job_for
@@ -37,6 +38,8 @@ from llmasos.planning.power_status import build_power_status
 from llmasos.planning.status import build_status, placement_status
 
 TERMINAL = ("Succeeded", "Failed")
+# How long a pass triggered by a child Job's change waits, so that the changes of one gang's pods share a pass.
+CHILD_EVENT_COALESCE_SECONDS = 1.0
 # Every kopf index a pass reads (handlers/indexes.py); a test checks this list against the registered indexes.
 INDEX_NAMES = ("node_inventory", "child_jobs", "child_services", "power_reports", "carbon_usage", "llmjob_bodies")
 
@@ -79,6 +82,7 @@ async def reconcile(ctx: OperatorContext, body: dict[str, Any], indexes: dict[st
     status = body.get("status") or {}
     if priority == PRIORITY_EVENT and not status.get("children") and status.get("phase") in (None, "", "Pending"):
         priority = PRIORITY_NEW
+    request_priority.set(priority)  # this handler's own task: its API requests queue at the pass's priority
     async with ctx.lock(uid), ctx.passes.slot(priority):
         # A body older than one this process already handled or wrote (a late watch event) would re-decide from
         # stale status (repeat events, flip fields); the newer state has been or will be handled instead.
@@ -342,7 +346,27 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
             if ctx.job_fingerprints.get(uid) == fingerprint:
                 return
             ctx.job_fingerprints[uid] = fingerprint
-        await _reconcile_by_name(ctx, namespace, owner_name, indexes_of(kwargs), logger)
+        # A gang's pods start within moments of each other: one pass a short while after the first change sees
+        # them all (one status write instead of one per pod). The pass runs in a task of its own and reads the
+        # indexes as they are by then; this handler returns at once, so kopf keeps the Job's index entry current.
+        key = (namespace, owner_name)
+        if key in ctx.coalescing:
+            return
+        ctx.coalescing[key] = asyncio.create_task(
+            _coalesced_pass(ctx, namespace, owner_name, indexes_of(kwargs), logger))
+
+
+async def _coalesced_pass(ctx: OperatorContext, namespace: str, name: str, indexes: dict[str, Any],
+                          logger: Any) -> None:
+    try:
+        await asyncio.sleep(CHILD_EVENT_COALESCE_SECONDS)
+    finally:
+        ctx.coalescing.pop((namespace, name), None)
+    try:
+        await _reconcile_by_name(ctx, namespace, name, indexes, logger)
+    except Exception:  # a task of its own: nobody awaits it, so report here (the resync retries the pass)
+        ctx.metrics.record_error("internal")
+        logger.exception(f"pass for {namespace}/{name} after a child Job change failed")
 
 
 async def _reconcile_by_name(ctx: OperatorContext, namespace: str, name: str, indexes: dict[str, Any],

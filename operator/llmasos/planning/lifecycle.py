@@ -228,6 +228,8 @@ def decide(
         )
     msg = f"{ready}/{total} worker(s) ready; waiting for the whole group to start"
     events = () if previous_phase in ("Pending", "") else (Event("Normal", cond.WORKERS_STARTING, msg),)
+    # startTime is "when the first worker started": it is reported with the move to Running (from the Job's own
+    # startTime), not while the gang is still being scheduled (which would also cost a status write of its own).
     return Decision(
         "Pending",
         (Condition(cond.RUNNING, "False", cond.WORKERS_STARTING, msg), not_suspended, *carbon_window),
@@ -237,6 +239,6 @@ def decide(
         total,
         attempt,
         current.name if current else "",
-        start,
+        previous_start,
         events=events,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from llmasos.handlers.context import PriorityLimiter
+from llmasos.cluster.priority import PriorityLimiter
 from tests.unit.operator.contexts import context
 
 

@@ -1,0 +1,64 @@
+"""Priorities for reconcile passes and the API requests they make (lower goes first).
+
+Under a burst (hundreds of new LLMJobs while earlier ones start running), the API server is the bottleneck. A new
+LLMJob's first pass, the one that creates its children, should not queue behind status updates of running jobs,
+and Events, which only need to arrive eventually, should not delay either. Passes take a slot by priority
+(OperatorContext.passes), set `request_priority` for the requests they make, and the API client admits in-flight
+requests by that priority.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+
+PRIORITY_NEW = 0  # a new LLMJob's first pass: creates its children
+PRIORITY_EVENT = 1  # passes triggered by watch events
+PRIORITY_RESYNC = 2  # the periodic resync
+PRIORITY_EVENTS_API = 3  # posting core/v1 Events
+
+request_priority: ContextVar[int] = ContextVar("llmasos_request_priority", default=PRIORITY_EVENT)
+
+
+class PriorityLimiter:
+    """At most `limit` holders at once; waiters are admitted lowest priority number first, FIFO within one."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for *_, fut in self._waiters if not fut.done())
+
+    @asynccontextmanager
+    async def slot(self, priority: int) -> AsyncIterator[None]:
+        if self._free > 0:  # a free slot means nobody waits: releases hand slots to live waiters first
+            self._free -= 1
+        else:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiters, (priority, next(self._seq), fut))
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    self._release()  # handed a slot in the same tick as the cancellation: pass it on
+                fut.cancel()
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            *_, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._free += 1
