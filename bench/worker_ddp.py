@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=8, help="global batch in sequences")
-    parser.add_argument("--repeats", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=12)
     parser.add_argument("--scrape-hz", type=float, default=2.0,
                         help="scrapes of /metrics per second (the node agent polls every 5 s)")
     parser.add_argument("--json", type=Path, default=None)

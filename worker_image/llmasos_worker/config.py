@@ -66,7 +66,7 @@ class TaskConfig:
     checkpoint_every: int = 0  # 0 = only on SIGTERM and at the end
     keep_checkpoints: int = 2
     log_every: int = 1
-    stop_check_seconds: float = 0.5  # target time between the ranks' agreements on "SIGTERM seen"
+    stop_check_seconds: float = 0.25  # target time between the ranks' agreements on "SIGTERM seen"
     precision: str = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
     output_dir: str = ""  # final model and result.json; defaults to the checkpoint directory
     corpus_path: str = ""  # a UTF-8 text file on a volume; default is the corpus shipped in the package

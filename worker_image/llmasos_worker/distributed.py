@@ -150,11 +150,23 @@ def _local(t: torch.Tensor) -> torch.Tensor:
     return to_local() if callable(to_local) else t
 
 
-def agree_stop(flag: bool, next_interval: int, device: torch.device,
-               group: dist.ProcessGroup | None) -> tuple[bool, int]:
-    """(any rank's flag, smallest proposed interval) on every rank: one all-reduce of two integers."""
-    if dist.get_world_size() == 1:
-        return flag, next_interval
-    t = torch.tensor([1 if flag else 0, -next_interval], dtype=torch.int64, device=device if group is None else "cpu")
-    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
-    return bool(t[0].item()), int(-t[1].item())
+class StopVote:
+    """The ranks' agreement on "SIGTERM seen", under way: one all-reduce (MAX) of two integers per vote.
+
+    Why asynchronous: a blocking vote is one more point per interval where every rank waits for the slowest. The
+    loop starts a vote at a check step and reads it at the next one, when it has long completed; every rank reads
+    the same result at the same step, so all still stop (and save) together, one interval later.
+    """
+
+    def __init__(self, flag: bool, next_interval: int, device: torch.device, group: dist.ProcessGroup | None) -> None:
+        self._t = torch.tensor([1 if flag else 0, -next_interval], dtype=torch.int64,
+                               device=device if group is None else "cpu")
+        self._work = None
+        if dist.get_world_size() > 1:
+            self._work = dist.all_reduce(self._t, op=dist.ReduceOp.MAX, group=group, async_op=True)
+
+    def result(self) -> tuple[bool, int]:
+        """(any rank's flag, smallest proposed interval), the same on every rank."""
+        if self._work is not None:
+            self._work.wait()
+        return bool(self._t[0].item()), int(-self._t[1].item())

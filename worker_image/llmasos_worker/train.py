@@ -19,7 +19,7 @@ from llmasos.api.worker_contract import EXIT_OK, EXIT_SUSPENDED
 from llmasos_worker.checkpoint import Checkpointer, export_model, save_model
 from llmasos_worker.config import HF_LAYOUT_ERROR, ConfigError
 from llmasos_worker.data import Corpus, replica_batch
-from llmasos_worker.distributed import agree_stop, init_groups, layout_from_env, shutdown
+from llmasos_worker.distributed import StopVote, init_groups, layout_from_env, shutdown
 from llmasos_worker.engine import Engine, LossReading
 from llmasos_worker.evaluate import perplexity
 from llmasos_worker.loading import HFCausalLM, LoadedModel, load_model
@@ -77,13 +77,16 @@ def run_train(ctx: RunContext) -> int:
         t0 = time.perf_counter()
         warm: float | None = None  # end of this run's first step: excludes one-time set-up from steady throughput
         check = StopCheck(cfg.stop_check_seconds, start, t0)
+        vote: StopVote | None = None
         for step in range(start, cfg.steps):
             if step == check.next_step:
-                stop, interval = agree_stop(ctx.stop.is_set(), check.propose(step, time.perf_counter()),
-                                            layout.device, groups.control)
+                # Read the vote started at the previous check, start the next one.
+                stop, interval = vote.result() if vote is not None else (False, 1)
                 if stop:
                     losses.flush()
                     return _suspend(ctx, ckpt, engine, step, saved)
+                vote = StopVote(ctx.stop.is_set(), check.propose(step, time.perf_counter()), layout.device,
+                                groups.control)
                 check.next_step = step + interval
             x, y = replica_batch(corpus.train, cfg.seed, step, cfg.batch_size, seq_len, layout.dp_rank, layout.dp)
             x, y = x.to(layout.device, non_blocking=True), y.to(layout.device, non_blocking=True)
@@ -104,6 +107,8 @@ def run_train(ctx: RunContext) -> int:
                 warm, cpu_at_warm = time.perf_counter(), time.process_time()
                 joules_at_warm = sum(meter.joules().values())
         losses.flush()
+        if vote is not None:
+            vote.result()  # every rank started it; finish it before the group goes (a late SIGTERM: we are done)
         end, cpu_end = time.perf_counter(), time.process_time()
         joules = sum(meter.joules().values()) - joules_at_warm
         elapsed, ran = end - t0, cfg.steps - start
@@ -191,9 +196,10 @@ class StopCheck:
     """When the ranks next agree on "SIGTERM seen": about every ``seconds``, in whole steps.
 
     Why not every step: the agreement is a collective, and on small fast steps it costs more than the step's
-    own communication (13% of CPU time for gpt-tiny on 2 CPU ranks). Each rank proposes how many steps fit in
-    ``seconds`` at its measured pace and the smallest proposal wins, so all ranks check at the same steps and
-    SIGTERM is honoured within about ``seconds`` plus one step.
+    own communication (13% of CPU time for gpt-tiny on 2 CPU ranks when it blocked every step). Each rank
+    proposes how many steps fit in ``seconds`` at its measured pace and the smallest proposal wins, so all ranks
+    check at the same steps. A vote is read one check after it starts (:class:`StopVote`), so SIGTERM is honoured
+    within about two ``seconds`` plus one step.
     """
 
     def __init__(self, seconds: float, step: int, now: float) -> None:
