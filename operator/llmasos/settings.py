@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
@@ -167,14 +168,17 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
         if isinstance(default, int):
             return int(raw)
         if isinstance(default, float):
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):  # NaN compares False with every bound, so it would pass any check
+                raise ValueError("not a finite number")
+            return value
         if name in ("gpu_catalog", "carbon_budgets") and isinstance(raw, dict):
             return json.dumps(raw, sort_keys=True)
         if isinstance(default, tuple):
             items = raw.split(",") if isinstance(raw, str) else list(raw)
             return tuple(str(x).strip() for x in items if str(x).strip())
         return str(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"setting {name}: cannot use {raw!r}") from None
 
 

@@ -97,10 +97,6 @@ def test_generated_specs_are_rejected_naming_the_field_or_accepted_by_both(
     assert api.request("GET", llmjob_path(fuzz_ns, name)).status_code == 404, "nothing is partially applied"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CRD gap (api/schema.py carbon.deadline: type string, format date-time): the API server accepts a list such as "
-    "deadline: [''] (kube-openapi skips the type check here), the operator's parse_spec then fails the LLMJob with "
-    "InvalidSpec after creation instead of a rejection at apply time"))
 def test_deadline_list_is_rejected(api: AdminApi, fuzz_ns: str) -> None:
     doc = llmjob("deadline-list", annotations={}, carbon={"policy": "deadline", "deadline": [""],
                                                           "expectedDuration": "1h"})

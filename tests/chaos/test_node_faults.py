@@ -112,11 +112,6 @@ def test_node_deleted_under_a_pool_only_job_says_so(api: AdminApi, operator: Ope
         delete_namespace(api, ns, timeout=120)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "operator bug (handlers/llmjob.py, pool re-selection when status.pool is no longer in the node inventory): "
-    "after its node is deleted a started job is silently re-placed (status.pool changes, a PoolSelected Event) "
-    "while its child Job still has node affinity to the old pool, so the replacement pod stays Pending forever and "
-    "the LLMJob sits in Pending '0/1 worker(s) ready' for good: neither a new attempt on the new pool nor Failed"))
 def test_node_deleted_job_is_rerun_elsewhere_or_fails_clearly(api: AdminApi, operator: OperatorProcess,
                                                               extra_nodes: ExtraNodes) -> None:
     extra_nodes.add("ephemeral", 1, gpus=8)

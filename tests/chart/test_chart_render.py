@@ -152,7 +152,7 @@ OPERATOR_NAMESPACED = grants(
 
 def test_operator_rbac_is_exactly_what_it_uses(render: Render) -> None:
     objects = render()
-    peering = grants("kopf.dev/clusterkopfpeerings#llmasos:patch", "kopf.dev/clusterkopfpeerings:list,watch")
+    peering = grants("kopf.dev/clusterkopfpeerings#llmasos:get,patch", "kopf.dev/clusterkopfpeerings:list,watch")
     assert rules_of(objects, "ClusterRole", "-operator") == OPERATOR_CLUSTER_SCOPED | OPERATOR_NAMESPACED | peering
     binding = one(objects, "ClusterRoleBinding", "-operator")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "llmasos-operator",
@@ -162,7 +162,7 @@ def test_operator_rbac_is_exactly_what_it_uses(render: Render) -> None:
 def test_namespaced_operator_gets_roles_only_where_it_watches(render: Render) -> None:
     objects = render([CHART / "ci" / "namespaced-values.yaml"])
     assert rules_of(objects, "ClusterRole", "-operator") == OPERATOR_CLUSTER_SCOPED
-    peering = grants("kopf.dev/kopfpeerings#llmasos:patch", "kopf.dev/kopfpeerings:list,watch")
+    peering = grants("kopf.dev/kopfpeerings#llmasos:get,patch", "kopf.dev/kopfpeerings:list,watch")
     roles = [r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-operator")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["ml", "research"]
     for role in roles:

@@ -56,7 +56,13 @@ async def _write_status(ctx: OperatorContext, body: dict[str, Any], new: dict[st
     if new == old:
         return False
     meta = body["metadata"]
-    written = await ctx.kube.patch(LLMJOBS, meta["name"], {"status": new}, meta["namespace"], subresource="status")
+    # The resourceVersion the pass decided from is a precondition: if the LLMJob changed since (or the pass read a
+    # stale copy, e.g. after an etcd restart), the API server answers 409 and the pass is redone from the newer
+    # object instead of writing an older phase over a newer one.
+    patch: dict[str, Any] = {"status": new}
+    if meta.get("resourceVersion"):
+        patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
+    written = await ctx.kube.patch(LLMJOBS, meta["name"], patch, meta["namespace"], subresource="status")
     ctx.saw_version(meta["uid"], written.get("metadata", {}).get("resourceVersion"), own_write=True)
     ctx.remember_written(slim_body(written))
     return True
@@ -169,8 +175,12 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     if gate.hold:
         saving = (gate.plan or {}).get("expectedSavingsPercent")
         hold = f"deferred until {gate.start_at}" + (f", expected to save {saving:.0f}%" if saving is not None else "")
+    # The current Job is bound (node affinity) to the pool it was created for; if that pool lost its nodes and the
+    # job was placed anew, the group restarts there (lifecycle.decide), instead of waiting for nodes that are gone.
+    placed_on = str(status.get("pool", "") or "")
+    pool_lost = placed_on if placed_on and placed_on != pool and observed else ""
     decision = decide(spec, previous_phase, observed, now, int(status.get("attempt", 0) or 0),
-                      str(status.get("startTime", "") or ""), hold=hold)
+                      str(status.get("startTime", "") or ""), hold=hold, pool_lost=pool_lost)
     await _apply(ctx, owner, spec, pool, decision.actions, observed_names={j.name for j in observed},
                  job_index=indexes["child_jobs"],
                  service_known=has_service(indexes["child_services"], ns, name, uid))
@@ -252,8 +262,8 @@ def _record_carbon_metrics(ctx: OperatorContext, spec: LLMJobSpec, body: dict[st
 
 async def _apply(ctx: OperatorContext, owner: Owner, spec: LLMJobSpec, pool: str, actions: tuple[Any, ...],
                  observed_names: set[str], job_index: Any, service_known: bool) -> None:
-    """Creates and updates run concurrently (they are independent); deletions follow, so a failed attempt is only
-    removed once its successor exists."""
+    """The Service first, then the Job(s); deletions follow, so a failed attempt is only removed once its successor
+    exists."""
     image = spec.image or ctx.settings.worker_image
 
     async def ensure_service() -> None:
@@ -273,9 +283,11 @@ async def _apply(ctx: OperatorContext, owner: Owner, spec: LLMJobSpec, pool: str
         if created and existing is None:
             ctx.metrics.record_created("Job")
 
-    writes = [ensure_service() if isinstance(a, EnsureService) else ensure_job(a)
-              for a in actions if isinstance(a, EnsureService | EnsureJob)]
-    await asyncio.gather(*writes)
+    # The Service before the Job: a Job whose pods come up without their rendezvous Service would hang, and an
+    # operator killed between the two creates must not leave that state behind.
+    if any(isinstance(a, EnsureService) for a in actions):
+        await ensure_service()
+    await asyncio.gather(*(ensure_job(a) for a in actions if isinstance(a, EnsureJob)))
     for action in actions:
         if isinstance(action, DeleteJob):
             await apply.delete_job(ctx.kube, action.name, owner.namespace)

@@ -93,6 +93,15 @@ def _finished(phase: str, reason: str, message: str, ok: bool) -> tuple[Conditio
     )
 
 
+def _restart(spec: LLMJobSpec, current: ObservedJob, nxt: int, stale: tuple[Action, ...], total: int, start: str,
+             msg: str, reason: str) -> Decision:
+    """A new attempt of the whole group. It is created before the current one is deleted: the highest attempt
+    always exists."""
+    restart: tuple[Action, ...] = (EnsureService(), EnsureJob(nxt, spec.suspend), DeleteJob(current.name), *stale)
+    return Decision("Pending", (Condition(cond.RUNNING, "False", cond.RESTARTING, msg),), msg, restart, 0, total, nxt,
+                    "", start, events=(Event("Warning", reason, msg),))
+
+
 def decide(
     spec: LLMJobSpec,
     previous_phase: str,
@@ -101,11 +110,14 @@ def decide(
     previous_attempt: int = 0,
     previous_start: str = "",
     hold: str = "",
+    pool_lost: str = "",
 ) -> Decision:
     """What the LLMJob's status should be and which child actions are needed, from what is observed now.
 
     `hold` (a message) means the carbon plan says "not now": no children are created, and an existing Job (an
-    interruptible one between segments) is suspended, with phase Deferred.
+    interruptible one between segments) is suspended, with phase Deferred. `pool_lost` names the node pool the
+    current Job is bound to when that pool no longer has nodes (and the job was placed on another one): the whole
+    group restarts there as a new attempt, within backoffLimit, like a failed worker.
     """
     total = spec.parallelism.nodes
     current = max(jobs, key=lambda j: j.attempt) if jobs else None
@@ -132,12 +144,20 @@ def decide(
             (Event("Normal", cond.JOB_COMPLETED, msg),),
         )
 
-    if current and current.is_failed:
+    if current and (current.is_failed or pool_lost):
         failed_job = current.name
 
         def failed(reason: str, msg: str) -> Decision:
             return Decision("Failed", _finished("Failed", reason, msg, False), msg, stale, 0, total, attempt,
                             failed_job, start, now, (Event("Warning", reason, msg),))
+
+        if not current.is_failed:
+            lost = f"node pool {pool_lost} has no nodes left"
+            if current.attempt >= spec.backoff_limit:
+                return failed(cond.NODE_POOL_LOST, f"{lost} after {current.attempt + 1} attempt(s)")
+            nxt = current.attempt + 1
+            msg = f"{lost}; restarting the whole worker group on another pool, attempt {nxt} of {spec.backoff_limit}"
+            return _restart(spec, current, nxt, stale, total, start, msg, cond.NODE_POOL_LOST)
 
         if current.failed_reason == "DeadlineExceeded":
             msg = f"attempt {current.attempt} exceeded maxRuntime: {current.failed_message}".rstrip(": ")
@@ -148,26 +168,7 @@ def decide(
                 f"a worker failed ({current.failed_reason}: {current.failed_message}); restarting the whole "
                 f"worker group, attempt {nxt} of {spec.backoff_limit}"
             )
-            conditions = (Condition(cond.RUNNING, "False", cond.RESTARTING, msg),)
-            # Create the next attempt before deleting the failed one: the highest attempt always exists.
-            restart: tuple[Action, ...] = (
-                EnsureService(),
-                EnsureJob(nxt, spec.suspend),
-                DeleteJob(current.name),
-                *stale,
-            )
-            return Decision(
-                "Pending",
-                conditions,
-                msg,
-                restart,
-                0,
-                total,
-                nxt,
-                "",
-                start,
-                events=(Event("Warning", cond.WORKER_FAILED, msg),),
-            )
+            return _restart(spec, current, nxt, stale, total, start, msg, cond.WORKER_FAILED)
         msg = (
             f"a worker failed ({current.failed_reason}: {current.failed_message}) after "
             f"{current.attempt + 1} attempt(s)"

@@ -106,10 +106,6 @@ NON_FINITE = [("resyncSeconds", ".nan"), ("resyncSeconds", ".inf"), ("placementR
               ("healthPort", "-.inf"), ("maxWorkers", ".inf")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "settings.py bug: non-finite numbers pass Settings validation (resync_seconds=nan/inf, placement_retry_seconds, "
-    "carbon_cache_seconds, forecast_error: comparisons with NaN are False) or crash with OverflowError instead of "
-    "ConfigError (_coerce catches TypeError/ValueError but int(inf) raises OverflowError)"))
 @pytest.mark.parametrize(("key", "value"), NON_FINITE)
 def test_non_finite_numbers_are_config_errors(tmp_path: Path, key: str, value: str) -> None:
     path = tmp_path / "settings.yaml"

@@ -102,3 +102,31 @@ def test_older_attempts_are_cleaned_up_and_attempt_never_goes_back() -> None:
     assert DeleteJob("j-a0") in d.actions
     assert EnsureJob(1, False) in d.actions
     assert d.attempt == 1
+
+
+def test_pending_gang_reports_no_start_time_until_it_runs() -> None:
+    d = decide(make_spec(nodes=2), "Pending", [make_job(ready=1, active=2)], NOW)
+    assert d.phase == "Pending"
+    assert d.start_time == ""
+
+
+def test_lost_pool_restarts_the_group_as_a_new_attempt() -> None:
+    d = decide(make_spec(backoffLimit=1), "Running", [make_job(0, ready=2, active=2)], NOW, pool_lost="a100")
+    assert d.phase == "Pending"
+    assert d.attempt == 1
+    assert d.actions.index(EnsureJob(1, False)) < d.actions.index(DeleteJob("j-a0"))
+    assert [e.reason for e in d.events] == ["NodePoolLost"]
+    assert "node pool a100 has no nodes left" in d.message
+
+
+def test_lost_pool_after_the_last_attempt_fails_naming_the_pool() -> None:
+    d = decide(make_spec(backoffLimit=0), "Running", [make_job(0, ready=2, active=2)], NOW, pool_lost="a100")
+    assert d.phase == "Failed"
+    failed = next(c for c in d.conditions if c.type == "Failed")
+    assert failed.reason == "NodePoolLost"
+    assert "a100" in failed.message
+
+
+def test_a_finished_job_ignores_a_lost_pool() -> None:
+    d = decide(make_spec(), "Running", [make_job(complete=True)], NOW, pool_lost="a100")
+    assert d.phase == "Succeeded"
