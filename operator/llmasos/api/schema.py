@@ -104,12 +104,14 @@ def carbon_schema() -> Schema:
         "at the latest start otherwise.",
         {
             "policy": string("Timing policy.", enum=CARBON_POLICIES, default="immediate"),
-            # The pattern also makes the API server check the type: with format date-time alone it let a list
-            # (deadline: ['']) through, which the operator could only fail after creation.
+            # The API server's schema check let a list (deadline: ['']) through for this date-time string; the CEL
+            # rule (date-time strings are CEL timestamps) rejects it naming the field, at apply time.
             "deadline": string("Absolute time (RFC 3339, e.g. 2026-12-01T08:00:00Z) by which the job must have "
                                "finished.", fmt="date-time", max_length=64,
                                pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
-                                       r"(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"),
+                                       r"(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+                               rules=[rule("self > timestamp('2000-01-01T00:00:00Z')",
+                                           "deadline must be an RFC 3339 time after 2000-01-01")]),
             "maxDelay": _duration("Deadline relative to the LLMJob's creation (instead of deadline)."),
             "expectedDuration": _duration("How long the job is expected to run; the planner reserves this much "
                                           "time before the deadline."),

@@ -5,10 +5,15 @@ say so: an LLMJob planned on static annual values deserves a condition telling t
 source in order; an answer from any but the first is *degraded*, and carries the errors of those before it.
 When every source fails it raises one CarbonSourceError listing them all (the operator then starts jobs at their
 latest start rather than waiting forever).
+
+A source that failed for a location is skipped for that location during `cooldown` (60 s): a slow or down
+Electricity Maps costs one round of timeouts and retries (about 40 s), not one per reconcile pass, so jobs near
+their latest start are not held up by it. The last source of the chain is never skipped.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -42,10 +47,15 @@ class Sourced(Generic[T]):
 class FallbackSource:
     """Try `sources` in order. Methods return :class:`Sourced` values instead of bare ones."""
 
-    def __init__(self, sources: Sequence[IntensitySource]) -> None:
+    def __init__(self, sources: Sequence[IntensitySource], cooldown: float = 60.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         if not sources:
             raise ValueError("a fallback chain needs at least one source")
         self.sources = tuple(sources)
+        self.cooldown = cooldown
+        self._monotonic = monotonic
+        # (source name, location) -> (skip until, the failure that started the cool-down)
+        self._cooling: dict[tuple[str, str], tuple[float, str]] = {}
 
     @property
     def name(self) -> str:
@@ -58,7 +68,7 @@ class FallbackSource:
                 raise CarbonSourceError("empty forecast", source.name)
             return forecast
 
-        return await self._first(call)
+        return await self._first(call, location)
 
     async def history(self, location: str | Location, start: datetime | None = None,
                       end: datetime | None = None) -> Sourced[Forecast]:
@@ -70,10 +80,10 @@ class FallbackSource:
                 raise CarbonSourceError("empty history", source.name)
             return series
 
-        return await self._first(call)
+        return await self._first(call, location)
 
     async def latest(self, location: str | Location) -> Sourced[Observation]:
-        return await self._first(lambda source: source.latest(location))
+        return await self._first(lambda source: source.latest(location), location)
 
     async def aclose(self) -> None:
         """Close every source that holds connections (the Electricity Maps client); call once at shutdown."""
@@ -82,14 +92,24 @@ class FallbackSource:
             if close is not None:
                 await close()
 
-    async def _first(self, call: Callable[[IntensitySource], Awaitable[T]]) -> Sourced[T]:
+    async def _first(self, call: Callable[[IntensitySource], Awaitable[T]],
+                     location: str | Location) -> Sourced[T]:
         errors: list[str] = []
+        last = len(self.sources) - 1
         for index, source in enumerate(self.sources):
+            key = (source.name, str(location))
+            cooling = self._cooling.get(key)
+            now = self._monotonic()
+            if cooling is not None and now < cooling[0] and index < last:
+                errors.append(f"{source.name}: {cooling[1]} (not retried for {cooling[0] - now:.0f} s)")
+                continue
             try:
                 value = await call(source)
             except CarbonSourceError as exc:
                 errors.append(f"{source.name}: {exc}")
+                self._cooling[key] = (self._monotonic() + self.cooldown, str(exc))
                 continue
+            self._cooling.pop(key, None)
             return Sourced(value, source.name, index > 0, tuple(errors))
         raise CarbonSourceError("every carbon source failed: " + "; ".join(errors), "fallback", delay=60)
 

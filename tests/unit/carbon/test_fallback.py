@@ -64,7 +64,8 @@ def test_falls_through_and_says_why() -> None:
     assert "degraded" in answer.message
     latest = asyncio.run(chain.latest("FR"))
     assert latest.source == "static"
-    assert broken.calls == 2
+    assert broken.calls == 1, "a source that just failed for this location is not asked again during its cool-down"
+    assert "not retried for" in latest.errors[0]
 
 
 def test_unknown_trace_zone_falls_back_to_static() -> None:
@@ -102,3 +103,28 @@ def test_default_chain_with_token_uses_electricity_maps_first(em_server: FakeEle
     assert second == "static"  # 401 from the API, and a pinned trace offset outside the trace
     with pytest.raises(ValueError, match="at least one"):
         FallbackSource([])
+
+
+def test_a_failed_source_cools_down_per_location_then_is_asked_again() -> None:
+    now = [0.0]
+    broken = Broken("electricitymaps")
+    chain = FallbackSource([broken, StaticSource(clock=lambda: NOW)], cooldown=60, monotonic=lambda: now[0])
+    asyncio.run(chain.forecast("FR"))
+    asyncio.run(chain.forecast("FR"))
+    assert broken.calls == 1
+    asyncio.run(chain.forecast("DE"))  # another location: its own failure memory
+    assert broken.calls == 2
+    now[0] = 61
+    asyncio.run(chain.forecast("FR"))
+    assert broken.calls == 3
+
+
+def test_the_last_source_is_always_asked() -> None:
+    broken = Broken("static")
+    chain = FallbackSource([broken], cooldown=60)
+    for _ in range(2):
+        try:
+            asyncio.run(chain.forecast("FR"))
+        except CarbonSourceError:
+            pass
+    assert broken.calls == 2
