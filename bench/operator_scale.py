@@ -91,7 +91,9 @@ async def floor(cluster: LocalCluster, n: int) -> float:
         # would otherwise load the control plane, and the operator's Job watch, during the measured run.
         await http.delete(f"/api/v1/namespaces/{ns}")
         deadline = time.monotonic() + 600
-        while (await http.get(f"/api/v1/namespaces/{ns}")).status_code != 404 and time.monotonic() < deadline:
+        for _ in range(300):
+            if (await http.get(f"/api/v1/namespaces/{ns}")).status_code == 404 or time.monotonic() > deadline:
+                break
             await asyncio.sleep(2)
     return elapsed
 
@@ -209,7 +211,8 @@ def main() -> None:
         if os.environ.get("LLMASOS_PROFILE"):
             import subprocess
 
-            subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-o", str(out / "operator-profile.txt"), "-f", "raw",
+            py_spy = str(Path(sys.executable).parent / "py-spy")
+            subprocess.Popen([py_spy, "record", "-o", str(out / "operator-profile.txt"), "-f", "raw",
                               "-d", os.environ["LLMASOS_PROFILE"], "-p", str(op.proc.pid)])
         res = asyncio.run(operator_run(cluster, args.jobs, op))
         hwm, cpu = proc_stats(op.proc.pid)

@@ -75,6 +75,8 @@ class Settings:
     carbon_budgets: str = ""
     # Maximum LLMJobs reconciled concurrently by one operator process.
     max_workers: int = 50
+    # Maximum API requests in flight from one operator process (waiters are admitted by pass priority).
+    api_concurrency: int = 32
 
     def __post_init__(self) -> None:
         if not self.worker_image:
@@ -93,6 +95,8 @@ class Settings:
             raise ConfigError(f"bind_address must be an IP address, got {self.bind_address!r}") from None
         if self.max_workers < 1:
             raise ConfigError("max_workers must be >= 1")
+        if self.api_concurrency < 1:
+            raise ConfigError("api_concurrency must be >= 1")
         unknown = set(self.carbon_sources) - {"electricitymaps", "trace", "static"}
         if unknown or not self.carbon_sources:
             raise ConfigError(

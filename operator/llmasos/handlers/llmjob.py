@@ -62,7 +62,12 @@ async def _write_status(ctx: OperatorContext, body: dict[str, Any], new: dict[st
     patch: dict[str, Any] = {"status": new}
     if meta.get("resourceVersion"):
         patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
-    written = await ctx.kube.patch(LLMJOBS, meta["name"], patch, meta["namespace"], subresource="status")
+    # Bookkeeping after work: a first pass's status write queues behind other new jobs' child creations.
+    token = request_priority.set(max(request_priority.get(), PRIORITY_EVENT))
+    try:
+        written = await ctx.kube.patch(LLMJOBS, meta["name"], patch, meta["namespace"], subresource="status")
+    finally:
+        request_priority.reset(token)
     ctx.saw_version(meta["uid"], written.get("metadata", {}).get("resourceVersion"), own_write=True)
     ctx.remember_written(slim_body(written))
     return True

@@ -107,7 +107,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
 async def run_operator(settings: Settings, kubeconfig: str | None = None,
                        stop_flag: asyncio.Event | None = None) -> None:
     """Run until stopped (SIGTERM/SIGINT or `stop_flag`)."""
-    kube = KubeClient(load_credentials(kubeconfig))
+    kube = KubeClient(load_credentials(kubeconfig), max_inflight=settings.api_concurrency)
     metrics = OperatorMetrics()
     metrics.serve(settings.metrics_port, settings.bind_address)
     error_model = ForecastErrorModel(sigma_at_24h=settings.forecast_error) if settings.forecast_error else None
