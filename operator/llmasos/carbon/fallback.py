@@ -6,7 +6,8 @@ source in order; an answer from any but the first is *degraded*, and carries the
 When every source fails it raises one CarbonSourceError listing them all (the operator then starts jobs at their
 latest start rather than waiting forever).
 
-A source that failed for a location is skipped for that location during `cooldown` (60 s): a slow or down
+A source that failed for a location is skipped for that location and that kind of call (forecast, history,
+latest) during `cooldown` (60 s): a slow or down
 Electricity Maps costs one round of timeouts and retries (about 40 s), not one per reconcile pass, so jobs near
 their latest start are not held up by it. The last source of the chain is never skipped.
 """
@@ -54,8 +55,8 @@ class FallbackSource:
         self.sources = tuple(sources)
         self.cooldown = cooldown
         self._monotonic = monotonic
-        # (source name, location) -> (skip until, the failure that started the cool-down)
-        self._cooling: dict[tuple[str, str], tuple[float, str]] = {}
+        # (call kind, source name, location) -> (skip until, the failure that started the cool-down)
+        self._cooling: dict[tuple[str, str, str], tuple[float, str]] = {}
 
     @property
     def name(self) -> str:
@@ -68,7 +69,7 @@ class FallbackSource:
                 raise CarbonSourceError("empty forecast", source.name)
             return forecast
 
-        return await self._first(call, location)
+        return await self._first(call, location, "forecast")
 
     async def history(self, location: str | Location, start: datetime | None = None,
                       end: datetime | None = None) -> Sourced[Forecast]:
@@ -80,10 +81,10 @@ class FallbackSource:
                 raise CarbonSourceError("empty history", source.name)
             return series
 
-        return await self._first(call, location)
+        return await self._first(call, location, "history")
 
     async def latest(self, location: str | Location) -> Sourced[Observation]:
-        return await self._first(lambda source: source.latest(location), location)
+        return await self._first(lambda source: source.latest(location), location, "latest")
 
     async def aclose(self) -> None:
         """Close every source that holds connections (the Electricity Maps client); call once at shutdown."""
@@ -93,11 +94,11 @@ class FallbackSource:
                 await close()
 
     async def _first(self, call: Callable[[IntensitySource], Awaitable[T]],
-                     location: str | Location) -> Sourced[T]:
+                     location: str | Location, kind: str) -> Sourced[T]:
         errors: list[str] = []
         last = len(self.sources) - 1
         for index, source in enumerate(self.sources):
-            key = (source.name, str(location))
+            key = (kind, source.name, str(location))
             cooling = self._cooling.get(key)
             now = self._monotonic()
             if cooling is not None and now < cooling[0] and index < last:
