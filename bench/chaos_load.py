@@ -16,15 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import time
 from typing import Any
 
-import yaml
-
-from bench.cluster_start import scaled_pools
 from bench.operator_scale import (
     audit_requests,
     client,
@@ -32,8 +28,9 @@ from bench.operator_scale import (
     make_namespace,
     proc_stats,
     quantile_from_histogram,
+    start_bench_cluster,
 )
-from e2e.localcluster import ClusterPaths, LocalCluster
+from e2e.localcluster import LocalCluster
 from e2e.localcluster.cluster import REPO
 from tests.integration.operator_proc import OperatorProcess
 
@@ -146,17 +143,7 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=0.0, help="SIGKILL the operator about every N s (0: no)")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
-    os.environ["LLMASOS_AUDIT"] = "1"
-    pools = scaled_pools(args.nodes)
-    doc = yaml.safe_load(pools.read_text())
-    for pool in doc["pools"]:
-        pool["gpusPerNode"] = 8
-    pools.write_text(yaml.safe_dump(doc))
-    cluster = LocalCluster(ClusterPaths(pools_file=pools))
-    cluster.down()
-    cluster.up(timeout=300)
-    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmjobs.llmasos.io")
+    cluster = start_bench_cluster(args.nodes, timeout=300)
     out = REPO / "bench" / "out"
     out.mkdir(exist_ok=True)
     try:

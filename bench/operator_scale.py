@@ -181,22 +181,29 @@ def audit_requests(cluster: LocalCluster, user: str) -> tuple[int, dict[str, int
     return total, dict(sorted(by_verb.items(), key=lambda kv: -kv[1]))
 
 
+def start_bench_cluster(nodes: int, timeout: float = 120) -> LocalCluster:
+    """A fresh local control plane with `nodes` fake 8-GPU nodes (room for the 2-worker gangs), the API-server
+    audit log on (for requests per LLMJob) and the LLMJob CRD established."""
+    os.environ["LLMASOS_AUDIT"] = "1"
+    pools = scaled_pools(nodes)
+    doc = yaml.safe_load(pools.read_text())
+    for pool in doc["pools"]:
+        pool["gpusPerNode"] = 8
+    pools.write_text(yaml.safe_dump(doc))
+    cluster = LocalCluster(ClusterPaths(pools_file=pools))
+    cluster.down()
+    cluster.up(timeout=timeout)
+    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/llmjobs.llmasos.io")
+    return cluster
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--nodes", type=int, default=100)
     args = parser.parse_args()
-    os.environ["LLMASOS_AUDIT"] = "1"
-    pools = scaled_pools(args.nodes)
-    doc = yaml.safe_load(pools.read_text())
-    for pool in doc["pools"]:
-        pool["gpusPerNode"] = 8  # enough room for the 2-worker gangs
-    pools.write_text(yaml.safe_dump(doc))
-    cluster = LocalCluster(ClusterPaths(pools_file=pools))
-    cluster.down()
-    cluster.up()
-    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmjobs.llmasos.io")
+    cluster = start_bench_cluster(args.nodes)
     try:
         floor_s = asyncio.run(floor(cluster, args.jobs))
         print(f"floor: {args.jobs} Jobs + {args.jobs} Services created directly in {floor_s:.1f}s "

@@ -55,8 +55,6 @@ class GpuUsageCache:
             self._value, self._at = usage, self._clock()
             return usage
 
-    def invalidate(self) -> None:
-        self._at = float("-inf")
 
 
 def _log_failure(task: asyncio.Task[dict[str, int]]) -> None:
