@@ -122,6 +122,10 @@ def carbon_schema() -> Schema:
             "zone": string("Electricity Maps zone key to plan for, overriding the node pool's "
                            "llmasos.io/carbon-zone label.", max_length=64),
             "safetyMargin": _duration("Extra time kept free before the deadline.", default="15m"),
+            "minSegment": _duration("interruptible jobs: the shortest run between two suspensions (each resume "
+                                    "costs a checkpoint restore); 15m when unset."),
+            "maxSegments": integer("interruptible jobs: at most this many runs (segments); no limit when unset.",
+                                   minimum=1, maximum=1000),
         },
         default={"policy": "immediate", "interruptible": False, "safetyMargin": "15m"},
         rules=[

@@ -52,6 +52,9 @@ class CarbonSpec:
     max_intensity: float | None = None
     zone: str = ""
     safety_margin: timedelta = timedelta(minutes=15)
+    # Interruptible jobs: the shortest run between two suspensions, and how many runs at most (None: no limit).
+    min_segment: timedelta = timedelta(minutes=15)
+    max_segments: int | None = None
 
     def deadline_for(self, created: datetime) -> datetime | None:
         if self.deadline is not None:
@@ -92,6 +95,10 @@ def _duration(raw: dict[str, Any], key: str, path: str) -> timedelta | None:
         return parse_duration(str(raw[key]))
     except ValueError as exc:
         raise SpecError(str(exc), f"{path}.{key}") from None
+
+
+def _default(value: timedelta | None, default: timedelta) -> timedelta:
+    return default if value is None else value
 
 
 def parse_time(value: str, path: str) -> datetime:
@@ -143,7 +150,11 @@ def parse_spec(spec: dict[str, Any]) -> LLMJobSpec:
         max_intensity=float(carbon_raw["maxIntensity"]) if carbon_raw.get("maxIntensity") is not None else None,
         zone=str(carbon_raw.get("zone", "")),
         safety_margin=_duration(carbon_raw, "safetyMargin", "spec.carbon") or timedelta(minutes=15),
+        min_segment=_default(_duration(carbon_raw, "minSegment", "spec.carbon"), timedelta(minutes=15)),
+        max_segments=int(carbon_raw["maxSegments"]) if carbon_raw.get("maxSegments") is not None else None,
     )
+    if carbon.max_segments is not None and carbon.max_segments < 1:
+        raise SpecError("carbon.maxSegments must be at least 1", "spec.carbon.maxSegments")
     if carbon.deadline is not None and carbon.max_delay is not None:
         raise SpecError("deadline and maxDelay are mutually exclusive", "spec.carbon.maxDelay")
     power = PowerSpec.from_mapping(power_raw)

@@ -90,7 +90,9 @@ async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, An
     if spec.carbon.policy == "immediate":
         return Gate(hold=False, plan=None), None
     if started:
-        return gate_after_start(previous, spec.carbon.interruptible, now), None
+        status = body.get("status") or {}
+        held_until = str(status.get("scheduledStart") or "") if status.get("phase") == "Deferred" else ""
+        return gate_after_start(previous, spec.carbon.interruptible, now, held_until), None
     answer = (fetched or {}).get(zone) or await fetch_forecast(ctx, zone)
     plan = plan_start(job_for(spec, body), answer.forecast, now)
     return gate_before_start(plan_status(plan, answer.source, answer.degraded, answer.message), previous, now), \

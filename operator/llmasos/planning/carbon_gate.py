@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from llmasos.planning.carbon_window import Plan
-from llmasos.planning.forecast import parse_instant
+from llmasos.planning.forecast import format_instant, parse_instant
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,12 @@ class Gate:
     hold: bool
     plan: dict[str, Any] | None
     announce: bool = False  # a new or moved deferral worth an Event
+    resume_at: str = ""  # a started job held between segments: when its next segment starts
 
     @property
     def start_at(self) -> str:
-        return str((self.plan or {}).get("startAt", ""))
+        """When a held job runs next: the planned start, or for a started job the next segment's start."""
+        return self.resume_at or str((self.plan or {}).get("startAt", ""))
 
 
 def plan_status(plan: Plan, source: str, degraded: bool, message: str) -> dict[str, Any]:
@@ -51,12 +53,20 @@ def gate_before_start(plan: dict[str, Any], previous: Mapping[str, Any] | None, 
     return Gate(hold=hold, plan=plan, announce=hold and moved)
 
 
-def gate_after_start(previous: Mapping[str, Any] | None, interruptible: bool, now: datetime) -> Gate:
-    """Follow the plan the job started with: run inside a segment, hold between segments, never hold forever."""
+def gate_after_start(previous: Mapping[str, Any] | None, interruptible: bool, now: datetime,
+                     held_until: str = "") -> Gate:
+    """Follow the plan the job started with: run inside a segment, hold between segments, never hold forever.
+
+    A hold says when the next segment starts (`resume_at`); it is announced (an Event) when the job is newly held
+    or its resume time moved, i.e. when it differs from `held_until`, the resume time of the hold in force ("" when
+    the job was not held)."""
     if not previous or not interruptible:
         return Gate(hold=False, plan=dict(previous) if previous else None)
     segments = [(parse_instant(str(s["start"])), parse_instant(str(s["end"]))) for s in previous.get("segments", [])]
     inside = any(start <= now < end for start, end in segments)
-    later = any(start > now for start, _ in segments)
-    return Gate(hold=not inside and later, plan=dict(previous))
+    later = sorted(start for start, _ in segments if start > now)
+    if inside or not later:
+        return Gate(hold=False, plan=dict(previous))
+    resume = format_instant(later[0])
+    return Gate(hold=True, plan=dict(previous), announce=resume != held_until, resume_at=resume)
 

@@ -15,18 +15,17 @@ from llmasos.errors import SpecError
 from llmasos.planning.carbon_window import POLICIES, CarbonJob
 from llmasos.planning.forecast import ensure_utc
 
-DEFAULT_MIN_SEGMENT = timedelta(minutes=15)
-
 
 def carbon_job(
     spec: CarbonSpec,
     created_at: datetime,
     *,
     default_duration: timedelta = timedelta(hours=1),
-    min_segment: timedelta = DEFAULT_MIN_SEGMENT,
+    min_segment: timedelta | None = None,
     max_segments: int | None = None,
 ) -> CarbonJob:
-    """The planner's job for `spec`, submitted at `created_at` (the LLMJob's creationTimestamp)."""
+    """The planner's job for `spec`, submitted at `created_at` (the LLMJob's creationTimestamp). `min_segment` and
+    `max_segments` override the spec's `minSegment`/`maxSegments` (the benchmark plans without limits)."""
     if spec.policy not in POLICIES:
         raise SpecError(
             f"carbon.policy must be one of {', '.join(POLICIES)}, got {spec.policy!r}", "spec.carbon.policy"
@@ -51,6 +50,6 @@ def carbon_job(
         policy=spec.policy,  # checked against POLICIES above
         max_intensity=spec.max_intensity,
         safety_margin=spec.safety_margin,
-        min_segment=min_segment,
-        max_segments=max_segments,
+        min_segment=min_segment if min_segment is not None else spec.min_segment,
+        max_segments=max_segments if max_segments is not None else spec.max_segments,
     )

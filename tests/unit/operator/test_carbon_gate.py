@@ -41,6 +41,18 @@ def test_interruptible_job_follows_its_segments() -> None:
     assert not gate_after_start(p, True, T0 + timedelta(hours=6)).hold, "past the last segment: never held"
 
 
+def test_a_hold_between_segments_says_when_it_resumes_and_is_announced_once() -> None:
+    p = plan((1, 2), (4, 5))
+    held = gate_after_start(p, True, T0 + timedelta(hours=3))
+    assert held.resume_at == iso(T0 + timedelta(hours=4))
+    assert held.start_at == held.resume_at, "the Event and scheduledStart name the next segment, not the first"
+    assert held.announce, "newly held: worth an Event"
+    assert not gate_after_start(p, True, T0 + timedelta(hours=3, minutes=5), held.resume_at).announce
+    assert gate_after_start(p, True, T0 + timedelta(hours=3), iso(T0 + timedelta(hours=6))).announce, "moved"
+    running = gate_after_start(p, True, T0 + timedelta(hours=1, minutes=30))
+    assert (running.resume_at, running.announce) == ("", False)
+
+
 def test_non_interruptible_job_is_never_held_once_started() -> None:
     assert not gate_after_start(plan((1, 2), (4, 5)), False, T0 + timedelta(hours=3)).hold
 

@@ -47,6 +47,20 @@ def test_deadline_spec() -> None:
     assert job.earliest_start == CREATED
 
 
+def test_segment_limits_come_from_the_spec_unless_overridden() -> None:
+    spec = parse_spec(manifest_spec({"policy": "deadline", "maxDelay": "1h", "expectedDuration": "10m",
+                                     "interruptible": True, "minSegment": "30s", "maxSegments": 4}))
+    job = carbon_job(spec.carbon, CREATED)
+    assert (job.min_segment, job.max_segments) == (timedelta(seconds=30), 4)
+    assert carbon_job(spec.carbon, CREATED, min_segment=timedelta(0)).min_segment == timedelta(0)
+    default = carbon_job(parse_spec(manifest_spec({})).carbon, CREATED)
+    assert (default.min_segment, default.max_segments) == (timedelta(minutes=15), None)
+    assert parse_spec(manifest_spec({"minSegment": "0s"})).carbon.min_segment == timedelta(0), "0s is not unset"
+    with pytest.raises(SpecError) as info:
+        parse_spec(manifest_spec({"maxSegments": 0}))
+    assert info.value.field == "spec.carbon.maxSegments"
+
+
 def test_max_delay_is_a_deadline_relative_to_creation() -> None:
     spec = parse_spec(
         manifest_spec({"policy": "threshold", "maxDelay": "6h", "expectedDuration": "1h", "maxIntensity": 100})
