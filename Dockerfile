@@ -28,15 +28,41 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && /opt/llmasos/bin/llmasos version
 
 FROM ${PYTHON_IMAGE}
-# 65532: the conventional non-root uid of distroless images; the chart runs the operator as this user. The node
-# agent's pod overrides it with uid 0 plus CAP_SYS_ADMIN only (NVML power limits need root; see the chart).
+# 65532: the conventional non-root uid of distroless images; the chart runs the operator and the node agent as this
+# user.
 RUN groupadd --gid 65532 llmasos \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin llmasos
 COPY --from=build /opt/llmasos /opt/llmasos
+# The node agent's interpreter, /opt/llmasos/bin/python-agent: a real copy of the venv's Python (next to
+# /opt/llmasos/pyvenv.cfg, so it runs the same venv) with file capabilities, because Kubernetes gives a non-root
+# container's added capabilities to no process unless the executable carries them (no ambient capabilities).
+#   cap_sys_admin     NVML power limits (the NVIDIA driver tests capable(CAP_SYS_ADMIN))
+#   cap_dac_override  the kubelet's PodResources socket (root's, in a 0750 directory) and the root-owned state
+#                     hostPath, as uid 65532
+# Permitted only (+p), not effective: the agent makes effective what its configuration needs at start
+# (llmasos/agent/privileges.py). With the effective bit, a pod whose bounding set lacks one of them would fail
+# execve with EPERM instead of starting and saying what is missing. Any other process of the image, the operator
+# included, runs the plain `python` and gets nothing. The setcap runs here, in the final stage: a COPY --from of a
+# file with capabilities is not guaranteed to keep its security.capability xattr.
+# libcap2-bin (setcap) is purged in this same layer, so nothing of it reaches the image; it is not pinned because a
+# pin would break the build at each Debian security update of libcap2, while the image content does not depend on it.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libcap2-bin \
+ && cp "$(readlink -f /opt/llmasos/bin/python)" /opt/llmasos/bin/python-agent \
+ && setcap cap_sys_admin,cap_dac_override+p /opt/llmasos/bin/python-agent \
+ && test "$(getcap /opt/llmasos/bin/python-agent)" = "/opt/llmasos/bin/python-agent cap_dac_override,cap_sys_admin=p" \
+ && apt-get purge -y --auto-remove libcap2-bin \
+ && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/llmasos/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 USER 65532:65532
+# The agent's interpreter starts as in the pod (uid 65532; the dynamic loader is in secure-execution mode whenever the
+# file capabilities grant something, which ignores LD_* and $ORIGIN and finds libpython through ld.so.cache), imports
+# the agent and NVML from the venv, and the next build step still sees its security.capability xattr. Whether a
+# registry or an unpacker keeps the xattr is for the agent's start-up message to tell (see docs/reliability.md).
+RUN ["/opt/llmasos/bin/python-agent", "-c", "import os, pynvml, llmasos.agent.main; os.getxattr('/opt/llmasos/bin/python-agent', 'security.capability')"]
 WORKDIR /tmp
 # Operator: metrics 8080, health 8081. Agent: metrics 9400.
 EXPOSE 8080 8081 9400

@@ -78,16 +78,27 @@ def test_operator_pods_are_locked_down(render: Render, values: Path) -> None:
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=CI_IDS)
-def test_agent_adds_only_sys_admin(render: Render, values: Path) -> None:
+def test_agent_is_non_root_and_adds_only_sys_admin_and_dac_override(render: Render, values: Path) -> None:
     for ds in by_kind(render([values]), "DaemonSet"):
         pod = ds["spec"]["template"]["spec"]
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == 65532
+        assert pod["securityContext"]["runAsGroup"] == 65532
         assert not pod.get("hostNetwork")
         assert not pod.get("hostPID")
         assert not pod.get("hostIPC")
         (c,) = containers(ds)
+        # The image's interpreter with the file capabilities; a non-root process gets added capabilities no other way.
+        assert c["command"] == ["/opt/llmasos/bin/python-agent", "-m", "llmasos.cli"]
+        assert c["args"][0] == "node-agent"
         sc = c["securityContext"]
-        assert sc["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}
+        assert sc["runAsNonRoot"] is True
+        assert "runAsUser" not in sc  # the pod's 65532 applies
+        # The bounding set must hold every file capability of python-agent (cap_sys_admin,cap_dac_override+p).
+        assert sc["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN", "DAC_OVERRIDE"]}
+        # no_new_privs is left unset: the API server rejects allowPrivilegeEscalation: false with SYS_ADMIN.
+        assert "allowPrivilegeEscalation" not in sc
         assert sc["privileged"] is False
         assert sc["readOnlyRootFilesystem"] is True
         assert sc["seccompProfile"]["type"] == "RuntimeDefault"

@@ -116,12 +116,39 @@ def test_entrypoints_are_console_scripts_of_the_package() -> None:
         assert callable(getattr(imported, func)), target
 
 
+AGENT_INTERPRETER = "/opt/llmasos/bin/python-agent"
+
+
 def chart_commands(objects: list[dict[str, Any]]) -> list[list[str]]:
+    """Each container's command line, the agent's `python-agent -m llmasos.cli` read as the `llmasos` script it
+    equals (the same function: `llmasos.cli`'s `__main__` block calls `main()`)."""
     out = []
     for workload in by_kind(objects, "Deployment") + by_kind(objects, "DaemonSet"):
         for c in containers(workload):
-            out.append(list(c.get("command") or dockerfile_entrypoint(DOCKERFILE)) + list(c.get("args", [])))
+            command = list(c.get("command") or dockerfile_entrypoint(DOCKERFILE))
+            if command == [AGENT_INTERPRETER, "-m", "llmasos.cli"]:
+                command = ["llmasos"]
+            out.append(command + list(c.get("args", [])))
     return out
+
+
+def test_the_agent_interpreter_is_made_by_the_dockerfile_with_its_capabilities(render: Render) -> None:
+    """The chart's agent command names the file the final stage creates, with the capabilities the chart adds to
+    the bounding set (permitted only: the agent raises them itself; see operator/llmasos/agent/privileges.py)."""
+    final = " ".join(stages(DOCKERFILE.read_text())[-1])
+    assert f'cp "$(readlink -f /opt/llmasos/bin/python)" {AGENT_INTERPRETER}' in final
+    match = re.search(rf"setcap (\S+) {re.escape(AGENT_INTERPRETER)}", final)
+    assert match, "the final stage sets file capabilities on the agent's interpreter"
+    file_caps, flags = match[1].split("+")
+    assert flags == "p", "permitted only: with +e a missing bounding capability would fail execve (EPERM)"
+    (ds,) = by_kind(render(), "DaemonSet")
+    (c,) = containers(ds)
+    assert c["command"][0] == AGENT_INTERPRETER
+    added = {f"cap_{a.lower()}" for a in c["securityContext"]["capabilities"]["add"]}
+    assert set(file_caps.split(",")) == added
+    import llmasos.cli
+
+    assert "if __name__ == \"__main__\":" in Path(llmasos.cli.__file__).read_text()  # `-m llmasos.cli` runs main()
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=[p.name for p in CI_VALUES])

@@ -3,7 +3,9 @@
 `register(subparsers)` adds the command to the `llmasos` CLI; the Kubernetes pod source and report sink are passed
 in as factories by the caller (the CLI owns the cluster client), so this module never imports one. Without them,
 `--pods-file` and `--report-file` run the agent against plain files (development, tests on fake nodes).
-SIGTERM and SIGINT end the loop; leaving it, by any path, restores every GPU's default limit.
+SIGTERM and SIGINT end the loop; leaving it, by any path, restores every GPU's default limit. At start the agent makes
+the capabilities it needs effective and logs what is missing (`privileges`); in the chart it runs as uid 65532 under
+the image's `python-agent` interpreter, which carries them as file capabilities.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from llmasos.agent.mapping import make_mapper
 from llmasos.agent.metrics import build_registry, serve_metrics
 from llmasos.agent.podresources import DEFAULT_SOCKET
 from llmasos.agent.pods import NodePodView, PodLister, PodsFile, ReportSink
+from llmasos.agent.privileges import check_privileges
 from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, HttpProgressReader, ProgressReader
 from llmasos.agent.state import StateStore
 from llmasos.errors import ConfigError
@@ -164,6 +167,9 @@ def run_from_args(
         sink = FileReportSink(args.report_file)
     elif report_sink_factory is not None:
         sink = report_sink_factory(args.node_name)
+    # Before anything opens the socket or the state file, and before any thread starts (capabilities are per thread).
+    check_privileges(args.gpu_backend, args.state_file.parent,
+                     None if args.gpu_mapping == "fallback" else args.pod_resources_socket)
     agent = build_agent(args, pods, sink)
     stop = threading.Event()
 

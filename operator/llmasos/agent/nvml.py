@@ -1,8 +1,9 @@
 """The real GPU backend: NVML through nvidia-ml-py (`pynvml`), which is what power capping needs on a GPU node.
 
-Setting a limit needs CAP_SYS_ADMIN (the DaemonSet adds only that capability). GPUs older than Volta have no total
-energy counter: `total_energy_mj` returns None for them and the agent integrates power samples instead. The pynvml
-module is a constructor argument so the backend is unit-tested with a fake module on machines without a GPU.
+Setting a limit needs CAP_SYS_ADMIN (the agent runs as uid 65532 and gets it from the file capabilities of the
+image's `python-agent`; see `privileges`). GPUs older than Volta have no total energy counter: `total_energy_mj`
+returns None for them and the agent integrates power samples instead. The pynvml module is a constructor argument so
+the backend is unit-tested with a fake module on machines without a GPU.
 """
 
 from __future__ import annotations
