@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 PIP_CACHE ?= $(HOME)/.cache/llmasos/pip
 PIP := $(PY) -m pip install -q --disable-pip-version-check --cache-dir $(PIP_CACHE)
 # Debian packages the tests use: a real Prometheus server and headless Chromium for the report screenshot.
-APT_PACKAGES := prometheus chromium
+APT_PACKAGES := prometheus chromium libcap2-bin util-linux
 
 .PHONY: help venv binaries system-deps lint test test-unit test-integration chaos cluster-up cluster-down demo crds bench clean
 
