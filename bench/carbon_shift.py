@@ -4,8 +4,9 @@ For every shipped intensity series, a seeded stream of deadline-bound jobs (1-24
 of them interruptible) is replayed with `llmasos.planning.backtest`:
 
   planner   the operator's behaviour: re-plan on each hourly forecast (seeded error growing with lead time) until
-            the job starts, then follow that plan (interruptible jobs keep its segments); `--replan-interruptible`
-            re-plans a started interruptible job's remaining run time on every forecast instead
+            the job starts; a started interruptible job's remaining run time is re-planned on every newer forecast
+            (`planning/segment_gate.py`); `--follow-plan` keeps a started job's segments instead (the operator
+            before it re-planned started jobs)
   baseline  Carbon Aware SDK rolling window: lowest mean over job-length windows fully inside the forecast, decided
             once at submission (contiguous only)
   optimum   perfect knowledge of the true series (contiguous, and split for interruptible jobs)
@@ -83,7 +84,7 @@ def run_zone(
     horizon_h: int,
     sigma: float,
     interruptible_share: float,
-    replan_interruptible: bool = False,
+    replan_interruptible: bool = True,
 ) -> dict[str, object]:
     source = TraceSource(
         offset=timedelta(0),
@@ -133,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interruptible", type=float, default=0.3, help="share of interruptible jobs")
     parser.add_argument("--zones", default=",".join(shipped_trace_files()))
     parser.add_argument(
-        "--replan-interruptible",
+        "--follow-plan",
         action="store_true",
-        help="re-plan started interruptible jobs on every forecast (not what the operator does today)",
+        help="started interruptible jobs follow the segments they started with (the operator's former behaviour)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for horizon_h, sigma in configs:
         error = "per-zone (DACF-measured)" if sigma == "dacf" else f"{float(sigma):.0%}"
-        after = "re-planned after start" if args.replan_interruptible else "following their plan once started"
+        after = "following their plan once started" if args.follow_plan else "re-planned after start"
         print(
             f"\n## forecast horizon {horizon_h} h, error {error} at 24 h (sqrt-growing), {args.jobs} jobs/zone, "
             f"seed {args.seed}, {args.interruptible:.0%} interruptible ({after}), hourly re-planning until start"
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 horizon_h,
                 zone_sigma(zone, sigma),
                 args.interruptible,
-                args.replan_interruptible,
+                not args.follow_plan,
             )
             results.append(r)
             s = r["savings_percent"]

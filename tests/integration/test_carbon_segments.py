@@ -1,6 +1,7 @@
 """An interruptible LLMJob split into carbon segments on the real local control plane: it runs its first segment,
-is suspended at the segment's end (the same Job, `spec.suspend: true`, pods gone, phase Deferred with an Event) and
-resumed at the next segment's start, then finishes.
+is suspended at the segment's end (the same Job, `spec.suspend: true`, pods gone, phase Deferred with an Event),
+re-planned when a newer forecast moves its next segment (the run time it still owes, from what it served), resumed
+at that segment's start, then finishes.
 
 Time is real. What makes the segments short enough to watch is data and spec, not a clock inside the operator: the
 Electricity Maps server (a real HTTP server on 127.0.0.1) serves a forecast with 20-second steps, and the LLMJob
@@ -136,8 +137,25 @@ def test_interruptible_job_is_suspended_at_segment_end_and_resumed_at_next_segme
         assert obj["status"]["startTime"], "a started job keeps its startTime"
         announced = wait_for(lambda: events(api, ns, cond.DEFERRED), timeout=10, what="a Deferred event")
         assert f"deferred until {iso(start2)}" in announced[0]["message"]
+        served = obj["status"]["plan"]["servedSeconds"]
+        assert 20 <= served <= 31, "served time from the Job's run, not from the plan"
 
-        # Next segment start: the same Job resumes, new pods run.
+        # A newer forecast while held: the clean stretch moves 20 s later, and so does the time still owed.
+        moved = start2 + timedelta(seconds=20)
+        em.queue(FORECAST, Reply(forecast(base, [CLEAN, CLEAN, DIRTY, DIRTY, DIRTY, CLEAN, CLEAN],
+                                          datetime.now(UTC))))
+        obj = wait_for(lambda: (o := api.get(llmjob_path(ns, name)))["status"].get("scheduledStart") == iso(moved)
+                       and o, timeout=10, what="re-planned onto the newer forecast")
+        assert obj["status"]["phase"] == "Deferred"
+        rest = obj["status"]["plan"]["segments"]
+        assert rest[0]["start"] == iso(moved)
+        owed = sum((when(x["end"]) - when(x["start"])).total_seconds() for x in rest)
+        assert abs(served + owed - 60) <= 1, "served + owed == expected duration"
+        wait_for(lambda: any(iso(moved) in e["message"] for e in events(api, ns, cond.DEFERRED)), timeout=10,
+                 what="an Event for the moved resume time")
+        start2 = moved
+
+        # Next segment start (of the plan in force): the same Job resumes, new pods run.
         wait_phase(api, ns, name, "Running", timeout=(start2 - datetime.now(UTC)).total_seconds() + 20)
         assert datetime.now(UTC) >= start2, "not resumed before the next segment's start"
         [job] = children(api, ns, name)[0]
@@ -148,9 +166,9 @@ def test_interruptible_job_is_suspended_at_segment_end_and_resumed_at_next_segme
         deferred = condition(obj, "Deferred")
         assert (deferred["status"], deferred["reason"]) == ("False", cond.WINDOW_REACHED)
 
-        # The pods need until about t+112 s, past the plan's last segment: a job is never held after it.
-        obj = wait_phase(api, ns, name, "Succeeded", timeout=(end2 - datetime.now(UTC)).total_seconds() + 40)
-        assert len(events(api, ns, cond.DEFERRED)) == 1, "one Event per suspension, not one per pass"
+        # The pods need until about t+132 s, past the plan's last segment: a job is never held after it.
+        obj = wait_phase(api, ns, name, "Succeeded", timeout=(start2 - datetime.now(UTC)).total_seconds() + 70)
+        assert len(events(api, ns, cond.DEFERRED)) == 2, "one Event per suspension or move, not one per pass"
         assert len(children(api, ns, name)[0]) == 1
     finally:
         delete_namespace(api, ns)

@@ -1,5 +1,8 @@
 """Carbon-aware timing and pool choice inside a reconcile pass: fetch forecasts (adapter), plan (pure), gate.
 
+Interruptible jobs are gated on every pass, before and after their start: once started, the run time they still
+owe is re-planned on a newer forecast (planning/segment_gate.py), from the runs their child Job has served.
+
 Forecasts come from the configured fallback chain (Electricity Maps > shipped traces > static annual values);
 when the chain degrades, the LLMJob gets a `CarbonDataDegraded` condition naming the source used. When every
 source fails, the plan is made on an empty forecast, which the planner treats as unknown and schedules no later
@@ -8,6 +11,7 @@ than the latest start: a job is never held past the time it needs to meet its de
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,8 +25,11 @@ from llmasos.planning.carbon_gate import Gate, gate_after_start, gate_before_sta
 from llmasos.planning.carbon_spec import carbon_job
 from llmasos.planning.carbon_window import CarbonJob, plan_start
 from llmasos.planning.forecast import Forecast
+from llmasos.planning.lifecycle import ObservedJob
 from llmasos.planning.placement import PoolInventory, feasible_pools
 from llmasos.planning.pool_choice import PoolOption, choose_pool
+from llmasos.planning.segment_gate import gate_interruptible
+from llmasos.planning.served import RunState
 
 
 @dataclass(frozen=True)
@@ -83,16 +90,32 @@ async def choose_carbon_pool(ctx: OperatorContext, spec: LLMJobSpec, body: dict[
     return next(pool for pool in fitting if pool.name == choice.pool.name), answers
 
 
+def run_state(observed: Sequence[ObservedJob]) -> RunState:
+    """The current attempt's Job as the served-time ledger needs it."""
+    if not observed:
+        return RunState()
+    current = max(observed, key=lambda j: j.attempt)
+    start = parse_time(current.start_time, "job.status.startTime") if current.start_time else None
+    return RunState(exists=True, suspended=current.suspended, start_time=start)
+
+
 async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], zone: str, started: bool,
-                      now: datetime, fetched: dict[str, ForecastAnswer] | None = None) -> tuple[Gate, Condition | None]:
-    """Hold or run, with the plan for status.plan and the data-quality condition (None for immediate jobs)."""
-    previous = (body.get("status") or {}).get("plan")
+                      now: datetime, fetched: dict[str, ForecastAnswer] | None = None,
+                      observed: Sequence[ObservedJob] = ()) -> tuple[Gate, Condition | None]:
+    """Hold or run, with the plan for status.plan and the data-quality condition (None for immediate jobs and
+    started jobs that are not interruptible, which are never held)."""
+    status = body.get("status") or {}
+    previous = status.get("plan")
     if spec.carbon.policy == "immediate":
         return Gate(hold=False, plan=None), None
+    if started and not spec.carbon.interruptible:
+        return gate_after_start(previous, False, now), None
     if started:
-        status = body.get("status") or {}
         held_until = str(status.get("scheduledStart") or "") if status.get("phase") == "Deferred" else ""
-        return gate_after_start(previous, spec.carbon.interruptible, now, held_until), None
+        answer = await fetch_forecast(ctx, zone)
+        gate = gate_interruptible(previous, job_for(spec, body), run_state(observed), answer.forecast,
+                                  (answer.source, answer.degraded, answer.message), now, held_until)
+        return gate, degraded_condition(answer)
     answer = (fetched or {}).get(zone) or await fetch_forecast(ctx, zone)
     plan = plan_start(job_for(spec, body), answer.forecast, now)
     return gate_before_start(plan_status(plan, answer.source, answer.degraded, answer.message), previous, now), \

@@ -175,7 +175,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
                 await ctx.post_event(body, "Warning", cond.BUDGET_EXCEEDED, budget_condition.message)
             ctx.metrics.record_phase(uid, "Failed")
             return
-    gate, data_quality = await carbon_gate(ctx, spec, body, zone, started, ctx.clock(), fetched)
+    gate, data_quality = await carbon_gate(ctx, spec, body, zone, started, ctx.clock(), fetched, observed)
     hold = ""
     if gate.hold:
         saving = (gate.plan or {}).get("expectedSavingsPercent")

@@ -2,8 +2,9 @@
 
 Before a job starts, every pass re-plans on the freshest forecast (so a newer forecast moves the window) and holds
 the job while `now < plan.startAt`; the planner never puts the start after the latest start, so a job starts in
-time even on a flat fallback forecast. Once a job has started it is not re-planned: a non-interruptible job runs to
-the end, an interruptible one follows the segments of the plan it started with (suspended between them).
+time even on a flat fallback forecast. Once a job has started, a non-interruptible job runs to the end; an
+interruptible one follows the segments of its plan (suspended between them, `gate_after_start`), re-planned on the
+run time it still owes when a newer forecast arrives or a boundary is reached (`segment_gate.py`).
 """
 
 from __future__ import annotations
@@ -39,14 +40,20 @@ def plan_status(plan: Plan, source: str, degraded: bool, message: str) -> dict[s
     return out
 
 
-def gate_before_start(plan: dict[str, Any], previous: Mapping[str, Any] | None, now: datetime) -> Gate:
-    """Hold while now < startAt. Savings stay measured against running at submission: re-plans keep the first
-    plan's run-now intensity (later re-plans would otherwise compare with "now", which drifts into the window)."""
+def keep_baseline(plan: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Savings stay measured against running at submission: re-plans keep the first plan's run-now intensity
+    (later re-plans would otherwise compare with "now", which drifts into the window)."""
     if previous and previous.get("runNowIntensity") is not None:
         run_now, expected = float(previous["runNowIntensity"]), plan.get("expectedIntensity")
         plan = {**plan, "runNowIntensity": run_now}
         if expected is not None and run_now:
             plan["expectedSavingsPercent"] = round(100.0 * (run_now - float(expected)) / run_now, 1)
+    return plan
+
+
+def gate_before_start(plan: dict[str, Any], previous: Mapping[str, Any] | None, now: datetime) -> Gate:
+    """Hold while now < startAt, keeping the savings baseline of the first plan (`keep_baseline`)."""
+    plan = keep_baseline(plan, previous)
     start = parse_instant(str(plan["startAt"]))
     hold = now < start
     moved = not previous or previous.get("startAt") != plan["startAt"]

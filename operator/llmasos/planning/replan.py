@@ -1,10 +1,10 @@
 """Re-planning a started interruptible job: where the rest of its run time should go on a newer forecast.
 
-The operator today freezes an interruptible job's segments when its first segment starts (see `carbon_gate`): the
-later segments were chosen on the forecast of that moment, up to days ahead, and forecast error grows with lead
-time. Re-planning only the run time still owed, each time a newer forecast arrives, is model-predictive control:
-`llmasos.planning.backtest` measures what it is worth (`replan_after_start=True`), and this pure function is the
-piece an operator pass would call (with the run time actually served, which it knows from the job's history).
+A started interruptible job's later segments were chosen on the forecast of the moment they were planned, up to
+days ahead, and forecast error grows with lead time. Re-planning only the run time still owed, each time a newer
+forecast arrives, is model-predictive control: `llmasos.planning.backtest` measures what it is worth
+(`replan_after_start=True`), and the operator's gate (`segment_gate.py`) calls this pure function with the run time
+actually served (`served.py`, from the child Job's runs).
 """
 
 from __future__ import annotations
