@@ -5,10 +5,13 @@ run. Strategies, all judged on the *true* series:
 
 * ``run_now``  - start at submission (the reference every saving is measured against).
 * ``planner``  - what the operator does: re-plan on every newly issued forecast until the job starts (the job
-  starts when its plan starts before the next forecast is issued); a started job is never re-planned, and an
-  interruptible one follows the segments of the plan it started with. With ``replan_after_start`` an interruptible
-  job is instead re-planned on every new forecast until its run time is served, running only the part of each plan
-  that falls before the next forecast (model-predictive control; `llmasos.planning.replan`, not yet in the operator).
+  starts when its plan starts before the next forecast is issued). A started non-interruptible job is never
+  re-planned; a started interruptible one is re-planned on every new forecast until its run time is served, running
+  only the part of each plan that falls before the next forecast (model-predictive control: `replan_remaining`, which
+  the operator's `segment_gate.py` calls with the run time its child Job served). The replay has no resync lag and
+  `minSegment` 0, so a re-plan at a segment boundary on the same forecast (the operator's other re-plan) changes
+  nothing here. ``replan_after_start=False`` is the operator's former behaviour: a started interruptible job follows
+  the segments of the plan it started with (`--follow-plan` in `llmasos simulate` and `bench/carbon_shift.py`).
 * ``baseline`` - the Carbon Aware SDK's rolling-window rule, decided once at submission: the job-length window with
   the lowest mean over windows fully covered by the forecast and ending by the deadline; run now if none fits.
 * ``optimum``  - perfect knowledge: the planner given the true series up to the deadline (contiguous, or split
@@ -107,9 +110,10 @@ def planner(
     max_segments: int | None = None,
     unknown_premium: float = DEFAULT_UNKNOWN_PREMIUM,
     *,
-    replan_after_start: bool = False,
+    replan_after_start: bool = True,
 ) -> Outcome:
-    """The operator's behaviour: re-plan on each newly issued forecast until the job starts (module docstring).
+    """The operator's behaviour: re-plan on each newly issued forecast until the job starts, and an interruptible
+    job's remaining run time after it (module docstring; `replan_after_start=False`: follow the started plan).
 
     Forecasts are issued every `tick`; the next one is due `tick` after the current forecast's `issued_at` (after
     `now` when it has none), which is when the operator would next see a different plan.
@@ -132,7 +136,7 @@ def planner(
                 done.append(Segment(plan.segments[0].start, plan.segments[0].start + remaining))
                 break
         elif not replan_after_start:
-            if starts:  # the operator follows the plan it started with
+            if starts:  # the operator's former behaviour: follow the plan it started with
                 done.extend(plan.segments)
                 break
         else:

@@ -114,12 +114,13 @@ def misleading_then_true(now):  # type: ignore[no-untyped-def]
     return make_forecast(values, issued_at=issued).between(issued, T0 + 48 * H)
 
 
-def test_started_interruptible_job_follows_its_plan_like_the_operator() -> None:
+def test_started_interruptible_job_is_re_planned_like_the_operator() -> None:
+    # Started at 00:00 on the first forecast (second hour at 10:00); the 01:00 forecast moves that hour to 20:00.
     j = backtest.BacktestJob("j", T0, 2 * H, T0 + 40 * H, interruptible=True)
-    followed = backtest.planner(j, MISLEAD_TRUTH, misleading_then_true)
+    followed = backtest.planner(j, MISLEAD_TRUTH, misleading_then_true, replan_after_start=False)
     assert followed.segments == (Segment(T0, T0 + H), Segment(T0 + 10 * H, T0 + 11 * H))
     assert followed.intensity == 200.0
-    replanned = backtest.planner(j, MISLEAD_TRUTH, misleading_then_true, replan_after_start=True)
+    replanned = backtest.planner(j, MISLEAD_TRUTH, misleading_then_true)  # the default, as the operator does
     assert replanned.segments == (Segment(T0, T0 + H), Segment(T0 + 20 * H, T0 + 21 * H))
     assert replanned.intensity == 75.0
     assert replanned.run_time == followed.run_time == 2 * H

@@ -1,4 +1,4 @@
-"""`llmasos plan` (--batch and -f) and `llmasos simulate`, run through argparse as the CLI does."""
+"""`llmasos plan` (--batch and -f) and the chart `llmasos simulate` draws, run through argparse as the CLI does."""
 
 from __future__ import annotations
 
@@ -130,30 +130,6 @@ def test_plan_file_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_text("kind: Pod\n")
     assert cli("plan", "-f", str(path)) == 1
     assert "holds no LLMJob" in capsys.readouterr().err
-
-
-def test_simulate_writes_png_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    jobs = tmp_path / "jobs.csv"
-    jobs.write_text(
-        "id,submitted_at,duration,slack,interruptible\n"
-        "a,2021-06-01T08:00:00Z,6h,24h,false\n"
-        "b,2021-06-01T20:00:00Z,3h,36h,true\n"
-    )
-    out = tmp_path / "sim"
-    assert cli("simulate", "--zone", "US-CAL-CISO", "--jobs", str(jobs), "--out", str(out)) == 0
-    png = (tmp_path / "sim.png").read_bytes()
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    html = (tmp_path / "sim.html").read_text()
-    assert "<svg" in html
-    assert "<td>a</td>" in html
-    assert "missed deadlines: 0" in capsys.readouterr().out
-
-
-def test_simulate_bad_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    jobs = tmp_path / "jobs.csv"
-    jobs.write_text("id,submitted_at,duration\na,2021-06-01T08:00:00Z,6h\n")
-    assert cli("simulate", "--zone", "SE", "--jobs", str(jobs), "--out", str(tmp_path / "x")) == 1
-    assert "jobs line 2: needs a deadline or a slack column" in capsys.readouterr().err
 
 
 def test_png_is_valid_deterministic_and_shades_the_plan() -> None:
