@@ -86,8 +86,10 @@ def test_deferred_job_has_a_plan_no_children_and_replans_on_newer_forecast(
         assert children(api, ns, "nightly") == ([], [], [])
         deferred = next(c for c in obj["status"]["conditions"] if c["type"] == "Deferred")
         assert deferred["status"] == "True"
-        events = api.get(f"/api/v1/namespaces/{ns}/events")["items"]
-        assert any(e["reason"] == "Deferred" and "expected to save 88%" in e["message"] for e in events)
+        # Events are posted in the background, after the status write: wait for it.
+        wait_for(lambda: any(e["reason"] == "Deferred" and "expected to save 88%" in e["message"]
+                             for e in api.get(f"/api/v1/namespaces/{ns}/events")["items"]),
+                 timeout=10, what="the Deferred event")
         assert em.requests[0].headers["auth-token"] == TOKEN
 
         # A newer forecast moves the dip 3 hours later: the plan follows.

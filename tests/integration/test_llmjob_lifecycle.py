@@ -127,8 +127,8 @@ def test_failed_worker_restarts_whole_group_then_fails_with_reason(api: AdminApi
     jobs, _, pods = children(api, ns, "flaky")
     assert [j["metadata"]["name"] for j in jobs] == ["flaky-a1"], "the failed first attempt was replaced"
     assert all(p["status"]["phase"] in ("Failed", "Succeeded") for p in pods), "no half-running group"
-    reasons = [e["reason"] for e in api.get(f"/api/v1/namespaces/{ns}/events")["items"]]
-    assert reasons.count("WorkerFailed") >= 2
+    wait_for(lambda: [e["reason"] for e in api.get(f"/api/v1/namespaces/{ns}/events")["items"]]
+             .count("WorkerFailed") >= 2, timeout=10, what="a WorkerFailed event per attempt")
     api.delete(f"/api/v1/namespaces/{ns}")
 
 

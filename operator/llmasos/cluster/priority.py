@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -31,10 +32,18 @@ class PriorityLimiter:
         self._free = limit
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self._admitted_at: dict[int, float] = {}  # priority -> monotonic time of its latest admission
 
     @property
     def waiting(self) -> int:
         return sum(1 for *_, fut in self._waiters if not fut.done())
+
+    def active_within(self, priority: int, seconds: float) -> bool:
+        """Whether work of `priority` (or more urgent) waits now or was admitted in the last `seconds`."""
+        if any(p <= priority and not fut.done() for p, _, fut in self._waiters):
+            return True
+        now = time.monotonic()
+        return any(p <= priority and now - at < seconds for p, at in self._admitted_at.items())
 
     @asynccontextmanager
     async def slot(self, priority: int) -> AsyncIterator[None]:
@@ -50,6 +59,7 @@ class PriorityLimiter:
                     self._release()  # handed a slot in the same tick as the cancellation: pass it on
                 fut.cancel()
                 raise
+        self._admitted_at[priority] = time.monotonic()
         try:
             yield
         finally:

@@ -16,15 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmasos.carbon.fallback import FallbackSource, default_chain
+from llmasos.cluster.event_recorder import EventRecorder
 from llmasos.cluster.inventory import GpuUsageCache
 from llmasos.cluster.kube import EVENTS, KubeClient
 from llmasos.cluster.priority import (
     PRIORITY_EVENT,
-    PRIORITY_EVENTS_API,
     PRIORITY_NEW,
     PRIORITY_RESYNC,
     PriorityLimiter,
-    request_priority,
 )
 
 __all__ = ["PRIORITY_EVENT", "PRIORITY_NEW", "PRIORITY_RESYNC", "OperatorContext", "PriorityLimiter"]
@@ -32,6 +31,9 @@ from llmasos.metrics import OperatorMetrics
 from llmasos.planning.budget import Budget
 from llmasos.planning.pool_choice import DEFAULT_CATALOG, GpuProfile
 from llmasos.settings import Settings
+
+# Events wait until no new LLMJob's first pass was admitted for this long (they yield to a burst of new jobs).
+NEW_PASS_QUIET_SECONDS = 0.5
 
 
 def _rv(value: object) -> int | None:
@@ -78,6 +80,7 @@ class OperatorContext:
     # This replica's kopf peering priority (chosen at start-up when not configured).
     peering_priority: int = 0
     _passes: PriorityLimiter | None = None
+    _events: EventRecorder | None = None
 
     @property
     def passes(self) -> PriorityLimiter:
@@ -85,6 +88,16 @@ class OperatorContext:
         if self._passes is None:
             self._passes = PriorityLimiter(self.settings.max_workers)
         return self._passes
+
+    @property
+    def events(self) -> EventRecorder:
+        """Posts Events in the background, after the children of new LLMJobs (cluster/event_recorder.py)."""
+        if self._events is None:
+            self._events = EventRecorder(
+                post=lambda namespace, event: self.kube.create(EVENTS, event, namespace),
+                busy=lambda: self.passes.active_within(PRIORITY_NEW, NEW_PASS_QUIET_SECONDS),
+                on_error=lambda exc: self.metrics.record_error("api"))
+        return self._events
 
     def remember_written(self, body: dict[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -140,7 +153,8 @@ class OperatorContext:
         return iso(self.clock())
 
     async def post_event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        """Record a core/v1 Event on the LLMJob (only after its status write succeeded)."""
+        """Record a core/v1 Event on the LLMJob (only after its status write succeeded). Queued: it is posted in
+        the background once no new LLMJob's children are being created (self.events)."""
         meta = body["metadata"]
         now = self.now_iso()
         event = {
@@ -154,8 +168,4 @@ class OperatorContext:
             "source": {"component": "llmasos-operator"},
             "reportingComponent": "llmasos-operator", "reportingInstance": self.instance[:128],
         }
-        token = request_priority.set(PRIORITY_EVENTS_API)  # Events only need to arrive eventually
-        try:
-            await self.kube.create(EVENTS, event, meta["namespace"])
-        finally:
-            request_priority.reset(token)
+        self.events.record(meta["namespace"], event)

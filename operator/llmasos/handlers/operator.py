@@ -98,6 +98,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         for task in resync:
             task.cancel()
         await asyncio.gather(*resync, return_exceptions=True)
+        await ctx.events.close()
         await ctx.kube.aclose()
         await ctx.carbon.aclose()
 

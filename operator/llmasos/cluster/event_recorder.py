@@ -1,0 +1,105 @@
+"""Posts core/v1 Events in the background, so a reconcile pass never waits for one, and after a burst, not in it.
+
+Events only need to arrive eventually (Kubernetes itself treats them as best effort). Posting them inline made every
+pass hold its slot, and its LLMJob's lock, for one more API round trip; and under a burst of new LLMJobs each Event
+cost the API server as much as a child object's create, so the last children arrived later. The recorder keeps a
+queue in order; one worker task posts them at the lowest request priority, and while the operator is still
+creating children for new LLMJobs (`busy()`), it waits, for at most `max_hold` seconds per Event, so the Events of a
+long stream of new jobs are late, never lost for that reason. On shutdown, `close()` posts what is left without
+waiting for a quiet moment. What a SIGKILL leaves in the queue is lost, as with any Kubernetes event recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from llmasos.cluster.priority import PRIORITY_EVENTS_API, request_priority
+
+log = logging.getLogger(__name__)
+
+Post = Callable[[str, dict[str, Any]], Awaitable[object]]
+
+
+class EventRecorder:
+    def __init__(self, post: Post, busy: Callable[[], bool] = lambda: False, max_hold: float = 30.0,
+                 poll: float = 0.2, max_queued: int = 10_000,
+                 on_error: Callable[[Exception], None] = lambda exc: None) -> None:
+        self._post = post
+        self._busy = busy
+        self._max_hold = max_hold
+        self._poll = poll
+        self._max_queued = max_queued
+        self._on_error = on_error
+        self._queue: asyncio.Queue[tuple[float, str, dict[str, Any]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+        self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    def record(self, namespace: str, event: dict[str, Any]) -> None:
+        """Queue one Event (never blocks); the worker starts with the first one, inside the running loop."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        if self._queue.qsize() >= self._max_queued:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("event queue full (%d queued): %d Events dropped so far", self._max_queued, self.dropped)
+            return
+        self._queue.put_nowait((time.monotonic(), namespace, event))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._run(), name="llmasos-events")
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        token = request_priority.set(PRIORITY_EVENTS_API)
+        try:
+            while True:
+                queued_at, namespace, event = await self._queue.get()
+                try:
+                    # busy() is a condition of other components (no event to wait on): polled, a few times a second
+                    while self._holding(queued_at):  # noqa: ASYNC110 (a polled condition)
+                        await asyncio.sleep(self._poll)
+                    await self._send(namespace, event)
+                finally:
+                    self._queue.task_done()
+        finally:
+            request_priority.reset(token)
+
+    def _holding(self, queued_at: float) -> bool:
+        return not self._closing and self._busy() and time.monotonic() - queued_at < self._max_hold
+
+    async def _send(self, namespace: str, event: dict[str, Any]) -> None:
+        try:
+            await self._post(namespace, event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # best effort, but counted and logged: a lost Event is never silent
+            self._on_error(exc)
+            log.warning("could not post Event %s for %s/%s: %s", event.get("reason"), namespace,
+                        (event.get("involvedObject") or {}).get("name"), exc)
+
+    async def flush(self, within: float = 10.0) -> bool:
+        """Wait until every queued Event was posted (tests, shutdown); False when `within` seconds passed first."""
+        if self._queue is None:
+            return True
+        try:
+            await asyncio.wait_for(self._queue.join(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, within: float = 5.0) -> None:
+        """Post what is queued without waiting for a quiet moment (for at most `within` seconds), then stop."""
+        self._closing = True
+        if not await self.flush(within):
+            log.warning("shutting down with %d Events not posted", self.pending)
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)

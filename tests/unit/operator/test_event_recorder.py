@@ -1,0 +1,155 @@
+"""The background Event recorder: order kept, passes never wait, Events yield to new jobs' child creation (bounded),
+failures counted, and shutdown posts what is queued."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from llmasos.cluster.event_recorder import EventRecorder
+from llmasos.cluster.priority import (
+    PRIORITY_EVENT,
+    PRIORITY_EVENTS_API,
+    PRIORITY_NEW,
+    PriorityLimiter,
+    request_priority,
+)
+
+
+def event(reason: str) -> dict[str, Any]:
+    return {"reason": reason, "involvedObject": {"name": "j"}}
+
+
+def test_events_are_posted_in_order_at_the_lowest_priority_without_blocking_the_caller() -> None:
+    posted: list[tuple[str, str, int]] = []
+    gate = asyncio.Event()
+
+    async def post(ns: str, ev: dict[str, Any]) -> None:
+        await gate.wait()
+        posted.append((ns, ev["reason"], request_priority.get()))
+
+    async def scenario() -> list[tuple[str, str, int]]:
+        rec = EventRecorder(post)
+        for r in ("A", "B", "C"):
+            rec.record("ns", event(r))  # returns at once although nothing can be posted yet
+        assert rec.pending == 3
+        assert posted == []
+        gate.set()
+        assert await rec.flush(5)
+        await rec.close()
+        return posted
+
+    assert asyncio.run(scenario()) == [("ns", r, PRIORITY_EVENTS_API) for r in ("A", "B", "C")]
+
+
+def test_events_wait_while_new_jobs_are_admitted_then_go() -> None:
+    posted: list[str] = []
+
+    async def post(ns: str, ev: dict[str, Any]) -> None:
+        posted.append(ev["reason"])
+
+    async def scenario() -> None:
+        passes = PriorityLimiter(4)
+        rec = EventRecorder(post, busy=lambda: passes.active_within(PRIORITY_NEW, 0.2), poll=0.02)
+        async with passes.slot(PRIORITY_NEW):
+            rec.record("ns", event("A"))
+            await asyncio.sleep(0.1)
+            assert posted == [], "held while a new job's pass runs"
+        await asyncio.sleep(0.05)
+        assert posted == [], "and shortly after it (the next one is likely on its way)"
+        assert await rec.flush(2)
+        assert posted == ["A"]
+        async with passes.slot(PRIORITY_EVENT):  # other passes do not hold Events back
+            rec.record("ns", event("B"))
+            assert await rec.flush(0.5)
+        assert posted == ["A", "B"]
+        await rec.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_held_event_goes_out_after_max_hold_even_when_new_jobs_keep_coming() -> None:
+    posted: list[str] = []
+
+    async def post(ns: str, ev: dict[str, Any]) -> None:
+        posted.append(ev["reason"])
+
+    async def scenario() -> None:
+        rec = EventRecorder(post, busy=lambda: True, max_hold=0.1, poll=0.01)
+        rec.record("ns", event("A"))
+        assert await rec.flush(2)
+        await rec.close()
+
+    asyncio.run(scenario())
+    assert posted == ["A"]
+
+
+def test_a_failed_post_is_counted_and_the_next_event_still_goes() -> None:
+    posted: list[str] = []
+    errors: list[Exception] = []
+
+    async def post(ns: str, ev: dict[str, Any]) -> None:
+        if ev["reason"] == "bad":
+            raise RuntimeError("403 forbidden")
+        posted.append(ev["reason"])
+
+    async def scenario() -> None:
+        rec = EventRecorder(post, on_error=errors.append)
+        rec.record("ns", event("bad"))
+        rec.record("ns", event("good"))
+        assert await rec.flush(2)
+        await rec.close()
+
+    asyncio.run(scenario())
+    assert posted == ["good"]
+    assert [str(e) for e in errors] == ["403 forbidden"]
+
+
+def test_close_posts_what_is_queued_without_waiting_for_a_quiet_moment() -> None:
+    posted: list[str] = []
+
+    async def post(ns: str, ev: dict[str, Any]) -> None:
+        posted.append(ev["reason"])
+
+    async def scenario() -> None:
+        rec = EventRecorder(post, busy=lambda: True, max_hold=60, poll=0.01)
+        rec.record("ns", event("A"))
+        rec.record("ns", event("B"))
+        await asyncio.sleep(0.05)
+        assert posted == []
+        await rec.close(within=2)
+
+    asyncio.run(scenario())
+    assert posted == ["A", "B"]
+
+
+def test_a_full_queue_drops_and_counts() -> None:
+    async def post(ns: str, ev: dict[str, Any]) -> None:
+        await asyncio.sleep(10)
+
+    async def scenario() -> int:
+        rec = EventRecorder(post, max_queued=2)
+        for r in "ABCD":
+            rec.record("ns", event(r))
+        dropped = rec.dropped
+        await rec.close(within=0.05)
+        return dropped
+
+    assert asyncio.run(scenario()) == 2
+
+
+def test_active_within_sees_waiters_and_recent_admissions_of_that_priority_or_more_urgent() -> None:
+    async def scenario() -> None:
+        lim = PriorityLimiter(1)
+        assert not lim.active_within(PRIORITY_NEW, 1)
+        async with lim.slot(PRIORITY_EVENT):
+            assert not lim.active_within(PRIORITY_NEW, 1)
+            waiter = asyncio.create_task(lim.slot(PRIORITY_NEW).__aenter__())
+            await asyncio.sleep(0)
+            assert lim.active_within(PRIORITY_NEW, 0), "a new job's pass is waiting"
+        await waiter
+        assert lim.active_within(PRIORITY_NEW, 1)
+        await asyncio.sleep(0.05)
+        assert not lim.active_within(PRIORITY_NEW, 0.01)
+
+    asyncio.run(scenario())
