@@ -27,14 +27,17 @@ Post = Callable[[str, dict[str, Any]], Awaitable[object]]
 class EventRecorder:
     def __init__(self, post: Post, busy: Callable[[], bool] = lambda: False, max_hold: float = 30.0,
                  poll: float = 0.2, max_queued: int = 10_000,
-                 on_error: Callable[[Exception], None] = lambda exc: None) -> None:
+                 on_error: Callable[[Exception], None] = lambda exc: None,
+                 on_drop: Callable[[], None] = lambda: None) -> None:
         self._post = post
         self._busy = busy
         self._max_hold = max_hold
         self._poll = poll
         self._max_queued = max_queued
         self._on_error = on_error
+        self._on_drop = on_drop
         self._queue: asyncio.Queue[tuple[float, str, dict[str, Any]]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
         self.dropped = 0
@@ -44,17 +47,28 @@ class EventRecorder:
         return self._queue.qsize() if self._queue is not None else 0
 
     def record(self, namespace: str, event: dict[str, Any]) -> None:
-        """Queue one Event (never blocks); the worker starts with the first one, inside the running loop."""
-        if self._queue is None:
-            self._queue = asyncio.Queue()
+        """Queue one Event (never blocks); the worker starts with the first one, inside the running loop. After
+        close() (a pass still finishing during shutdown) the Event is dropped and counted, never posted through a
+        closed client."""
+        if self._closing:
+            self._drop("the operator is shutting down")
+            return
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._loop is not loop:  # a queue belongs to the loop it was first used in
+            self._queue, self._loop, self._worker = asyncio.Queue(), loop, None
         if self._queue.qsize() >= self._max_queued:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("event queue full (%d queued): %d Events dropped so far", self._max_queued, self.dropped)
+            self._drop(f"the queue is full ({self._max_queued} Events)")
             return
         self._queue.put_nowait((time.monotonic(), namespace, event))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="llmasos-events")
+            self._worker.add_done_callback(_report_death)
+
+    def _drop(self, why: str) -> None:
+        self.dropped += 1
+        self._on_drop()
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            log.warning("Event dropped: %s (%d dropped so far)", why, self.dropped)
 
     async def _run(self) -> None:
         assert self._queue is not None
@@ -103,3 +117,9 @@ class EventRecorder:
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    """The worker only ends by cancellation; anything else is a bug worth a log line (the next record() restarts it)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the Event worker died: %r", task.exception())

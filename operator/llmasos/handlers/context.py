@@ -96,7 +96,8 @@ class OperatorContext:
             self._events = EventRecorder(
                 post=lambda namespace, event: self.kube.create(EVENTS, event, namespace),
                 busy=lambda: self.passes.active_within(PRIORITY_NEW, NEW_PASS_QUIET_SECONDS),
-                on_error=lambda exc: self.metrics.record_error("api"))
+                on_error=lambda exc: self.metrics.record_error("api"),
+                on_drop=lambda: self.metrics.record_error("internal"))
         return self._events
 
     def remember_written(self, body: dict[str, Any]) -> None:

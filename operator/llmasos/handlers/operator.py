@@ -98,6 +98,12 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         for task in resync:
             task.cancel()
         await asyncio.gather(*resync, return_exceptions=True)
+        # Passes after a child Job's change run in tasks of their own (not kopf's): stop them before the Events they
+        # would queue and the client they would use are closed.
+        pending = list(ctx.coalescing.values())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         await ctx.events.close()
         await ctx.kube.aclose()
         await ctx.carbon.aclose()

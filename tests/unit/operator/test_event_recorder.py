@@ -127,8 +127,10 @@ def test_a_full_queue_drops_and_counts() -> None:
     async def post(ns: str, ev: dict[str, Any]) -> None:
         await asyncio.sleep(10)
 
+    drops: list[int] = []
+
     async def scenario() -> int:
-        rec = EventRecorder(post, max_queued=2)
+        rec = EventRecorder(post, max_queued=2, on_drop=lambda: drops.append(1))
         for r in "ABCD":
             rec.record("ns", event(r))
         dropped = rec.dropped
@@ -136,6 +138,7 @@ def test_a_full_queue_drops_and_counts() -> None:
         return dropped
 
     assert asyncio.run(scenario()) == 2
+    assert len(drops) == 2, "each drop reaches the metrics"
 
 
 def test_active_within_sees_waiters_and_recent_admissions_of_that_priority_or_more_urgent() -> None:
@@ -153,3 +156,41 @@ def test_active_within_sees_waiters_and_recent_admissions_of_that_priority_or_mo
         assert not lim.active_within(PRIORITY_NEW, 0.01)
 
     asyncio.run(scenario())
+
+
+def test_after_close_events_are_dropped_and_counted_not_posted_through_a_closed_client() -> None:
+    posted: list[str] = []
+    drops: list[int] = []
+
+    async def post(ns: str, ev: dict[str, Any]) -> None:
+        posted.append(ev["reason"])
+
+    async def scenario() -> EventRecorder:
+        rec = EventRecorder(post, on_drop=lambda: drops.append(1))
+        rec.record("ns", event("A"))
+        await rec.close(within=2)
+        rec.record("ns", event("late"))  # a pass still finishing during shutdown
+        await asyncio.sleep(0.05)
+        return rec
+
+    rec = asyncio.run(scenario())
+    assert posted == ["A"]
+    assert rec.dropped == 1
+    assert drops == [1]
+
+
+def test_a_recorder_used_from_a_second_event_loop_gets_a_queue_and_worker_of_that_loop() -> None:
+    posted: list[str] = []
+
+    async def post(ns: str, ev: dict[str, Any]) -> None:
+        posted.append(ev["reason"])
+
+    rec = EventRecorder(post)
+
+    async def one(reason: str) -> None:
+        rec.record("ns", event(reason))
+        assert await rec.flush(2)
+
+    asyncio.run(one("first loop"))
+    asyncio.run(one("second loop"))  # the first loop's queue cannot be awaited here
+    assert posted == ["first loop", "second loop"]
