@@ -26,7 +26,7 @@ Post = Callable[[str, dict[str, Any]], Awaitable[object]]
 
 class EventRecorder:
     def __init__(self, post: Post, busy: Callable[[], bool] = lambda: False, max_hold: float = 30.0,
-                 poll: float = 0.2, max_queued: int = 10_000,
+                 poll: float = 0.2, max_queued: int = 10_000, in_flight: int = 8,
                  on_error: Callable[[Exception], None] = lambda exc: None,
                  on_drop: Callable[[], None] = lambda: None) -> None:
         self._post = post
@@ -34,6 +34,7 @@ class EventRecorder:
         self._max_hold = max_hold
         self._poll = poll
         self._max_queued = max_queued
+        self._in_flight = in_flight
         self._on_error = on_error
         self._on_drop = on_drop
         self._queue: asyncio.Queue[tuple[float, str, dict[str, Any]]] | None = None
@@ -71,19 +72,38 @@ class EventRecorder:
             log.warning("Event dropped: %s (%d dropped so far)", why, self.dropped)
 
     async def _run(self) -> None:
-        assert self._queue is not None
+        """Started in queue order, up to `in_flight` at once: one at a time, a burst of completions (hundreds of
+        Events) would take tens of seconds to drain, and an operator killed meanwhile loses all of it."""
+        queue = self._queue
+        assert queue is not None
         token = request_priority.set(PRIORITY_EVENTS_API)
+        slots = asyncio.Semaphore(self._in_flight)
+        sending: set[asyncio.Task[None]] = set()
+
+        async def send(namespace: str, event: dict[str, Any]) -> None:
+            try:
+                await self._send(namespace, event)
+            finally:
+                slots.release()
+                queue.task_done()
+
         try:
             while True:
-                queued_at, namespace, event = await self._queue.get()
+                queued_at, namespace, event = await queue.get()
                 try:
                     # busy() is a condition of other components (no event to wait on): polled, a few times a second
                     while self._holding(queued_at):  # noqa: ASYNC110 (a polled condition)
                         await asyncio.sleep(self._poll)
-                    await self._send(namespace, event)
-                finally:
-                    self._queue.task_done()
+                    await slots.acquire()
+                except BaseException:
+                    queue.task_done()
+                    raise
+                task = asyncio.create_task(send(namespace, event))
+                sending.add(task)
+                task.add_done_callback(sending.discard)
         finally:
+            for task in list(sending):
+                task.cancel()
             request_priority.reset(token)
 
     def _holding(self, queued_at: float) -> bool:

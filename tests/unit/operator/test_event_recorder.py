@@ -194,3 +194,24 @@ def test_a_recorder_used_from_a_second_event_loop_gets_a_queue_and_worker_of_tha
     asyncio.run(one("first loop"))
     asyncio.run(one("second loop"))  # the first loop's queue cannot be awaited here
     assert posted == ["first loop", "second loop"]
+
+
+def test_up_to_in_flight_events_are_posted_at_once() -> None:
+    running: list[int] = []
+    peak: list[int] = [0]
+
+    async def post(ns: str, ev: dict[str, Any]) -> None:
+        running.append(1)
+        peak[0] = max(peak[0], len(running))
+        await asyncio.sleep(0.02)
+        running.pop()
+
+    async def scenario() -> None:
+        rec = EventRecorder(post, in_flight=3)
+        for i in range(10):
+            rec.record("ns", event(str(i)))
+        assert await rec.flush(2)
+        await rec.close()
+
+    asyncio.run(scenario())
+    assert peak[0] == 3
