@@ -93,11 +93,12 @@ def _finished(phase: str, reason: str, message: str, ok: bool) -> tuple[Conditio
     )
 
 
-def _restart(spec: LLMJobSpec, current: ObservedJob, nxt: int, stale: tuple[Action, ...], total: int, start: str,
+def _restart(current: ObservedJob, nxt: int, suspend: bool, stale: tuple[Action, ...], total: int, start: str,
              msg: str, reason: str) -> Decision:
     """A new attempt of the whole group. It is created before the current one is deleted: the highest attempt
-    always exists."""
-    restart: tuple[Action, ...] = (EnsureService(), EnsureJob(nxt, spec.suspend), DeleteJob(current.name), *stale)
+    always exists. It is created suspended when the user suspended the job or the carbon plan holds it (an
+    interruptible job between segments): its pods start only when the job may run."""
+    restart: tuple[Action, ...] = (EnsureService(), EnsureJob(nxt, suspend), DeleteJob(current.name), *stale)
     return Decision("Pending", (Condition(cond.RUNNING, "False", cond.RESTARTING, msg),), msg, restart, 0, total, nxt,
                     "", start, events=(Event("Warning", reason, msg),))
 
@@ -157,7 +158,7 @@ def decide(
                 return failed(cond.NODE_POOL_LOST, f"{lost} after {current.attempt + 1} attempt(s)")
             nxt = current.attempt + 1
             msg = f"{lost}; restarting the whole worker group on another pool, attempt {nxt} of {spec.backoff_limit}"
-            return _restart(spec, current, nxt, stale, total, start, msg, cond.NODE_POOL_LOST)
+            return _restart(current, nxt, spec.suspend or bool(hold), stale, total, start, msg, cond.NODE_POOL_LOST)
 
         if current.failed_reason == "DeadlineExceeded":
             msg = f"attempt {current.attempt} exceeded maxRuntime: {current.failed_message}".rstrip(": ")
@@ -168,7 +169,7 @@ def decide(
                 f"a worker failed ({current.failed_reason}: {current.failed_message}); restarting the whole "
                 f"worker group, attempt {nxt} of {spec.backoff_limit}"
             )
-            return _restart(spec, current, nxt, stale, total, start, msg, cond.WORKER_FAILED)
+            return _restart(current, nxt, spec.suspend or bool(hold), stale, total, start, msg, cond.WORKER_FAILED)
         msg = (
             f"a worker failed ({current.failed_reason}: {current.failed_message}) after "
             f"{current.attempt + 1} attempt(s)"

@@ -119,6 +119,19 @@ def test_lost_pool_restarts_the_group_as_a_new_attempt() -> None:
     assert "node pool a100 has no nodes left" in d.message
 
 
+@pytest.mark.parametrize("pool_lost", ["", "a100"])
+def test_a_restart_while_held_or_suspended_creates_the_next_attempt_suspended(pool_lost: str) -> None:
+    failed = make_job(0, suspended=True, failed_reason="" if pool_lost else "PodFailurePolicy")
+    held = decide(make_spec(backoffLimit=2), "Deferred", [failed], NOW, hold="deferred until 18:00",
+                  pool_lost=pool_lost)
+    assert held.attempt == 1
+    assert held.actions.index(EnsureJob(1, True)) < held.actions.index(DeleteJob("j-a0")), "held: no pods yet"
+    suspended = decide(make_spec(backoffLimit=2, suspend=True), "Suspended", [failed], NOW, pool_lost=pool_lost)
+    assert EnsureJob(1, True) in suspended.actions
+    running = decide(make_spec(backoffLimit=2), "Running", [failed], NOW, pool_lost=pool_lost)
+    assert EnsureJob(1, False) in running.actions
+
+
 def test_lost_pool_after_the_last_attempt_fails_naming_the_pool() -> None:
     d = decide(make_spec(backoffLimit=0), "Running", [make_job(0, ready=2, active=2)], NOW, pool_lost="a100")
     assert d.phase == "Failed"
