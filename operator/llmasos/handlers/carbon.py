@@ -11,6 +11,7 @@ than the latest start: a job is never held past the time it needs to meet its de
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from llmasos.api.conditions import Condition
 from llmasos.api.spec import LLMJobSpec, parse_time
 from llmasos.errors import CarbonSourceError, PlacementError
 from llmasos.handlers.context import OperatorContext
-from llmasos.planning.carbon_gate import Gate, gate_after_start, gate_before_start, plan_status
+from llmasos.planning.carbon_gate import Gate, gate_after_start, gate_before_start, plan_status, stable_message
 from llmasos.planning.carbon_spec import carbon_job
 from llmasos.planning.carbon_window import CarbonJob, plan_start
 from llmasos.planning.forecast import Forecast
@@ -30,6 +31,8 @@ from llmasos.planning.placement import PoolInventory, feasible_pools
 from llmasos.planning.pool_choice import PoolOption, choose_pool
 from llmasos.planning.segment_gate import gate_interruptible
 from llmasos.planning.served import RunState
+
+log = logging.getLogger("llmasos.carbon")
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,17 @@ async def fetch_forecast(ctx: OperatorContext, zone: str) -> ForecastAnswer:
         ctx.metrics.record_error("carbon")
         ctx.metrics.record_carbon_error(exc.source)
         ctx.metrics.zone_in_use(zone)  # its last data keeps ageing on the dashboard (and in the stale alert)
-        return ForecastAnswer(Forecast((), zone=zone), "none", True, f"every carbon source failed: {exc}")
+        log.debug("carbon forecast for %s: every source failed: %s", zone, exc)
+        return ForecastAnswer(Forecast((), zone=zone), "none", True,
+                              stable_message(f"every carbon source failed: {exc}"))
     for error in sourced.errors:  # a degraded answer: each source that failed before the one that answered
         ctx.metrics.record_carbon_error(error.split(":", 1)[0].strip() or "unknown")
     points = sourced.value.points
     ctx.metrics.record_carbon_data(sourced.source, zone, updated_at=sourced.value.issued_at or ctx.clock(),
                                    intensity=points[0].intensity if points else None, degraded=sourced.degraded)
-    return ForecastAnswer(sourced.value, sourced.source, sourced.degraded, sourced.message)
+    if sourced.degraded:
+        log.debug("carbon forecast for %s: %s", zone, sourced.message)
+    return ForecastAnswer(sourced.value, sourced.source, sourced.degraded, stable_message(sourced.message))
 
 
 def degraded_condition(answer: ForecastAnswer) -> Condition:
@@ -90,13 +97,13 @@ async def choose_carbon_pool(ctx: OperatorContext, spec: LLMJobSpec, body: dict[
     return next(pool for pool in fitting if pool.name == choice.pool.name), answers
 
 
-def run_state(observed: Sequence[ObservedJob]) -> RunState:
-    """The current attempt's Job as the served-time ledger needs it."""
+def run_state(observed: Sequence[ObservedJob], gang: int) -> RunState:
+    """The current attempt's Job as the served-time ledger needs it: running only once all `gang` workers are
+    ready (pods Pending for GPUs, a node scale-up or an image pull serve nothing)."""
     if not observed:
         return RunState()
     current = max(observed, key=lambda j: j.attempt)
-    start = parse_time(current.start_time, "job.status.startTime") if current.start_time else None
-    return RunState(exists=True, suspended=current.suspended, start_time=start)
+    return RunState(exists=True, suspended=current.suspended, ready=current.ready >= gang)
 
 
 async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], zone: str, started: bool,
@@ -113,8 +120,9 @@ async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, An
     if started:
         held_until = str(status.get("scheduledStart") or "") if status.get("phase") == "Deferred" else ""
         answer = await fetch_forecast(ctx, zone)
-        gate = gate_interruptible(previous, job_for(spec, body), run_state(observed), answer.forecast,
-                                  (answer.source, answer.degraded, answer.message), now, held_until)
+        gate = gate_interruptible(previous, job_for(spec, body), run_state(observed, spec.parallelism.nodes),
+                                  answer.forecast, (answer.source, answer.degraded, answer.message), now, held_until,
+                                  user_suspended=spec.suspend)
         return gate, degraded_condition(answer)
     answer = (fetched or {}).get(zone) or await fetch_forecast(ctx, zone)
     plan = plan_start(job_for(spec, body), answer.forecast, now)

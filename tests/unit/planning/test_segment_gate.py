@@ -34,19 +34,23 @@ def status_plan(job: CarbonJob, forecast: Forecast, now: datetime) -> dict[str, 
 
 # -- the ledger ----------------------------------------------------------------------------------------------------
 
-def test_a_run_opens_at_the_jobs_start_time_and_closes_when_suspended() -> None:
-    ledger = Ledger().observe(RunState(True, False, T0 + 2 * M), T0 + 5 * M)
-    assert ledger.running_since == T0 + 2 * M
-    assert ledger.served_at(T0 + 10 * M) == 8 * M
-    closed = ledger.close(T0 + 32 * M)
-    assert (closed.served, closed.running_since, closed.suspended_at) == (30 * M, None, T0 + 32 * M)
-    assert closed.observe(RunState(True, True, T0 + 2 * M), T0 + H) == closed, "suspended: nothing runs"
-    # Resumed, but the Job's startTime still shows the first run: count from the pass, never across the gap.
-    resumed = closed.observe(RunState(True, False, T0 + 2 * M), T0 + H)
-    assert resumed.running_since == T0 + H
-    assert resumed.observe(RunState(True, True, T0 + H), T0 + H + 10 * M).served == 40 * M, "user suspend closes"
+def test_a_run_opens_when_the_gang_is_ready_and_closes_when_suspended() -> None:
+    assert Ledger().observe(RunState(True, False, ready=False), T0 + 2 * M) == Ledger(), "a Pending gang serves nothing"
+    ledger = Ledger().observe(RunState(True, False), T0 + 5 * M)
+    assert (ledger.running_since, ledger.runs) == (T0 + 5 * M, 1), "opened at the pass that sees the gang ready"
+    assert ledger.served_at(T0 + 10 * M) == 5 * M
+    closed = ledger.close(T0 + 35 * M)
+    assert (closed.served, closed.running_since, closed.suspended_at, closed.runs) == (30 * M, None, T0 + 35 * M, 1)
+    assert closed.observe(RunState(True, True), T0 + H) == closed, "suspended: nothing runs"
+    assert closed.observe(RunState(True, False, ready=False), T0 + H) == closed, "resumed, pods still Pending"
+    resumed = closed.observe(RunState(True, False), T0 + H)
+    assert (resumed.running_since, resumed.runs) == (T0 + H, 2)
+    assert resumed.observe(RunState(True, True), T0 + H + 10 * M).served == 40 * M, "user suspend closes"
+    assert resumed.observe(RunState(True, False, ready=False), T0 + H + 10 * M).served == 40 * M, "a worker lost"
     assert ledger_from({**resumed.to_fields(), "startAt": "x"}) == resumed
     assert ledger_from(None) == Ledger()
+    legacy = {k: v for k, v in resumed.to_fields().items() if k != "runs"}
+    assert ledger_from(legacy).runs == 1, "a ledger written before runs were counted: at least the open run"
 
 
 # -- the gate's rules ----------------------------------------------------------------------------------------------
@@ -61,7 +65,7 @@ def dip_forecast(dip: int, issued: datetime) -> Forecast:
 def started(job: CarbonJob, forecast: Forecast) -> dict[str, Any]:
     """The plan the job started with at T0, with the ledger of the run since T0."""
     plan = status_plan(job, forecast, T0)
-    return {**plan, **Ledger(running_since=T0).to_fields()}
+    return {**plan, **Ledger(running_since=T0, runs=1).to_fields()}
 
 
 def test_follows_the_plan_in_force_until_a_newer_forecast_moves_a_later_segment() -> None:
@@ -69,7 +73,7 @@ def test_follows_the_plan_in_force_until_a_newer_forecast_moves_a_later_segment(
     first = dip_forecast(6, T0)
     plan = started(job, first)
     assert [s["start"] for s in plan["segments"]] == [format_instant(T0), format_instant(T0 + 6 * H)]
-    running = RunState(True, False, T0)
+    running = RunState(True, False)
 
     inside = gate_interruptible(plan, job, running, first, SOURCE, T0 + 30 * M)
     assert not inside.hold
@@ -83,7 +87,7 @@ def test_follows_the_plan_in_force_until_a_newer_forecast_moves_a_later_segment(
     assert at_end.plan["servedSeconds"] == 3600
     assert at_end.plan["runningSince"] is None
 
-    held = RunState(True, True, T0)
+    held = RunState(True, True)
     newer = dip_forecast(9, T0 + 2 * H)
     assert is_newer(at_end.plan, newer, "test")
     moved = gate_interruptible(at_end.plan, job, held, newer, SOURCE, T0 + 2 * H, at_end.resume_at)
@@ -105,9 +109,9 @@ def test_a_young_run_is_not_suspended() -> None:
     job = make_job("3h").deadline("12h").interruptible(min_segment="30m").build()
     plan = {**status_plan(job, dip_forecast(6, T0), T0), **Ledger(running_since=T0 + 50 * M).to_fields()}
     dirtier_now = make_forecast([900.0, *[400.0] * 5, 50.0, 50.0, 50.0, *[400.0] * 3], issued_at=T0 + H)
-    young = gate_interruptible(plan, job, RunState(True, False, T0 + 50 * M), dirtier_now, SOURCE, T0 + 70 * M)
+    young = gate_interruptible(plan, job, RunState(True, False), dirtier_now, SOURCE, T0 + 70 * M)
     assert not young.hold, "resumed 20 minutes ago: runs on until minSegment"
-    old = gate_interruptible(plan, job, RunState(True, False, T0 + 50 * M), dirtier_now, SOURCE, T0 + 80 * M)
+    old = gate_interruptible(plan, job, RunState(True, False), dirtier_now, SOURCE, T0 + 80 * M)
     assert old.hold
 
 
@@ -115,17 +119,17 @@ def test_nothing_owed_is_never_held_and_a_late_job_runs_at_once() -> None:
     job = make_job("2h").deadline("4h").interruptible().build()
     f = dip_forecast(3, T0)
     done = {**status_plan(job, f, T0), **Ledger(served=2 * H, suspended_at=T0 + 2 * H).to_fields()}
-    assert not gate_interruptible(done, job, RunState(True, True, T0), f, SOURCE, T0 + 150 * M).hold
+    assert not gate_interruptible(done, job, RunState(True, True), f, SOURCE, T0 + 150 * M).hold
     # One hour owed, held, and only one hour left before the deadline: a newer forecast cannot hold it.
     late = {**status_plan(job, f, T0), **Ledger(served=H, suspended_at=T0 + H).to_fields()}
-    gate = gate_interruptible(late, job, RunState(True, True, T0), dip_forecast(3, T0 + 3 * H), SOURCE, T0 + 3 * H)
+    gate = gate_interruptible(late, job, RunState(True, True), dip_forecast(3, T0 + 3 * H), SOURCE, T0 + 3 * H)
     assert not gate.hold
 
 
 def test_every_source_down_runs_the_rest_now() -> None:
     job = make_job("2h").deadline("12h").interruptible().build()
     plan = {**started(job, dip_forecast(6, T0)), **Ledger(served=H, suspended_at=T0 + H).to_fields()}
-    gate = gate_interruptible(plan, job, RunState(True, True, T0), Forecast(()), ("none", True, "down"), T0 + 2 * H)
+    gate = gate_interruptible(plan, job, RunState(True, True), Forecast(()), ("none", True, "down"), T0 + 2 * H)
     assert not gate.hold
     assert gate.plan is not None
     assert gate.plan["source"] == "none"
@@ -155,14 +159,19 @@ def operate(job: CarbonJob, truth: Forecast, seed: int, sigma: float) -> list[tu
         if not run.exists:
             gate = gate_before_start(status_plan(job, forecast, now), previous, now)
             if not gate.hold:
-                run, since = RunState(True, False, now), now
+                run, since = RunState(True, False), now
         else:
             gate = gate_interruptible(previous, job, run, forecast, SOURCE, now, held_until)
             if gate.hold and not run.suspended:
                 runs.append((since, now))
-                run = RunState(True, True, since)
+                run = RunState(True, True)
             elif not gate.hold and run.suspended:
-                run, since = RunState(True, False, now), now  # Kubernetes resets the Job's startTime on resume
+                run, since = RunState(True, False), now
+        if run.running and since == now:
+            # The gang becomes ready at once, and its readiness triggers a pass (the child Job's fingerprint).
+            held = gate.start_at if gate.hold else ""
+            gate = gate_interruptible(gate.plan, job, run, forecast, SOURCE, now, held)
+            assert not gate.hold, "a run is not suspended as it opens"
         previous, held_until = gate.plan, (gate.start_at if gate.hold else "")
         served = sum((b - a for a, b in runs), timedelta(0))
         if run.exists and not run.suspended and since + (job.duration - served) <= now + TICK:
@@ -199,3 +208,65 @@ def test_replanned_jobs_serve_their_duration_in_time_and_keep_min_segments(
     for (a, b), (c, _) in itertools.pairwise(runs):
         assert b - a >= job.min_segment, "a suspended run lasted at least minSegment"
         assert c > b
+    assert job.max_segments is None or len(runs) <= job.max_segments, "no more runs than maxSegments"
+
+
+def test_max_segments_counts_the_runs_made_and_once_used_the_job_runs_to_the_end() -> None:
+    job = make_job("3h").deadline("12h").interruptible(min_segment="15m", max_segments=2).build()
+    f = make_forecast([50.0, 400.0, 400.0, 50.0, 400.0, 400.0, 50.0, *[400.0] * 5], issued_at=T0)
+    # The second run (of two) is open and the plan in force would suspend it: it runs on instead.
+    plan = {**status_plan(job, f, T0), **Ledger(served=H, running_since=T0 + 3 * H, suspended_at=T0 + H,
+                                                runs=2).to_fields()}
+    plan["segments"] = [{"start": format_instant(T0), "end": format_instant(T0 + H)},
+                        {"start": format_instant(T0 + 3 * H), "end": format_instant(T0 + 4 * H)},
+                        {"start": format_instant(T0 + 6 * H), "end": format_instant(T0 + 7 * H)}]
+    gate = gate_interruptible(plan, job, RunState(True, False), f, SOURCE, T0 + 4 * H)
+    assert not gate.hold, "maxSegments used: never suspended again"
+    newer = make_forecast([50.0, 400.0, 400.0, 50.0, 900.0, 400.0, 50.0, *[400.0] * 5], issued_at=T0 + 4 * H)
+    assert not gate_interruptible(plan, job, RunState(True, False), newer, SOURCE, T0 + 4 * H).hold
+    # One run made and held: the re-plan may use one more segment only, so the two clean hours left are not split.
+    held = {**plan, **Ledger(served=H, suspended_at=T0 + H, runs=1).to_fields()}
+    replanned = gate_interruptible(held, job, RunState(True, True), newer, SOURCE, T0 + 2 * H)
+    assert replanned.plan is not None
+    assert len(replanned.plan["segments"]) == 1, "maxSegments 2, one run made: one segment left"
+
+
+def test_repeated_passes_with_the_same_inputs_write_nothing() -> None:
+    job = make_job("3h").deadline("12h").interruptible(min_segment="15m").build()
+    f = dip_forecast(6, T0)
+    plan = {**status_plan(job, f, T0), **Ledger(served=30 * M, suspended_at=T0 + 30 * M, runs=1).to_fields()}
+
+    def passes(run: RunState, user_suspended: bool, start: datetime) -> list[dict[str, Any] | None]:
+        previous: dict[str, Any] | None = plan
+        out = []
+        for i in range(6):
+            gate = gate_interruptible(previous, job, run, f, SOURCE, start + i * 30 * timedelta(seconds=1),
+                                      user_suspended=user_suspended)
+            previous = gate.plan
+            out.append(previous)
+        return out
+
+    # Suspended by the user inside a segment (the plan says run): the plan in force stands.
+    suspended = passes(RunState(True, True), True, T0 + 40 * M)
+    assert all(p == suspended[0] for p in suspended), "spec.suspend: no re-plan, no status write per resync"
+    assert suspended[0] is not None
+    assert suspended[0]["segments"] == plan["segments"]
+    # Resumed, its gang still Pending (no GPUs yet): not running, nothing served, nothing re-planned.
+    pending = passes(RunState(True, False, ready=False), False, T0 + 40 * M)
+    assert all(p == pending[0] for p in pending)
+    assert pending[0] is not None
+    assert pending[0]["servedSeconds"] == 1800
+
+
+def test_a_job_runs_in_no_more_segments_than_max_segments_through_hourly_replans() -> None:
+    """Seeded cases of the loop above with maxSegments 2 and noisy hourly forecasts (a fifth of them ran in 3-5
+    segments when each re-plan was allowed maxSegments again)."""
+    rng = Random(1)
+    for _ in range(100):
+        duration = rng.randint(2, 72) * TICK
+        job = CarbonJob(duration=duration, earliest_start=T0, deadline=T0 + duration + rng.randint(0, 36) * 10 * M,
+                        interruptible=True, min_segment=rng.choice([timedelta(0), 15 * M]), max_segments=2)
+        truth = make_forecast([float(rng.randint(20, 800)) for _ in range(30)])
+        runs = operate(job, truth, rng.randint(0, 9999), rng.choice([0.1, 0.3]))
+        assert len(runs) <= 2, runs
+        assert sum((b - a for a, b in runs), timedelta(0)) == job.duration
