@@ -259,8 +259,8 @@ def test_repeated_passes_with_the_same_inputs_write_nothing() -> None:
 
 
 def test_a_job_runs_in_no_more_segments_than_max_segments_through_hourly_replans() -> None:
-    """Seeded cases of the loop above with maxSegments 2 and noisy hourly forecasts (a fifth of them ran in 3-5
-    segments when each re-plan was allowed maxSegments again)."""
+    """Seeded cases of the loop above with maxSegments 2 and noisy hourly forecasts (about a fifth of such cases ran
+    in more than 2 segments when each re-plan was allowed maxSegments again)."""
     rng = Random(1)
     for _ in range(100):
         duration = rng.randint(2, 72) * TICK
