@@ -215,7 +215,11 @@ def spec_schema() -> Schema:
                 },
                 default={},
             ),
-            "maxRuntime": _duration("Hard limit on the running time of one attempt; the job fails when exceeded."),
+            "maxRuntime": _duration(
+                "Hard limit on the running time of one attempt; the job fails when exceeded. It is the child Job's "
+                "activeDeadlineSeconds, counted from when the Job starts or resumes (pods still starting included); "
+                "Kubernetes resets it on every resume, so for an interruptible job run in carbon segments (or one "
+                "suspended and resumed with suspend) it limits each segment, not the total run time."),
             "backoffLimit": integer("How many times the whole worker group is restarted after a worker fails.",
                                     default=2, minimum=0, maximum=20),
             "suspend": boolean("true removes the running pods (the job keeps its place); false resumes it.",
