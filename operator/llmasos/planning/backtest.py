@@ -8,7 +8,9 @@ run. Strategies, all judged on the *true* series:
   starts when its plan starts before the next forecast is issued). A started non-interruptible job is never
   re-planned; a started interruptible one is re-planned on every new forecast until its run time is served, running
   only the part of each plan that falls before the next forecast (model-predictive control: `replan_remaining`, which
-  the operator's `segment_gate.py` calls with the run time its child Job served). The replay has no resync lag and
+  the operator's `segment_gate.py` calls with the run time its child Job served; with `max_segments`, each re-plan
+  gets only the segments the runs made leave, and once they are used the rest runs at once, as the operator
+  does). The replay has no resync lag and
   `minSegment` 0, so a re-plan at a segment boundary on the same forecast (the operator's other re-plan) changes
   nothing here. ``replan_after_start=False`` is the operator's former behaviour: a started interruptible job follows
   the segments of the plan it started with (`--follow-plan` in `llmasos simulate` and `bench/carbon_shift.py`).
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from llmasos.planning.carbon_window import CarbonJob, Segment, plan_start
+from llmasos.planning.carbon_window import CarbonJob, Plan, Segment, plan_start
 from llmasos.planning.forecast import Forecast
 from llmasos.planning.replan import replan_remaining
 from llmasos.planning.timeline import DEFAULT_UNKNOWN_PREMIUM
@@ -126,9 +128,17 @@ def planner(
     served = timedelta(0)
     while served < job.duration:
         forecast = forecast_at(now)
-        plan = replan_remaining(base, served, forecast, now, unknown_premium=unknown_premium)
-        assert plan is not None
         remaining = job.duration - served
+        if job.interruptible and replan_after_start and done and base.max_segments is not None:
+            limited = _within_max_segments(base, served, forecast, now, done, unknown_premium)
+            if limited is None:  # maxSegments used: the rest runs at once, as the operator never holds it again
+                done.append(Segment(now, now + remaining))
+                break
+            plan = limited
+        else:
+            replanned = replan_remaining(base, served, forecast, now, unknown_premium=unknown_premium)
+            assert replanned is not None
+            plan = replanned
         following = _next_issue(forecast, now, tick)
         starts = plan.segments[0].start < following or not plan.feasible
         if not job.interruptible:
@@ -148,6 +158,23 @@ def planner(
                     served += end - seg.start
         now = following
     return _outcome(job, "planner", _merged(done), truth)
+
+
+def _within_max_segments(base: CarbonJob, served: timedelta, forecast: Forecast, now: datetime,
+                         done: list[Segment], unknown_premium: float) -> Plan | None:
+    """As the operator's gate (`segment_gate.py`): a re-plan gets maxSegments minus the runs made, the run ending
+    now being the first of them when the plan continues it; None once every segment is used."""
+    assert base.max_segments is not None
+    runs = _merged(done)
+    left = base.max_segments - len(runs)
+    if left <= 0:
+        return None
+    if runs[-1].end == now:  # the open run: a plan starting now continues it
+        plan = replan_remaining(replace(base, max_segments=left + 1), served, forecast, now,
+                                unknown_premium=unknown_premium)
+        if plan is not None and plan.segments[0].start <= now:
+            return plan
+    return replan_remaining(replace(base, max_segments=left), served, forecast, now, unknown_premium=unknown_premium)
 
 
 def _next_issue(forecast: Forecast, now: datetime, tick: timedelta) -> datetime:
