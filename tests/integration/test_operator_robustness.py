@@ -80,3 +80,37 @@ def test_health_and_metrics_endpoints(operator: OperatorProcess) -> None:
     text = operator.metrics()
     assert "llmasos_llmjobs{" in text
     assert "llmasos_reconcile_duration_seconds_bucket" in text
+
+
+def test_a_placement_made_before_a_crash_is_kept_from_the_child_job(cluster: LocalCluster, api: AdminApi,
+                                                                    crds: None, artifacts: Path) -> None:
+    """An operator killed after creating a job's children and before writing its status left the placement only in
+    the child Job. The next operator must take the pool from there, not place the job anew (another pool would
+    be recorded in status while the pods run on the first one). One job per pool, so whichever pool the operator
+    would prefer, one of them was created on the other."""
+    from llmasos.api.spec import parse_spec
+    from llmasos.cluster.builders import Owner, build_job
+
+    ns = api.namespace("recover")
+    pools = ["l4", "a100"]
+    parallelism = {"strategy": "ddp", "nodes": 1, "gpusPerNode": 1}
+    for pool in pools:
+        name = f"on-{pool}"
+        body = api.create(llmjob_path(ns), llmjob(name, placement={"nodePools": pools}, parallelism=parallelism,
+                                                  annotations={"sim.llmasos.io/duration": "3s"}))
+        spec = parse_spec(body["spec"])
+        job = build_job(Owner(name, ns, body["metadata"]["uid"]), spec, 0, pool, "llmasos-worker:test")
+        api.create(f"/apis/batch/v1/namespaces/{ns}/jobs", job)
+    op = OperatorProcess(cluster, artifacts, "recover").start()
+    try:
+        for pool in pools:
+            wait_for(lambda p=pool: phase_of(api, ns, f"on-{p}") == "Succeeded", timeout=90,
+                     what=f"on-{pool} Succeeded")
+            status = api.get(llmjob_path(ns, f"on-{pool}"))["status"]
+            assert status["pool"] == pool, f"on-{pool} was recorded on {status['pool']}"
+            jobs, services, _ = children(api, ns, f"on-{pool}")
+            assert [j["metadata"]["name"] for j in jobs] == [f"on-{pool}-a0"], "no second Job"
+            assert len(services) == 1
+    finally:
+        op.stop()
+        delete_namespace(api, ns)

@@ -39,7 +39,19 @@ def observe_job(job: dict[str, Any]) -> ObservedJob:
         failed_message=str(failed.get("message", "")) if failed else "",
         start_time=str(status.get("startTime", "") or ""),
         completion_time=str(status.get("completionTime", "") or ""),
+        pool=_affinity_pool(spec),
     )
+
+
+def _affinity_pool(job_spec: dict[str, Any]) -> str:
+    """The pool named by the pod template's required node affinity (cluster/builders.py puts it there)."""
+    affinity = (((job_spec.get("template") or {}).get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    for term in required.get("nodeSelectorTerms") or []:
+        for expr in term.get("matchExpressions") or []:
+            if expr.get("key") == c.NODE_POOL_LABEL and expr.get("operator") == "In" and expr.get("values"):
+                return str(expr["values"][0])
+    return ""
 
 
 def observe_node(node: dict[str, Any], requested_gpus: int = 0) -> NodeCapacity:

@@ -32,7 +32,7 @@ from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool, job_for
 from llmasos.handlers.context import PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
 from llmasos.handlers.indexes import children_from, has_service, inventory_from, reports_for, slim_body
 from llmasos.planning.budget import month_key, used_grams, verdict
-from llmasos.planning.lifecycle import DeleteJob, EnsureJob, EnsureService, decide
+from llmasos.planning.lifecycle import DeleteJob, EnsureJob, EnsureService, decide, placed_pool
 from llmasos.planning.placement import select_pool
 from llmasos.planning.power_status import build_power_status
 from llmasos.planning.status import build_status, placement_status
@@ -139,9 +139,12 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         return
 
     owner = _owner(body)
-    pool = status.get("pool", "")
+    observed = children_from(indexes["child_jobs"], ns, name, uid)
+    # A placement is recorded in status, or, when the operator died before that write, in the child Job itself.
+    placed_on = str(status.get("pool", "") or "") or placed_pool(observed)
+    pool = placed_on
     fetched: dict[str, Any] = {}
-    pools_now = {n.pool for store in indexes["node_inventory"].values() for n in store}
+    pools_now = {n.pool: n for store in indexes["node_inventory"].values() for n in store}
     if not pool or pool not in pools_now:
         inventory = inventory_from(indexes["node_inventory"], await ctx.gpu_usage.requested_by_node(ctx.kube))
         try:
@@ -160,10 +163,12 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         if not pool:
             logger.info(f"placing on pool {chosen.name} ({chosen.gpu_product}, zone {chosen.carbon_zone})")
         pool = chosen.name
+    elif not status.get("pool"):  # recovered from the child Job: record it now
+        node = pools_now[pool]
+        pool_fields = {"pool": pool, "zone": node.carbon_zone, "gpuProduct": node.gpu_product}
     else:
         pool_fields = {}
 
-    observed = children_from(indexes["child_jobs"], ns, name, uid)
     zone = spec.carbon.zone or str(pool_fields.get("zone") or status.get("zone") or "") or ctx.settings.default_zone
     started = bool(status.get("startTime")) or bool(observed)
     budget_condition = None
@@ -182,7 +187,6 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         hold = f"deferred until {gate.start_at}" + (f", expected to save {saving:.0f}%" if saving is not None else "")
     # The current Job is bound (node affinity) to the pool it was created for; if that pool lost its nodes and the
     # job was placed anew, the group restarts there (lifecycle.decide), instead of waiting for nodes that are gone.
-    placed_on = str(status.get("pool", "") or "")
     pool_lost = placed_on if placed_on and placed_on != pool and observed else ""
     decision = decide(spec, previous_phase, observed, now, int(status.get("attempt", 0) or 0),
                       str(status.get("startTime", "") or ""), hold=hold, pool_lost=pool_lost)

@@ -8,6 +8,7 @@ by the attempt number in the child Job's name, so an operator restart cannot los
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from llmasos.api import conditions as cond
@@ -33,10 +34,18 @@ class ObservedJob:
     failed_message: str = ""
     start_time: str = ""
     completion_time: str = ""
+    pool: str = ""  # the node pool its pods are bound to (node affinity)
 
     @property
     def is_failed(self) -> bool:
         return bool(self.failed_reason)
+
+
+def placed_pool(observed: Sequence[ObservedJob]) -> str:
+    """The pool the newest attempt's Job is bound to: the record of a placement whose status write never happened
+    (an operator killed between creating the children and writing status must not place the job anew)."""
+    newest = max(observed, key=lambda j: j.attempt, default=None)
+    return newest.pool if newest is not None else ""
 
 
 @dataclass(frozen=True)
