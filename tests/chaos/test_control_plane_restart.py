@@ -28,7 +28,7 @@ def run_restart(cluster: LocalCluster, api: AdminApi, artifacts: Path, extra_nod
     ns = api.namespace(f"chaos-{label}")
     op = OperatorProcess(cluster, artifacts, f"chaos-restart-{label}").start()
     expected = [f"j{i:03d}" for i in range(jobs)]
-    downtime: dict[str, float] = {}
+    downtime: dict[str, list[float]] = {}  # every restart of each component, in order
 
     def phases() -> dict[str, str]:
         return {o["metadata"]["name"]: (o.get("status") or {}).get("phase", "")
@@ -42,7 +42,7 @@ def run_restart(cluster: LocalCluster, api: AdminApi, artifacts: Path, extra_nod
             for component in components:
                 t = time.monotonic()
                 cluster.restart(component)
-                downtime[component] = round(time.monotonic() - t, 2)
+                downtime.setdefault(component, []).append(round(time.monotonic() - t, 2))
                 assert op.proc is not None
                 assert op.proc.poll() is None, f"the operator exited when {component} restarted:\n{op.log_tail()}"
             late = "after-restart"
