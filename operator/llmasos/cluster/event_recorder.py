@@ -65,6 +65,15 @@ class EventRecorder:
             self._worker = asyncio.create_task(self._run(), name="llmasos-events")
             self._worker.add_done_callback(_report_death)
 
+    async def post_now(self, namespace: str, event: dict[str, Any]) -> None:
+        """Post one Event at once, past the queue and the hold (still at the lowest request priority): for the
+        few Events whose loss matters most (a job's end), since a killed process loses what is queued."""
+        token = request_priority.set(PRIORITY_EVENTS_API)
+        try:
+            await self._send(namespace, event)
+        finally:
+            request_priority.reset(token)
+
     def _drop(self, why: str) -> None:
         self.dropped += 1
         self._on_drop()

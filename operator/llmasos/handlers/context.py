@@ -153,9 +153,11 @@ class OperatorContext:
     def now_iso(self) -> str:
         return iso(self.clock())
 
-    async def post_event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    async def post_event(self, body: dict[str, Any], type_: str, reason: str, message: str,
+                         at_once: bool = False) -> None:
         """Record a core/v1 Event on the LLMJob (only after its status write succeeded). Queued: it is posted in
-        the background once no new LLMJob's children are being created (self.events)."""
+        the background once no new LLMJob's children are being created (self.events); `at_once` posts it before
+        returning (a job's end: the one Event a killed operator must not lose with its queue)."""
         meta = body["metadata"]
         now = self.now_iso()
         event = {
@@ -169,4 +171,7 @@ class OperatorContext:
             "source": {"component": "llmasos-operator"},
             "reportingComponent": "llmasos-operator", "reportingInstance": self.instance[:128],
         }
-        self.events.record(meta["namespace"], event)
+        if at_once:
+            await self.events.post_now(meta["namespace"], event)
+        else:
+            self.events.record(meta["namespace"], event)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,7 +79,7 @@ async def _fail_invalid(ctx: OperatorContext, body: dict[str, Any], exc: SpecErr
     msg = f"invalid spec: {exc.field}: {exc}"
     new = placement_status(status, cond.INVALID_SPEC, msg, meta.get("generation", 1), ctx.now_iso(), "Failed")
     if await _write_status(ctx, body, new):
-        await ctx.post_event(body, "Warning", cond.INVALID_SPEC, msg)
+        await ctx.post_event(body, "Warning", cond.INVALID_SPEC, msg, at_once=True)
     ctx.metrics.record_phase(meta["uid"], "Failed")
 
 
@@ -177,7 +178,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         if budget_condition is not None and budget_condition.reason == cond.BUDGET_REJECTED:
             new = placement_status(status, cond.BUDGET_EXCEEDED, budget_condition.message, generation, now, "Failed")
             if await _write_status(ctx, body, new):
-                await ctx.post_event(body, "Warning", cond.BUDGET_EXCEEDED, budget_condition.message)
+                await ctx.post_event(body, "Warning", cond.BUDGET_EXCEEDED, budget_condition.message, at_once=True)
             ctx.metrics.record_phase(uid, "Failed")
             return
     gate, data_quality = await carbon_gate(ctx, spec, body, zone, started, ctx.clock(), fetched, observed)
@@ -205,15 +206,27 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     _record_carbon_metrics(ctx, spec, body, decision.phase, gate.plan, new)
     if decision.phase == "Deferred":
         new["scheduledStart"] = gate.start_at or new.get("scheduledStart")
+    if _first_write_can_wait(status, observed, decision.actions):
+        # The new Job's watch event brings a pass within about a second (coalesced with its pods' first changes);
+        # that pass reads the placement back from the Job and writes this status then. In a burst of new LLMJobs
+        # the API server serves every other job's child creates first instead of one status write per job.
+        ctx.metrics.record_phase(uid, decision.phase)
+        return
     if await _write_status(ctx, body, new):
         for ev in decision.events:
-            await ctx.post_event(body, ev.type, ev.reason, ev.message)
+            await ctx.post_event(body, ev.type, ev.reason, ev.message, at_once=final)
         if gate.announce and decision.phase == "Deferred":
             await ctx.post_event(body, "Normal", cond.DEFERRED, hold)
     if pool_fields:
         await ctx.post_event(body, "Normal", cond.POOL_SELECTED,
                              f"placed on node pool {pool} ({pool_fields['gpuProduct']})")
     ctx.metrics.record_phase(uid, decision.phase)
+
+
+def _first_write_can_wait(status: dict[str, Any], observed: list[Any], actions: Sequence[object]) -> bool:
+    """A job never written before whose pass just created its first Job: everything its status would say is
+    recorded in that Job (pool, attempt 0) or recomputed by the next pass, so nothing is lost if this process dies."""
+    return not status.get("phase") and not observed and any(isinstance(a, EnsureJob) for a in actions)
 
 
 def _apply_budget(ctx: OperatorContext, spec: LLMJobSpec, namespace: str,

@@ -215,3 +215,20 @@ def test_up_to_in_flight_events_are_posted_at_once() -> None:
 
     asyncio.run(scenario())
     assert peak[0] == 3
+
+
+def test_post_now_goes_past_the_queue_and_the_hold() -> None:
+    posted: list[tuple[str, int]] = []
+
+    async def post(ns: str, ev: dict[str, Any]) -> None:
+        posted.append((ev["reason"], request_priority.get()))
+
+    async def scenario() -> None:
+        rec = EventRecorder(post, busy=lambda: True, max_hold=60, poll=0.01)
+        rec.record("ns", event("held"))
+        await rec.post_now("ns", event("JobCompleted"))
+        assert posted == [("JobCompleted", PRIORITY_EVENTS_API)], "posted before returning, the held one still held"
+        await rec.close(within=2)
+
+    asyncio.run(scenario())
+    assert [r for r, _ in posted] == ["JobCompleted", "held"]
