@@ -40,7 +40,16 @@ def observe_job(job: dict[str, Any]) -> ObservedJob:
         start_time=str(status.get("startTime", "") or ""),
         completion_time=str(status.get("completionTime", "") or ""),
         pool=_affinity_pool(spec),
+        gpus=_job_gpus(spec),
     )
+
+
+def _job_gpus(job_spec: dict[str, Any]) -> int:
+    try:
+        parallelism = int(job_spec.get("parallelism", 1) or 0)
+    except (TypeError, ValueError):
+        parallelism = 0
+    return parallelism * pod_gpu_request({"spec": (job_spec.get("template") or {}).get("spec") or {}})
 
 
 def _affinity_pool(job_spec: dict[str, Any]) -> str:

@@ -95,6 +95,16 @@ def inventory_from(node_index: Mapping[str, Iterable[NodeCapacity]],
     return summarize_pools(nodes)
 
 
+def gpus_held_by_pool(job_index: Mapping[tuple[str, str], Iterable[Any]]) -> dict[str, int]:
+    """GPUs the LLMJobs' child Jobs hold or are about to hold, per pool (for planning.placement.with_pending)."""
+    held: dict[str, int] = {}
+    for entries in job_index.values():
+        for observed, _owners in entries:
+            if observed.pool and observed.holds_gpus:
+                held[observed.pool] = held.get(observed.pool, 0) + observed.gpus
+    return held
+
+
 def children_from(job_index: Mapping[tuple[str, str], Iterable[Any]], namespace: str, name: str,
                   owner_uid: str) -> list[ObservedJob]:
     """Child Jobs of this LLMJob (same name label *and* owned by this uid: a namesake's leftovers are ignored)."""

@@ -31,10 +31,17 @@ from llmasos.errors import AccountingInputError, KubeApiError, PlacementError, S
 from llmasos.handlers.accounting import carbon_accounting
 from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool, job_for
 from llmasos.handlers.context import PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
-from llmasos.handlers.indexes import children_from, has_service, inventory_from, reports_for, slim_body
+from llmasos.handlers.indexes import (
+    children_from,
+    gpus_held_by_pool,
+    has_service,
+    inventory_from,
+    reports_for,
+    slim_body,
+)
 from llmasos.planning.budget import month_key, used_grams, verdict
 from llmasos.planning.lifecycle import DeleteJob, EnsureJob, EnsureService, decide, placed_pool
-from llmasos.planning.placement import select_pool
+from llmasos.planning.placement import select_pool, with_pending
 from llmasos.planning.power_status import build_power_status
 from llmasos.planning.status import build_status, placement_status
 
@@ -147,7 +154,9 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     fetched: dict[str, Any] = {}
     pools_now = {n.pool: n for store in indexes["node_inventory"].values() for n in store}
     if not pool or pool not in pools_now:
-        inventory = inventory_from(indexes["node_inventory"], await ctx.gpu_usage.requested_by_node(ctx.kube))
+        inventory = with_pending(inventory_from(indexes["node_inventory"],
+                                                await ctx.gpu_usage.requested_by_node(ctx.kube)),
+                                 gpus_held_by_pool(indexes["child_jobs"]))
         try:
             if spec.carbon.policy != "immediate" and spec.prefer_efficient:
                 chosen, fetched = await choose_carbon_pool(ctx, spec, body, inventory, ctx.clock())

@@ -35,6 +35,12 @@ class ObservedJob:
     start_time: str = ""
     completion_time: str = ""
     pool: str = ""  # the node pool its pods are bound to (node affinity)
+    gpus: int = 0  # GPUs its running pods hold together (parallelism x the pod template's GPU request)
+
+    @property
+    def holds_gpus(self) -> bool:
+        """Its pods hold, or are about to hold, GPUs: not suspended and not finished."""
+        return not self.suspended and not self.complete and not self.is_failed
 
     @property
     def is_failed(self) -> bool:

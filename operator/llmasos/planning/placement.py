@@ -9,7 +9,7 @@ energy for the same work (GPU catalog: power / relative throughput), else the us
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmasos.api import conditions as reasons
 from llmasos.api.spec import LLMJobSpec
@@ -63,6 +63,30 @@ def summarize_pools(nodes: Iterable[NodeCapacity]) -> dict[str, PoolInventory]:
         )
         for name, members in sorted(grouped.items())
     }
+
+
+def with_pending(pools: Mapping[str, PoolInventory], held_by_jobs: Mapping[str, int]) -> dict[str, PoolInventory]:
+    """Pools with the GPUs of placed gangs whose pods the pod list does not show yet counted as used.
+
+    The usage on nodes comes from a list of scheduled pods, refreshed every few seconds; in a burst of new jobs
+    the pods of the jobs placed a moment ago are not in it (not created, not scheduled, or not listed yet), so every
+    job of the burst would see the same free pool. `held_by_jobs` is what the child Jobs on each pool hold
+    (watch-fed, current); what exceeds the listed usage of that pool is spread over its nodes, most free first, as
+    the scheduler would. Other workloads' pods on the pool only make the estimate smaller, never larger."""
+    out: dict[str, PoolInventory] = {}
+    for name, pool in pools.items():
+        listed = sum(n.requested_gpus for n in pool.nodes)
+        pending = max(held_by_jobs.get(name, 0) - listed, 0)
+        nodes = list(pool.nodes)
+        while pending > 0:
+            i = max(range(len(nodes)), key=lambda k: (nodes[k].free_gpus, -k), default=-1)
+            if i < 0 or nodes[i].free_gpus <= 0:
+                break
+            take = min(pending, nodes[i].free_gpus)
+            nodes[i] = replace(nodes[i], requested_gpus=nodes[i].requested_gpus + take)
+            pending -= take
+        out[name] = replace(pool, nodes=tuple(nodes)) if nodes != list(pool.nodes) else pool
+    return out
 
 
 def energy_rank(pool: PoolInventory, catalog: Mapping[str, GpuProfile]) -> float:
