@@ -215,8 +215,8 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     _record_carbon_metrics(ctx, spec, body, decision.phase, gate.plan, new)
     if decision.phase == "Deferred":
         new["scheduledStart"] = gate.start_at or new.get("scheduledStart")
-    decided_before_start = gate.plan or data_quality or budget_condition
-    if not decided_before_start and _first_write_can_wait(status, observed, decision.actions):
+    if _first_write_can_wait(status, observed, decision.actions,
+                             decided_before_start=bool(gate.plan or data_quality or budget_condition)):
         # The new Job's watch event brings a pass within about a second (coalesced with its pods' first changes);
         # that pass reads the placement back from the Job and writes this status then. In a burst of new LLMJobs
         # the API server serves every other job's child creates first instead of one status write per job.
@@ -233,12 +233,14 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     ctx.metrics.record_phase(uid, decision.phase)
 
 
-def _first_write_can_wait(status: dict[str, Any], observed: list[Any], actions: Sequence[object]) -> bool:
+def _first_write_can_wait(status: dict[str, Any], observed: list[Any], actions: Sequence[object],
+                          decided_before_start: bool) -> bool:
     """A job never written before whose pass just created its first Job: everything its status would say is
     recorded in that Job (pool, attempt 0) or recomputed by the next pass, so nothing is lost if this process dies.
     Not for a job with a carbon plan, a data-quality or a budget condition: those are decided before the start
     only, and the next pass (started) would not write them."""
-    return not status.get("phase") and not observed and any(isinstance(a, EnsureJob) for a in actions)
+    return (not decided_before_start and not status.get("phase") and not observed
+            and any(isinstance(a, EnsureJob) for a in actions))
 
 
 def _apply_budget(ctx: OperatorContext, spec: LLMJobSpec, namespace: str,

@@ -50,14 +50,14 @@ def test_events_wait_while_new_jobs_are_admitted_then_go() -> None:
 
     async def scenario() -> None:
         passes = PriorityLimiter(4)
-        rec = EventRecorder(post, busy=lambda: passes.active_within(PRIORITY_NEW, 0.2), poll=0.02)
+        rec = EventRecorder(post, busy=lambda: passes.active_within(PRIORITY_NEW, 1.0), poll=0.02)
         async with passes.slot(PRIORITY_NEW):
             rec.record("ns", event("A"))
             await asyncio.sleep(0.1)
             assert posted == [], "held while a new job's pass runs"
         await asyncio.sleep(0.05)
         assert posted == [], "and shortly after it (the next one is likely on its way)"
-        assert await rec.flush(2)
+        assert await rec.flush(5)
         assert posted == ["A"]
         async with passes.slot(PRIORITY_EVENT):  # other passes do not hold Events back
             rec.record("ns", event("B"))
