@@ -124,16 +124,25 @@ async def operator_run(cluster: LocalCluster, n: int, op: OperatorProcess, mode:
             op.start()
 
         async def watch_jobs() -> None:
+            # A watch the API server ends (or an ERROR event) is opened again without a resourceVersion: the new
+            # watch lists every Job as ADDED, and a Job seen before keeps its first time.
             params = {"watch": "1", "labelSelector": "llmasos.io/llmjob"}
-            async with http.stream("GET", f"/apis/batch/v1/namespaces/{ns}/jobs", params=params,
-                                   timeout=None) as r:
-                async for line in r.aiter_lines():
-                    if line:
-                        ev = json.loads(line)
-                        owner = ev["object"]["metadata"]["labels"]["llmasos.io/llmjob"]
-                        seen.setdefault(owner, time.monotonic())
-                        if len(seen) >= n:
-                            all_seen.set()
+            while not all_seen.is_set():
+                try:
+                    async with http.stream("GET", f"/apis/batch/v1/namespaces/{ns}/jobs", params=params,
+                                           timeout=None) as r:
+                        async for line in r.aiter_lines():
+                            ev = json.loads(line) if line else {}
+                            if ev.get("type") not in ("ADDED", "MODIFIED"):
+                                continue
+                            owner = (ev["object"]["metadata"].get("labels") or {}).get("llmasos.io/llmjob")
+                            if owner:
+                                seen.setdefault(owner, time.monotonic())
+                            if len(seen) >= n:
+                                all_seen.set()
+                except httpx.HTTPError as exc:
+                    print(f"  (job watch ended: {exc!r}; watching again)", file=sys.stderr)
+                await asyncio.sleep(0.1)
 
         watcher = asyncio.create_task(watch_jobs())
         await asyncio.sleep(1)
@@ -154,7 +163,10 @@ async def operator_run(cluster: LocalCluster, n: int, op: OperatorProcess, mode:
             op.start(wait_healthy=False)
             await asyncio.to_thread(op.wait_healthy)
             healthy = time.monotonic() - t0
-        await all_seen.wait()
+        try:
+            await asyncio.wait_for(all_seen.wait(), timeout=900)
+        except TimeoutError:
+            raise RuntimeError(f"only {len(seen)} of {n} child Jobs appeared within 900 s") from None
         all_jobs = max(seen.values()) - t0
         watcher.cancel()
         latencies = sorted(seen[k] - (created[k] if mode == "stream" else t0) for k in created)

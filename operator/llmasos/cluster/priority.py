@@ -45,6 +45,14 @@ class PriorityLimiter:
         now = time.monotonic()
         return any(p <= priority and now - at < seconds for p, at in self._admitted_at.items())
 
+    async def wait_quiet(self, priority: int, quiet: float, at_most: float, poll: float = 0.2) -> float:
+        """Wait until `active_within(priority, quiet)` is false, for at most `at_most` seconds; the seconds waited.
+        Polled (activity is a condition of other tasks, with no event to wait on); it holds no slot meanwhile."""
+        started = time.monotonic()
+        while self.active_within(priority, quiet) and time.monotonic() - started < at_most:  # noqa: ASYNC110
+            await asyncio.sleep(min(poll, max(at_most - (time.monotonic() - started), 0.0)))
+        return time.monotonic() - started
+
     @asynccontextmanager
     async def slot(self, priority: int) -> AsyncIterator[None]:
         if self._free > 0:  # a free slot means nobody waits: releases hand slots to live waiters first

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -22,15 +22,15 @@ from llmasos.api import conditions as cond
 from llmasos.api import constants as c
 from llmasos.api.conditions import Condition
 from llmasos.api.spec import LLMJobSpec, parse_spec, parse_time
-from llmasos.cluster import apply
-from llmasos.cluster.builders import Owner, build_job, build_service, job_name, service_name
+from llmasos.cluster.builders import Owner, job_name, service_name
 from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
 from llmasos.cluster.priority import request_priority
 from llmasos.errors import AccountingInputError, KubeApiError, PlacementError, SpecError
 from llmasos.handlers.accounting import carbon_accounting
 from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool, job_for
-from llmasos.handlers.context import PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
+from llmasos.handlers.children import apply_actions, expire_if_due
+from llmasos.handlers.context import NEW_PASS_QUIET_SECONDS, PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
 from llmasos.handlers.indexes import (
     children_from,
     gpus_held_by_pool,
@@ -40,7 +40,7 @@ from llmasos.handlers.indexes import (
     slim_body,
 )
 from llmasos.planning.budget import month_key, used_grams, verdict
-from llmasos.planning.lifecycle import DeleteJob, EnsureJob, EnsureService, decide, placed_pool
+from llmasos.planning.lifecycle import EnsureJob, decide, placed_pool
 from llmasos.planning.placement import select_pool, with_pending
 from llmasos.planning.power_status import build_power_status
 from llmasos.planning.status import build_status, placement_status
@@ -48,6 +48,8 @@ from llmasos.planning.status import build_status, placement_status
 TERMINAL = ("Succeeded", "Failed")
 # How long a pass triggered by a child Job's change waits, so that the changes of one gang's pods share a pass.
 CHILD_EVENT_COALESCE_SECONDS = 1.0
+# The longest such a pass waits while new LLMJobs' children are being created (see _coalesced_pass).
+CHILD_PASS_MAX_HOLD_SECONDS = 10.0
 # Every kopf index a pass reads (handlers/indexes.py); a test checks this list against the registered indexes.
 INDEX_NAMES = ("node_inventory", "child_jobs", "child_services", "power_reports", "carbon_usage", "llmjob_bodies")
 
@@ -142,7 +144,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         if (power is not None and power != status.get("power")) or carbon is not None:
             update = {**status, **({"power": power} if power else {}), **({"carbon": carbon} if carbon else {})}
             await _write_status(ctx, body, update)
-        await _expire_if_due(ctx, body, spec)
+        await expire_if_due(ctx, body, spec)
         ctx.metrics.record_phase(uid, previous_phase)
         return
 
@@ -200,9 +202,9 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     pool_lost = placed_on if placed_on and placed_on != pool and observed else ""
     decision = decide(spec, previous_phase, observed, now, int(status.get("attempt", 0) or 0),
                       str(status.get("startTime", "") or ""), hold=hold, pool_lost=pool_lost)
-    await _apply(ctx, owner, spec, pool, decision.actions, observed_names={j.name for j in observed},
-                 job_index=indexes["child_jobs"],
-                 service_known=has_service(indexes["child_services"], ns, name, uid))
+    await apply_actions(ctx, owner, spec, pool, decision.actions, observed_names={j.name for j in observed},
+                        job_index=indexes["child_jobs"],
+                        service_known=has_service(indexes["child_services"], ns, name, uid))
     scheduled = Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {pool}")
     extra = (scheduled, *((data_quality,) if data_quality else ()), *((budget_condition,) if budget_condition else ()))
     has_children = bool(observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
@@ -296,52 +298,6 @@ def _record_carbon_metrics(ctx: OperatorContext, spec: LLMJobSpec, body: dict[st
                                        run_now=(plan or {}).get("runNowIntensity"))
 
 
-async def _apply(ctx: OperatorContext, owner: Owner, spec: LLMJobSpec, pool: str, actions: tuple[Any, ...],
-                 observed_names: set[str], job_index: Any, service_known: bool) -> None:
-    """The Service first, then the Job(s); deletions follow, so a failed attempt is only removed once its successor
-    exists."""
-    image = spec.image or ctx.settings.worker_image
-
-    async def ensure_service() -> None:
-        if not service_known and await apply.ensure_service(ctx.kube, build_service(owner, spec), owner.uid):
-            ctx.metrics.record_created("Service")
-
-    async def ensure_job(action: EnsureJob) -> None:
-        body = build_job(owner, spec, action.attempt, pool, image, suspend=action.suspend,
-                         checkpoint_dir=ctx.settings.checkpoint_dir)
-        existing = None
-        name = body["metadata"]["name"]
-        if name in observed_names:
-            for observed, _owners in job_index.get((owner.namespace, owner.name), ()):
-                if observed.name == name:
-                    existing = {"spec": {"suspend": observed.suspended}}
-        created = await apply.ensure_job(ctx.kube, body, owner.uid, existing)
-        if created and existing is None:
-            ctx.metrics.record_created("Job")
-
-    # The Service before the Job: a Job whose pods come up without their rendezvous Service would hang, and an
-    # operator killed between the two creates must not leave that state behind.
-    if any(isinstance(a, EnsureService) for a in actions):
-        await ensure_service()
-    await asyncio.gather(*(ensure_job(a) for a in actions if isinstance(a, EnsureJob)))
-    for action in actions:
-        if isinstance(action, DeleteJob):
-            await apply.delete_job(ctx.kube, action.name, owner.namespace)
-
-
-async def _expire_if_due(ctx: OperatorContext, body: dict[str, Any], spec: LLMJobSpec) -> None:
-    """ttlSecondsAfterFinished: delete the finished LLMJob once its time is up."""
-    if spec.ttl_seconds_after_finished is None:
-        return
-    done = (body.get("status") or {}).get("completionTime")
-    if not done:
-        return
-    finished = datetime.fromisoformat(str(done).replace("Z", "+00:00"))
-    if ctx.clock() >= finished + timedelta(seconds=spec.ttl_seconds_after_finished):
-        meta = body["metadata"]
-        await ctx.kube.delete(LLMJOBS, meta["name"], meta["namespace"])
-
-
 def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
     def indexes_of(kwargs: dict[str, Any]) -> dict[str, Any]:
         indexes = {k: kwargs[k] for k in INDEX_NAMES}
@@ -408,6 +364,10 @@ async def _coalesced_pass(ctx: OperatorContext, namespace: str, name: str, index
                           logger: Any) -> None:
     try:
         await asyncio.sleep(CHILD_EVENT_COALESCE_SECONDS)
+        # While new LLMJobs' children are being created (a burst), this pass's status write would compete with
+        # those creates at the API server: it waits for a quiet moment, holding no slot and no lock, for at most
+        # CHILD_PASS_MAX_HOLD_SECONDS (a long stream of new jobs delays running jobs' status, never stops it).
+        await ctx.passes.wait_quiet(PRIORITY_NEW, NEW_PASS_QUIET_SECONDS, CHILD_PASS_MAX_HOLD_SECONDS)
     finally:
         ctx.coalescing.pop((namespace, name), None)
     try:

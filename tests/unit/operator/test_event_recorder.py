@@ -4,6 +4,7 @@ failures counted, and shutdown posts what is queued."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from llmasos.cluster.event_recorder import EventRecorder
@@ -156,6 +157,72 @@ def test_active_within_sees_waiters_and_recent_admissions_of_that_priority_or_mo
         assert not lim.active_within(PRIORITY_NEW, 0.01)
 
     asyncio.run(scenario())
+
+
+def test_wait_quiet_returns_once_new_passes_stop_and_gives_up_after_at_most() -> None:
+    async def scenario() -> tuple[float, float, float]:
+        lim = PriorityLimiter(4)
+        idle = await lim.wait_quiet(PRIORITY_NEW, quiet=0.2, at_most=5, poll=0.01)
+
+        async def burst(until: float) -> None:  # a new job's pass admitted every 50 ms
+            while time.monotonic() < until:
+                async with lim.slot(PRIORITY_NEW):
+                    pass
+                await asyncio.sleep(0.05)
+
+        feeder = asyncio.create_task(burst(time.monotonic() + 0.6))
+        await asyncio.sleep(0)
+        after_burst = await lim.wait_quiet(PRIORITY_NEW, quiet=0.2, at_most=5, poll=0.01)
+        await feeder
+        endless = asyncio.create_task(burst(time.monotonic() + 10))
+        await asyncio.sleep(0)
+        capped = await lim.wait_quiet(PRIORITY_NEW, quiet=0.2, at_most=0.3, poll=0.01)
+        endless.cancel()
+        return idle, after_burst, capped
+
+    idle, after_burst, capped = asyncio.run(scenario())
+    assert idle < 0.05, "nothing new was active: no wait"
+    assert 0.6 <= after_burst < 3.0, f"waited for the burst to end plus the quiet time, not {after_burst:.2f}s"
+    assert 0.3 <= capped < 1.5, f"an endless burst holds it for at_most only, not {capped:.2f}s"
+
+
+def test_a_pass_after_a_child_change_waits_while_new_jobs_are_being_admitted(monkeypatch: Any) -> None:
+    """_coalesced_pass holds a running job's pass (no slot, no lock) until a burst of new jobs' passes ends."""
+    from types import SimpleNamespace
+
+    from llmasos.handlers import llmjob
+
+    ran: list[float] = []
+
+    async def fake_pass(ctx: Any, namespace: str, name: str, indexes: Any, logger: Any) -> None:
+        ran.append(time.monotonic())
+
+    monkeypatch.setattr(llmjob, "_reconcile_by_name", fake_pass)
+    monkeypatch.setattr(llmjob, "CHILD_EVENT_COALESCE_SECONDS", 0.0)
+
+    async def scenario() -> float:
+        lim = PriorityLimiter(4)
+        ctx = SimpleNamespace(passes=lim, coalescing={("ns", "a"): None})
+        burst_end = time.monotonic() + 0.8
+        while time.monotonic() < burst_end - 0.7:  # the burst has begun before the child change
+            async with lim.slot(PRIORITY_NEW):
+                pass
+            await asyncio.sleep(0.02)
+
+        async def burst() -> None:
+            while time.monotonic() < burst_end:
+                async with lim.slot(PRIORITY_NEW):
+                    pass
+                await asyncio.sleep(0.05)
+
+        feeder = asyncio.create_task(burst())
+        await llmjob._coalesced_pass(ctx, "ns", "a", {}, None)  # type: ignore[arg-type]
+        await feeder
+        assert ("ns", "a") not in ctx.coalescing
+        return ran[0] - burst_end
+
+    after_burst = asyncio.run(scenario())
+    assert after_burst >= 0.0, "the pass ran before the burst of new jobs ended"
 
 
 def test_after_close_events_are_dropped_and_counted_not_posted_through_a_closed_client() -> None:
