@@ -1,15 +1,19 @@
 """`status.carbon` for an LLMJob: the energy ledger from the node reports, the zone's intensity history, and the
 pure accounting (planning/accounting.py). Written at most once a minute while running and once more, final, after
-the job ended (reports arrive at a low rate, so the final numbers can follow the completion by a minute).
+the job ended (reports arrive at a low rate, so the final numbers can follow the completion by a minute). Also the
+namespace's monthly carbon budget, applied to a job before it starts (`apply_budget`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from llmasos.agent.curves import load_product
+from llmasos.api import conditions as cond
+from llmasos.api.conditions import Condition
 from llmasos.api.spec import LLMJobSpec, parse_time
 from llmasos.errors import AccountingInputError, CarbonSourceError
 from llmasos.handlers.context import OperatorContext, iso
@@ -20,6 +24,7 @@ from llmasos.planning.accounting import (
     job_tokens,
     should_write_carbon,
 )
+from llmasos.planning.budget import month_key, used_grams, verdict
 from llmasos.planning.carbon_ledger import advance_ledger, ledger_intervals
 from llmasos.planning.power_cap import GpuCurves, cap_records
 
@@ -82,3 +87,25 @@ def gpu_curves(product: str) -> GpuCurves | None:
     except KeyError:
         return None
     return GpuCurves(p.max_w, p.default_w, tuple(w.energy_per_work for w in p.workloads))
+
+
+def apply_budget(ctx: OperatorContext, spec: LLMJobSpec, namespace: str,
+                  usage_index: Any) -> tuple[LLMJobSpec, Condition | None]:
+    """Over its monthly budget, a namespace's new jobs are rejected, or held to their lowest-carbon window."""
+    budget = ctx.budgets.get(namespace)
+    if budget is None:
+        return spec, None
+    used = used_grams(usage_index.get(namespace, ()), month_key(ctx.clock()))
+    what = verdict(budget, used)
+    if what == "ok":
+        return spec, Condition(cond.CARBON_BUDGET, "False", cond.BUDGET_OK,
+                               f"namespace {namespace} used {used:.0f} of {budget.monthly_grams:.0f} gCO2e this month")
+    message = f"namespace {namespace} used {used:.0f} of its {budget.monthly_grams:.0f} gCO2e monthly budget"
+    if what == "reject":
+        return spec, Condition(cond.CARBON_BUDGET, "True", cond.BUDGET_REJECTED, message + "; new jobs are rejected")
+    if spec.carbon.policy == "immediate":
+        held = replace(spec.carbon, policy="deadline", deadline=None, max_delay=timedelta(hours=24),
+                       expected_duration=spec.carbon.expected_duration or spec.max_runtime or timedelta(hours=1))
+        spec = replace(spec, carbon=held)
+    return spec, Condition(cond.CARBON_BUDGET, "True", cond.BUDGET_EXCEEDED,
+                           message + "; new jobs only run in their lowest-carbon window within a day")

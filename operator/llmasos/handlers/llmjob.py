@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -27,7 +26,7 @@ from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
 from llmasos.cluster.priority import request_priority
 from llmasos.errors import AccountingInputError, KubeApiError, PlacementError, SpecError
-from llmasos.handlers.accounting import carbon_accounting
+from llmasos.handlers.accounting import apply_budget, carbon_accounting
 from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool, job_for
 from llmasos.handlers.children import apply_actions, expire_if_due
 from llmasos.handlers.context import NEW_PASS_QUIET_SECONDS, PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
@@ -39,7 +38,6 @@ from llmasos.handlers.indexes import (
     reports_for,
     slim_body,
 )
-from llmasos.planning.budget import month_key, used_grams, verdict
 from llmasos.planning.lifecycle import EnsureJob, decide, placed_pool
 from llmasos.planning.placement import select_pool, with_pending
 from llmasos.planning.power_status import build_power_status
@@ -185,7 +183,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     started = bool(status.get("startTime")) or bool(observed)
     budget_condition = None
     if not started:
-        spec, budget_condition = _apply_budget(ctx, spec, ns, indexes["carbon_usage"])
+        spec, budget_condition = apply_budget(ctx, spec, ns, indexes["carbon_usage"])
         if budget_condition is not None and budget_condition.reason == cond.BUDGET_REJECTED:
             new = placement_status(status, cond.BUDGET_EXCEEDED, budget_condition.message, generation, now, "Failed")
             if await _write_status(ctx, body, new):
@@ -243,28 +241,6 @@ def _first_write_can_wait(status: dict[str, Any], observed: list[Any], actions: 
     only, and the next pass (started) would not write them."""
     return (not decided_before_start and not status.get("phase") and not observed
             and any(isinstance(a, EnsureJob) for a in actions))
-
-
-def _apply_budget(ctx: OperatorContext, spec: LLMJobSpec, namespace: str,
-                  usage_index: Any) -> tuple[LLMJobSpec, Condition | None]:
-    """Over its monthly budget, a namespace's new jobs are rejected, or held to their lowest-carbon window."""
-    budget = ctx.budgets.get(namespace)
-    if budget is None:
-        return spec, None
-    used = used_grams(usage_index.get(namespace, ()), month_key(ctx.clock()))
-    what = verdict(budget, used)
-    if what == "ok":
-        return spec, Condition(cond.CARBON_BUDGET, "False", cond.BUDGET_OK,
-                               f"namespace {namespace} used {used:.0f} of {budget.monthly_grams:.0f} gCO2e this month")
-    message = f"namespace {namespace} used {used:.0f} of its {budget.monthly_grams:.0f} gCO2e monthly budget"
-    if what == "reject":
-        return spec, Condition(cond.CARBON_BUDGET, "True", cond.BUDGET_REJECTED, message + "; new jobs are rejected")
-    if spec.carbon.policy == "immediate":
-        held = replace(spec.carbon, policy="deadline", deadline=None, max_delay=timedelta(hours=24),
-                       expected_duration=spec.carbon.expected_duration or spec.max_runtime or timedelta(hours=1))
-        spec = replace(spec, carbon=held)
-    return spec, Condition(cond.CARBON_BUDGET, "True", cond.BUDGET_EXCEEDED,
-                           message + "; new jobs only run in their lowest-carbon window within a day")
 
 
 async def _account(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], power: dict[str, Any] | None,
