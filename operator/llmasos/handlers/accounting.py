@@ -1,7 +1,8 @@
 """`status.carbon` for an LLMJob: the energy ledger from the node reports, the zone's intensity history, and the
-pure accounting (planning/accounting.py). Written at most once a minute while running and once more, final, after
-the job ended (reports arrive at a low rate, so the final numbers can follow the completion by a minute). Also the
-namespace's monthly carbon budget, applied to a job before it starts (`apply_budget`).
+pure accounting (planning/accounting.py, planning/carbon_status.py). Written at most once a minute while running
+and once more, final, after the job ended (reports arrive at a low rate, so the final numbers can follow the
+completion by a minute). Also the namespace's monthly carbon budget, applied to a job before it starts
+(`apply_budget`).
 """
 
 from __future__ import annotations
@@ -17,15 +18,10 @@ from llmasos.api.conditions import Condition
 from llmasos.api.spec import LLMJobSpec, parse_time
 from llmasos.errors import AccountingInputError, CarbonSourceError
 from llmasos.handlers.context import OperatorContext, iso
-from llmasos.planning.accounting import (
-    AccountingError,
-    CarbonInputs,
-    build_carbon_status,
-    job_tokens,
-    should_write_carbon,
-)
+from llmasos.planning.accounting import AccountingError
 from llmasos.planning.budget import month_key, used_grams, verdict
 from llmasos.planning.carbon_ledger import advance_ledger, ledger_intervals
+from llmasos.planning.carbon_status import CarbonInputs, build_carbon_status, job_tokens, should_write_carbon
 from llmasos.planning.power_cap import GpuCurves, cap_records
 
 # Electricity Maps publishes lifecycle factors by default and the static tables (CodeCarbon, cloud coefficients)

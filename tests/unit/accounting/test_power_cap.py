@@ -16,12 +16,10 @@ from llmasos.planning.accounting import (
     JOULES_PER_KWH,
     AccountingError,
     CapRecord,
-    CarbonInputs,
     EnergyInterval,
-    build_carbon_status,
-    job_tokens,
     power_cap_saved_kwh,
 )
+from llmasos.planning.carbon_status import CarbonInputs, build_carbon_status, job_tokens
 from llmasos.planning.power_cap import GpuCurves, cap_records, uncapped_energy_ratio
 from tests.unit.planning.builders import T0, make_forecast
 

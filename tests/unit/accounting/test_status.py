@@ -10,14 +10,11 @@ from llmasos.planning.accounting import (
     JOULES_PER_KWH,
     AccountingError,
     CapRecord,
-    CarbonInputs,
     EnergyInterval,
-    build_carbon_status,
-    offset,
     pool_choice_saved_grams,
     power_cap_saved_kwh,
-    should_write_carbon,
 )
+from llmasos.planning.carbon_status import CarbonInputs, build_carbon_status, offset, should_write_carbon
 from tests.unit.planning.builders import T0, make_forecast
 
 KWH = JOULES_PER_KWH
