@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.integration.dashboards import RULES, alert_rules, dashboard_targets
+from tests.integration.dashboards import expand as expand_variables
 from tests.integration.prom import (
     LATE_JOB,
     NEEDS_PROMETHEUS,
@@ -41,31 +43,16 @@ pytestmark = [
     NEEDS_PROMETHEUS,
 ]
 
-DASHBOARDS = sorted((REPO / "charts/llmasos/dashboards").glob("*.json"))
-RULES = REPO / "charts/llmasos/alerts/llmasos-rules.yaml"
 # Grafana's variables, as a dashboard with "All" selected and a short window would expand them.
-VARIABLES = {"$__rate_interval": "10s", "$__range": "5m", "$namespace": ".*", "$node": ".*", "$zone": ".*"}
+RATE_INTERVAL, RANGE = "10s", "5m"
 
 
 def expand(expr: str) -> str:
-    for name, value in sorted(VARIABLES.items(), key=lambda kv: -len(kv[0])):
-        expr = expr.replace(name, value)
-    assert "$" not in expr, f"unexpanded variable in {expr}"
-    return expr
+    return expand_variables(expr, RATE_INTERVAL, RANGE)
 
 
 def panel_queries() -> list[Any]:
-    out = []
-    for path in DASHBOARDS:
-        for panel in json.loads(path.read_text())["panels"]:
-            for target in panel["targets"]:
-                out.append(pytest.param(target["expr"], id=f"{path.stem}:{panel['title']}:{target['refId']}"))
-    return out
-
-
-def alert_rules() -> dict[str, dict[str, Any]]:
-    doc = yaml.safe_load(RULES.read_text())
-    return {r["alert"]: r for g in doc["groups"] for r in g["rules"] if "alert" in r}
+    return [pytest.param(t.expr, id=t.id) for t in dashboard_targets()]
 
 
 @dataclass

@@ -55,15 +55,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from e2e.localcluster import LocalCluster
 from tests.integration.agent_proc import AgentProcess
+from tests.integration.dashboards import RULES, alert_rules, dashboard_targets, dashboard_variables, expand
 from tests.integration.kube import AdminApi, llmjob, llmjob_path, wait_for, wait_phase
 from tests.integration.operator_proc import OperatorProcess
 from tests.integration.prom import (
     NEEDS_PROMETHEUS,
-    REPO,
     ElectricityMapsStub,
     Prometheus,
     finite_values,
@@ -78,8 +77,6 @@ pytestmark = [
     NEEDS_PROMETHEUS,
 ]
 
-DASHBOARDS = sorted((REPO / "charts/llmasos/dashboards").glob("*.json"))
-RULES = REPO / "charts/llmasos/alerts/llmasos-rules.yaml"
 NODES = ("gpu-a100-000", "gpu-a100-001")
 KILLED = NODES[1]
 AGENT_NS = "llmasos-system"
@@ -88,43 +85,6 @@ EM_ZONE, TRACE_ZONE, NO_DATA_ZONE = "US-MIDA-PJM", "SE", "FR"  # a100 pool zone;
 DEFAULT_MW, CAPPED_MW = 400_000, 320_000
 RATE_INTERVAL = "4s"  # Grafana: max($__interval + scrape interval, 4 x scrape interval) with 1 s scrapes and steps
 TOKEN = "prom-live-token-5e1f"
-
-
-def dashboard_targets() -> list[tuple[str, str, bool, str]]:
-    """(id, expr, instant, $__range) for every target of every dashboard."""
-    out = []
-    for path in DASHBOARDS:
-        board = json.loads(path.read_text())
-        span = str(board["time"]["from"]).removeprefix("now-")
-        for panel in board["panels"]:
-            for target in panel["targets"]:
-                out.append((f"{path.stem}:{panel['title']}:{target['refId']}", target["expr"],
-                            bool(target.get("instant")), span))
-    return out
-
-
-def dashboard_variables() -> list[tuple[str, str, str]]:
-    """(dashboard, label, metric) of every `label_values(metric, label)` variable."""
-    out = []
-    for path in DASHBOARDS:
-        for var in json.loads(path.read_text())["templating"]["list"]:
-            if var["type"] == "query":
-                metric, label = var["definition"].removeprefix("label_values(").removesuffix(")").split(", ")
-                out.append((path.stem, label, metric))
-    return out
-
-
-def expand(expr: str, span: str) -> str:
-    values = {"$__rate_interval": RATE_INTERVAL, "$__range": span, "$namespace": ".*", "$node": ".*", "$zone": ".*"}
-    for name, value in sorted(values.items(), key=lambda kv: -len(kv[0])):
-        expr = expr.replace(name, value)
-    assert "$" not in expr, f"unexpanded variable in {expr}"
-    return expr
-
-
-def alert_rules() -> dict[str, dict[str, Any]]:
-    doc = yaml.safe_load(RULES.read_text())
-    return {r["alert"]: r for g in doc["groups"] for r in g["rules"] if "alert" in r}
 
 
 @dataclass
@@ -225,7 +185,7 @@ def live(cluster: LocalCluster, api: AdminApi, crds: None, artifacts: Path,
         wait_for(lambda: sorted(instant(live, capped)) == [320.0] * 8, 60,
                  what=f"train's 8 GPUs capped in Prometheus; agent log: {agents[KILLED].log_tail()}")
         live.while_capped["hardware"] = {n: sorted(a.limits_mw().values()) for n, a in agents.items()}
-        live.while_capped["Capped GPUs"] = instant(live, expand(target_expr("llmasos-gpu-power:Capped GPUs:A"), "24h"))
+        live.while_capped["Capped GPUs"] = instant(live, panel_query("llmasos-gpu-power:Capped GPUs:A"))
 
         # SIGKILL one agent while it holds caps; train's pods end while it is down.
         agents[KILLED].kill()
@@ -237,7 +197,7 @@ def live(cluster: LocalCluster, api: AdminApi, crds: None, artifacts: Path,
         wait_phase(api, train_ns, "train", "Succeeded", timeout=90)
         live.while_down["hardware"] = sorted(agents[KILLED].limits_mw().values())
         live.while_down["Caps left behind"] = instant(
-            live, expand(target_expr("llmasos-gpu-power:Caps left behind:A"), "24h"))
+            live, panel_query("llmasos-gpu-power:Caps left behind:A"))
 
         agents[KILLED].start()
         wait_for(lambda: set(agents[KILLED].limits_mw().values()) == {DEFAULT_MW}, 30,
@@ -291,8 +251,10 @@ def instant_sum(prom: Prometheus, expr: str) -> float:
     return sum(finite_values(prom.query(expr)))
 
 
-def target_expr(target_id: str) -> str:
-    return next(expr for tid, expr, _, _ in dashboard_targets() if tid == target_id)
+def panel_query(target_id: str) -> str:
+    """One dashboard target, expanded over its dashboard's time range."""
+    target = next(t for t in dashboard_targets() if t.id == target_id)
+    return expand(target.expr, RATE_INTERVAL, target.span)
 
 
 # ------------------------------------------------------------------------------------------------ dashboards
@@ -357,7 +319,7 @@ def test_every_dashboard_has_expectations_only_for_its_targets() -> None:
     pytest.param(*t, id=t[0], marks=KNOWN_GAPS.get(t[0], ())) for t in dashboard_targets()])
 def test_every_dashboard_panel_returns_data(live: Live, target_id: str, expr: str, is_instant: bool,
                                             span: str) -> None:
-    query = expand(expr, span)
+    query = expand(expr, RATE_INTERVAL, span)
     result = live.prom.query(query) if is_instant else live.prom.query_range(query, live.start, time.time(), 1.0)
     assert values_of(result), f"no finite data for {query}: {result}"
     if target_id in EXPECT:
