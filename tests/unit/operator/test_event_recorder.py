@@ -188,9 +188,8 @@ def test_wait_quiet_returns_once_new_passes_stop_and_gives_up_after_at_most() ->
 
 def test_a_pass_after_a_child_change_waits_while_new_jobs_are_being_admitted(monkeypatch: Any) -> None:
     """_coalesced_pass holds a running job's pass (no slot, no lock) until a burst of new jobs' passes ends."""
-    from types import SimpleNamespace
-
     from llmasos.handlers import llmjob
+    from tests.unit.operator.contexts import context
 
     ran: list[float] = []
 
@@ -201,8 +200,9 @@ def test_a_pass_after_a_child_change_waits_while_new_jobs_are_being_admitted(mon
     monkeypatch.setattr(llmjob, "CHILD_EVENT_COALESCE_SECONDS", 0.0)
 
     async def scenario() -> float:
-        lim = PriorityLimiter(4)
-        ctx = SimpleNamespace(passes=lim, coalescing={("ns", "a"): None})
+        ctx = context()
+        lim = ctx.passes
+        ctx.coalescing[("ns", "a")] = asyncio.current_task()  # type: ignore[assignment]
         burst_end = time.monotonic() + 0.8
         while time.monotonic() < burst_end - 0.7:  # the burst has begun before the child change
             async with lim.slot(PRIORITY_NEW):
@@ -216,7 +216,7 @@ def test_a_pass_after_a_child_change_waits_while_new_jobs_are_being_admitted(mon
                 await asyncio.sleep(0.05)
 
         feeder = asyncio.create_task(burst())
-        await llmjob._coalesced_pass(ctx, "ns", "a", {}, None)  # type: ignore[arg-type]
+        await llmjob._coalesced_pass(ctx, "ns", "a", {}, None)
         await feeder
         assert ("ns", "a") not in ctx.coalescing
         return ran[0] - burst_end
