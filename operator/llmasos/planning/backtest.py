@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from llmasos.planning.carbon_window import CarbonJob, Plan, Segment, plan_start
 from llmasos.planning.forecast import Forecast
-from llmasos.planning.replan import replan_remaining
+from llmasos.planning.replan import replan_remaining, replan_within_segments
 from llmasos.planning.timeline import DEFAULT_UNKNOWN_PREMIUM
 
 ForecastAt = Callable[[datetime], Forecast]
@@ -169,12 +169,8 @@ def _within_max_segments(base: CarbonJob, served: timedelta, forecast: Forecast,
     left = base.max_segments - len(runs)
     if left <= 0:
         return None
-    if runs[-1].end == now:  # the open run: a plan starting now continues it
-        plan = replan_remaining(replace(base, max_segments=left + 1), served, forecast, now,
-                                unknown_premium=unknown_premium)
-        if plan is not None and plan.segments[0].start <= now:
-            return plan
-    return replan_remaining(replace(base, max_segments=left), served, forecast, now, unknown_premium=unknown_premium)
+    return replan_within_segments(base, served, forecast, now, left, open_run=runs[-1].end == now,
+                                  unknown_premium=unknown_premium)
 
 
 def _next_issue(forecast: Forecast, now: datetime, tick: timedelta) -> datetime:

@@ -43,3 +43,25 @@ def replan_remaining(
     if rest is None:
         return None
     return plan_start(rest, forecast, ensure_utc(now), unknown_premium=unknown_premium)
+
+
+def replan_within_segments(
+    job: CarbonJob,
+    served: timedelta,
+    forecast: Forecast,
+    now: datetime,
+    segments_left: int,
+    open_run: bool,
+    *,
+    unknown_premium: float = DEFAULT_UNKNOWN_PREMIUM,
+) -> Plan | None:
+    """`replan_remaining` under maxSegments, when `segments_left` new runs may still open: a plan that runs now
+    continues the open run (`open_run`), so its first segment is not a new run; one that holds opens new runs only.
+    The operator's gate and the backtest both use it, so the benchmark counts segments as the operator does."""
+    if open_run:
+        plan = replan_remaining(replace(job, max_segments=segments_left + 1), served, forecast, now,
+                                unknown_premium=unknown_premium)
+        if plan is None or plan.segments[0].start <= now:
+            return plan
+    return replan_remaining(replace(job, max_segments=max(segments_left, 1)), served, forecast, now,
+                            unknown_premium=unknown_premium)

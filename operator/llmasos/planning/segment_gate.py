@@ -21,14 +21,13 @@ never re-planned) keeps the plan in force. The rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from llmasos.planning.carbon_gate import Gate, gate_after_start, keep_baseline, plan_status
 from llmasos.planning.carbon_window import CarbonJob, Plan
 from llmasos.planning.forecast import Forecast, format_instant, parse_instant
-from llmasos.planning.replan import replan_remaining
+from llmasos.planning.replan import replan_remaining, replan_within_segments
 from llmasos.planning.served import Ledger, RunState, ledger_from
 
 
@@ -82,20 +81,13 @@ def gate_interruptible(
 
 
 def _replan(job: CarbonJob, ledger: Ledger, forecast: Forecast, now: datetime) -> Plan:
-    """The plan for the time owed, with no more segments than maxSegments leaves: a plan that runs now continues
-    the open run (its first segment is that run), one that holds opens only new runs."""
+    """The plan for the time owed, with no more segments than maxSegments leaves (the gate never re-plans once
+    the limit is used)."""
     served = ledger.served_at(now)
     if job.max_segments is None:
         plan = replan_remaining(job, served, forecast, now)
     else:
-        left = job.max_segments - ledger.runs  # >= 1: the gate never re-plans once the limit is used
-        plan = None
-        if ledger.running:
-            plan = replan_remaining(replace(job, max_segments=left + 1), served, forecast, now)
-            if plan is not None and plan.segments[0].start > now:
-                plan = None  # it would suspend the open run: every segment of it is a new run
-        if plan is None:
-            plan = replan_remaining(replace(job, max_segments=max(left, 1)), served, forecast, now)
+        plan = replan_within_segments(job, served, forecast, now, job.max_segments - ledger.runs, ledger.running)
     assert plan is not None  # something is owed
     return plan
 
