@@ -57,7 +57,7 @@ def replan_within_segments(
 ) -> Plan | None:
     """`replan_remaining` under maxSegments, when `segments_left` new runs may still open: a plan that runs now
     continues the open run (`open_run`), so its first segment is not a new run; one that holds opens new runs only.
-    The operator's gate and the backtest both use it, so the benchmark counts segments as the operator does."""
+    The operator's gate and the backtest (with `max_segments`) both use it, so both count segments alike."""
     if open_run:
         plan = replan_remaining(replace(job, max_segments=segments_left + 1), served, forecast, now,
                                 unknown_premium=unknown_premium)
