@@ -30,7 +30,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,7 +42,6 @@ from llmasos.carbon.trace import TraceSource
 from llmasos.planning.forecast_error import DAY_AHEAD_SIGMA, ForecastErrorModel
 
 HORIZON_H = 72
-HOURLY_ZONES = ("SE", "US-MIDA-PJM", "US-NE-ISNE", "US-TEX-ERCO", "US-CAL-CISO")
 Array = np.ndarray
 ForecastFrom = Callable[[int], Array]  # hour index j -> (scenarios, n) forecasts issued at j
 
@@ -61,20 +60,22 @@ class Job:
 
 @dataclass(frozen=True)
 class ErrorStats:
-    """What the rollout rule is told about the forecaster: the benchmark's model, exactly."""
+    """What the rollout rule is told about the forecaster: the replay's own `ForecastErrorModel`, read from it."""
 
-    sigma_at_24h: float
-    correlation_hours: float = 6.0
-    revision_share: float = 0.2
+    model: ForecastErrorModel
+    by_lead: Array = field(init=False, repr=False, compare=False)  # the model's sigma at 0..HORIZON_H hours
+
+    def __post_init__(self) -> None:
+        leads = [self.model.sigma(timedelta(hours=h)) for h in range(HORIZON_H + 1)]
+        object.__setattr__(self, "by_lead", np.array(leads))
 
     def spread(self, n: int, issued: int = 0) -> Array:
         """Relative error spread at positions 0..n-1 for a forecast issued at position `issued`."""
-        lead = np.maximum(np.arange(n) - issued, 0)
-        return self.sigma_at_24h * np.sqrt(lead / 24.0)
+        return self.by_lead[np.maximum(np.arange(n) - issued, 0)]
 
     def noise(self, rng: np.random.Generator, scenarios: int, n: int) -> Array:
         """Unit-variance Gaussian paths with an exponential correlation (an AR(1) on the hourly grid)."""
-        phi = math.exp(-1.0 / self.correlation_hours)
+        phi = math.exp(-timedelta(hours=1) / self.model.correlation)
         innovations = rng.standard_normal((scenarios, n)) * math.sqrt(1.0 - phi * phi)
         out = np.empty((scenarios, n))
         out[:, 0] = rng.standard_normal(scenarios)
@@ -140,7 +141,7 @@ class Scenarios:
 
     def forecast_from(self, j: int) -> Array:
         if j not in self._later:
-            keep = 1.0 - self.stats.revision_share  # correlation of a later issue's error with this one's
+            keep = 1.0 - self.stats.model.revision_share  # correlation of a later issue's error with this one's
             error = math.sqrt(keep) * self.error + math.sqrt(1.0 - keep) * self.stats.noise(
                 self.rng, self.error.shape[0], self.n
             )
@@ -149,16 +150,12 @@ class Scenarios:
 
 
 class Replay:
-    def __init__(self, zone: str, seed: int, stats: ErrorStats) -> None:
-        self.source = TraceSource(
-            offset=timedelta(0),
-            horizon=timedelta(hours=HORIZON_H),
-            error_model=ForecastErrorModel(sigma_at_24h=stats.sigma_at_24h, seed=seed),
-        )
+    def __init__(self, zone: str, error_model: ForecastErrorModel) -> None:
+        self.source = TraceSource(offset=timedelta(0), horizon=timedelta(hours=HORIZON_H), error_model=error_model)
         series = self.source.series(zone)
         if series.step != timedelta(hours=1) or series.has_gaps() or series.start is None:
             raise SystemExit(f"{zone}: only gap-free hourly series are replayed here")
-        self.zone, self.stats, self.start = zone, stats, series.start
+        self.zone, self.stats, self.start = zone, ErrorStats(error_model), series.start
         self.truth = np.array([p.intensity for p in series.points], dtype=float)
         self._issued: dict[int, Array] = {}
 
@@ -231,10 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'zone':<12} {'sigma':>5} {'rule':<8} {'capture':>8} {'contig':>7} {'interr':>7} {'secs':>5}")
     for zone in args.zones.split(","):
-        if zone not in HOURLY_ZONES:
-            raise SystemExit(f"{zone}: not an hourly zone ({', '.join(HOURLY_ZONES)})")
-        stats = ErrorStats(args.sigma if args.sigma is not None else DAY_AHEAD_SIGMA[zone])
-        replay = Replay(zone, args.seed, stats)
+        sigma = args.sigma if args.sigma is not None else DAY_AHEAD_SIGMA[zone]
+        replay = Replay(zone, ForecastErrorModel(sigma_at_24h=sigma, seed=args.seed))
         jobs = job_stream(len(replay.truth), args.jobs, args.seed, zone)
         for rule in args.rules.split(","):
             rng = np.random.default_rng(args.seed)
@@ -248,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                     saved[key][1] += best
             share = {k: 100.0 * v[0] / v[1] if v[1] > 0 else 100.0 for k, v in saved.items()}
             print(
-                f"{zone:<12} {stats.sigma_at_24h:>5.3f} {rule:<8} {share['all']:>7.1f}% {share['contig']:>6.1f}% "
+                f"{zone:<12} {sigma:>5.3f} {rule:<8} {share['all']:>7.1f}% {share['contig']:>6.1f}% "
                 f"{share['interr']:>6.1f}% {time.perf_counter() - began:>5.0f}",
                 flush=True,
             )

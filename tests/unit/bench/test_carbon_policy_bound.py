@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.carbon_policy_bound import ErrorStats, Job, Replay, ce_contiguous, ce_quota, job_stream, window_sums
+from bench.carbon_policy_bound import Job, Replay, ce_contiguous, ce_quota, job_stream, window_sums
+from llmasos.planning.forecast_error import ForecastErrorModel
 
 ZONE = "US-MIDA-PJM"
 
@@ -28,7 +29,7 @@ def test_ce_rules_on_exact_forecasts_pick_the_cleanest_hours() -> None:
 
 @pytest.mark.parametrize("rule", ["ce", "rollout", "know:6"])
 def test_every_rule_is_optimal_on_a_perfect_forecast(rule: str) -> None:
-    replay = Replay(ZONE, 1, ErrorStats(0.0))
+    replay = Replay(ZONE, ForecastErrorModel(sigma_at_24h=0.0, seed=1))
     rng = np.random.default_rng(1)
     jobs = job_stream(len(replay.truth), 12, 1, ZONE)
     assert {job.interruptible for job in jobs} == {True, False}
@@ -37,7 +38,7 @@ def test_every_rule_is_optimal_on_a_perfect_forecast(rule: str) -> None:
 
 
 def test_a_noisy_forecast_costs_the_shipped_rule_something_and_knowing_the_truth_removes_it() -> None:
-    replay = Replay(ZONE, 1, ErrorStats(0.2))
+    replay = Replay(ZONE, ForecastErrorModel(sigma_at_24h=0.2, seed=1))
     rng = np.random.default_rng(1)
     jobs = [job for job in job_stream(len(replay.truth), 40, 1, ZONE) if job.slack >= 12]
     ce = [replay.cost("ce", rng, 4, job) for job in jobs]
@@ -49,6 +50,6 @@ def test_a_noisy_forecast_costs_the_shipped_rule_something_and_knowing_the_truth
 
 
 def test_a_job_past_its_latest_start_runs_at_once() -> None:
-    replay = Replay(ZONE, 1, ErrorStats(0.1))
+    replay = Replay(ZONE, ForecastErrorModel(sigma_at_24h=0.1, seed=1))
     job = Job(submitted=100, duration=3, slack=0, interruptible=False)
     assert replay.cost("ce", np.random.default_rng(1), 4, job) == pytest.approx(float(replay.truth[100:103].sum()))
