@@ -11,7 +11,9 @@ PYTEST_ARGS ?=
 PIP_CACHE ?= $(HOME)/.cache/llmasos/pip
 PIP := $(PY) -m pip install -q --disable-pip-version-check --cache-dir $(PIP_CACHE)
 # Debian packages the tests use: a real Prometheus server and headless Chromium for the report screenshot.
-APT_PACKAGES := prometheus chromium libcap2-bin util-linux
+# The real node: libseccomp-dev and pkg-config build runc; iptables for kube-proxy and the kubelet (inside the node's
+# network namespace); socat forwards the API server's loopback port to the node.
+APT_PACKAGES := prometheus chromium libcap2-bin util-linux libseccomp-dev pkg-config iptables socat
 
 .PHONY: help venv binaries system-deps lint test test-unit test-integration chaos cluster-up cluster-down demo crds bench clean
 
@@ -39,8 +41,9 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-binaries:
+binaries: system-deps
 	@e2e/toolchain/build.sh >/dev/null
+	@e2e/toolchain/build-node.sh >/dev/null
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests e2e bench

@@ -18,7 +18,9 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 cache_root="${LLMASOS_CACHE_DIR:-$HOME/.cache/llmasos}"
 # The key covers the pins and the wrapper modules (go.mod and go.sum), not this script: editing how the
 # binaries are installed must not throw away a 30-minute build.
-key="$(cat "$here/versions.env" "$here"/k8s/go.mod "$here"/k8s/go.sum "$here"/etcd/go.mod "$here"/etcd/go.sum | sha256sum | cut -c1-16)"
+# Only the control plane's own pins count: the node's pins in the same file have their own key (build-node.sh).
+key="$( { grep -E '^(K8S|ETCD|KWOK|HELM)_VERSION=' "$here/versions.env"
+          cat "$here"/k8s/go.mod "$here"/k8s/go.sum "$here"/etcd/go.mod "$here"/etcd/go.sum; } | sha256sum | cut -c1-16)"
 bin="$cache_root/bin-$key"
 
 if [[ -f "$bin/.complete" ]]; then
