@@ -1,8 +1,8 @@
 """Client of the kubelet PodResources API (`v1.PodResourcesLister/List` over the unix socket): which GPU devices the
 kubelet gave each container. This is the truth about pod -> GPU on a real node; the fallback in `mapping` guesses.
 
-No generated protobuf code: the request is empty and the response needs five fields, so a ~40-line decoder of the
-protobuf wire format reads it (field numbers from k8s.io/kubelet/pkg/apis/podresources/v1/api.proto):
+No generated protobuf code: the request is empty and the response needs five fields, so a few lines over the shared
+wire-format reader (`protowire`) decode it (field numbers from k8s.io/kubelet/pkg/apis/podresources/v1/api.proto):
 
     ListPodResourcesResponse { repeated PodResources pod_resources = 1; }
     PodResources             { string name = 1; string namespace = 2; repeated ContainerResources containers = 3; }
@@ -16,12 +16,12 @@ requires, so newer kubelets (cpu_ids, memory, dynamic_resources) decode fine.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llmasos.agent.backend import GpuBackendError
+from llmasos.agent.protowire import bytes_fields, ld, string, string_field, string_fields
 
 DEFAULT_SOCKET = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
 LIST_METHOD = "/v1.PodResourcesLister/List"
@@ -37,98 +37,25 @@ class PodDevices:
         return tuple(d for r, d in self.devices if r == resource)
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
-    """Yield (field number, wire type, value) of one message; length-delimited values are bytes."""
-    pos = 0
-    value: Any
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire == 2:
-            size, pos = _varint(buf, pos)
-            if pos + size > len(buf):
-                raise ValueError("truncated length-delimited field")
-            value, pos = buf[pos : pos + size], pos + size
-        elif wire == 5:
-            value, pos = buf[pos : pos + 4], pos + 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        yield number, wire, value
-
-
 def decode_list_response(buf: bytes) -> list[PodDevices]:
     pods: list[PodDevices] = []
-    for number, wire, pod_buf in _fields(buf):
-        if number != 1 or wire != 2:
-            continue
-        name = namespace = ""
-        devices: list[tuple[str, str]] = []
-        for pn, pw, pv in _fields(pod_buf):
-            if pw != 2:
-                continue
-            if pn == 1:
-                name = pv.decode()
-            elif pn == 2:
-                namespace = pv.decode()
-            elif pn == 3:
-                for cn, cw, cv in _fields(pv):
-                    if cn == 2 and cw == 2:
-                        devices.extend(_decode_devices(cv))
-        pods.append(PodDevices(namespace, name, tuple(devices)))
+    for pod_buf in bytes_fields(buf, 1):
+        devices = [
+            pair
+            for container in bytes_fields(pod_buf, 3)
+            for device in bytes_fields(container, 2)
+            for pair in _decode_devices(device)
+        ]
+        pods.append(PodDevices(string_field(pod_buf, 2), string_field(pod_buf, 1), tuple(devices)))
     return pods
 
 
 def _decode_devices(buf: bytes) -> list[tuple[str, str]]:
-    resource = ""
-    ids: list[str] = []
-    for n, w, v in _fields(buf):
-        if w == 2 and n == 1:
-            resource = v.decode()
-        elif w == 2 and n == 2:
-            ids.append(v.decode())
-    return [(resource, i) for i in ids]
+    resource = string_field(buf, 1)
+    return [(resource, i) for i in string_fields(buf, 2)]
 
 
 # The encoder mirrors the decoder; the tests serve real gRPC answers built with it.
-def _key(number: int, wire: int) -> bytes:
-    return _enc_varint(number << 3 | wire)
-
-
-def _enc_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _ld(number: int, payload: bytes) -> bytes:
-    return _key(number, 2) + _enc_varint(len(payload)) + payload
-
-
 def encode_list_response(pods: list[PodDevices]) -> bytes:
     out = b""
     for p in pods:
@@ -136,10 +63,10 @@ def encode_list_response(pods: list[PodDevices]) -> bytes:
         for r, d in p.devices:
             by_resource.setdefault(r, []).append(d)
         devices = b"".join(
-            _ld(2, _ld(1, r.encode()) + b"".join(_ld(2, d.encode()) for d in ids)) for r, ids in by_resource.items()
+            ld(2, string(1, r) + b"".join(ld(2, d.encode()) for d in ids)) for r, ids in by_resource.items()
         )
-        container = _ld(1, b"main") + devices
-        out += _ld(1, _ld(1, p.name.encode()) + _ld(2, p.namespace.encode()) + _ld(3, container))
+        container = string(1, "main") + devices
+        out += ld(1, string(1, p.name) + string(2, p.namespace) + ld(3, container))
     return out
 
 

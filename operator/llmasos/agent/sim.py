@@ -75,7 +75,7 @@ class SimBackend:
             _SimGpu(
                 info=GpuInfo(
                     index=i,
-                    uuid=_uuid(seed, node_name, i),
+                    uuid=sim_gpu_uuid(seed, node_name, i),
                     name=p.nvml_name,
                     min_limit_mw=round(p.min_w * 1000),
                     max_limit_mw=round(p.max_w * 1000),
@@ -190,7 +190,12 @@ class SimBackend:
                 self.resets += 1
 
 
-def _uuid(seed: int, node: str, index: int) -> str:
+def sim_gpu_uuid(seed: int, node: str, index: int) -> str:
+    """The UUID of simulated GPU `index` on `node`: stable, NVML-shaped, and unique per (seed, node, index).
+
+    The one derivation: the fake-GPU device plugin of the local real node (e2e/deviceplugin) advertises these as its
+    device ids, so the ids the kubelet hands out (and PodResources reports) are the UUIDs this backend reports.
+    """
     h = f"{zlib.crc32(f'{seed}/{node}/{index}'.encode()):08x}"
     return f"GPU-{h}-{index:04x}-4000-8000-{zlib.crc32(node.encode()):012x}"
 
