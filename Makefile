@@ -75,6 +75,7 @@ demo: venv binaries
 
 crds: venv
 	$(VENV)/bin/llmasos crd --write crds
+	$(VENV)/bin/llmasos crd --policy charts/llmasos/admission/llmjob-workload-policy.yaml
 	$(VENV)/bin/llmasos docs --write docs/reference/llmjob.md
 
 clean: cluster-down

@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     crd = sub.add_parser("crd", help="print the CustomResourceDefinitions (or write them with --write DIR)")
     crd.add_argument("--write", metavar="DIR", help="write one YAML file per CRD group into DIR")
+    crd.add_argument("--policy", metavar="FILE",
+                     help="write the spec of the chart's LLMJob ValidatingAdmissionPolicy to FILE instead")
 
     from llmasos.agent.main import register as register_agent
     from llmasos.commands.plan import register as register_plan
@@ -78,9 +80,13 @@ def _run_operator(args: argparse.Namespace) -> int:
 def _crd(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from llmasos.api.admission import render_policy_spec
     from llmasos.api.crd import GENERATED_FILES
 
-    if args.write:
+    if args.policy:
+        Path(args.policy).write_text(render_policy_spec())
+        print(args.policy)
+    elif args.write:
         out = Path(args.write)
         out.mkdir(parents=True, exist_ok=True)
         for filename, render in GENERATED_FILES.items():

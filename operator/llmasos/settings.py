@@ -73,6 +73,9 @@ class Settings:
     carbon_price_currency: str = "EUR"
     # Monthly gCO2e budgets per namespace: {namespace: {monthlyGrams: N, policy: hold|reject}} (file, or JSON in env).
     carbon_budgets: str = ""
+    # Refuse (phase Failed, reason InvalidSpec) to start an LLMJob whose volumes or node pools its namespace does not
+    # allow (api/workload_policy.py): the operator's own check of the chart's ValidatingAdmissionPolicy.
+    workload_policy: bool = True
     # Maximum LLMJobs reconciled concurrently by one operator process.
     max_workers: int = 50
     # Maximum API requests in flight from one operator process (waiters are admitted by pass priority).

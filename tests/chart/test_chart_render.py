@@ -145,7 +145,7 @@ def grants(*spec: str) -> set[tuple[str, str, str, str]]:
     return out
 
 
-OPERATOR_CLUSTER_SCOPED = grants("/nodes:list,watch", "/pods:list",
+OPERATOR_CLUSTER_SCOPED = grants("/nodes:list,watch", "/pods:list", "/namespaces:list,watch",
                                  "apiextensions.k8s.io/customresourcedefinitions:list,watch")
 OPERATOR_NAMESPACED = grants(
     "llmasos.io/llmjobs:get,list,watch,patch,delete", "llmasos.io/llmjobs/status:patch",

@@ -22,6 +22,13 @@ from llmasos.api.openapi import (
 )
 from llmasos.api.status_schema import carbon_status_schema, power_status_schema
 from llmasos.api.worker_contract import STRATEGIES, TASKS
+from llmasos.api.workload_policy import (
+    ALLOW_HOST_VOLUMES_LABEL,
+    ALLOWED_NODE_POOLS_ANNOTATION,
+    ALLOWED_PROJECTED_SOURCES,
+    ALLOWED_VOLUME_TYPES,
+    MAX_VOLUMES,
+)
 
 BUILTIN_MODELS = ["gpt-tiny", "gpt-small"]
 CARBON_POLICIES = ["immediate", "deadline", "threshold"]
@@ -181,7 +188,11 @@ def spec_schema() -> Schema:
                              string("An argument.", max_length=4096), max_items=64),
             "args": array("Arguments to the command.", string("An argument.", max_length=4096), max_items=256),
             "env": array("Extra environment variables (core/v1 EnvVar).", embedded("An EnvVar."), max_items=128),
-            "volumes": array("Volumes for the worker pods (core/v1 Volume).", embedded("A Volume."), max_items=32),
+            "volumes": array(f"Volumes for the worker pods (core/v1 Volume). Allowed types: "
+                             f"{', '.join(ALLOWED_VOLUME_TYPES)}; projected sources: "
+                             f"{', '.join(ALLOWED_PROJECTED_SOURCES)}. A cluster admin allows every type in a "
+                             f"namespace by labelling it {ALLOW_HOST_VOLUMES_LABEL}=true.", embedded("A Volume."),
+                             max_items=MAX_VOLUMES),
             "volumeMounts": array("Mounts into the worker container (core/v1 VolumeMount).",
                                   embedded("A VolumeMount."), max_items=32),
             "taskConfig": obj("Task settings passed to the worker as LLMASOS_TASK_CONFIG (steps, batchSize, "
@@ -196,7 +207,9 @@ def spec_schema() -> Schema:
             "placement": obj(
                 "Where the job may run.",
                 {
-                    "nodePools": array("Allowed node pools (values of the llmasos.io/pool node label). Empty: any.",
+                    "nodePools": array("Allowed node pools (values of the llmasos.io/pool node label). Empty: any; "
+                                       f"required in a namespace annotated {ALLOWED_NODE_POOLS_ANNOTATION} "
+                                       "(comma-separated pools), and then only pools it lists.",
                                        string("A pool name.", max_length=63), max_items=32, list_type="set"),
                     "preferEfficient": boolean("Among the allowed pools that fit, prefer the one with the lowest "
                                                "expected energy and emissions (else the first listed).",

@@ -1,4 +1,4 @@
-"""In-memory views of nodes, child Jobs and child Services, kept current by kopf's watch streams (kopf indexes).
+"""In-memory views of nodes, namespaces, child Jobs and child Services, kept current by kopf's watch streams.
 
 Placement and reconciliation read these instead of listing from the API server on every pass, which keeps the
 API load per LLMJob flat as the fleet grows. Index values are small frozen views, not whole objects. The index
@@ -16,6 +16,7 @@ import kopf
 
 from llmasos.agent.report import REPORT_LABEL, parse_node_report
 from llmasos.api import constants as c
+from llmasos.api.workload_policy import NamespacePolicy
 from llmasos.cluster.observe import observe_job, observe_node
 from llmasos.planning.lifecycle import ObservedJob
 from llmasos.planning.placement import NodeCapacity, PoolInventory, summarize_pools
@@ -52,6 +53,13 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
                 grouped.setdefault((r.namespace, r.llmjob), []).append(asdict(r))
         return dict(grouped)
 
+    # Only namespaces an admin widened or narrowed (labels, annotations of api.workload_policy) take an entry.
+    @kopf.index("", "v1", "namespaces", id="namespace_policies", registry=registry)
+    async def namespace_policies(name: str | None, labels: kopf.Labels, annotations: kopf.Annotations,
+                                 **_: Any) -> dict[str, NamespacePolicy]:
+        policy = NamespacePolicy.from_metadata(labels, annotations)
+        return {} if policy.is_default or not name else {name: policy}
+
     @kopf.index(c.GROUP, c.VERSION, c.PLURAL, id="carbon_usage", registry=registry)
     async def carbon_usage(body: kopf.Body, namespace: str | None, uid: str, **_: Any) -> dict[str, Any]:
         carbon = (body.get("status") or {}).get("carbon") or {}
@@ -71,6 +79,11 @@ def slim_body(body: dict[str, Any]) -> dict[str, Any]:
                    if k != "kubectl.kubernetes.io/last-applied-configuration"}
     meta["annotations"] = annotations
     return {**body, "metadata": meta}
+
+
+def namespace_policy(policy_index: Mapping[str, Iterable[NamespacePolicy]], namespace: str) -> NamespacePolicy:
+    """What the namespace's labels and annotations allow (the defaults when it has none of them)."""
+    return next(iter(policy_index.get(namespace, ())), NamespacePolicy())
 
 
 def reports_for(report_index: Mapping[tuple[str, str], Iterable[list[dict[str, Any]]]], namespace: str,

@@ -21,6 +21,7 @@ from llmasos.api import conditions as cond
 from llmasos.api import constants as c
 from llmasos.api.conditions import Condition
 from llmasos.api.spec import LLMJobSpec, parse_spec, parse_time
+from llmasos.api.workload_policy import check_workload
 from llmasos.cluster.builders import Owner, job_name, service_name
 from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
@@ -35,6 +36,7 @@ from llmasos.handlers.indexes import (
     gpus_held_by_pool,
     has_service,
     inventory_from,
+    namespace_policy,
     reports_for,
     slim_body,
 )
@@ -49,7 +51,8 @@ CHILD_EVENT_COALESCE_SECONDS = 1.0
 # The longest such a pass waits while new LLMJobs' children are being created (see _coalesced_pass).
 CHILD_PASS_MAX_HOLD_SECONDS = 10.0
 # Every kopf index a pass reads (handlers/indexes.py); a test checks this list against the registered indexes.
-INDEX_NAMES = ("node_inventory", "child_jobs", "child_services", "power_reports", "carbon_usage", "llmjob_bodies")
+INDEX_NAMES = ("node_inventory", "child_jobs", "child_services", "power_reports", "carbon_usage", "llmjob_bodies",
+               "namespace_policies")
 
 
 def _owner(body: dict[str, Any]) -> Owner:
@@ -148,6 +151,12 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
 
     owner = _owner(body)
     observed = children_from(indexes["child_jobs"], ns, name, uid)
+    if ctx.settings.workload_policy and not (status.get("startTime") or observed):
+        try:  # the admission policy refused it already where the chart installed it; this covers the rest
+            check_workload(spec.volumes, spec.node_pools, namespace_policy(indexes["namespace_policies"], ns))
+        except SpecError as exc:
+            await _fail_invalid(ctx, body, exc)
+            raise kopf.PermanentError(f"invalid spec: {exc.field}: {exc}") from exc
     # A placement is recorded in status, or, when the operator died before that write, in the child Job itself.
     placed_on = str(status.get("pool", "") or "") or placed_pool(observed)
     pool = placed_on
