@@ -64,16 +64,28 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     return st.st_dev, st.st_ino, st.st_ctime_ns
 
 
+class _SocketRemoved(Exception):
+    """The kubelet, starting, cleared its directory of our socket: serve on a fresh one and register again."""
+
+
 def _register_when_listening(config: PluginConfig, stop: threading.Event) -> tuple[int, int, int] | None:
-    """Register as soon as the kubelet listens; the identity of the kubelet.sock registered with, None if stopped."""
+    """Register as soon as the kubelet listens; the identity of the kubelet.sock registered with, None if stopped.
+
+    A kubelet that starts while the plugin already serves deletes the plugin's socket before it opens kubelet.sock,
+    so the socket is checked before registering, and again when the kubelet answers that it could not dial us."""
     kubelet_socket = config.plugin_dir / KUBELET_SOCKET
+    own = config.plugin_dir / config.endpoint
     waited = False
     while not stop.is_set():
         identity = _identity(kubelet_socket)
         if identity is not None:
+            if not own.exists():
+                raise _SocketRemoved
             try:
                 register(kubelet_socket, config.register_request())
             except grpc.RpcError as exc:
+                if not own.exists():
+                    raise _SocketRemoved from exc
                 if exc.code() not in _WAIT_CODES:
                     raise RegistrationRefused(f"kubelet refused registration: {exc.code()}: {exc.details()}") from exc
             else:
@@ -96,7 +108,11 @@ def run(config: PluginConfig, stop: threading.Event) -> None:
         server = serve(plugin, own)
         log.info("serving %d fake GPUs on %s", len(config.device_ids), own)
         try:
-            registered = _register_when_listening(config, stop)
+            try:
+                registered = _register_when_listening(config, stop)
+            except _SocketRemoved:
+                log.info("the kubelet removed %s while starting: serving and registering again", own)
+                continue
             while registered is not None and not stop.wait(config.poll_s):
                 if not own.exists() or _identity(config.plugin_dir / KUBELET_SOCKET) != registered:
                     log.info("the kubelet restarted (socket %s): serving and registering again",

@@ -24,8 +24,10 @@ from typing import Any
 
 import yaml
 
+from e2e.localcluster.node_config import NodeLayout
 from e2e.localcluster.nodes import build_nodes, load_pools
 from e2e.localcluster.pki import ensure_pki
+from e2e.localcluster.realnode import EXECUTABLES, NODE_COMPONENTS, RealNode
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -44,6 +46,8 @@ class ClusterPaths:
         default_factory=lambda: Path(os.environ.get("LLMASOS_NODE_POOLS", REPO / "e2e" / "node-pools.yaml"))
     )
     port_offset: int = int(os.environ.get("LLMASOS_CLUSTER_PORT_OFFSET", "0"))
+    # The real node (kubelet + containerd) beside the kwok pools; LLMASOS_REAL_NODE=0 leaves it out (kwok only).
+    real_node: bool = os.environ.get("LLMASOS_REAL_NODE", "0") != "0"
 
     @property
     def kubeconfig(self) -> Path:
@@ -71,10 +75,10 @@ class ClusterPaths:
         return f"https://127.0.0.1:{self.port('apiserver')}"
 
 
-def find_binaries() -> Path:
-    """Build (or find in the cache) the Go binaries and return their directory."""
+def find_binaries(script: str = "build.sh") -> Path:
+    """Build (or find in the cache) the Go binaries and return their directory (build-node.sh: the node's)."""
     out = subprocess.run(
-        [str(REPO / "e2e" / "toolchain" / "build.sh")], check=True, stdout=subprocess.PIPE, text=True
+        [str(REPO / "e2e" / "toolchain" / script)], check=True, stdout=subprocess.PIPE, text=True
     ).stdout
     return Path(out.strip().splitlines()[-1])
 
@@ -86,6 +90,7 @@ class LocalCluster:
         self.paths = paths or ClusterPaths()
         self._bin_dir = bin_dir
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # children of this process, reaped on stop
+        self._node: RealNode | None = None
 
     # ----------------------------------------------------------------------------------------------- public
     @property
@@ -97,8 +102,21 @@ class LocalCluster:
     def binary(self, name: str) -> str:
         return str(self.bin_dir / name)
 
+    @property
+    def components(self) -> tuple[str, ...]:
+        return COMPONENTS + (NODE_COMPONENTS if self.paths.real_node else ())
+
+    @property
+    def node(self) -> RealNode:
+        """The real node (its layout, set-up and teardown); built lazily because it needs the node's binaries."""
+        if self._node is None:
+            layout = NodeLayout(self.paths.root, find_binaries("build-node.sh"), self.paths.port_offset,
+                                self.paths.port("apiserver"))
+            self._node = RealNode(layout, self.paths.pki)
+        return self._node
+
     def is_healthy(self) -> bool:
-        return all(self._alive(c) for c in COMPONENTS) and self._readyz()
+        return all(self._alive(c) for c in self.components) and self._readyz()
 
     def up(self, timeout: float = 120.0) -> Path:
         """Bring the cluster up (or keep the healthy one) and return the admin kubeconfig path."""
@@ -108,7 +126,7 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         for d in (self.paths.root, self.paths.logs, self.paths.pids):
             d.mkdir(parents=True, exist_ok=True)
-        ensure_pki(self.paths.pki)
+        ensure_pki(self.paths.pki, (self.node.n.host_ip,) if self.paths.real_node else ())
         self._write_kubeconfigs()
         self._start_etcd()
         self._wait(lambda: self._http_ok(f"http://127.0.0.1:{self.paths.port('etcd')}/health"), "etcd", deadline)
@@ -118,12 +136,17 @@ class LocalCluster:
         self._start_scheduler()
         self._start_kwok()
         self._create_nodes()
+        if self.paths.real_node:
+            self._start_real_node(deadline)
         self._wait(self._nodes_ready, "nodes Ready", deadline)
         self._wait(self._default_service_account, "default ServiceAccount", deadline)
         return self.paths.kubeconfig
 
     def down(self) -> None:
-        """Stop every process this cluster started (TERM, then KILL), wipe etcd's data, check no port listens."""
+        """Stop every process this cluster started (TERM, then KILL), wipe etcd's data, check no port listens; the
+        real node also removes its pods, mounts, network namespace and cgroups."""
+        if self.paths.real_node:
+            self.node.teardown(self._stop)
         for component in reversed(COMPONENTS):
             self._stop(component)
         shutil.rmtree(self.paths.root / "etcd-data", ignore_errors=True)
@@ -153,10 +176,10 @@ class LocalCluster:
         return pid if self._is_ours(pid, component) else None
 
     # -------------------------------------------------------------------------------------------- processes
-    def _spawn(self, component: str, argv: list[str]) -> None:
+    def _spawn(self, component: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.paths.logs / f"{component}.log", "ab")  # noqa: SIM115 - the child owns it
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=self.paths.root)
+                                start_new_session=True, cwd=self.paths.root, env=env)
         log.close()
         # Between fork and exec /proc/<pid>/cmdline still shows python: wait for the exec, so that a liveness
         # check right after the spawn does not mistake the starting component for a dead one.
@@ -172,7 +195,7 @@ class LocalCluster:
             state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
         except (FileNotFoundError, IndexError, ProcessLookupError):
             return False
-        return Path(cmdline).name == component and state != "Z"
+        return Path(cmdline).name == EXECUTABLES.get(component, component) and state != "Z"
 
     def _alive(self, component: str) -> bool:
         return self.pid(component) is not None
@@ -226,6 +249,10 @@ class LocalCluster:
             "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true", "--endpoint-reconciler-type=none", "--profiling=false",
             "--event-ttl=2h", "--v=1", *self._audit_flags(),
+            # The API server's client identity towards kubelets (logs, exec, port-forward on the real node).
+            f"--kubelet-client-certificate={k / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={k / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
         ])
 
     def _audit_flags(self) -> list[str]:
@@ -284,6 +311,30 @@ class LocalCluster:
             (self.paths.root / out).write_text(yaml.safe_dump(doc))
             (self.paths.root / out).chmod(0o600)
 
+    def _start_real_node(self, deadline: float) -> None:
+        """Network, containerd (with the sandbox image and any built LLMasOS images), kubelet, kube-proxy, CoreDNS
+        and the fake-GPU device plugin; returns once the node offers its GPUs."""
+        node = self.node
+        node.prepare(self._write_node_kubeconfig)
+        node.apply_cluster_objects(self.kubectl)
+        for component in ("apiserver-forward", "containerd"):
+            self._spawn(component, *node.argv(component))
+        self._wait(lambda: node.n.containerd_socket.exists(), "containerd", deadline)
+        node.import_images([*node.own_archives(), *built_image_archives()])
+        for component in ("kubelet", "kube-proxy", "coredns", "device-plugin"):
+            self._spawn(component, *node.argv(component))
+        self._wait(self._real_node_gpus, "the real node's GPUs (device plugin)", deadline)
+
+    def _write_node_kubeconfig(self, path: Path, stem: str) -> None:
+        k = self.paths.pki
+        path.write_text(yaml.safe_dump(build_kubeconfig(self.node.n.server, k / "ca.crt", k / f"{stem}.crt",
+                                                        k / f"{stem}.key", stem)))
+        path.chmod(0o600)
+
+    def _real_node_gpus(self) -> bool:
+        node = self.get_json(f"/api/v1/nodes/{self.node.n.name}")
+        return int(node.get("status", {}).get("allocatable", {}).get("nvidia.com/gpu", "0")) > 0
+
     def _create_nodes(self) -> None:
         nodes = build_nodes(load_pools(self.paths.pools_file))
         if nodes:
@@ -312,7 +363,7 @@ class LocalCluster:
             return json.load(r)
 
     def _nodes_ready(self) -> bool:
-        expected = sum(p.count for p in load_pools(self.paths.pools_file))
+        expected = sum(p.count for p in load_pools(self.paths.pools_file)) + int(self.paths.real_node)
         items = self.get_json("/api/v1/nodes")["items"]
         ready = [n for n in items if any(c["type"] == "Ready" and c["status"] == "True"
                                          for c in n.get("status", {}).get("conditions", []))]
@@ -332,7 +383,7 @@ class LocalCluster:
                     return
             except (OSError, urllib.error.URLError, KeyError):
                 pass
-            for c in COMPONENTS:
+            for c in self.components:
                 f = self.paths.pids / f"{c}.pid"
                 if f.exists() and not self._alive(c):
                     tail = (self.paths.logs / f"{c}.log").read_text(errors="replace")[-3000:]
@@ -355,3 +406,10 @@ def _listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def built_image_archives() -> list[Path]:
+    """The LLMasOS images `make images` built for the current sources, if it has (cluster-up never builds them)."""
+    from e2e.images.build import cached_images
+
+    return [image.archive for image in cached_images()]

@@ -16,6 +16,8 @@ POOL_LABEL = "llmasos.io/pool"
 CARBON_ZONE_LABEL = "llmasos.io/carbon-zone"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_COUNT_LABEL = "nvidia.com/gpu.count"
+# The one node with a real kubelet (e2e/localcluster/realnode.py); the rest are kwok's.
+REAL_NODE_NAME = "llmasos-real-0"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from e2e.localcluster.nodes import REAL_NODE_NAME
+
 VALIDITY = dt.timedelta(days=365)
 
 
@@ -38,6 +40,12 @@ CLIENTS: tuple[ClientIdentity, ...] = (
     # Distinct identities so the API server's audit log can count requests per client (bench/operator_scale.py).
     ClientIdentity("operator", "llmasos-operator-dev", ("system:masters",)),
     ClientIdentity("bench", "llmasos-bench", ("system:masters",)),
+    # The real node (e2e/localcluster/realnode.py): its kubelet under the Node authorizer, kube-proxy and CoreDNS
+    # under their own users, and the API server's client identity towards the kubelet (logs, exec).
+    ClientIdentity("kubelet", f"system:node:{REAL_NODE_NAME}", ("system:nodes",)),
+    ClientIdentity("kube-proxy", "system:kube-proxy"),
+    ClientIdentity("coredns", "llmasos-coredns"),
+    ClientIdentity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
 )
 
 
@@ -67,7 +75,7 @@ def _issue(
     key: rsa.RSAPrivateKey,
     ca_cert: x509.Certificate,
     ca_key: rsa.RSAPrivateKey,
-    usage: ExtendedKeyUsageOID | x509.ObjectIdentifier,
+    usage: x509.ObjectIdentifier,
     sans: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
@@ -90,10 +98,14 @@ def _issue(
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def ensure_pki(pki_dir: Path) -> None:
-    """Create the CA, serving and client certificates and the ServiceAccount key unless they already exist."""
+def ensure_pki(pki_dir: Path, serving_ips: tuple[str, ...] = ()) -> None:
+    """Create the CA, serving and client certificates and the ServiceAccount key unless they already exist.
+
+    `serving_ips` are addresses besides 127.0.0.1 that the API server is reached at (the real node reaches it on
+    its side of the node's veth pair); a serving certificate that lacks one is issued anew under the same CA."""
     if (pki_dir / ".complete").exists():
         _ensure_clients(pki_dir)
+        _ensure_serving(pki_dir, serving_ips)
         return
     pki_dir.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
@@ -114,19 +126,7 @@ def ensure_pki(pki_dir: Path) -> None:
     _write_key(pki_dir / "ca.key", ca_key)
     _write_cert(pki_dir / "ca.crt", ca_cert)
 
-    sans: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.DNSName("kubernetes"),
-        x509.DNSName("kubernetes.default"),
-        x509.DNSName("kubernetes.default.svc"),
-        x509.DNSName("kubernetes.default.svc.cluster.local"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
-    ]
-    serving_key = _key()
-    serving = _issue(_name("kube-apiserver"), serving_key, ca_cert, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, sans)
-    _write_key(pki_dir / "apiserver.key", serving_key)
-    _write_cert(pki_dir / "apiserver.crt", serving)
+    _issue_serving(pki_dir, ca_cert, ca_key, serving_ips)
 
 
     _ensure_clients(pki_dir, ca_cert, ca_key)
@@ -154,3 +154,35 @@ def _ensure_clients(pki_dir: Path, ca_cert: x509.Certificate | None = None,
         cert = _issue(_name(client.user, client.groups), key, ca_cert, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH)
         _write_key(pki_dir / f"{client.stem}.key", key)
         _write_cert(pki_dir / f"{client.stem}.crt", cert)
+
+
+def _serving_sans(ips: tuple[str, ...]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [
+        x509.DNSName(n) for n in ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                                  "kubernetes.default.svc.cluster.local")
+    ]
+    for ip in ("127.0.0.1", "10.0.0.1", *ips):
+        names.append(x509.IPAddress(ipaddress.ip_address(ip)))
+    return names
+
+
+def _issue_serving(pki_dir: Path, ca_cert: x509.Certificate, ca_key: rsa.RSAPrivateKey,
+                   ips: tuple[str, ...]) -> None:
+    serving_key = _key()
+    serving = _issue(_name("kube-apiserver"), serving_key, ca_cert, ca_key, ExtendedKeyUsageOID.SERVER_AUTH,
+                     _serving_sans(ips))
+    _write_key(pki_dir / "apiserver.key", serving_key)
+    _write_cert(pki_dir / "apiserver.crt", serving)
+
+
+def _ensure_serving(pki_dir: Path, ips: tuple[str, ...]) -> None:
+    """Issue the API server's serving certificate anew if it lacks one of `ips` (same CA, so clients still trust it)."""
+    cert = x509.load_pem_x509_certificate((pki_dir / "apiserver.crt").read_bytes())
+    have = {str(a) for a in cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            .get_values_for_type(x509.IPAddress)}
+    if set(ips) <= have:
+        return
+    ca_cert = x509.load_pem_x509_certificate((pki_dir / "ca.crt").read_bytes())
+    loaded = serialization.load_pem_private_key((pki_dir / "ca.key").read_bytes(), password=None)
+    assert isinstance(loaded, rsa.RSAPrivateKey)
+    _issue_serving(pki_dir, ca_cert, loaded, tuple(sorted(have - {"127.0.0.1", "10.0.0.1"} | set(ips))))
