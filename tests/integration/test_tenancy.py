@@ -235,3 +235,21 @@ def test_the_operator_refuses_to_start_what_the_namespace_no_longer_allows(api: 
         assert not children(api, ns, "waiting")[0], "no Job was created"
     finally:
         api.delete(f"/api/v1/namespaces/{ns}")
+
+
+def test_a_job_starts_only_on_pools_it_lists_now(api: AdminApi, operator: OperatorProcess) -> None:
+    """Placed while suspended on a100, then told l4 only: it starts on l4, never on the pool it no longer lists."""
+    ns = namespace(api, "tenant-move")
+    try:
+        api.create(llmjob_path(ns), llmjob("move", suspend=True, placement={"nodePools": ["a100"]}))
+        wait_for(lambda: api.get(llmjob_path(ns, "move")).get("status", {}).get("pool") == "a100", timeout=60,
+                 what="placed on a100")
+        api.request("PATCH", llmjob_path(ns, "move"), {"spec": {"suspend": False, "placement": {"nodePools": ["l4"]}}},
+                    content_type="application/merge-patch+json", expect=200)
+        jobs = wait_for(lambda: children(api, ns, "move")[0], timeout=60, what="the child Job")
+        terms = jobs[0]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert terms[0]["matchExpressions"][0]["values"] == ["l4"]
+        assert api.get(llmjob_path(ns, "move"))["status"]["pool"] == "l4"
+    finally:
+        api.delete(f"/api/v1/namespaces/{ns}")

@@ -162,7 +162,10 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     pool = placed_on
     fetched: dict[str, Any] = {}
     pools_now = {n.pool: n for store in indexes["node_inventory"].values() for n in store}
-    if not pool or pool not in pools_now:
+    # A job without workers yet follows a change of spec.placement.nodePools (never starting outside the pools it
+    # lists now); one whose Job exists stays on its pool.
+    outside = bool(pool) and not observed and bool(spec.node_pools) and pool not in spec.node_pools
+    if not pool or pool not in pools_now or outside:
         inventory = with_pending(inventory_from(indexes["node_inventory"],
                                                 await ctx.gpu_usage.requested_by_node(ctx.kube)),
                                  gpus_held_by_pool(indexes["child_jobs"]))
