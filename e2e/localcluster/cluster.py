@@ -47,7 +47,7 @@ class ClusterPaths:
     )
     port_offset: int = int(os.environ.get("LLMASOS_CLUSTER_PORT_OFFSET", "0"))
     # The real node (kubelet + containerd) beside the kwok pools; LLMASOS_REAL_NODE=0 leaves it out (kwok only).
-    real_node: bool = os.environ.get("LLMASOS_REAL_NODE", "0") != "0"
+    real_node: bool = os.environ.get("LLMASOS_REAL_NODE", "1") != "0"
 
     @property
     def kubeconfig(self) -> Path:

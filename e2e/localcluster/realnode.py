@@ -57,11 +57,11 @@ class RealNode:
     def prepare(self, write_kubeconfig: Callable[[Path, str], None]) -> None:
         """Directories, certificates' kubeconfigs, configuration files, network namespace and cgroup root."""
         n = self.n
-        n.check_socket_paths()
         shutil.rmtree(n.kubelet_root, ignore_errors=True)
         for d in (n.root, n.kubelet_root, n.device_plugin_dir, n.pod_logs, n.root / "cni" / "net.d",
                   n.root / "containerd"):
             d.mkdir(parents=True, exist_ok=True)
+        n.link_root()
         for stem in ("kubelet", "kube-proxy", "coredns"):
             write_kubeconfig(n.kubeconfig(stem), stem)
         ca = self.pki / "ca.crt"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from e2e.images.build import cached_images
 from e2e.localcluster import LocalCluster
 from e2e.localcluster.cluster import ClusterPaths
 from e2e.localcluster.node_config import GPU_COUNT
@@ -160,3 +161,19 @@ def _shims_of(c: LocalCluster) -> list[int]:
             if sock in cmd:
                 found.append(int(proc.name))
     return found
+
+
+@pytest.mark.parametrize(("name", "expected"), [("operator", "usage: llmasos"), ("worker", "usage: llmasos-worker")])
+def test_built_images_run_their_entry_points_in_a_pod(cluster: LocalCluster, ns: str, name: str,
+                                                       expected: str) -> None:
+    """The images `make images` built run on the real node: their entry point answers --help."""
+    images = {image.name: image for image in cached_images()}
+    assert name in images, "the LLMasOS images are not built: run `make images` (make test does)"
+    pod = build_pod(f"help-{name}", [], image=images[name].ref)
+    del pod["spec"]["containers"][0]["command"]  # the image's own entry point
+    pod["spec"]["containers"][0]["args"] = ["--help"]
+    apply(cluster, ns, pod)
+    done = wait_pod_phase(cluster, ns, f"help-{name}", {"Succeeded", "Failed"}, timeout=180)
+    out = logs(cluster, ns, f"help-{name}")
+    assert done["status"]["phase"] == "Succeeded", out
+    assert expected in out
