@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         procs.start("operator", [sys.executable, "-m", "llmasos.cli", "operator"], {
             "KUBECONFIG": str(operator_kc), "LLMASOS_PEERING_NAME": RELEASE, "LLMASOS_TRACE_OFFSET": offset,
             "LLMASOS_FORECAST_ERROR": "0", "LLMASOS_CARBON_SOURCES": "trace,static", "LLMASOS_RESYNC_SECONDS": "5",
-            "LLMASOS_PLACEMENT_RETRY_SECONDS": "10", "LLMASOS_METRICS_PORT": str(metrics),
+            "LLMASOS_METRICS_PORT": str(metrics),
             "LLMASOS_HEALTH_PORT": str(health)})
         note(f"metrics http://127.0.0.1:{metrics}/metrics, log {work / 'operator.log'}")
         nodes = gpu_nodes(cluster)

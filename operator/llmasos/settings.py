@@ -33,10 +33,8 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     # Power usage effectiveness used when an LLMJob sets no spec.accounting.pue.
     default_pue: float = 1.2
-    # Seconds between periodic re-checks of every LLMJob (deadlines, TTLs, re-planning).
+    # Seconds between periodic re-checks of every LLMJob (deadlines, TTLs, re-planning, jobs no pool could host).
     resync_seconds: float = 30.0
-    # Seconds to wait before retrying an LLMJob that no pool can host yet (no retry storm).
-    placement_retry_seconds: float = 60.0
     # Port of the Prometheus /metrics endpoint (0 disables it).
     metrics_port: int = 8080
     # Port of the liveness endpoint /healthz (0 disables it).
@@ -86,8 +84,8 @@ class Settings:
             raise ConfigError("worker_image must not be empty")
         if not 1.0 <= self.default_pue <= 3.0:
             raise ConfigError(f"default_pue must be between 1.0 and 3.0, got {self.default_pue}")
-        if self.resync_seconds < 1 or self.placement_retry_seconds < 1:
-            raise ConfigError("resync_seconds and placement_retry_seconds must be >= 1")
+        if self.resync_seconds < 1:
+            raise ConfigError("resync_seconds must be >= 1")
         for name in ("metrics_port", "health_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:

@@ -38,7 +38,6 @@ class OperatorProcess:
             "LLMASOS_METRICS_PORT": str(self.metrics_port),
             "LLMASOS_HEALTH_PORT": str(self.health_port),
             "LLMASOS_RESYNC_SECONDS": "5",
-            "LLMASOS_PLACEMENT_RETRY_SECONDS": "5",
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }

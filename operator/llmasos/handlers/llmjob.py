@@ -2,8 +2,8 @@
 
 A pass: parse the spec, pick (once) a node pool, decide (pure) the phase and child actions, apply the actions
 idempotently, write the status once if it changed, then post Events. Errors map onto kopf's taxonomy:
-an invalid spec -> PermanentError plus a Failed condition; no pool yet -> TemporaryError with a long delay
-(no retry storm); API trouble -> TemporaryError with the error's delay.
+an invalid spec -> PermanentError plus a Failed condition; no pool yet -> a Scheduled=False condition and the
+next periodic resync tries again (no retry storm); API trouble -> TemporaryError with the error's delay.
 """
 
 from __future__ import annotations
@@ -180,7 +180,8 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
             if await _write_status(ctx, body, new) and status.get("message") != str(exc):
                 await ctx.post_event(body, "Warning", exc.reason, str(exc))
             ctx.metrics.record_phase(uid, "Pending")
-            raise kopf.TemporaryError(str(exc), delay=ctx.settings.placement_retry_seconds) from exc
+            logger.info(f"not placed: {exc}; the next resync tries again")
+            return
         pool_fields = {"pool": chosen.name, "zone": chosen.carbon_zone, "gpuProduct": chosen.gpu_product}
         if not pool:
             logger.info(f"placing on pool {chosen.name} ({chosen.gpu_product}, zone {chosen.carbon_zone})")

@@ -4,8 +4,8 @@ Why not a kopf timer: kopf puts a finalizer on every object with a timer (two PA
 per LLMJob, and LLMJobs that cannot be deleted while no operator runs). This loop reads kopf's live index views
 (captured by the first handler call, so it starts once the indexes are filled), checks the peering record the
 same way kopf does (planning/leadership.py), and runs the same level-based pass at the lowest priority. It catches
-what no watch event announces: a deferred job's start time, maxRuntime, ttlSecondsAfterFinished, retries after
-TemporaryErrors, and the at-most-once-a-minute energy accounting of running jobs.
+what no watch event announces: a deferred job's start time, maxRuntime, ttlSecondsAfterFinished, jobs no node pool
+could host yet, retries after TemporaryErrors, and the at-most-once-a-minute energy accounting of running jobs.
 """
 
 from __future__ import annotations

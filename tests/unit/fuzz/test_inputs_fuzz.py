@@ -101,7 +101,7 @@ def test_broken_yaml_is_a_config_error(tmp_path: Path, text: str) -> None:
         load_settings(path, env={})
 
 
-NON_FINITE = [("resyncSeconds", ".nan"), ("resyncSeconds", ".inf"), ("placementRetrySeconds", ".inf"),
+NON_FINITE = [("resyncSeconds", ".nan"), ("resyncSeconds", ".inf"), ("carbonCacheSeconds", ".inf"),
               ("carbonCacheSeconds", ".nan"), ("forecastError", ".nan"), ("metricsPort", ".inf"),
               ("healthPort", "-.inf"), ("maxWorkers", ".inf")]
 
