@@ -18,6 +18,7 @@ SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 CARBON_DATA_DEGRADED = "CarbonDataDegraded"
 CARBON_BUDGET = "CarbonBudget"
+WORKERS_READY = "WorkersReady"
 
 # Reasons
 POOL_SELECTED = "PoolSelected"
@@ -43,6 +44,9 @@ NODE_POOL_LOST = "NodePoolLost"
 NOT_FINISHED = "NotFinished"
 CARBON_SOURCE_FALLBACK = "CarbonSourceFallback"
 CARBON_SOURCE_OK = "CarbonSourceOK"
+# WorkersReady=False also carries the kubelet's own container reasons (ErrImageNeverPull, ImagePullBackOff,
+# CreateContainerConfigError, CrashLoopBackOff, ...): see planning/worker_health.py.
+WORKER_UNSCHEDULABLE = "WorkersUnschedulable"
 
 
 @dataclass(frozen=True)

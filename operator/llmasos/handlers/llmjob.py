@@ -40,6 +40,7 @@ from llmasos.handlers.indexes import (
     reports_for,
     slim_body,
 )
+from llmasos.handlers.worker_health import workers_ready
 from llmasos.planning.lifecycle import EnsureJob, decide, placed_pool
 from llmasos.planning.placement import select_pool, with_pending
 from llmasos.planning.power_status import build_power_status
@@ -217,7 +218,9 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
                         job_index=indexes["child_jobs"],
                         service_known=has_service(indexes["child_services"], ns, name, uid))
     scheduled = Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {pool}")
-    extra = (scheduled, *((data_quality,) if data_quality else ()), *((budget_condition,) if budget_condition else ()))
+    workers = await workers_ready(ctx, ns, observed, decision.attempt)
+    extra = (scheduled, *((data_quality,) if data_quality else ()), *((budget_condition,) if budget_condition else ()),
+             *((workers,) if workers else ()))
     has_children = bool(observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
     children = {"job": job_name(name, decision.attempt), "service": service_name(name)} if has_children else None
     final = decision.phase in TERMINAL
