@@ -199,7 +199,7 @@ class PowerAgent:
             if d.gap:
                 self._count("energy_gaps")
             deltas[g.index] = d.joules
-            meters[g.index] = meter_state(reading)
+            meters[g.index] = meter_state(meters.get(g.index), reading)
         ledger = self._state.ledger.add(deltas, dict(self._owners))
         self._state = replace(self._state, ledger=ledger, meters=tuple(sorted(meters.items())))
 

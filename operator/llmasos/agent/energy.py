@@ -5,7 +5,10 @@ Every carbon number of an LLMJob rests on these joules, so the rules are explici
 - Counter present: delta = counter - previous. A counter that went *down* was reset (driver reload, GPU reset):
   the new reading is the energy since the reset, so it is the delta (the energy between the previous reading and
   the reset is lost: at most one sampling interval). A delta larger than the GPU could draw at its maximum limit
-  in that time (x `PLAUSIBLE_MARGIN`) is rejected as a glitch and replaced by integrated power.
+  (x `PLAUSIBLE_MARGIN`) is rejected as a glitch and replaced by integrated power. "In that time" means since the
+  counter last advanced, not since the previous sample: NVML's counter moves in steps (about every 100 ms on an
+  H200), so a sampler faster than the steps sees zero deltas and then one jump that holds several intervals'
+  energy. Judged against one sampling interval, those jumps were thrown away (57 % of the energy at 50 ms).
 - No counter (pre-Volta GPUs): trapezoidal integration of power samples. A gap longer than `max_gap_s` (the agent
   was down) is integrated over `max_gap_s` only, at the current power, and counted as a gap: guessing a long
   stretch would invent energy.
@@ -32,11 +35,16 @@ class Reading:
 
 @dataclass(frozen=True)
 class MeterState:
-    """The previous sample of one GPU, enough to compute the next delta."""
+    """The previous sample of one GPU, enough to compute the next delta.
+
+    `counter_since` is the time of the last sample that still showed the counter's value before its latest advance:
+    the energy of the next advance was drawn after it. None (a state file written before this field): `t`.
+    """
 
     t: float
     power_w: float
     counter_mj: int | None
+    counter_since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,8 @@ def energy_delta(prev: MeterState | None, now: Reading, max_power_w: float, max_
     if now.counter_mj is not None and prev.counter_mj is not None:
         if now.counter_mj >= prev.counter_mj:
             joules = (now.counter_mj - prev.counter_mj) / 1000
-            if joules <= max_power_w * max(dt, 1e-9) * PLAUSIBLE_MARGIN + 1.0:
+            since = prev.t if prev.counter_since is None else min(prev.counter_since, prev.t)
+            if joules <= max_power_w * max(now.t - since, 1e-9) * PLAUSIBLE_MARGIN + 1.0:
                 return Delta(joules, "counter")
             return Delta(integrated, "glitch", gap)
         since_reset = now.counter_mj / 1000
@@ -71,8 +80,13 @@ def _integrate(prev: MeterState, now: Reading, dt: float, max_gap_s: float) -> t
     return (prev.power_w + now.power_w) / 2 * dt, False
 
 
-def meter_state(reading: Reading) -> MeterState:
-    return MeterState(t=reading.t, power_w=reading.power_w, counter_mj=reading.counter_mj)
+def meter_state(prev: MeterState | None, reading: Reading) -> MeterState:
+    """The state after `reading`: when its counter moved, the energy of the next advance is drawn after now."""
+    if prev is None or reading.counter_mj is None or reading.counter_mj != prev.counter_mj:
+        since = reading.t if prev is None else prev.t
+    else:
+        since = prev.t if prev.counter_since is None else prev.counter_since
+    return MeterState(t=reading.t, power_w=reading.power_w, counter_mj=reading.counter_mj, counter_since=since)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from llmasos.agent.energy import Ledger, MeterState, PodRef
 
@@ -57,7 +57,7 @@ def to_json(state: AgentState) -> str:
                 [gpu, *(_pod(p) if p else [None, None, None, None]), joules]
                 for (gpu, p), joules in sorted(state.ledger.gpu_pod_joules.items(), key=lambda kv: _sort_key(kv[0]))
             ],
-            "meters": [[gpu, m.t, m.power_w, m.counter_mj] for gpu, m in state.meters],
+            "meters": [[gpu, m.t, m.power_w, m.counter_mj, m.counter_since] for gpu, m in state.meters],
             "ended": [[uid, t] for uid, t in state.ended],
         },
         indent=1,
@@ -78,11 +78,17 @@ def from_json(text: str) -> AgentState:
         caps=tuple(CapRecord(**c) for c in data.get("caps", [])),
         assignments=tuple((uid, tuple(int(i) for i in g)) for uid, g in sorted(data.get("assignments", {}).items())),
         ledger=Ledger(ledger),
-        meters=tuple(
-            (int(g), MeterState(float(t), float(p), None if c is None else int(c))) for g, t, p, c in data["meters"]
-        ),
+        meters=tuple(_meter(m) for m in data["meters"]),
         ended=tuple((str(uid), float(t)) for uid, t in data.get("ended", [])),
     )
+
+
+def _meter(row: list[Any]) -> tuple[int, MeterState]:
+    """[gpu, t, power, counter, counter_since]; files written before counter_since have four items."""
+    gpu, t, power, counter, *rest = row
+    since = rest[0] if rest else None
+    return int(gpu), MeterState(float(t), float(power), None if counter is None else int(counter),
+                                None if since is None else float(since))
 
 
 def _pod(p: PodRef) -> list[str]:

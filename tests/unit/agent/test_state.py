@@ -16,13 +16,19 @@ def sample_state() -> AgentState:
         caps=(CapRecord(0, "GPU-a", 400_000, 320_000, "uid-0"), CapRecord(3, "GPU-d", 400_000, 250_000, "uid-0")),
         assignments=(("uid-0", (0, 3)),),
         ledger=Ledger({(0, POD): 1234.5, (1, None): 99.0}),
-        meters=((0, MeterState(10.0, 300.0, 5_000)), (1, MeterState(10.0, 60.0, None))),
+        meters=((0, MeterState(10.0, 300.0, 5_000, 9.5)), (1, MeterState(10.0, 60.0, None))),
         ended=(("uid-old", 5.0),),
     )
 
 
 def test_round_trip() -> None:
     assert from_json(to_json(sample_state())) == sample_state()
+
+
+def test_meters_written_before_counter_since_still_load() -> None:
+    text = to_json(sample_state()).replace("5000,\n   9.5", "5000")
+    assert '9.5' not in text
+    assert dict(from_json(text).meters)[0] == MeterState(10.0, 300.0, 5_000, None)
 
 
 def test_store_saves_atomically_and_loads(tmp_path: Path) -> None:
