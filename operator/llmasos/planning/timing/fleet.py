@@ -1,0 +1,260 @@
+"""Carbon planning for a fleet: windows for every pending job such that no pool is ever over-subscribed.
+
+Planning each job alone sends every deadline job to the same clean hours; the pool saturates and late jobs queue
+past their deadlines. `plan_fleet` plans them together:
+
+* Capacity: at no instant does a pool hold more GPUs than it has, counting the reservations already committed
+  (running jobs, segments already promised). Every plan is checked with `capacity_violations` before it is returned.
+* Deadlines: a job whose deadline can be met is planned to meet it. The greedy path (`fleet_greedy.py`) places the
+  jobs with the least room first and moves already-placed deferred jobs out of an urgent job's way; when it still
+  leaves a job late, the MILP (`fleet_milp.py`) is tried, and the plan that keeps more deadlines (then saves more)
+  wins. A job that no plan can keep on time is told so (`feasible` False, `reason`, `earliest_end`) and planned as
+  early as the capacity left allows, after the others, never silently late.
+* Re-planning: pending jobs are all planned again on each call, so a deferred job that has not started moves, within
+  its own deadline, to make room for an urgent arrival; an interruptible job that already ran is passed with the
+  run time it still owes and may yield at the boundary where this plan begins.
+
+Solver choice (`solver="auto"`): the greedy path always runs (about a second for 1,000 pending jobs); the MILP runs
+as well when the fleet is small (at most `SMALL_MILP_VARIABLES` variables) or the greedy plan misses a deadline
+(up to `MAX_MILP_VARIABLES`), within `milp_time_limit` seconds. `"greedy"` and `"milp"` force one path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from llmasos.planning.carbon_window import Segment
+from llmasos.planning.forecast import Forecast, ensure_utc, format_instant
+from llmasos.planning.timeline import DEFAULT_UNKNOWN_PREMIUM, Timeline, TimelinePiece, build_timeline
+from llmasos.planning.timing import fleet_milp
+from llmasos.planning.timing.capacity import MICRO, Usage, capacity_violations
+from llmasos.planning.timing.fleet_greedy import place_greedy
+from llmasos.planning.timing.fleet_types import (
+    MICROSECOND,
+    Assignment,
+    FleetJob,
+    FleetPlan,
+    Placement,
+    PoolCapacity,
+    Prepared,
+    Reservation,
+    Solver,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SMALL_MILP_VARIABLES = 4_000
+MAX_MILP_VARIABLES = 40_000
+MIN_SLOT = timedelta(minutes=5)
+MAX_SLOT = timedelta(hours=1)
+
+
+def plan_fleet(
+    jobs: Iterable[FleetJob],
+    pools: Iterable[PoolCapacity],
+    reservations: Iterable[Reservation],
+    forecasts: Mapping[str, Forecast],
+    now: datetime,
+    *,
+    solver: Solver = "auto",
+    headroom: float = 0.0,
+    milp_time_limit: float = 2.0,
+    unknown_premium: float = DEFAULT_UNKNOWN_PREMIUM,
+) -> FleetPlan:
+    """Plan every pending job at `now` (module docstring). `forecasts` maps a carbon zone to its forecast.
+
+    `headroom` is the share of each pool's GPUs a placement leaves free unless it needs them to meet its deadline.
+    Raises ValueError for a job naming an unknown pool or larger than every pool it may use, or a reservation in
+    an unknown pool.
+    """
+    now = ensure_utc(now)
+    job_list = list(jobs)
+    pool_map = {p.name: p for p in pools}
+    caps = {name: p.gpus for name, p in pool_map.items()}
+    _validate(job_list, pool_map)
+    base = _reserved(reservations, caps, now)
+    prepared = _prepare(job_list, pool_map, forecasts, now, unknown_premium)
+    spare = {name: int(headroom * cap) for name, cap in caps.items()}
+
+    placed: dict[str, Placement] = {}
+    used = "greedy"
+    if solver in ("auto", "greedy"):
+        placed, _ = place_greedy(prepared, caps, base, spare)
+    if solver != "greedy":
+        slot = _slot(prepared, forecasts, pool_map)
+        origin = -(_us(now - EPOCH) % slot)
+        size = fleet_milp.count_variables(prepared, caps, slot, origin)
+        missed = sum(1 for p in prepared if p.alone_feasible and p.job.id not in placed)
+        wanted = solver == "milp" or size <= SMALL_MILP_VARIABLES or (missed and size <= MAX_MILP_VARIABLES)
+        exact = fleet_milp.solve(prepared, caps, base, slot, origin, milp_time_limit) if wanted else None
+        if exact is not None and _fits(exact, prepared, caps, base) and (solver == "milp" or _wins(exact, placed)):
+            placed, used = exact, "milp"
+    return FleetPlan(_assign(prepared, placed, caps, base, now), used)
+
+
+def _validate(jobs: list[FleetJob], pools: Mapping[str, PoolCapacity]) -> None:
+    seen: set[str] = set()
+    for job in jobs:
+        if job.id in seen:
+            raise ValueError(f"job {job.id}: listed twice")
+        seen.add(job.id)
+        unknown = [p for p in job.pools if p not in pools]
+        if unknown:
+            raise ValueError(f"job {job.id}: unknown pool {', '.join(unknown)}")
+        if all(pools[p].gpus < job.gpus for p in job.pools):
+            sizes = ", ".join(f"{p} has {pools[p].gpus}" for p in job.pools)
+            raise ValueError(f"job {job.id} needs {job.gpus} GPUs, more than its pool holds ({sizes})")
+
+
+def _reserved(reservations: Iterable[Reservation], caps: Mapping[str, int], now: datetime) -> dict[str, Usage]:
+    base = {name: Usage() for name in caps}
+    for r in reservations:
+        if r.pool not in caps:
+            raise ValueError(f"reservation in unknown pool {r.pool}")
+        if r.end > now:
+            base[r.pool].add(_us(max(r.start, now) - now), _us(r.end - now), r.gpus)
+    return base
+
+
+def _us(delta: timedelta) -> int:
+    return delta // MICROSECOND
+
+
+def _prepare(
+    jobs: list[FleetJob],
+    pools: Mapping[str, PoolCapacity],
+    forecasts: Mapping[str, Forecast],
+    now: datetime,
+    premium: float,
+) -> list[Prepared]:
+    """Each job in microseconds from `now`, with one timeline per forecast shared by every job that uses it."""
+    horizon = max([*(j.deadline for j in jobs), *(j.earliest_start + j.duration for j in jobs), now], default=now)
+    end = horizon + timedelta(hours=1)
+    cache: dict[int, Timeline] = {}
+
+    def timeline(forecast: Forecast | None) -> Timeline:
+        key = id(forecast)
+        if key not in cache:
+            if forecast is None or not forecast.points:
+                length = (end - now).total_seconds()
+                cache[key] = Timeline.from_pieces(now, [TimelinePiece(0.0, length, 1.0, True)])
+            else:
+                cache[key] = build_timeline(forecast, now, end, premium)
+        return cache[key]
+
+    out = []
+    for job in jobs:
+        lines = {p: timeline(job.forecast or forecasts.get(pools[p].zone)) for p in job.pools}
+        lo = max(_us(job.earliest_start - now), 0)
+        out.append(Prepared(job, lo, _us(job.deadline - now), _us(job.duration), lines))
+    return out
+
+
+def _slot(prepared: list[Prepared], forecasts: Mapping[str, Forecast], pools: Mapping[str, PoolCapacity]) -> int:
+    """The MILP's slot: the finest forecast step in use, between 5 minutes and an hour."""
+    steps = [f.step for f in forecasts.values() if f.points]
+    steps += [p.job.forecast.step for p in prepared if p.job.forecast is not None and p.job.forecast.points]
+    step = min(steps, default=MAX_SLOT)
+    return _us(min(max(step, MIN_SLOT), MAX_SLOT))
+
+
+def _fits(
+    placed: Mapping[str, Placement], prepared: list[Prepared], caps: Mapping[str, int], base: Mapping[str, Usage]
+) -> bool:
+    """Whether `placed` keeps every pool within capacity and every job within its window (a check of the MILP)."""
+    usage = {name: base[name].copy() for name in caps}
+    by_id = {p.job.id: p for p in prepared}
+    for jid, pl in placed.items():
+        job = by_id[jid]
+        if pl.spans[0][0] < job.lo or pl.end > job.deadline or sum(b - a for a, b in pl.spans) != job.dur:
+            return False
+        for a, b in pl.spans:
+            usage[pl.pool].add(a, b, job.job.gpus)
+    return all(usage[name].peak(-(2**62), 2**62) <= cap for name, cap in caps.items())
+
+
+def _wins(exact: Mapping[str, Placement], greedy: Mapping[str, Placement]) -> bool:
+    if len(exact) != len(greedy):
+        return len(exact) > len(greedy)
+    return sum(p.cost for p in exact.values()) < sum(p.cost for p in greedy.values()) * (1 - 1e-9)
+
+
+def _assign(
+    prepared: list[Prepared],
+    placed: Mapping[str, Placement],
+    caps: Mapping[str, int],
+    base: Mapping[str, Usage],
+    now: datetime,
+) -> tuple[Assignment, ...]:
+    usage = {name: base[name].copy() for name in caps}
+    for p in prepared:
+        if p.job.id in placed:
+            for a, b in placed[p.job.id].spans:
+                usage[placed[p.job.id].pool].add(a, b, p.job.gpus)
+    late: dict[str, Placement] = {}
+    for p in sorted((p for p in prepared if p.job.id not in placed), key=Prepared.order_key):
+        late[p.job.id] = earliest_placement(p, caps, usage)
+        for a, b in late[p.job.id].spans:
+            usage[late[p.job.id].pool].add(a, b, p.job.gpus)
+    out = []
+    for p in prepared:
+        on_time = p.job.id in placed
+        pl = placed[p.job.id] if on_time else late[p.job.id]
+        segments = tuple(Segment(now + a * MICROSECOND, now + b * MICROSECOND) for a, b in pl.spans)
+        if on_time:
+            kind = "window" if len(segments) == 1 else f"{len(segments)} segments"
+            reason = f"lowest-carbon {kind} with free GPUs in {pl.pool} before the deadline"
+            intensity = pl.cost / (p.job.gpus * p.dur / MICRO)
+            out.append(Assignment(p.job.id, pl.pool, segments, True, reason, intensity))
+            continue
+        end = segments[-1].end
+        if not p.alone_feasible:
+            why = f"cannot finish by the deadline {format_instant(p.job.deadline)} even when started at once"
+        else:
+            why = (
+                f"not enough free GPUs in {', '.join(p.job.pools)} to finish by the deadline "
+                f"{format_instant(p.job.deadline)}"
+            )
+        reason = f"{why}; earliest feasible end {format_instant(end)}"
+        out.append(Assignment(p.job.id, pl.pool, segments, False, reason, None, end))
+    return tuple(out)
+
+
+def earliest_placement(job: Prepared, caps: Mapping[str, int], usage: Mapping[str, Usage]) -> Placement:
+    """As early as capacity allows, deadline or not: the pool where the job ends first (interruptible jobs fill
+    the earliest free stretches, none shorter than minSegment unless it finishes the job)."""
+    best: Placement | None = None
+    min_seg = _us(job.job.min_segment)
+    for pool in job.job.pools:
+        room = caps[pool] - job.job.gpus
+        if room < 0:
+            continue
+        spans: list[tuple[int, int]] = []
+        left = job.dur
+        for a, b in usage[pool].free(job.lo, None, room):
+            if not job.job.interruptible:
+                if b - a >= job.dur:
+                    spans = [(a, a + job.dur)]
+                    break
+                continue
+            take = min(b - a, left)
+            if take >= min(min_seg, left):
+                spans.append((a, a + take))
+                left -= take
+            if left == 0:
+                break
+        candidate = Placement(pool, tuple(spans), 0.0)
+        if best is None or candidate.end < best.end:
+            best = candidate
+    assert best is not None, "a job larger than every pool is refused by _validate"
+    return best
+
+
+def violations(
+    plan: FleetPlan, jobs: Iterable[FleetJob], pools: Iterable[PoolCapacity], reservations: Iterable[Reservation]
+) -> list[str]:
+    """`capacity_violations` of a plan together with the reservations it was made against."""
+    gpus = {j.id: j.gpus for j in jobs}
+    used = [(r.pool, r.start, r.end, r.gpus) for r in reservations]
+    used += [(a.pool, s.start, s.end, gpus[a.job_id]) for a in plan.assignments for s in a.segments]
+    return capacity_violations({p.name: p.gpus for p in pools}, used)
