@@ -6,6 +6,8 @@
   Input line: {"id","zone","submitted_at","duration_seconds","deadline","interruptible","forecast":[{"datetime",
   "carbonIntensity"}]} (forecast points mark the start of each step); output line: {"id","segments":[{"start","end"}]},
   ISO-8601 UTC, one segment unless interruptible. Bad lines are reported by number and nothing is written.
+  With `--capacity CAP.json` lines may also carry "gpus" and "pool", and no pool is ever over-subscribed
+  (`plan_capacity.py` has the contract).
 * `llmasos simulate --zone ZONE --jobs jobs.csv` backtests a job stream over a shipped trace and writes PNG and HTML
   (`simulate.py`; registered here, with `plan`, so that `llmasos` registers both in one call).
 """
@@ -29,11 +31,13 @@ from llmasos.carbon.fallback import FallbackSource, default_chain
 from llmasos.carbon.static import StaticSource
 from llmasos.carbon.trace import TraceSource
 from llmasos.commands import InputError, simulate
+from llmasos.commands.plan_capacity import fleet_fields, load_capacity, plan_with_capacity
 from llmasos.errors import CarbonSourceError, LLMasOSError, SpecError
 from llmasos.planning.carbon_spec import carbon_job
 from llmasos.planning.carbon_window import CarbonJob, Plan, plan_start
 from llmasos.planning.forecast import Forecast, format_instant, parse_instant
 from llmasos.planning.pool_choice import PoolOption, choose_pool
+from llmasos.planning.timing.fleet_types import FleetJob
 
 TOKEN_ENV = ("LLMASOS_ELECTRICITYMAPS_TOKEN", "ELECTRICITYMAPS_TOKEN")
 
@@ -45,6 +49,12 @@ def register(subparsers: Any) -> None:
     what.add_argument("-f", "--file", type=Path, help="LLMJob manifest (YAML)")
     what.add_argument("--batch", type=Path, help="JSON Lines of jobs with their forecasts")
     plan.add_argument("--output", type=Path, help="--batch: write JSON Lines here (default: stdout)")
+    plan.add_argument(
+        "--capacity",
+        type=Path,
+        help='--batch: pools\' GPUs and reservations ({"pools": {"<pool>": {"gpus": N, "reserved": [...]}}}); '
+        "plans never over-subscribe a pool",
+    )
     plan.add_argument("-o", dest="format", choices=("table", "json"), default="table", help="-f: output format")
     plan.add_argument("--source", choices=("auto", "electricitymaps", "trace", "static"), default="auto")
     plan.add_argument("--zone", help="carbon zone (overrides spec.carbon.zone)")
@@ -135,12 +145,46 @@ def plan_batch(lines: list[str]) -> tuple[list[str], list[str], list[str]]:
     return out, errors, warnings
 
 
+def plan_batch_with_capacity(lines: list[str], capacity: Path) -> tuple[list[str], list[str], list[str]]:
+    """`plan_batch` under capacity: lines may carry "gpus" and "pool" (`plan_capacity.py` has the contract)."""
+    pools, reservations = load_capacity(capacity)
+    parsed: list[tuple[int, str, FleetJob]] = []
+    errors: list[str] = []
+    for lineno, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            job_id, job, forecast = parse_batch_line(text)
+            gpus, pool = fleet_fields(text, forecast.zone)
+            fleet_job = FleetJob(
+                str(lineno),
+                gpus,
+                (pool,),
+                job.duration,
+                job.earliest_start,
+                job.deadline or job.earliest_start,
+                interruptible=job.interruptible,
+                min_segment=job.min_segment,
+                forecast=forecast,
+            )
+        except (InputError, ValueError) as exc:
+            errors.append(f"line {lineno}: {exc}")
+            continue
+        parsed.append((lineno, job_id, fleet_job))
+    if errors:
+        return [], errors, []
+    return plan_with_capacity(parsed, pools, reservations, capacity)
+
+
 def _run_batch(args: argparse.Namespace) -> int:
     try:
         lines = args.batch.read_text("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {args.batch}: {exc}") from None
-    out, errors, warnings = plan_batch(lines)
+    if args.capacity is not None:
+        out, errors, warnings = plan_batch_with_capacity(lines, args.capacity)
+    else:
+        out, errors, warnings = plan_batch(lines)
     for w in warnings:
         print(f"warning: {args.batch}: {w}", file=sys.stderr)
     if errors:
