@@ -7,6 +7,7 @@ restarted agent know which caps it set.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +151,30 @@ def test_node_deleted_job_is_rerun_elsewhere_or_fails_clearly(api: AdminApi, ope
                  what="a new attempt running on a surviving pool, or Failed with a reason naming the lost node/pool")
     finally:
         delete_namespace(api, ns, timeout=120)
+
+
+@pytest.mark.heavy
+def test_namespace_of_a_pod_on_a_deleted_node_goes_at_the_first_look(api: AdminApi, extra_nodes: ExtraNodes) -> None:
+    """The flake of the test above in a full `make chaos`: its namespace was deleted while the lost attempt's pod,
+    bound to the deleted node, still existed (only PodGC removes it, 40-80 s after the node went). The namespace
+    controller deletes pods first, saw that running pod (120 s grace) and looked again 61 s later, then 61 s after
+    that: when PodGC came after the second look, the namespace took ~130 s, past the test's 120 s.
+    delete_namespace now waits for PodGC before the DELETE, so the namespace goes at the controller's first look
+    (~5 s). Without that wait this fails every time: the DELETE comes before PodGC, so >= 61 s."""
+    pool = f"orphan{uuid.uuid4().hex[:6]}"  # a node name never used before: PodGC's quarantine is keyed by name
+    node = extra_nodes.add(pool, 1, gpus=1)[0]
+    ns = api.namespace("chaos-orphan")
+    try:
+        api.create(f"/api/v1/namespaces/{ns}/pods", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "lost", "annotations": {"sim.llmasos.io/duration": "600s"}},
+            "spec": {"nodeName": node, "restartPolicy": "Never", "terminationGracePeriodSeconds": 120,
+                     "containers": [{"name": "worker", "image": "llmasos/worker:test"}]}})
+        wait_for(lambda: api.get(f"/api/v1/namespaces/{ns}/pods/lost").get("status", {}).get("phase") == "Running",
+                 timeout=30, what="the pod Running on its node")
+        extra_nodes.delete(node)
+        seconds = delete_namespace(api, ns, timeout=180)
+    finally:
+        api.delete(f"/api/v1/namespaces/{ns}")
+    assert seconds < 45, f"namespace {ns} took {seconds:.0f} s after its DELETE: a pod on a deleted node was left " \
+                         "for the namespace controller's 61 s re-check"
