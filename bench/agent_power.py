@@ -27,11 +27,11 @@ from pathlib import Path
 
 from llmasos.agent.clock import ManualClock
 from llmasos.agent.controller import AgentSettings, PowerAgent
-from llmasos.agent.curves import load_product
 from llmasos.agent.mapping import FallbackMapper
 from llmasos.agent.pods import NodePod
 from llmasos.agent.sim import SimBackend, SimProgressReader
 from llmasos.agent.state import MemoryStateStore
+from llmasos.gpus.curves import load_product
 from llmasos.planning.power_policy import PowerSpec
 
 SLOWDOWN = 1.10

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from llmasos.agent.backend import GpuBackendError, GpuInfo, check_limit
 from llmasos.agent.clock import Clock
-from llmasos.agent.curves import Product, WorkloadCurve, load_product
 from llmasos.agent.pods import NodePodView
 from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, TOKENS_METRIC, ProgressReading, parse_progress
+from llmasos.gpus.curves import Product, WorkloadCurve, load_product
 
 
 @dataclass

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from llmasos.agent.curves import load_product
 from llmasos.api import conditions as cond
 from llmasos.api.conditions import Condition
 from llmasos.api.spec import LLMJobSpec, parse_time
 from llmasos.errors import AccountingInputError, CarbonSourceError
+from llmasos.gpus.curves import load_product
 from llmasos.handlers.context import OperatorContext, iso
 from llmasos.planning.accounting import AccountingError
 from llmasos.planning.budget import month_key, used_grams, verdict

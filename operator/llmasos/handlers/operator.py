@@ -19,13 +19,13 @@ from llmasos.api import constants as c
 from llmasos.carbon.fallback import default_chain
 from llmasos.cluster.kube import KubeClient, load_credentials
 from llmasos.errors import ConfigError
+from llmasos.gpus.products import build_catalog
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import register_indexes
 from llmasos.handlers.llmjob import register_llmjob_handlers
 from llmasos.handlers.resync import resync_forever
 from llmasos.metrics import OperatorMetrics
 from llmasos.planning.forecast_error import ForecastErrorModel
-from llmasos.planning.pool_choice import build_catalog
 from llmasos.settings import Settings, electricitymaps_token
 
 

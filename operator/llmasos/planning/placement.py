@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from llmasos.api import conditions as reasons
 from llmasos.api.spec import LLMJobSpec
 from llmasos.errors import PlacementError
-from llmasos.planning.pool_choice import DEFAULT_CATALOG, GpuProfile, normalize_product
+from llmasos.gpus.products import DEFAULT_CATALOG, GpuProfile, normalize
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def with_pending(pools: Mapping[str, PoolInventory], held_by_jobs: Mapping[str, 
 
 def energy_rank(pool: PoolInventory, catalog: Mapping[str, GpuProfile]) -> float:
     """Relative energy for a fixed amount of work: power / throughput (unknown products rank last)."""
-    profile = catalog.get(normalize_product(pool.gpu_product))
+    profile = catalog.get(normalize(pool.gpu_product))
     return profile.power_watts / profile.relative_throughput if profile else float("inf")
 
 

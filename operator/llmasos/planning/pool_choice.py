@@ -4,97 +4,20 @@ Emissions = GPUs x average power x run time x grid intensity over the chosen win
 run (and its window), a cleaner zone lowers the intensity, a frugal GPU lowers the power; the best pool balances
 all three, so each pool is planned with its own zone's forecast and its own run time, then compared in grams.
 
-The catalog gives each GPU product a training throughput relative to an A100 80GB and an average board power under
-training load. The defaults are deliberately round, documented estimates (docs/carbon.md): throughput from public
-MLPerf Training results for LLM pre-training, power = the NVML default power limit (what a busy training GPU
-draws, within ~10 %). Operators override them through settings with their own measurements.
+The GPU catalog (`llmasos.gpus.products`) gives each GPU product a training throughput relative to an A100 80GB and
+an average board power under training load (its NVML default limit); operators override both through settings.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from types import MappingProxyType
 
 from llmasos.errors import PlacementError
+from llmasos.gpus.products import DEFAULT_CATALOG, REFERENCE_PRODUCT, GpuProfile, normalize
 from llmasos.planning.carbon_window import CarbonJob, Plan, plan_start
 from llmasos.planning.forecast import Forecast
-
-REFERENCE_PRODUCT = "nvidia-a100-80gb"
-
-
-@dataclass(frozen=True, slots=True)
-class GpuProfile:
-    """Relative training throughput (A100 80GB = 1.0) and average power in watts under training load."""
-
-    product: str
-    relative_throughput: float
-    power_watts: float
-
-    def __post_init__(self) -> None:
-        if self.relative_throughput <= 0 or self.power_watts <= 0:
-            raise ValueError(f"{self.product}: throughput and power must be positive")
-
-
-DEFAULT_CATALOG: Mapping[str, GpuProfile] = MappingProxyType(
-    {
-        p.product: p
-        for p in (
-            GpuProfile("nvidia-a100-80gb", 1.0, 400.0),
-            GpuProfile("nvidia-a100-40gb", 0.9, 400.0),
-            GpuProfile("nvidia-a100-80gb-pcie", 0.85, 300.0),
-            GpuProfile("nvidia-h100-80gb", 2.5, 700.0),
-            GpuProfile("nvidia-h100-pcie", 1.8, 350.0),
-            GpuProfile("nvidia-h200-141gb", 3.0, 700.0),
-            GpuProfile("nvidia-l4", 0.3, 72.0),
-            GpuProfile("nvidia-a40", 0.5, 300.0),
-            GpuProfile("nvidia-t4", 0.12, 70.0),
-            GpuProfile("nvidia-v100", 0.35, 300.0),
-        )
-    }
-)
-
-# GPU feature discovery labels (nvidia.com/gpu.product) and marketing names -> catalog keys.
-_ALIASES = {
-    "nvidia-a100-sxm4-80gb": "nvidia-a100-80gb",
-    "nvidia-a100-80gb-sxm": "nvidia-a100-80gb",
-    "nvidia-a100-sxm4-40gb": "nvidia-a100-40gb",
-    "nvidia-a100-pcie-40gb": "nvidia-a100-40gb",
-    "nvidia-a100-80gb-pcie": "nvidia-a100-80gb-pcie",
-    "nvidia-h100-80gb-hbm3": "nvidia-h100-80gb",
-    "nvidia-h100-sxm5-80gb": "nvidia-h100-80gb",
-    "nvidia-h100-pcie": "nvidia-h100-pcie",
-    "nvidia-h200": "nvidia-h200-141gb",
-    "tesla-t4": "nvidia-t4",
-    "tesla-v100-sxm2-16gb": "nvidia-v100",
-    "tesla-v100-sxm2-32gb": "nvidia-v100",
-    "tesla-v100-pcie-16gb": "nvidia-v100",
-    "tesla-v100-pcie-32gb": "nvidia-v100",
-}
-
-
-def normalize_product(name: str) -> str:
-    """'NVIDIA-A100-SXM4-80GB', 'NVIDIA A100 80GB PCIe' or 'nvidia-l4' -> a catalog key (lowercase, dashed)."""
-    key = re.sub(r"[\s_]+", "-", name.strip().lower())
-    if not key.startswith(("nvidia-", "tesla-")):
-        key = f"nvidia-{key}"
-    return _ALIASES.get(key, key)
-
-
-def build_catalog(overrides: Mapping[str, Mapping[str, float]] | None = None) -> Mapping[str, GpuProfile]:
-    """The default catalog with settings overrides merged in: {product: {relativeThroughput, powerWatts}}."""
-    catalog = dict(DEFAULT_CATALOG)
-    for raw_name, fields in (overrides or {}).items():
-        name = normalize_product(raw_name)
-        base = catalog.get(name)
-        throughput = fields.get("relativeThroughput", base.relative_throughput if base else None)
-        power = fields.get("powerWatts", base.power_watts if base else None)
-        if throughput is None or power is None:
-            raise ValueError(f"GPU catalog entry {raw_name!r} needs relativeThroughput and powerWatts")
-        catalog[name] = GpuProfile(name, float(throughput), float(power))
-    return MappingProxyType(catalog)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +70,8 @@ def run_time_on(
     reference_duration: timedelta, product: str, catalog: Mapping[str, GpuProfile], reference: str = REFERENCE_PRODUCT
 ) -> timedelta:
     """Expected run time on `product` of work that takes `reference_duration` on the `reference` GPU."""
-    target = catalog.get(normalize_product(product))
-    ref = catalog.get(normalize_product(reference))
+    target = catalog.get(normalize(product))
+    ref = catalog.get(normalize(reference))
     if target is None:
         raise KeyError(f"GPU product {product!r} is not in the catalog")
     if ref is None:
@@ -166,7 +89,7 @@ def estimate_pool(
     reference: str = REFERENCE_PRODUCT,
 ) -> PoolEstimate:
     """Plan `job` (whose duration is measured on `reference`) on `pool`; a pool that cannot host it says why."""
-    profile = catalog.get(normalize_product(pool.gpu_product))
+    profile = catalog.get(normalize(pool.gpu_product))
     if profile is None:
         return PoolEstimate(pool, timedelta(0), None, 0.0, None, None, f"unknown GPU product {pool.gpu_product!r}")
     run_time = run_time_on(job.duration, pool.gpu_product, catalog, reference)

@@ -15,7 +15,7 @@ Two ways to know the uncapped energy of the same work:
   median over the product's measured workloads. Products without their own sweep borrow one by fraction of the
   maximum limit (docs/power.md lists which); a product with no curves at all gets no estimate, never a guess.
 
-The caller (the accounting handler) loads the curves (llmasos.agent.curves) and passes them in as functions, so this
+The caller (the accounting handler) loads the curves (llmasos.gpus.curves) and passes them in as functions, so this
 module stays free of I/O and of the agent package.
 """
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmasos.report.aggregate import build_report
+from llmasos.report.caps import cap_clause, cap_cost, cap_explanation
 from llmasos.report.model import items_of, load_file, parse_llmjob
 from llmasos.report.writers import write_report
 
@@ -68,8 +69,11 @@ def run_report(args: argparse.Namespace, fetch: Fetch, now: Callable[[], datetim
     report = build_report(records, now())
     files = write_report(report, args.out, args.title)
     t = report.totals
+    caps = ("; " if cap_cost(t.power_cap_g) else ", ") + cap_clause(t.power_cap_g)
     print(f"{t.jobs} job(s): {t.energy_kwh:.3f} kWh, {t.grams:.1f} gCO2e; saved {t.time_shift_g:.1f} g by time "
-          f"shifting, {t.pool_choice_g:.1f} g by pool choice, {t.power_cap_g:.1f} g by power caps")
+          f"shifting, {t.pool_choice_g:.1f} g by pool choice{caps}")
+    if why := cap_explanation(t.power_cap_g, report.jobs):
+        print(why)
     for path in files.values():
         print(f"wrote {path}")
     return 0

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from html import escape
 
 from llmasos.report.aggregate import Report, Totals
+from llmasos.report.caps import cap_cost, cap_explanation
 from llmasos.report.methodology import CHOICES, FORMULAS, DataSource, data_sources
 from llmasos.report.model import JobRecord
 from llmasos.report.svg import columns, hbars, mass
@@ -121,11 +122,15 @@ def render_html(report: Report, title: str = "LLMasOS sustainability report") ->
         _card("Saved by time shifting", mass(t.time_shift_g),
               f"{t.time_shift_percent:.1f} % of run-now" if t.time_shift_percent is not None else ""),
         _card("Saved by pool choice", mass(t.pool_choice_g)),
-        _card("Saved by power caps", mass(t.power_cap_g), f"{t.power_cap_kwh:,.4f} kWh"),
+        (_card("Power caps cost", mass(-t.power_cap_g), f"{-t.power_cap_kwh:,.4f} kWh more than uncapped")
+         if cap_cost(t.power_cap_g)
+         else _card("Saved by power caps", mass(t.power_cap_g), f"{t.power_cap_kwh:,.4f} kWh")),
         _card("Energy per token", f"{t.joules_per_token:.4f} J" if t.joules_per_token else "&ndash;",
               f"{t.tokens:,.0f} tokens" if t.tokens else "no job reported tokens"),
         _card("Offsets", f"{t.offset_tonnes:,.6f} t", f"cost {_cost(t)}"),
     ))
+    why = cap_explanation(t.power_cap_g, report.jobs)
+    cap_note = f"<p class='meta'>{escape(why[0].upper() + why[1:])}.</p>" if why else ""
     missing = (f"<p class='meta'>{len(report.without_accounting)} job(s) without accounting yet (not started): "
                + ", ".join(escape(f"{j.namespace}/{j.name}") for j in report.without_accounting) + "</p>"
                if report.without_accounting else "")
@@ -137,7 +142,7 @@ def render_html(report: Report, title: str = "LLMasOS sustainability report") ->
 <body><h1>{escape(title)}</h1>
 <p class="meta">Generated {escape(report.generated_at.isoformat(timespec="seconds"))} &middot; {t.jobs} job(s)
 &middot; {period} &middot; location-based &middot; see <a href="#methodology">methodology</a></p>
-<div class="cards">{cards}</div>{missing}
+<div class="cards">{cards}</div>{cap_note}{missing}
 <h2>Charts</h2>{_charts(report)}
 <h2>By namespace</h2>{_group_table("namespace", report.groups["namespace"])}
 <h2>By team</h2>{_group_table("team", report.groups["team"])}

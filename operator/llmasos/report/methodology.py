@@ -73,8 +73,10 @@ FORMULAS: tuple[tuple[str, str], ...] = (
     ("Pool choice", "poolChoiceSavedGCO2e = gCO2e x (planned gCO2e on the first listed pool that fits / planned "
      "gCO2e on the chosen pool - 1), both planned in the same pass."),
     ("Power caps", "powerCapSavedKWh = E x P_uncapped / (P_capped x slowdown) - E per capped pod, with the measured "
-     "slowdown of energyOptimal (no saving is claimed without a measurement); in grams at the job's PUE and average "
-     "intensity."),
+     "slowdown of energyOptimal; for limit and fraction caps, E x (e(default) / e(cap) - 1), e being the measured "
+     "energy per unit of work of the GPU product at that limit (Zeus, Perseus sweeps); no saving is claimed for a "
+     "product without such curves. In grams at the job's PUE and average intensity. Negative when the cap cost "
+     "energy: far below a GPU's maximum a cap slows the work more than it lowers the power."),
     ("Energy per token", "J/token = energyKWh x 3.6e6 / tokens, over the jobs whose workers reported tokens."),
     ("Offsets", "tonnes = gCO2e / 1e6; cost = tonnes x the configured price per tonne, summed per currency."),
 )

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from llmasos.agent.curves import WorkloadCurve, load_product
 from llmasos.errors import SpecError
+from llmasos.gpus.curves import WorkloadCurve, load_product
 from llmasos.planning.power_policy import (
     BASELINE,
     PROFILE,

@@ -7,14 +7,8 @@ from datetime import timedelta
 import pytest
 
 from llmasos.errors import PlacementError
-from llmasos.planning.pool_choice import (
-    DEFAULT_CATALOG,
-    PoolOption,
-    build_catalog,
-    choose_pool,
-    normalize_product,
-    run_time_on,
-)
+from llmasos.gpus.products import DEFAULT_CATALOG, build_catalog
+from llmasos.planning.pool_choice import PoolOption, choose_pool, run_time_on
 from tests.unit.planning.builders import T0, make_forecast, make_job
 
 A100 = PoolOption("a100", "nvidia-a100-80gb", 16, "DIRTY")
@@ -32,20 +26,6 @@ def forecasts(dirty: float = 400.0, clean: float = 40.0) -> dict[str, object]:
 def test_catalog_has_the_required_products() -> None:
     for product in ("nvidia-a100-80gb", "nvidia-h100-80gb", "nvidia-l4"):
         assert product in DEFAULT_CATALOG
-
-
-@pytest.mark.parametrize(
-    ("label", "key"),
-    [
-        ("NVIDIA-A100-SXM4-80GB", "nvidia-a100-80gb"),
-        ("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb"),
-        ("nvidia-l4", "nvidia-l4"),
-        ("L4", "nvidia-l4"),
-        ("Tesla-T4", "nvidia-t4"),
-    ],
-)
-def test_normalize_product(label: str, key: str) -> None:
-    assert normalize_product(label) == key
 
 
 def test_run_time_scales_with_throughput() -> None:

@@ -113,3 +113,38 @@ def test_html_escapes_cluster_values_and_fetches_nothing() -> None:
     assert "Location-based, not market-based" in page
     assert "Apache-2.0" in page
     assert "MIT" in page
+
+
+def capped_jobs(cap_kwh: float) -> dict[str, Any]:
+    return {"items": [llmjob("ml", "capped", carbon=carbon(1, 1.2, 300, 300, 300, cap_kwh=cap_kwh)),
+                      llmjob("ml", "plain", carbon=carbon(1, 1.2, 300, 300, 300))]}
+
+
+def test_a_cap_that_cost_energy_is_named_a_cost_not_a_negative_saving(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """make demo printed 'saved ... -0.1 g by power caps' (issue 17): a 250 W cap on an A100 80GB really cost
+    energy on the measured curves; the report says so in words and names the job."""
+    src = tmp_path / "jobs.json"
+    src.write_text(json.dumps(capped_jobs(-0.00021)))
+    assert main(["report", "--from-file", str(src), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "power caps cost 0.1 g" in out
+    assert "-0.1" not in out
+    assert "power caps cost energy in ml/capped:" in out
+    assert "ml/plain" not in out
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert "Power caps cost" in page
+    assert "Saved by power caps" not in page
+    assert "Power caps cost energy in ml/capped" in page
+
+
+@pytest.mark.parametrize("cap_kwh", [0.0, 0.001, -0.0001])
+def test_a_saving_or_an_invisible_cost_reads_as_before(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       cap_kwh: float) -> None:
+    src = tmp_path / "jobs.json"
+    src.write_text(json.dumps(capped_jobs(cap_kwh)))
+    assert main(["report", "--from-file", str(src), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "g by power caps" in out
+    assert "cost" not in out
+    assert "Saved by power caps" in (tmp_path / "o" / "report.html").read_text()
