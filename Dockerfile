@@ -3,10 +3,10 @@
 # The worker runtime (torch, Ray) is a separate, much larger image: worker_image/Dockerfile.
 #
 # The base is pinned to an exact patch release; pin its digest too when you build (`--build-arg
-# PYTHON_IMAGE=python:3.11.11-slim-bookworm@sha256:...`). Same base as the worker image, so layers are shared.
-ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+# BASE=python:3.11.11-slim-bookworm@sha256:...`). Same base as the worker image, so layers are shared.
+ARG BASE=python:3.11.11-slim-bookworm
 
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BASE} AS build
 WORKDIR /src
 # The tested dependency set of `llmasos[agent]` (kopf, httpx, PyYAML, prometheus-client, nvidia-ml-py, grpcio and
 # what they pull in), so a rebuild never picks up an untested release.
@@ -27,7 +27,7 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
         "$(ls /wheels/llmasos-*.whl)[agent]" \
  && /opt/llmasos/bin/llmasos version
 
-FROM ${PYTHON_IMAGE}
+FROM ${BASE}
 # 65532: the conventional non-root uid of distroless images; the chart runs the operator and the node agent as this
 # user.
 RUN groupadd --gid 65532 llmasos \

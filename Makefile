@@ -22,6 +22,7 @@ help:
 	@echo "make test        lint, type-check and run every test (unit + integration on the local control plane)"
 	@echo "make chaos       fault tests alone, heavy ones included (SIGKILL storms, control-plane restarts)"
 	@echo "make cluster-up  start the local control plane (idempotent); cluster-down stops it"
+	@echo "make images      build the operator and worker images without a container engine (cached by input hash)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,14 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# The operator and worker images without a container engine: a base image from Debian packages (mmdebstrap), the
+# two Dockerfiles built by buildah, OCI archives cached in ~/.cache/llmasos/images by the hash of their inputs (never
+# rebuilt while it holds). See docs/development.md, "Images".
+.PHONY: images
+APT_PACKAGES += mmdebstrap buildah
+images: venv system-deps
+	$(PY) -m e2e.images build
 
 binaries: system-deps
 	@e2e/toolchain/build.sh >/dev/null

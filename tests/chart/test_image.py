@@ -77,7 +77,7 @@ def test_dockerfile_is_multistage_pinned_and_non_root() -> None:
     text = DOCKERFILE.read_text()
     built = stages(text)
     assert len(built) >= 2, "multi-stage: build wheels apart from the runtime"
-    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
+    base = re.search(r"^ARG BASE=(\S+)$", text, re.M)
     assert base, "the base image is an ARG with a default"
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base[1]), "pinned to a patch release"
     final = built[-1]

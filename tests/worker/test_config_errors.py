@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from llmasos.api.worker_contract import EXIT_CONFIG_ERROR
-from tests.worker.helpers import run_worker, worker_env
+from tests.worker.helpers import WORKER, run_worker, worker_env
 
 PREFIX = "llmasos-worker: configuration error: "
 
@@ -90,3 +91,12 @@ def test_model_file_of_another_format(tmp_path: Path, nproc: int) -> None:
 def test_directory_without_model(tmp_path: Path) -> None:
     (tmp_path / "notes.json").write_text(json.dumps({"hello": 1}))
     _assert_config_error(worker_env("inference", LLMASOS_MODEL_PATH=str(tmp_path)), "neither model.pt nor")
+
+
+def test_help_prints_usage_and_starts_nothing() -> None:
+    """`llmasos-worker --help` (the image check and the real-node pod test run it) needs no environment."""
+    env = {k: v for k, v in worker_env("train").items() if not k.startswith("LLMASOS_")}
+    proc = subprocess.run([*WORKER, "--help"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: llmasos-worker")
+    assert "LLMASOS_" in proc.stdout

@@ -20,7 +20,17 @@ def _config_error(exc: Exception) -> int:
     return EXIT_CONFIG_ERROR
 
 
-def main() -> int:
+USAGE = """usage: llmasos-worker [-h]
+
+Runs one LLMasOS worker pod's task (train, infer, compress) as configured by the LLMASOS_* environment the
+operator renders (docs/worker.md); it reads no other arguments. Exit codes: 0 done, 2 configuration error,
+75 suspended (SIGTERM; checkpoint written)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    if {"-h", "--help"} & set(sys.argv[1:] if argv is None else argv):
+        print(USAGE)
+        return 0
     try:
         env = WorkerEnv.from_env()
         cfg = TaskConfig.from_mapping(env.task_config)
