@@ -12,8 +12,8 @@ PIP_CACHE ?= $(HOME)/.cache/llmasos/pip
 PIP := $(PY) -m pip install -q --disable-pip-version-check --cache-dir $(PIP_CACHE)
 # Debian packages the tests use: a real Prometheus server and headless Chromium for the report screenshot.
 # The real node: libseccomp-dev and pkg-config build runc; iptables for kube-proxy and the kubelet (inside the node's
-# network namespace); socat forwards the API server's loopback port to the node.
-APT_PACKAGES := prometheus chromium libcap2-bin util-linux libseccomp-dev pkg-config iptables socat
+# network namespace); socat forwards the API server's loopback port to the node; busybox-static fills the toolbox image.
+APT_PACKAGES := prometheus chromium libcap2-bin util-linux libseccomp-dev pkg-config iptables socat busybox-static
 
 .PHONY: help venv binaries system-deps lint test test-unit test-integration chaos cluster-up cluster-down demo crds bench clean
 
@@ -59,13 +59,13 @@ lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test: venv binaries system-deps lint
+test: venv binaries system-deps images lint
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
 
-test-integration: venv binaries
+test-integration: venv binaries images
 	$(PY) -m pytest -q tests/integration
 
 # The chaos suite alone, heavy tests included (200 jobs under SIGKILL, restarts under load; see docs/reliability.md).
