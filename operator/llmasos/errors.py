@@ -10,9 +10,14 @@
         └── CarbonSourceError  a carbon-intensity source is down, slow, rate-limited or returned garbage
 
 `KubeApiError` also carries non-retryable API answers (403, 404, 422): `retryable` says which.
+`CarbonSourceError` carries its failure as a record (`CarbonFailure`: source, kind, retry-after, message), so that
+callers count, word and compare failures from fields instead of parsing message text.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
 
 
 class LLMasOSError(Exception):
@@ -74,9 +79,51 @@ class KubeApiError(TransientError):
         return self.status == 409
 
 
-class CarbonSourceError(TransientError):
-    """A carbon-intensity source could not give usable data; `source` names it."""
+class CarbonFailureKind(StrEnum):
+    """What went wrong with a carbon-intensity source, in words a user can act on."""
 
-    def __init__(self, message: str, source: str, delay: float = 30.0) -> None:
-        super().__init__(message, delay)
-        self.source = source
+    UNAVAILABLE = "unavailable"  # no usable answer: timeout, connection failure, HTTP 5xx
+    RATE_LIMITED = "rate-limited"  # HTTP 429
+    REFUSED = "refused"  # another HTTP 4xx: a wrong token, a zone the API plan does not include
+    NO_DATA = "no-data"  # nothing for this location or time: an unknown zone, null values, a gap, an empty answer
+    STALE = "stale"  # data too old to plan with, or a forecast that ends before now
+    MALFORMED = "malformed"  # an answer that is not the documented shape
+    ALL_FAILED = "all-failed"  # a fallback chain whose every source failed (see `failures`)
+
+
+@dataclass(frozen=True, slots=True)
+class CarbonFailure:
+    """One failure of one source. `message` is stable: the same failure reads the same on every pass, so a condition
+    or status field built from it does not flip; what varies (an instant, a countdown) is in `detail`, for logs.
+    `retry_after` is the wait in seconds the source asked for (HTTP Retry-After), None when it said nothing."""
+
+    source: str
+    kind: CarbonFailureKind
+    message: str
+    retry_after: float | None = None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}"
+
+    def for_log(self) -> str:
+        """Everything known, for the operator's log (never for status: it changes from pass to pass)."""
+        extra = [self.kind.value, *([self.detail] if self.detail else []),
+                 *([f"retry after {self.retry_after:g} s"] if self.retry_after is not None else [])]
+        return f"{self} ({', '.join(extra)})"
+
+
+class CarbonSourceError(TransientError):
+    """A carbon-intensity source could not give usable data: `failure` says which source and what went wrong;
+    `failures` lists every source's failure when a fallback chain gave up (else just `failure`)."""
+
+    def __init__(self, message: str, source: str, delay: float = 30.0, *,
+                 kind: CarbonFailureKind = CarbonFailureKind.UNAVAILABLE, retry_after: float | None = None,
+                 detail: str = "", failures: tuple[CarbonFailure, ...] = ()) -> None:
+        super().__init__(f"{message} ({detail})" if detail else message, delay)
+        self.failure = CarbonFailure(source, kind, message, retry_after, detail)
+        self.failures = failures or (self.failure,)
+
+    @property
+    def source(self) -> str:
+        return self.failure.source

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 
 from llmasos.carbon.base import Clock, Location, Observation, utc_now
+from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
 from llmasos.planning.forecast import Forecast, parse_instant
 
@@ -89,9 +90,8 @@ class ElectricityMapsSource:
         loc = Location.parse(location)
         obs = await self._cached("carbon-intensity/latest", loc, {}, _parse_observation)
         if self._clock() - obs.at > self.config.max_age:
-            raise CarbonSourceError(
-                f"Electricity Maps latest value for {loc.key} is stale (from {obs.at.isoformat()})", SOURCE
-            )
+            raise CarbonSourceError(f"Electricity Maps latest value for {loc.key} is stale", SOURCE, kind=Kind.STALE,
+                                    detail=f"from {obs.at.isoformat()}")
         return obs
 
     async def forecast(self, location: str | Location) -> Forecast:
@@ -99,11 +99,10 @@ class ElectricityMapsSource:
         forecast = await self._cached("carbon-intensity/forecast", loc, {}, _parse_forecast)
         now = self._clock()
         if forecast.issued_at is not None and now - forecast.issued_at > self.config.max_age:
-            raise CarbonSourceError(
-                f"Electricity Maps forecast for {loc.key} is stale (updated {forecast.issued_at.isoformat()})", SOURCE
-            )
+            raise CarbonSourceError(f"Electricity Maps forecast for {loc.key} is stale", SOURCE, kind=Kind.STALE,
+                                    detail=f"updated {forecast.issued_at.isoformat()}")
         if forecast.end is None or forecast.end <= now:
-            raise CarbonSourceError(f"Electricity Maps forecast for {loc.key} ends before now", SOURCE)
+            raise CarbonSourceError(f"Electricity Maps forecast for {loc.key} ends before now", SOURCE, kind=Kind.STALE)
         return forecast
 
     async def history(
@@ -128,7 +127,7 @@ class ElectricityMapsSource:
             try:
                 value = parse(await self._get(path, {**_location_params(loc), **extra}))
             except ValueError as exc:
-                raise CarbonSourceError(f"{path}: malformed response: {exc}", SOURCE) from None
+                raise CarbonSourceError(f"{path}: malformed response: {exc}", SOURCE, kind=Kind.MALFORMED) from None
         except CarbonSourceError:
             if entry is not None and now - entry.fetched_at < self.config.stale_if_error:
                 stale: V = entry.value
@@ -143,7 +142,7 @@ class ElectricityMapsSource:
     async def _get(self, path: str, params: Mapping[str, str]) -> Any:
         url = f"{self.config.base_url.rstrip('/')}/{path}"
         headers = {"auth-token": self.config.token, "accept": "application/json"}
-        problem = "no attempt made"
+        problem, kind = "no attempt made", Kind.UNAVAILABLE
         for attempt in range(self.config.retries + 1):
             delay = min(self.config.max_backoff, self.config.backoff * 2**attempt) * self._rng.uniform(0.5, 1.0)
             try:
@@ -157,19 +156,22 @@ class ElectricityMapsSource:
                     try:
                         return response.json()
                     except ValueError:
-                        raise CarbonSourceError(f"{path}: response is not JSON", SOURCE) from None
+                        raise CarbonSourceError(f"{path}: response is not JSON", SOURCE, kind=Kind.MALFORMED) from None
                 problem = f"HTTP {response.status_code}{_error_text(response, self.config.token)}"
+                kind = Kind.RATE_LIMITED if response.status_code == 429 else Kind.UNAVAILABLE
                 if response.status_code not in RETRYABLE_STATUS:
-                    raise CarbonSourceError(f"{path}: {problem}", SOURCE, delay=300)
+                    kind = Kind.REFUSED if 400 <= response.status_code < 500 else Kind.UNAVAILABLE
+                    raise CarbonSourceError(f"{path}: {problem}", SOURCE, delay=300, kind=kind)
                 if response.status_code == 429:
                     wait = _retry_after(response)
                     if wait is not None:
                         if wait > self.config.max_backoff:
-                            raise CarbonSourceError(f"{path}: rate limited for {wait:g}s", SOURCE, delay=wait)
+                            raise CarbonSourceError(f"{path}: rate limited", SOURCE, delay=wait, kind=kind,
+                                                    retry_after=wait)
                         delay = wait
             if attempt < self.config.retries:
                 await self._sleep(delay)
-        raise CarbonSourceError(f"{path}: {problem} ({self.config.retries + 1} attempts)", SOURCE)
+        raise CarbonSourceError(f"{path}: {problem} ({self.config.retries + 1} attempts)", SOURCE, kind=kind)
 
 
 def _location_params(loc: Location) -> dict[str, str]:
@@ -210,7 +212,7 @@ def _updated_at(value: Any) -> datetime | None:
 
 def _field(obj: Any, key: str, what: str) -> Any:
     if not isinstance(obj, dict) or key not in obj:
-        raise CarbonSourceError(f"malformed {what}: missing {key!r}", SOURCE)
+        raise CarbonSourceError(f"malformed {what}: missing {key!r}", SOURCE, kind=Kind.MALFORMED)
     return obj[key]
 
 
@@ -218,7 +220,7 @@ def _time(obj: Any, key: str, what: str) -> datetime:
     try:
         return parse_instant(_field(obj, key, what), key)
     except ValueError as exc:
-        raise CarbonSourceError(f"malformed {what}: {exc}", SOURCE) from None
+        raise CarbonSourceError(f"malformed {what}: {exc}", SOURCE, kind=Kind.MALFORMED) from None
 
 
 def _optional_time(obj: Any, key: str, what: str) -> datetime | None:
@@ -230,7 +232,7 @@ def _intensity(obj: Any, what: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise CarbonSourceError(f"malformed {what}: carbonIntensity {value!r}", SOURCE)
+        raise CarbonSourceError(f"malformed {what}: carbonIntensity {value!r}", SOURCE, kind=Kind.MALFORMED)
     return float(value)
 
 
@@ -238,7 +240,8 @@ def _parse_observation(body: Any) -> Observation:
     value = _intensity(body, "latest")
     zone = _field(body, "zone", "latest")
     if value is None:
-        raise CarbonSourceError(f"Electricity Maps has no value for {zone} (carbonIntensity is null)", SOURCE)
+        raise CarbonSourceError(f"Electricity Maps has no value for {zone} (carbonIntensity is null)", SOURCE,
+                                kind=Kind.NO_DATA)
     return Observation(
         zone=str(zone),
         intensity=value,
@@ -251,7 +254,7 @@ def _parse_observation(body: Any) -> Observation:
 
 def _points(rows: Any, what: str) -> list[tuple[datetime, float]]:
     if not isinstance(rows, list):
-        raise CarbonSourceError(f"malformed {what}: expected a list", SOURCE)
+        raise CarbonSourceError(f"malformed {what}: expected a list", SOURCE, kind=Kind.MALFORMED)
     pairs: list[tuple[datetime, float]] = []
     seen: set[datetime] = set()
     for row in rows:
@@ -261,7 +264,8 @@ def _points(rows: Any, what: str) -> list[tuple[datetime, float]]:
             pairs.append((moment, value))
             seen.add(moment)
     if not pairs:
-        raise CarbonSourceError(f"Electricity Maps {what} has no values (all null or empty)", SOURCE)
+        raise CarbonSourceError(f"Electricity Maps {what} has no values (all null or empty)", SOURCE,
+                                kind=Kind.NO_DATA)
     return pairs
 
 

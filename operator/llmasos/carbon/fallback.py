@@ -2,9 +2,10 @@
 
 The operator must plan even when Electricity Maps is down, the token is wrong or a zone is unknown, and it must
 say so: an LLMJob planned on static annual values deserves a condition telling the user. The chain tries each
-source in order; an answer from any but the first is *degraded*, and carries the errors of those before it.
-When every source fails it raises one CarbonSourceError listing them all (the operator then starts jobs at their
-latest start rather than waiting forever).
+source in order; an answer from any but the first is *degraded*, and carries the failures of those before it, as
+records (source, kind, retry-after, message). When every source fails it raises one CarbonSourceError whose
+`failures` lists them all (the operator then starts jobs at their latest start rather than waiting forever).
+Messages are built from the records' stable parts, so a condition that quotes them reads the same on every pass.
 
 A source that failed for a location is skipped for that location and that kind of call (forecast, history,
 latest) during `cooldown` (60 s): a slow or down
@@ -21,7 +22,8 @@ from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from llmasos.carbon.base import Clock, IntensitySource, Location, Observation, utc_now
-from llmasos.errors import CarbonSourceError
+from llmasos.errors import CarbonFailure, CarbonSourceError
+from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.planning.forecast import Forecast
 from llmasos.planning.forecast_error import ForecastErrorModel
 
@@ -30,19 +32,26 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Sourced(Generic[T]):
-    """A value plus provenance: `source` answered; `degraded` when an earlier source failed (see `errors`)."""
+    """A value plus provenance: `source` answered; `degraded` when an earlier source failed (see `failures`)."""
 
     value: T
     source: str
     degraded: bool
-    errors: tuple[str, ...] = ()
+    failures: tuple[CarbonFailure, ...] = ()
 
     @property
     def message(self) -> str:
-        """One line for a condition or Event: which source was used and why."""
+        """One line for a condition or Event: which source was used and why (stable from pass to pass)."""
         if not self.degraded:
             return f"carbon intensity from {self.source}"
-        return f"carbon intensity from {self.source} (degraded: {'; '.join(self.errors)})"
+        return f"carbon intensity from {self.source} (degraded: {'; '.join(map(str, self.failures))})"
+
+    @property
+    def log_message(self) -> str:
+        """The same with each failure's kind, detail and retry-after, for the operator's log."""
+        if not self.degraded:
+            return self.message
+        return f"carbon intensity from {self.source} (degraded: {'; '.join(f.for_log() for f in self.failures)})"
 
 
 class FallbackSource:
@@ -56,7 +65,7 @@ class FallbackSource:
         self.cooldown = cooldown
         self._monotonic = monotonic
         # (call kind, source name, location) -> (skip until, the failure that started the cool-down)
-        self._cooling: dict[tuple[str, str, str], tuple[float, str]] = {}
+        self._cooling: dict[tuple[str, str, str], tuple[float, CarbonFailure]] = {}
 
     @property
     def name(self) -> str:
@@ -66,7 +75,7 @@ class FallbackSource:
         async def call(source: IntensitySource) -> Forecast:
             forecast = await source.forecast(location)
             if not forecast.points:
-                raise CarbonSourceError("empty forecast", source.name)
+                raise CarbonSourceError("empty forecast", source.name, kind=Kind.NO_DATA)
             return forecast
 
         return await self._first(call, location, "forecast")
@@ -78,7 +87,7 @@ class FallbackSource:
         async def call(source: IntensitySource) -> Forecast:
             series = await source.history(location, start, end)
             if not series.points:
-                raise CarbonSourceError("empty history", source.name)
+                raise CarbonSourceError("empty history", source.name, kind=Kind.NO_DATA)
             return series
 
         return await self._first(call, location, "history")
@@ -95,24 +104,29 @@ class FallbackSource:
 
     async def _first(self, call: Callable[[IntensitySource], Awaitable[T]],
                      location: str | Location, kind: str) -> Sourced[T]:
-        errors: list[str] = []
+        failures: list[CarbonFailure] = []
         last = len(self.sources) - 1
         for index, source in enumerate(self.sources):
             key = (kind, source.name, str(location))
             cooling = self._cooling.get(key)
             now = self._monotonic()
             if cooling is not None and now < cooling[0] and index < last:
-                errors.append(f"{source.name}: {cooling[1]} (not retried for {cooling[0] - now:.0f} s)")
+                # Not asked again: the failure that started the cool-down stands (its message unchanged).
+                skipped = f"not retried for {cooling[0] - now:.0f} s"
+                failures.append(replace(cooling[1], detail="; ".join(filter(None, (cooling[1].detail, skipped)))))
                 continue
             try:
                 value = await call(source)
             except CarbonSourceError as exc:
-                errors.append(f"{source.name}: {exc}")
-                self._cooling[key] = (self._monotonic() + self.cooldown, str(exc))
+                # A source's own error names itself; a wrapped chain's failures stay the failures of its sources.
+                failure = exc.failure if exc.failure.source == source.name else replace(exc.failure, source=source.name)
+                failures.append(failure)
+                self._cooling[key] = (self._monotonic() + self.cooldown, failure)
                 continue
             self._cooling.pop(key, None)
-            return Sourced(value, source.name, index > 0, tuple(errors))
-        raise CarbonSourceError("every carbon source failed: " + "; ".join(errors), "fallback", delay=60)
+            return Sourced(value, source.name, index > 0, tuple(failures))
+        raise CarbonSourceError("every carbon source failed: " + "; ".join(map(str, failures)), "fallback", delay=60,
+                                kind=Kind.ALL_FAILED, failures=tuple(failures))
 
 
 def default_chain(

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 
 from llmasos.carbon.base import Clock, Location, Observation, utc_now
+from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
 from llmasos.planning.forecast import Forecast, ensure_utc
 
@@ -113,13 +114,14 @@ class StaticSource:
                 return table[candidate], candidate
         if self.default_intensity is not None:
             return self.default_intensity, "world-average"
-        raise CarbonSourceError(f"no annual intensity for {key!r}", SOURCE, delay=3600)
+        raise CarbonSourceError(f"no annual intensity for {key!r}", SOURCE, delay=3600, kind=Kind.NO_DATA)
 
     def _value(self, location: str | Location) -> tuple[str, float]:
         loc = Location.parse(location)
         if loc.zone is None:
             if self.default_intensity is None:
-                raise CarbonSourceError(f"no annual intensity for coordinates {loc.key}", SOURCE, delay=3600)
+                raise CarbonSourceError(f"no annual intensity for coordinates {loc.key}", SOURCE, delay=3600,
+                                        kind=Kind.NO_DATA)
             return loc.key, self.default_intensity
         return loc.zone, self.lookup(loc.zone)[0]
 

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from llmasos.carbon.base import Clock, Location, Observation, utc_now
+from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
 from llmasos.planning.forecast import Forecast, ensure_utc, parse_instant
 from llmasos.planning.forecast_error import ForecastErrorModel
@@ -105,11 +106,11 @@ class TraceSource:
         """The whole trace for `zone` in trace time (loaded once per source)."""
         if zone not in self._series:
             if not self._shipped:
-                raise CarbonSourceError(f"no trace for zone {zone!r}", SOURCE, delay=300)
+                raise CarbonSourceError(f"no trace for zone {zone!r}", SOURCE, delay=300, kind=Kind.NO_DATA)
             try:
                 self._series[zone] = load_shipped_series(zone)
             except KeyError as exc:
-                raise CarbonSourceError(str(exc.args[0]), SOURCE, delay=300) from None
+                raise CarbonSourceError(str(exc.args[0]), SOURCE, delay=300, kind=Kind.NO_DATA) from None
         return self._series[zone]
 
     def offset_for(self, zone: str, now: datetime) -> timedelta:
@@ -127,11 +128,8 @@ class TraceSource:
         offset = self.offset_for(zone, moment)
         trace_now = moment + offset
         if trace.start is None or trace.end is None or not trace.start <= trace_now < trace.end:
-            raise CarbonSourceError(
-                f"trace for {zone} covers {trace.start} .. {trace.end}, not {trace_now} (offset {offset})",
-                SOURCE,
-                delay=300,
-            )
+            raise CarbonSourceError(f"trace for {zone} does not cover now", SOURCE, delay=300, kind=Kind.NO_DATA,
+                                    detail=f"covers {trace.start} .. {trace.end}, not {trace_now}, offset {offset}")
         return trace_now, offset, trace
 
     # -- synchronous API (simulation, benchmark, CLI) ------------------------------------------------------------
@@ -139,7 +137,7 @@ class TraceSource:
         trace_now, offset, trace = self._trace_now(zone, now)
         value = trace.value_at(trace_now)
         if value is None:
-            raise CarbonSourceError(f"trace for {zone} has a gap at {trace_now}", SOURCE)
+            raise CarbonSourceError(f"trace for {zone} has a gap", SOURCE, kind=Kind.NO_DATA, detail=f"at {trace_now}")
         step_start = _floor(trace_now, trace.step, trace.start or trace_now)
         return Observation(zone, value, step_start - offset, SOURCE, updated_at=step_start - offset)
 
@@ -183,7 +181,8 @@ class TraceSource:
 def _zone(location: str | Location) -> str:
     loc = Location.parse(location)
     if loc.zone is None:
-        raise CarbonSourceError(f"traces are keyed by zone, not coordinates ({loc.key})", SOURCE, delay=300)
+        raise CarbonSourceError(f"traces are keyed by zone, not coordinates ({loc.key})", SOURCE, delay=300,
+                                kind=Kind.NO_DATA)
     return loc.zone
 
 

@@ -22,7 +22,7 @@ from llmasos.api.conditions import Condition
 from llmasos.api.spec import LLMJobSpec, parse_time
 from llmasos.errors import CarbonSourceError, PlacementError
 from llmasos.handlers.context import OperatorContext
-from llmasos.planning.carbon_gate import Gate, gate_after_start, gate_before_start, plan_status, stable_message
+from llmasos.planning.carbon_gate import Gate, gate_after_start, gate_before_start, plan_status
 from llmasos.planning.carbon_spec import carbon_job
 from llmasos.planning.carbon_window import CarbonJob, plan_start
 from llmasos.planning.forecast import Forecast
@@ -55,17 +55,17 @@ async def fetch_forecast(ctx: OperatorContext, zone: str) -> ForecastAnswer:
         ctx.metrics.record_error("carbon")
         ctx.metrics.record_carbon_error(exc.source)
         ctx.metrics.zone_in_use(zone)  # its last data keeps ageing on the dashboard (and in the stale alert)
-        log.debug("carbon forecast for %s: every source failed: %s", zone, exc)
+        log.debug("carbon forecast for %s: every source failed: %s", zone, "; ".join(f.for_log() for f in exc.failures))
         return ForecastAnswer(Forecast((), zone=zone), "none", True,
-                              stable_message(f"every carbon source failed: {exc}"))
-    for error in sourced.errors:  # a degraded answer: each source that failed before the one that answered
-        ctx.metrics.record_carbon_error(error.split(":", 1)[0].strip() or "unknown")
+                              "every carbon source failed: " + "; ".join(map(str, exc.failures)))
+    for failure in sourced.failures:  # a degraded answer: each source that failed before the one that answered
+        ctx.metrics.record_carbon_error(failure.source)
     points = sourced.value.points
     ctx.metrics.record_carbon_data(sourced.source, zone, updated_at=sourced.value.issued_at or ctx.clock(),
                                    intensity=points[0].intensity if points else None, degraded=sourced.degraded)
     if sourced.degraded:
-        log.debug("carbon forecast for %s: %s", zone, sourced.message)
-    return ForecastAnswer(sourced.value, sourced.source, sourced.degraded, stable_message(sourced.message))
+        log.debug("carbon forecast for %s: %s", zone, sourced.log_message)
+    return ForecastAnswer(sourced.value, sourced.source, sourced.degraded, sourced.message)
 
 
 def degraded_condition(answer: ForecastAnswer) -> Condition:

@@ -9,7 +9,6 @@ run time it still owes when a newer forecast arrives or a boundary is reached (`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,23 +29,6 @@ class Gate:
     def start_at(self) -> str:
         """When a held job runs next: the planned start, or for a started job the next segment's start."""
         return self.resume_at or str((self.plan or {}).get("startAt", ""))
-
-
-# Detail that changes from pass to pass (a cool-down's countdown, a Retry-After, a trace's current instant): in the
-# CarbonDataDegraded condition or status.plan.sourceMessage it would rewrite the status on every pass.
-_VARIABLE = (
-    (re.compile(r" \(not retried for \d+ s\)"), ""),
-    (re.compile(r"rate limited for [0-9.e+]+s"), "rate limited"),
-    (re.compile(r"has a gap at \S+"), "has a gap"),
-)
-
-
-def stable_message(message: str) -> str:
-    """A carbon source's message without the detail that varies between passes; it still names the sources used
-    and failed and the faults (the full message goes to the operator's log)."""
-    for pattern, replacement in _VARIABLE:
-        message = pattern.sub(replacement, message)
-    return message
 
 
 def plan_status(plan: Plan, source: str, degraded: bool, message: str) -> dict[str, Any]:

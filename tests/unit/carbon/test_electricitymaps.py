@@ -12,6 +12,7 @@ import pytest
 
 from llmasos.carbon.base import IntensitySource
 from llmasos.carbon.electricitymaps import ElectricityMapsConfig, ElectricityMapsSource
+from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
 from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply, fixture
 
@@ -178,6 +179,8 @@ def test_long_rate_limit_is_reported_not_waited(em_server: FakeElectricityMaps) 
     with pytest.raises(CarbonSourceError, match="rate limited") as info:
         run(em_server, AT_LATEST, lambda s, c, z: s.latest("DE"))
     assert info.value.delay == 3600
+    assert (info.value.failure.kind, info.value.failure.retry_after) == (Kind.RATE_LIMITED, 3600)
+    assert info.value.failure.message == "carbon-intensity/latest: rate limited"  # the wait is a field, not text
     assert em_server.hits("carbon-intensity/latest") == 1
 
 

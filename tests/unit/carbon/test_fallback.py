@@ -11,6 +11,7 @@ from llmasos.carbon.base import Location, Observation
 from llmasos.carbon.fallback import FallbackSource, default_chain
 from llmasos.carbon.static import StaticSource
 from llmasos.carbon.trace import TraceSource
+from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
 from llmasos.planning.forecast import Forecast
 from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply, fixture
@@ -60,14 +61,16 @@ def test_falls_through_and_says_why() -> None:
     answer = asyncio.run(chain.forecast("FR"))
     assert answer.source == "static"
     assert answer.degraded
-    assert answer.errors == ("electricitymaps: down", "trace: empty forecast")
+    assert [str(f) for f in answer.failures] == ["electricitymaps: down", "trace: empty forecast"]
+    assert [f.kind for f in answer.failures] == [Kind.UNAVAILABLE, Kind.NO_DATA]
     assert "degraded" in answer.message
     latest = asyncio.run(chain.latest("FR"))
     assert latest.source == "static"
     assert broken.calls == 2, "a failed forecast does not cool down the other kinds of call"
     again = asyncio.run(chain.forecast("FR"))
     assert broken.calls == 2, "a source that just failed for this location is not asked again during its cool-down"
-    assert "not retried for" in again.errors[0]
+    assert again.failures[0].message == "down"
+    assert "not retried for" in again.failures[0].detail
 
 
 def test_unknown_trace_zone_falls_back_to_static() -> None:
@@ -80,8 +83,10 @@ def test_unknown_trace_zone_falls_back_to_static() -> None:
 
 def test_every_source_down_raises() -> None:
     chain = FallbackSource([Broken("a"), Broken("b")])
-    with pytest.raises(CarbonSourceError, match="every carbon source failed: a: down; b: down"):
+    with pytest.raises(CarbonSourceError, match="every carbon source failed: a: down; b: down") as info:
         asyncio.run(chain.forecast("DE"))
+    assert info.value.failure.kind == Kind.ALL_FAILED
+    assert [(f.source, f.message) for f in info.value.failures] == [("a", "down"), ("b", "down")]
 
 
 def test_default_chain_with_token_uses_electricity_maps_first(em_server: FakeElectricityMaps) -> None:
