@@ -320,10 +320,15 @@ class LocalCluster:
         for component in ("apiserver-forward", "containerd"):
             self._spawn(component, *node.argv(component))
         self._wait(lambda: node.n.containerd_socket.exists(), "containerd", deadline)
-        node.import_images([*node.own_archives(), *built_image_archives()])
+        self.import_images()
         for component in ("kubelet", "kube-proxy", "coredns", "device-plugin"):
             self._spawn(component, *node.argv(component))
         self._wait(self._real_node_gpus, "the real node's GPUs (device plugin)", deadline)
+
+    def import_images(self) -> None:
+        """The node's own images and the LLMasOS images `make images` built for these sources into the real node's
+        containerd (skipped where already there): also for a cluster that was up before the images were built."""
+        self.node.import_images([*self.node.own_archives(), *built_image_archives()])
 
     def _write_node_kubeconfig(self, path: Path, stem: str) -> None:
         k = self.paths.pki

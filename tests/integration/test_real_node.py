@@ -169,6 +169,7 @@ def test_built_images_run_their_entry_points_in_a_pod(cluster: LocalCluster, ns:
     """The images `make images` built run on the real node: their entry point answers --help."""
     images = {image.name: image for image in cached_images()}
     assert name in images, "the LLMasOS images are not built: run `make images` (make test does)"
+    cluster.import_images()
     pod = build_pod(f"help-{name}", [], image=images[name].ref)
     del pod["spec"]["containers"][0]["command"]  # the image's own entry point
     pod["spec"]["containers"][0]["args"] = ["--help"]

@@ -1,0 +1,255 @@
+"""The product for real on the real node: the chart's operator Deployment (2 replicas, peering) and node-agent
+DaemonSet run as containers from the locally built images, and LLMJobs train inside pods.
+
+- A DDP job of two workers rendezvouses through its headless Service's name (CoreDNS) with gloo, its loss falls,
+  and the agent attributes energy to both pods through the kubelet's PodResources API, so status.carbon fills.
+- `spec.suspend: true` makes the kubelet send SIGTERM; the workers checkpoint to a local PersistentVolume on the
+  node, and the resumed workers continue from that step.
+- A worker that cannot start says why in the LLMJob's WorkersReady condition.
+
+No host process stands in for the operator or the agent here: the only operator running is the chart's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from e2e.images.build import BuiltImage, cached_images
+from e2e.localcluster import LocalCluster
+from tests.integration.kube import AdminApi, llmjob_path
+from tests.integration.realnode import REAL_NODE_SELECTOR, get
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "llmasos"
+RELEASE, SYSTEM_NS = "llmasos-real", "llmasos-real"
+JOBS_NS = f"real-jobs-{uuid.uuid4().hex[:6]}"
+CHECKPOINTS = "/checkpoints"
+
+
+def _images() -> dict[str, BuiltImage]:
+    images = {image.name: image for image in cached_images()}
+    missing = {"operator", "worker"} - set(images)
+    assert not missing, f"images {sorted(missing)} are not built for these sources: run `make images` (make test does)"
+    return images
+
+
+def helm(cluster: LocalCluster, *args: str) -> str:
+    result = subprocess.run([cluster.binary("helm"), f"--kubeconfig={cluster.paths.kubeconfig}", *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def chart_values(cluster: LocalCluster, images: dict[str, BuiltImage]) -> dict[str, Any]:
+    """The chart on the local real node: the built images (never pulled), the simulated GPU backend keyed to the
+    device plugin's fake GPUs, and the kubelet's PodResources directory where this node keeps it."""
+    node = cluster.node.n
+    repo, tag = images["operator"].ref.rsplit(":", 1)
+    return {
+        "image": {"repository": repo, "tag": tag, "pullPolicy": "Never"},
+        "operator": {
+            "nodeSelector": REAL_NODE_SELECTOR,
+            "settings": {"workerImage": images["worker"].ref, "checkpointDir": CHECKPOINTS, "resyncSeconds": 5},
+            "extraEnv": [{"name": "LLMASOS_CARBON_SOURCES", "value": "trace,static"}],
+        },
+        "agent": {
+            "gpuBackend": "sim", "gpuMapping": "podresources", "interval": 2, "reportInterval": 5,
+            "nodeSelector": REAL_NODE_SELECTOR, "tolerations": [],
+            "extraArgs": ["--sim-product=nvidia-v100", f"--sim-gpus={4}"],
+            "podResourcesHostPath": str(node.kubelet_root / "pod-resources"),
+            "stateHostPath": str(node.root / "agent-state"),
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def chart(cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    images = _images()
+    cluster.import_images()
+    values = tmp_path_factory.mktemp("chart") / "values.yaml"
+    values.write_text(yaml.safe_dump(chart_values(cluster, images)))
+    helm(cluster, "upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM_NS, "--create-namespace",
+         "-f", str(values), "--wait", "--timeout=180s")
+    cluster.kubectl("create", "namespace", JOBS_NS)
+    yield RELEASE
+    cluster.kubectl("delete", "namespace", JOBS_NS, "--wait=false", check=False)
+    helm(cluster, "uninstall", RELEASE, "--namespace", SYSTEM_NS, "--wait", "--timeout=120s")
+    cluster.kubectl("delete", "namespace", SYSTEM_NS, "--wait=false", check=False)
+
+
+def pods_of(cluster: LocalCluster, ns: str, selector: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl("get", "pods", "-n", ns, "-l", selector, "-o", "json").stdout
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
+
+
+def wait_for(what: str, probe: Any, timeout: float = 240.0, every: float = 1.0) -> Any:
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def worker_events(cluster: LocalCluster, ns: str, pod: str, previous: bool = False) -> list[dict[str, Any]]:
+    args = ["logs", "-n", ns, pod, *(["--previous"] if previous else [])]
+    out = cluster.kubectl(*args, check=False).stdout
+    events = []
+    for line in out.splitlines():
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return events
+
+
+def llmjob_doc(name: str, **spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "task": "train", "model": {"builtin": "gpt-tiny"},
+        "parallelism": {"strategy": "ddp", "nodes": 2, "gpusPerNode": 1},
+        "resources": {"cpu": "250m", "memory": "2Gi"},
+        "placement": {"nodePools": ["real"]}, "carbon": {"policy": "immediate"},
+        "taskConfig": {"steps": 60, "batch_size": 8, "log_every": 5, "seed": 1},
+        "backoffLimit": 1,
+    }
+    base.update(spec)
+    return {"apiVersion": "llmasos.io/v1alpha1", "kind": "LLMJob", "metadata": {"name": name, "namespace": JOBS_NS},
+            "spec": base}
+
+
+def apply(cluster: LocalCluster, doc: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(doc))
+
+
+# ------------------------------------------------------------------------------------------------------ tests
+def test_chart_runs_operator_and_agent_as_containers_on_the_real_node(cluster: LocalCluster, chart: str) -> None:
+    operators = pods_of(cluster, SYSTEM_NS, "app.kubernetes.io/component=operator")
+    agents = pods_of(cluster, SYSTEM_NS, "app.kubernetes.io/component=agent")
+    assert len(operators) == 2
+    assert len(agents) == 1
+    for pod in operators + agents:
+        assert pod["spec"]["nodeName"] == cluster.node.n.name
+        assert all(c["ready"] for c in pod["status"]["containerStatuses"]), pod["status"]
+        container = pod["spec"]["containers"][0]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    logs = [cluster.kubectl("logs", "-n", SYSTEM_NS, p["metadata"]["name"]).stdout for p in operators + agents]
+    assert all(logs), "kubectl logs shows every operator and agent container"
+
+
+def test_ddp_job_trains_in_pods_and_gets_its_carbon(cluster: LocalCluster, chart: str, api: AdminApi) -> None:
+    apply(cluster, llmjob_doc("ddp"))
+    job = wait_for("the DDP job to succeed",
+                   lambda: (o := api.get(llmjob_path(JOBS_NS, "ddp"))).get("status", {}).get("phase")
+                   in ("Succeeded", "Failed") and o, timeout=420)
+    assert job["status"]["phase"] == "Succeeded", json.dumps(job["status"], indent=1)
+    pods = pods_of(cluster, JOBS_NS, "llmasos.io/llmjob=ddp")
+    assert len(pods) == 2
+    assert {p["spec"]["nodeName"] for p in pods} == {cluster.node.n.name}
+    rank0 = next(p for p in pods if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "0")
+    events = worker_events(cluster, JOBS_NS, rank0["metadata"]["name"])
+    start = next(e for e in events if e["event"] == "start")
+    assert start["world_size"] == 2
+    losses = [e["loss"] for e in events if e["event"] == "step"]
+    assert len(losses) >= 10, losses
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
+    carbon = wait_for("status.carbon from the agent's energy",
+                      lambda: (api.get(llmjob_path(JOBS_NS, "ddp"))["status"].get("carbon") or {}).get("energyKWh"),
+                      timeout=120)
+    assert float(carbon) > 0
+
+
+def test_a_worker_that_cannot_start_says_why(cluster: LocalCluster, chart: str, api: AdminApi) -> None:
+    apply(cluster, llmjob_doc("no-image", image="localhost/llmasos/not-built:1"))
+    condition = wait_for(
+        "WorkersReady=False with the kubelet's reason",
+        lambda: next((c for c in api.get(llmjob_path(JOBS_NS, "no-image")).get("status", {}).get("conditions", [])
+                      if c["type"] == "WorkersReady" and c["status"] == "False"), None), timeout=120)
+    assert condition["reason"] in ("ErrImagePull", "ImagePullBackOff"), condition
+    assert "spec.image" in condition["message"]
+    cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "no-image", "--wait=false")
+
+
+def test_nodes_of_the_real_pool_are_what_the_kubelet_says(cluster: LocalCluster) -> None:
+    node = get(cluster, "", "node", cluster.node.n.name)
+    assert node["metadata"]["labels"]["llmasos.io/pool"] == "real"
+
+
+def local_checkpoint_volume(cluster: LocalCluster, name: str) -> None:
+    """A local PersistentVolume on the real node (a directory under its node directory) and its claim: the
+    checkpoints outlive the worker pods, as on a real cluster's storage."""
+    path = cluster.node.n.root / "volumes" / f"{JOBS_NS}-{name}"
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)  # local volumes get no fsGroup ownership change; the workers run as uid 1000
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{JOBS_NS}-{name}"},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                   "persistentVolumeReclaimPolicy": "Delete", "storageClassName": "llmasos-local",
+                   "local": {"path": str(path)},
+                   "claimRef": {"namespace": JOBS_NS, "name": name},
+                   "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                       {"key": "kubernetes.io/hostname", "operator": "In", "values": [cluster.node.n.name]}]}]}}}}
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": JOBS_NS},
+           "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "llmasos-local",
+                    "volumeName": f"{JOBS_NS}-{name}", "resources": {"requests": {"storage": "1Gi"}}}}
+    apply(cluster, pv)
+    apply(cluster, pvc)
+
+
+def rank0_pod(cluster: LocalCluster, job: str) -> str:
+    def find() -> str:
+        for p in pods_of(cluster, JOBS_NS, f"llmasos.io/llmjob={job}"):
+            index = p["metadata"]["annotations"].get("batch.kubernetes.io/job-completion-index")
+            if index == "0" and p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp"):
+                return str(p["metadata"]["name"])
+        return ""
+    return str(wait_for(f"a running rank-0 pod of {job}", find, timeout=240))
+
+
+def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
+        cluster: LocalCluster, chart: str, api: AdminApi) -> None:
+    local_checkpoint_volume(cluster, "ckpt")
+    doc = llmjob_doc("suspend", taskConfig={"steps": 400, "batch_size": 8, "log_every": 5, "seed": 2,
+                                            "checkpoint_every": 1000, "stop_check_seconds": 0.5},
+                     volumes=[{"name": "ckpt", "persistentVolumeClaim": {"claimName": "ckpt"}}],
+                     volumeMounts=[{"name": "ckpt", "mountPath": CHECKPOINTS}])
+    apply(cluster, doc)
+    first = rank0_pod(cluster, "suspend")
+    # Follow the first rank 0's log: its pod is deleted once it exits, and with it what kubectl logs could show.
+    follow = subprocess.Popen([cluster.binary("kubectl"), f"--kubeconfig={cluster.paths.kubeconfig}", "logs",
+                               "-f", "-n", JOBS_NS, first], stdout=subprocess.PIPE, text=True)
+    wait_for("20 steps", lambda: any(e["event"] == "step" and e["step"] >= 20
+                                     for e in worker_events(cluster, JOBS_NS, first)), timeout=240)
+    api.request("PATCH", llmjob_path(JOBS_NS, "suspend"), {"spec": {"suspend": True}},
+                content_type="application/merge-patch+json")
+    out, _ = follow.communicate(timeout=150)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    suspended = next(e for e in events if e["event"] == "suspended")
+    assert suspended["checkpoint"], suspended  # written within the grace period, to the volume
+    assert suspended["checkpoint_seconds"] < 120
+    wait_for("phase Suspended", lambda: api.get(llmjob_path(JOBS_NS, "suspend"))["status"].get("phase")
+             == "Suspended", timeout=60)
+    api.request("PATCH", llmjob_path(JOBS_NS, "suspend"), {"spec": {"suspend": False}},
+                content_type="application/merge-patch+json")
+    second = rank0_pod(cluster, "suspend")
+    assert second != first
+    start = wait_for("the resumed worker's start", lambda: next(
+        (e for e in worker_events(cluster, JOBS_NS, second) if e["event"] == "start"), None), timeout=180)
+    assert start["resumed_from"] == suspended["step"]
+    steps = wait_for("steps after the resume", lambda: [e for e in worker_events(cluster, JOBS_NS, second)
+                                                        if e["event"] == "step"], timeout=120)
+    assert steps[0]["step"] > suspended["step"]
+    cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "suspend", "--wait=false")
