@@ -1,29 +1,19 @@
 """A blocking twin of :class:`KubeClient` for the node agent, whose control loop runs in plain threads.
 
-Same credentials, same error mapping (KubeApiError with `retryable`), only the verbs the agent needs.
+Same credentials, TLS, error mapping and paging (the shared core in `llmasos.kube`), only the verbs the agent needs.
 """
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
-from llmasos.cluster.kube import JSON, Credentials, Resource
 from llmasos.errors import KubeApiError
-
-
-def tls_context(creds: Credentials) -> ssl.SSLContext | bool:
-    if creds.insecure:
-        return False
-    if not creds.ca_file:
-        return True
-    ctx = ssl.create_default_context(cafile=creds.ca_file)
-    if creds.cert_file and creds.key_file:
-        ctx.load_cert_chain(creds.cert_file, creds.key_file)
-    return ctx
+from llmasos.kube.config import Credentials
+from llmasos.kube.core import JSON, list_params, next_page, read_answer, request_headers, tls_context, transport_error
+from llmasos.kube.resources import Resource
 
 
 class SyncKubeClient:
@@ -35,27 +25,23 @@ class SyncKubeClient:
         self._http.close()
 
     def request(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> JSON:
-        headers = {"Accept": "application/json"}
-        token = self.creds.bearer()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers, data = request_headers(self.creds, body, "application/json")
         url = path + (f"?{urlencode(params)}" if params else "")
         try:
-            r = self._http.request(method, url, json=body, headers=headers)
+            r = self._http.request(method, url, content=data, headers=headers)
         except httpx.HTTPError as exc:
-            raise KubeApiError(f"{method} {path}: {type(exc).__name__}: {exc}", status=0) from exc
-        if r.status_code >= 300:
-            try:
-                message = r.json().get("message", r.text)
-            except ValueError:
-                message = r.text[:300]
-            raise KubeApiError(f"{method} {path}: {r.status_code} {message}", status=r.status_code)
-        return r.json() if r.content else {}
+            raise transport_error(method, path, exc) from exc
+        return read_answer(method, path, r.status_code, r.content, self.creds)
 
     def list(self, res: Resource, namespace: str | None = None, field_selector: str | None = None,
              label_selector: str | None = None) -> list[JSON]:
-        params = {k: v for k, v in (("fieldSelector", field_selector), ("labelSelector", label_selector)) if v}
-        return list(self.request("GET", res.path(namespace), params=params).get("items", []))
+        items: list[JSON] = []
+        params: dict[str, str] | None = list_params(label_selector, field_selector)
+        while params is not None:
+            page = self.request("GET", res.path(namespace), params=params)
+            items.extend(page.get("items", []))
+            params = next_page(params, page)
+        return items
 
     def apply_replace(self, res: Resource, body: JSON, namespace: str) -> JSON:
         """Replace the object (PUT) or create it when absent; the caller owns the whole object."""

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llmasos.errors import LLMasOSError
 from llmasos.report.aggregate import build_report
 from llmasos.report.caps import cap_clause, cap_cost, cap_explanation
 from llmasos.report.model import items_of, load_file, parse_llmjob
@@ -61,7 +62,7 @@ def run_report(args: argparse.Namespace, fetch: Fetch, now: Callable[[], datetim
             records = load_file(args.from_file)
         else:
             records = [parse_llmjob(o) for o in asyncio.run(fetch(args.kubeconfig, args.namespace))]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, LLMasOSError) as exc:  # unreadable file, bad kubeconfig or plugin, API refusal
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.namespace and args.from_file is not None:
