@@ -77,7 +77,7 @@ def plan_fleet(
     spare = {name: int(headroom * cap) for name, cap in caps.items()}
 
     placed: dict[str, Placement] = {}
-    used = "greedy"
+    used, gap = "greedy", None
     if solver in ("auto", "greedy"):
         placed, _ = place_greedy(prepared, caps, base, spare)
     if solver != "greedy":
@@ -87,9 +87,11 @@ def plan_fleet(
         missed = sum(1 for p in prepared if p.alone_feasible and p.job.id not in placed)
         wanted = solver == "milp" or size <= SMALL_MILP_VARIABLES or (missed and size <= MAX_MILP_VARIABLES)
         exact = fleet_milp.solve(prepared, caps, base, slot, origin, milp_time_limit) if wanted else None
-        if exact is not None and _fits(exact, prepared, caps, base) and (solver == "milp" or _wins(exact, placed)):
-            placed, used = exact, "milp"
-    return FleetPlan(_assign(prepared, placed, caps, base, now), used)
+        if exact is not None and _fits(exact.placements, prepared, caps, base) and (
+            solver == "milp" or _wins(exact.placements, placed)
+        ):
+            placed, used, gap = exact.placements, "milp", exact.gap
+    return FleetPlan(_assign(prepared, placed, caps, base, now), used, gap)
 
 
 def _validate(jobs: list[FleetJob], pools: Mapping[str, PoolCapacity]) -> None:

@@ -49,6 +49,14 @@ def count_variables(jobs: list[Prepared], caps: Mapping[str, int], slot: int, or
     return total
 
 
+@dataclass(frozen=True)
+class Solution:
+    """The MILP's placements (jobs it keeps on time) and its relative gap to the proven bound (0 when optimal)."""
+
+    placements: dict[str, Placement]
+    gap: float
+
+
 def solve(
     jobs: list[Prepared],
     caps: Mapping[str, int],
@@ -57,15 +65,15 @@ def solve(
     origin: int,
     time_limit: float,
     mip_rel_gap: float = 1e-4,
-) -> dict[str, Placement] | None:
-    """Placements of the jobs the MILP keeps on time (others left out); None without scipy or without a solution.
+) -> Solution | None:
+    """The jobs the MILP keeps on time (others left out); None without scipy or without a solution in time.
 
     `slot` is the slot length and `origin` a slot edge, both in microseconds from the planning instant.
     """
     if not available():
         return None
     if not any(job.alone_feasible for job in jobs):
-        return {}
+        return Solution({}, 0.0)
     import numpy as np
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_array
@@ -148,7 +156,8 @@ def solve(
     )
     if result.x is None:
         return None
-    return _placements(jobs, variables, [bool(x > 0.5) for x in result.x], slot, origin)
+    gap = float(getattr(result, "mip_gap", 0.0) or 0.0)
+    return Solution(_placements(jobs, variables, [bool(x > 0.5) for x in result.x], slot, origin), gap)
 
 
 def _placements(

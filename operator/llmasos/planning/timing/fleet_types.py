@@ -107,10 +107,12 @@ class Assignment:
 
 @dataclass(frozen=True)
 class FleetPlan:
-    """Every pending job's assignment, in input order, and which solver produced the plan ("greedy" or "milp")."""
+    """Every pending job's assignment, in input order, which solver produced the plan ("greedy" or "milp") and,
+    for the MILP, its relative gap to the proven lower bound on emissions (0 when solved to optimality)."""
 
     assignments: tuple[Assignment, ...]
     solver: str
+    milp_gap: float | None = None
 
     def by_id(self) -> dict[str, Assignment]:
         return {a.job_id: a for a in self.assignments}
