@@ -1,0 +1,94 @@
+"""The fleet an LLMJob competes with, read from the LLMJobs' own spec and status: restart-safe, no new store.
+
+The operator keeps no ledger of who holds which GPUs: after a restart it must rebuild the fleet from what the API
+server already holds. Each LLMJob's status says which pool it was given (`status.pool`), whether it started, and how
+much run time it served (`status.plan`'s ledger, `served.py`); its spec says its gang and its carbon window. From
+those, `fleet_inputs` derives what `plan_fleet` needs for one pool:
+
+* not started (deferred, or not yet planned): a pending job, free to move within its own deadline;
+* started, not interruptible: a reservation of its gang from now until the run time it still owes is served;
+* started, interruptible: a pending job owing the rest of its run time (it may yield at the next boundary),
+  except the open run's first `minSegment`, which is reserved (the gate never suspends a younger run);
+* an `immediate` job that has not finished: a reservation from now for its expected duration (it never waits).
+
+`deadline_condition` renders an assignment as the `DeadlineAtRisk` condition the issue asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from llmasos.api.conditions import Condition
+from llmasos.planning.carbon_window import CarbonJob
+from llmasos.planning.forecast import ensure_utc
+from llmasos.planning.served import Ledger
+from llmasos.planning.timing.fleet_types import Assignment, FleetJob, Reservation
+
+DEADLINE_AT_RISK = "DeadlineAtRisk"
+REASON_NO_CAPACITY = "NoCapacityBeforeDeadline"
+REASON_ON_TRACK = "DeadlineOnTrack"
+# A started job past its expected duration still holds its GPUs: reserve them at least this long ahead.
+OVERRUN_HOLD = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One LLMJob of a pool as the fleet planner sees it; `key` is "namespace/name"."""
+
+    key: str
+    pool: str
+    gpus: int
+    job: CarbonJob
+    started: bool
+    ledger: Ledger = field(default_factory=Ledger)
+
+
+def fleet_inputs(members: Iterable[Member], pool: str, now: datetime) -> tuple[list[FleetJob], list[Reservation]]:
+    """(pending jobs, reservations) of `pool` at `now` (module docstring)."""
+    now = ensure_utc(now)
+    pending: list[FleetJob] = []
+    reserved: list[Reservation] = []
+    for m in members:
+        if m.pool != pool:
+            continue
+        job = m.job
+        left = job.duration - m.ledger.served_at(now)
+        if job.policy == "immediate" or job.deadline is None:
+            hold = job.duration if not m.started else max(left, OVERRUN_HOLD)
+            reserved.append(Reservation(pool, now, now + hold, m.gpus))
+        elif not m.started:
+            deadline = job.deadline - job.safety_margin
+            pending.append(_pending(m, job.duration, job.earliest_start, deadline))
+        elif not job.interruptible:
+            reserved.append(Reservation(pool, now, now + max(left, OVERRUN_HOLD), m.gpus))
+        elif left > timedelta(0):
+            young = job.min_segment - m.ledger.run_age(now) if m.ledger.running else timedelta(0)
+            young = min(max(young, timedelta(0)), left)
+            if young > timedelta(0):
+                reserved.append(Reservation(pool, now, now + young, m.gpus))
+            if left > young:
+                pending.append(_pending(m, left - young, now + young, job.deadline - job.safety_margin))
+    return pending, reserved
+
+
+def _pending(m: Member, duration: timedelta, earliest: datetime, deadline: datetime) -> FleetJob:
+    return FleetJob(
+        m.key,
+        m.gpus,
+        (m.pool,),
+        duration,
+        earliest,
+        deadline,
+        interruptible=m.job.interruptible,
+        min_segment=m.job.min_segment,
+        max_segments=m.job.max_segments,
+    )
+
+
+def deadline_condition(assignment: Assignment) -> Condition:
+    """`DeadlineAtRisk`: True with the reason and the earliest feasible end when no plan keeps the deadline."""
+    if assignment.feasible:
+        return Condition(DEADLINE_AT_RISK, "False", REASON_ON_TRACK, "planned to finish by its deadline")
+    return Condition(DEADLINE_AT_RISK, "True", REASON_NO_CAPACITY, assignment.reason)

@@ -1,0 +1,82 @@
+"""The fleet read back from LLMJobs' spec and status: pending jobs, reservations, the DeadlineAtRisk condition."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from llmasos.planning.carbon_window import CarbonJob
+from llmasos.planning.served import Ledger
+from llmasos.planning.timing.fleet import plan_fleet
+from llmasos.planning.timing.fleet_status import Member, deadline_condition, fleet_inputs
+from llmasos.planning.timing.fleet_types import PoolCapacity
+from tests.unit.planning.builders import T0
+from tests.unit.planning.timing.fleet_builders import HOUR, forecast
+
+NOW = T0 + 2 * HOUR
+
+
+def member(
+    key: str,
+    *,
+    started: bool = False,
+    interruptible: bool = False,
+    policy: str = "deadline",
+    served: float = 0,
+    running_since: float | None = None,
+    pool: str = "p",
+) -> Member:
+    job = CarbonJob(
+        4 * HOUR,
+        T0,
+        T0 + 12 * HOUR,
+        interruptible,
+        policy,  # type: ignore[arg-type]
+        safety_margin=timedelta(minutes=30),
+        min_segment=timedelta(minutes=30),
+    )
+    since = T0 + running_since * HOUR if running_since is not None else None
+    return Member(key, pool, 2, job, started, Ledger(served * HOUR, since, None, 1 if started else 0))
+
+
+def test_deferred_jobs_are_pending_and_keep_their_window() -> None:
+    pending, reserved = fleet_inputs([member("ns/a")], "p", NOW)
+    assert reserved == []
+    assert [(j.id, j.duration, j.earliest_start, j.deadline) for j in pending] == [
+        ("ns/a", 4 * HOUR, T0, T0 + 12 * HOUR - timedelta(minutes=30))
+    ]
+
+
+def test_a_started_job_reserves_what_it_still_owes() -> None:
+    _, reserved = fleet_inputs([member("ns/a", started=True, running_since=1)], "p", NOW)
+    assert [(r.start, r.end, r.gpus) for r in reserved] == [(NOW, NOW + 3 * HOUR, 2)]
+
+
+def test_an_overrunning_job_still_holds_its_gpus() -> None:
+    _, reserved = fleet_inputs([member("ns/a", started=True, served=5)], "p", NOW)
+    assert reserved[0].end == NOW + timedelta(minutes=15)
+
+
+def test_a_started_interruptible_job_owes_the_rest_and_keeps_its_young_run() -> None:
+    pending, reserved = fleet_inputs(
+        [member("ns/a", started=True, interruptible=True, served=1, running_since=1.75)], "p", NOW
+    )
+    assert [(r.start, r.end) for r in reserved] == [(NOW, NOW + timedelta(minutes=15))]
+    assert pending[0].duration == 4 * HOUR - timedelta(minutes=75) - timedelta(minutes=15)
+    assert pending[0].earliest_start == NOW + timedelta(minutes=15)
+
+
+def test_immediate_jobs_and_other_pools() -> None:
+    pending, reserved = fleet_inputs([member("ns/i", policy="immediate"), member("ns/x", pool="q")], "p", NOW)
+    assert pending == []
+    assert [(r.start, r.end) for r in reserved] == [(NOW, NOW + 4 * HOUR)]
+
+
+def test_deadline_condition_says_why_and_when() -> None:
+    members = [member("ns/run", started=True), member("ns/late")]
+    pending, reserved = fleet_inputs(members, "p", T0 + 6 * HOUR)
+    plan = plan_fleet(pending, [PoolCapacity("p", 2, "Z")], reserved, {"Z": forecast()}, T0 + 6 * HOUR)
+    cond = deadline_condition(plan.by_id()["ns/late"])
+    assert (cond.type, cond.status, cond.reason) == ("DeadlineAtRisk", "True", "NoCapacityBeforeDeadline")
+    assert "earliest feasible end 2024-03-06T14:00:00Z" in cond.message
+    ok = plan_fleet(pending, [PoolCapacity("p", 4, "Z")], reserved, {"Z": forecast()}, T0 + 6 * HOUR)
+    assert deadline_condition(ok.by_id()["ns/late"]).status == "False"
