@@ -48,6 +48,9 @@ class ClusterPaths:
     port_offset: int = int(os.environ.get("LLMASOS_CLUSTER_PORT_OFFSET", "0"))
     # The real node (kubelet + containerd) beside the kwok pools; LLMASOS_REAL_NODE=0 leaves it out (kwok only).
     real_node: bool = os.environ.get("LLMASOS_REAL_NODE", "1") != "0"
+    # Import the LLMasOS images `make images` built into the real node at cluster-up (the worker image is GBs:
+    # clusters that run none of them, like the tests' secondary ones, leave this off; import_images() does it later).
+    product_images: bool = True
 
     @property
     def kubeconfig(self) -> Path:
@@ -320,15 +323,15 @@ class LocalCluster:
         for component in ("apiserver-forward", "containerd"):
             self._spawn(component, *node.argv(component))
         self._wait(lambda: node.n.containerd_socket.exists(), "containerd", deadline)
-        self.import_images()
+        self.import_images(product=self.paths.product_images)
         for component in ("kubelet", "kube-proxy", "coredns", "device-plugin"):
             self._spawn(component, *node.argv(component))
         self._wait(self._real_node_gpus, "the real node's GPUs (device plugin)", deadline)
 
-    def import_images(self) -> None:
-        """The node's own images and the LLMasOS images `make images` built for these sources into the real node's
-        containerd (skipped where already there): also for a cluster that was up before the images were built."""
-        self.node.import_images([*self.node.own_archives(), *built_image_archives()])
+    def import_images(self, product: bool = True) -> None:
+        """The node's own images and (`product`) the LLMasOS images `make images` built for these sources into the
+        real node's containerd, skipping those already there: also for a cluster that was up before they were built."""
+        self.node.import_images([*self.node.own_archives(), *(built_image_archives() if product else [])])
 
     def _write_node_kubeconfig(self, path: Path, stem: str) -> None:
         k = self.paths.pki

@@ -37,7 +37,7 @@ DENIED = ("forbidden", " 403")
 def chart_cluster_paths() -> ClusterPaths:
     """Beside the session cluster: same layout, its own state directory and ports."""
     base = ClusterPaths()
-    return ClusterPaths(root=Path(f"{base.root}-chart"), port_offset=base.port_offset + 500)
+    return ClusterPaths(root=Path(f"{base.root}-chart"), port_offset=base.port_offset + 500, product_images=False)
 
 
 @pytest.fixture(scope="module")

@@ -133,7 +133,8 @@ def test_a_second_cluster_runs_beside_and_its_down_leaves_nothing(cluster: Local
     """A second cluster (own directory and port offset) runs a pod beside the shared one; its cluster-down leaves
     no process, mount, namespace, veth, route or cgroup of its node, and no listening port."""
     root = Path(tempfile.mkdtemp(prefix="llmasos-2nd-"))  # short: the node's unix socket paths live under it
-    other = LocalCluster(ClusterPaths(root=root, port_offset=cluster.paths.port_offset + 911, real_node=True))
+    other = LocalCluster(ClusterPaths(root=root, port_offset=cluster.paths.port_offset + 911, real_node=True,
+                                      product_images=False))
     try:
         other.up()
         other.kubectl("apply", "-f", "-", input=json.dumps(build_pod("sleeper", ["sleep", "600"])))
