@@ -287,7 +287,9 @@ def build_apiserver_endpoints(n: NodeLayout) -> dict[str, Any]:
 
 def node_labels() -> dict[str, str]:
     return {POOL_LABEL: POOL, GPU_PRODUCT_LABEL: GPU_PRODUCT, GPU_COUNT_LABEL: str(GPU_COUNT),
-            CARBON_ZONE_LABEL: "DE", "llmasos.io/real-node": "true"}
+            CARBON_ZONE_LABEL: "DE", "llmasos.io/real-node": "true",
+            # What GPU Feature Discovery puts on a GPU node; the chart's agent DaemonSet selects it by default.
+            "nvidia.com/gpu.present": "true"}
 
 
 def dump_yaml(doc: dict[str, Any]) -> str:
