@@ -84,7 +84,7 @@ async def choose_carbon_pool(ctx: OperatorContext, spec: LLMJobSpec, body: dict[
     p = spec.parallelism
     gpus = max(p.nodes * p.gpus_per_node, 1)
     options = [PoolOption(pool.name, pool.gpu_product,
-                          pool.nodes_with_capacity(p.gpus_per_node) * max(p.gpus_per_node, 1),
+                          pool.pod_slots(p.gpus_per_node) * max(p.gpus_per_node, 1),
                           spec.carbon.zone or pool.carbon_zone or ctx.settings.default_zone,
                           spec.pue or ctx.settings.default_pue)
                for pool in fitting]

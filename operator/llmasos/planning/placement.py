@@ -1,9 +1,10 @@
 """Which node pools can host an LLMJob, from a snapshot of nodes and the GPUs already requested on them.
 
 Pure: the handler builds the snapshot (from kopf indexes on nodes and pods) and passes it in. A pool hosts a job
-when at least `nodes` of its Ready, schedulable nodes have `gpusPerNode` allocatable GPUs (the gang must fit at
-once). Pools with enough *free* GPUs right now are preferred; among those, `preferEfficient` ranks by expected
-energy for the same work (GPU catalog: power / relative throughput), else the user's order wins.
+when its Ready, schedulable nodes have room for `nodes` worker pods of `gpusPerNode` GPUs each: the gang must fit at
+once, and its pods may share a node, as the scheduler places them. Pools with enough *free* GPUs right now are
+preferred; among those, `preferEfficient` ranks by expected energy for the same work (GPU catalog: power / relative
+throughput), else the user's order wins.
 """
 
 from __future__ import annotations
@@ -41,15 +42,27 @@ class PoolInventory:
     carbon_zone: str
     nodes: tuple[NodeCapacity, ...]
 
-    def nodes_with_capacity(self, gpus: int) -> int:
-        return sum(1 for n in self.nodes if n.schedulable and n.allocatable_gpus >= gpus)
+    def pod_slots(self, gpus: int) -> int:
+        """Worker pods of `gpus` GPUs the pool's schedulable nodes could hold at once, empty (a node with 8 GPUs
+        holds two pods of 4: the scheduler packs a gang's pods, it does not spread them one per node)."""
+        return sum(_slots(n.allocatable_gpus, gpus) for n in self.nodes if n.schedulable)
 
-    def nodes_with_free(self, gpus: int) -> int:
-        return sum(1 for n in self.nodes if n.free_gpus >= gpus)
+    def free_pod_slots(self, gpus: int) -> int:
+        """Worker pods of `gpus` GPUs the pool could take now, with what is already requested on its nodes."""
+        return sum(_slots(n.free_gpus, gpus) for n in self.nodes if n.schedulable)
 
     @property
     def free_gpus(self) -> int:
         return sum(n.free_gpus for n in self.nodes)
+
+
+def _slots(gpus_on_node: int, gpus_per_pod: int) -> int:
+    if gpus_per_pod <= 0:  # CPU-only workers: GPUs never limit how many fit
+        return _UNLIMITED
+    return gpus_on_node // gpus_per_pod
+
+
+_UNLIMITED = 1 << 30
 
 
 def summarize_pools(nodes: Iterable[NodeCapacity]) -> dict[str, PoolInventory]:
@@ -111,14 +124,14 @@ def feasible_pools(spec: LLMJobSpec, pools: Mapping[str, PoolInventory]) -> list
         allowed = list(pools.values())
         if not allowed:
             raise PlacementError("the cluster has no nodes labelled llmasos.io/pool", reasons.UNKNOWN_NODE_POOL)
-    fitting = [pool for pool in allowed if pool.nodes_with_capacity(p.gpus_per_node) >= p.nodes]
+    fitting = [pool for pool in allowed if pool.pod_slots(p.gpus_per_node) >= p.nodes]
     if not fitting:
         sizes = "; ".join(
-            f"{pool.name}: {pool.nodes_with_capacity(p.gpus_per_node)} node(s) with >= {p.gpus_per_node} GPUs"
+            f"{pool.name}: room for {pool.pod_slots(p.gpus_per_node)} pod(s) of {p.gpus_per_node} GPUs"
             for pool in allowed
         )
         raise PlacementError(
-            f"no allowed pool has {p.nodes} node(s) with {p.gpus_per_node} GPUs each ({sizes})",
+            f"no allowed pool has room for {p.nodes} worker pod(s) of {p.gpus_per_node} GPUs each ({sizes})",
             reasons.INSUFFICIENT_GPUS,
         )
     return fitting
@@ -133,7 +146,7 @@ def select_pool(
     p = spec.parallelism
 
     def key(pool: PoolInventory) -> tuple[int, float, int, str]:
-        busy = 0 if pool.nodes_with_free(p.gpus_per_node) >= p.nodes else 1
+        busy = 0 if pool.free_pod_slots(p.gpus_per_node) >= p.nodes else 1
         energy = energy_rank(pool, catalog) if spec.prefer_efficient else 0.0
         return (busy, energy, order.get(pool.name, len(order)), pool.name)
 

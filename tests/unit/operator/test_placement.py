@@ -54,3 +54,15 @@ def test_gang_that_cannot_fit_is_insufficient_gpus(nodes: int, gpus: int) -> Non
 
 def test_cpu_only_job_fits_anywhere() -> None:
     assert select_pool(make_spec(nodes=1, gpus=0), POOLS).name in POOLS
+
+
+def test_a_gang_may_share_a_node_as_the_scheduler_packs_it() -> None:
+    # One node with 4 GPUs holds two worker pods of 2 GPUs (or four of 1), not just one.
+    pools = summarize_pools(make_nodes("one", 1, 4, "nvidia-v100"))
+    assert select_pool(make_spec(nodes=2, gpus=2), pools).name == "one"
+    assert select_pool(make_spec(nodes=4, gpus=1), pools).name == "one"
+    with pytest.raises(PlacementError, match="room for 1 pod"):
+        select_pool(make_spec(nodes=2, gpus=3), pools)
+    busy = summarize_pools(make_nodes("one", 1, 4, "nvidia-v100", used=2))
+    assert busy["one"].free_pod_slots(1) == 2
+    assert busy["one"].pod_slots(1) == 4
