@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"images (default: {' '.join(IMAGE_NAMES)})")
     parser.add_argument("--full-torch", action="store_true", default=None,
                         help="keep triton in the worker image (default: LLMASOS_IMAGES_FULL_TORCH, else slim)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     started = time.monotonic()
     try:
         if args.command == "list":

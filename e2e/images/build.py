@@ -68,9 +68,12 @@ def _load(cache: Path, spec: ImageSpec, key: str) -> BuiltImage | None:
     record, archive = _paths(cache, spec.name, key)
     if not (record.is_file() and archive.is_file()):
         return None
-    data = json.loads(record.read_text())
-    data.update(archive=archive, checks=tuple(data.get("checks", ())), built_now=False)
-    return BuiltImage(**data)
+    try:
+        data = json.loads(record.read_text())
+        data.update(archive=archive, checks=tuple(data.get("checks", ())), built_now=False)
+        return BuiltImage(**data)
+    except (ValueError, TypeError):  # a record of another layout (older code): build again
+        return None
 
 
 def cached_images(names: Sequence[str] = IMAGE_NAMES, *, full_torch: bool | None = None) -> list[BuiltImage]:
@@ -153,7 +156,9 @@ def _build(buildah: Buildah, spec: ImageSpec, key: str, base_ref: str, cache: Pa
     tmp = record.with_name(record.name + ".tmp")
     tmp.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     tmp.rename(record)
-    for old in [*cache.glob(f"{spec.name}-*.json"), *cache.glob(f"{spec.name}-*.oci.tar")]:
+    previous = [*cache.glob(f"{spec.name}-*.json"), *cache.glob(f"{spec.name}-*.oci.tar"),
+                *(cache / "logs").glob(f"{spec.name}-*.log")]
+    for old in previous:
         if tag not in old.name:
             old.unlink(missing_ok=True)
     say(f"built {ref} in {image.build_seconds:.0f}s")
