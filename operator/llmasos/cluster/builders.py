@@ -74,8 +74,22 @@ def build_service(owner: Owner, spec: LLMJobSpec) -> dict[str, Any]:
     }
 
 
+def checkpoint_dir_for(spec: LLMJobSpec, checkpoint_dir: str) -> str:
+    """The operator's checkpoint directory if this job's pods have a volume there, else "" (no checkpoints).
+
+    The worker's root filesystem is read-only: a job that mounts nothing at the directory could not write a
+    checkpoint, and would fail at its first save instead of running without them. /tmp is the pod's own emptyDir:
+    writable, but it does not outlive the pod."""
+    if not checkpoint_dir:
+        return ""
+    target = checkpoint_dir.rstrip("/") + "/"
+    mounts = [str(m.get("mountPath", "")).rstrip("/") + "/" for m in spec.volume_mounts] + ["/tmp/"]
+    return checkpoint_dir if any(target.startswith(m) for m in mounts) else ""
+
+
 def build_worker_env(owner: Owner, spec: LLMJobSpec, attempt: int, checkpoint_dir: str = "") -> WorkerEnv:
     p = spec.parallelism
+    checkpoint_dir = checkpoint_dir_for(spec, checkpoint_dir)
     master = f"{job_name(owner.name, attempt)}-0.{service_name(owner.name)}.{owner.namespace}.svc"
     return WorkerEnv(
         job_name=owner.name, namespace=owner.namespace, task=spec.task, strategy=p.strategy, nnodes=p.nodes,

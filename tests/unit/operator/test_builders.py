@@ -118,3 +118,15 @@ def test_ray_job_has_success_policy_head_script_and_ray_ports() -> None:
     assert {p["port"] for p in svc["spec"]["ports"]} >= {6379, 8265, 10001}
     assert svc["spec"]["clusterIP"] == "None"
     assert svc["spec"]["publishNotReadyAddresses"] is True
+
+
+def test_checkpoint_dir_only_where_the_job_mounts_a_volume() -> None:
+    mounted = make_spec(volumes=[{"name": "ckpt", "persistentVolumeClaim": {"claimName": "ckpt"}}],
+                        volumeMounts=[{"name": "ckpt", "mountPath": "/checkpoints"}])
+    assert _env(build_job(OWNER, mounted, 0, "a100", "img:1", checkpoint_dir="/checkpoints/run"))[
+        "LLMASOS_CHECKPOINT_DIR"] == "/checkpoints/run"
+    # Nothing mounted there: the read-only root filesystem could not take a checkpoint, so none is asked for.
+    bare = _env(build_job(OWNER, make_spec(), 0, "a100", "img:1", checkpoint_dir="/checkpoints"))
+    assert bare.get("LLMASOS_CHECKPOINT_DIR", "") == ""
+    assert _env(build_job(OWNER, make_spec(), 0, "a100", "img:1", checkpoint_dir="/tmp/ckpt"))[
+        "LLMASOS_CHECKPOINT_DIR"] == "/tmp/ckpt"
