@@ -29,7 +29,10 @@ NODE_COMPONENTS = ("apiserver-forward", "containerd", "kubelet", "kube-proxy", "
 # The executable each component's /proc/<pid>/cmdline starts with (liveness checks compare it).
 EXECUTABLES = {"apiserver-forward": "socat", "device-plugin": "python"}
 CGROUP_V1 = Path("/sys/fs/cgroup")
-KUBELET_DEVICE_PLUGINS = Path("/var/lib/kubelet/device-plugins")  # hard-coded in the kubelet (see node_config)
+# Paths the node's programs hard-code, given the node's own directories inside its mount namespace: the kubelet's
+# device-plugin directory (see node_config), and containerd's shim sockets and runc's state (/run/containerd/s,
+# /run/containerd/runc). On the host they stay empty directories, the mount points.
+HARD_CODED = {Path("/var/lib/kubelet/device-plugins"): "kubelet/device-plugins", Path("/run/containerd"): "run"}
 
 Spawn = Callable[[str, list[str], dict[str, str] | None], None]
 
@@ -80,8 +83,10 @@ class RealNode:
         if not _is_mountpoint(n.mntns):
             n.mntns.touch()
             _run("unshare", f"--mount={n.mntns}", "--propagation=private", "true")
-        KUBELET_DEVICE_PLUGINS.mkdir(parents=True, exist_ok=True)  # an empty directory on the host: a mount point
-        _run("nsenter", f"--mount={n.mntns}", "mount", "--bind", str(n.device_plugin_dir), str(KUBELET_DEVICE_PLUGINS))
+        for target, source in HARD_CODED.items():
+            target.mkdir(parents=True, exist_ok=True)  # an empty directory on the host: a mount point
+            (n.root / source).mkdir(parents=True, exist_ok=True)
+            _run("nsenter", f"--mount={n.mntns}", "mount", "--bind", str(n.root / source), str(target))
 
     def _ensure_network(self) -> None:
         n = self.n
@@ -168,6 +173,7 @@ class RealNode:
         shutil.rmtree(n.kubelet_root, ignore_errors=True)
         shutil.rmtree(n.root / "cni" / "ipam", ignore_errors=True)
         shutil.rmtree(n.root / "containerd" / "state", ignore_errors=True)
+        shutil.rmtree(n.root / "run", ignore_errors=True)
 
     def _kill_leftovers(self) -> None:
         """SIGKILL every process in the node's cgroups, and containerd shims of this node's containerd."""
