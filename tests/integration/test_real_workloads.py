@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ import yaml
 
 from e2e.images.build import BuiltImage, cached_images
 from e2e.localcluster import LocalCluster
-from tests.integration.kube import AdminApi, llmjob_path
+from tests.integration.kube import AdminApi, llmjob_path, wait_for
 from tests.integration.realnode import REAL_NODE_SELECTOR, get
 
 pytestmark = pytest.mark.integration
@@ -93,17 +92,6 @@ def pods_of(cluster: LocalCluster, ns: str, selector: str) -> list[dict[str, Any
     return items
 
 
-def wait_for(what: str, probe: Any, timeout: float = 240.0, every: float = 1.0) -> Any:
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 def worker_events(cluster: LocalCluster, ns: str, pod: str, previous: bool = False) -> list[dict[str, Any]]:
     args = ["logs", "-n", ns, pod, *(["--previous"] if previous else [])]
     out = cluster.kubectl(*args, check=False).stdout
@@ -153,9 +141,8 @@ def test_chart_runs_operator_and_agent_as_containers_on_the_real_node(cluster: L
 
 def test_ddp_job_trains_in_pods_and_gets_its_carbon(cluster: LocalCluster, chart: str, api: AdminApi) -> None:
     apply(cluster, llmjob_doc("ddp"))
-    job = wait_for("the DDP job to succeed",
-                   lambda: (o := api.get(llmjob_path(JOBS_NS, "ddp"))).get("status", {}).get("phase")
-                   in ("Succeeded", "Failed") and o, timeout=420)
+    job = wait_for(lambda: (o := api.get(llmjob_path(JOBS_NS, "ddp"))).get("status", {}).get("phase")
+                   in ("Succeeded", "Failed") and o, timeout=420, what="the DDP job to succeed")
     assert job["status"]["phase"] == "Succeeded", json.dumps(job["status"], indent=1)
     pods = pods_of(cluster, JOBS_NS, "llmasos.io/llmjob=ddp")
     assert len(pods) == 2
@@ -167,18 +154,18 @@ def test_ddp_job_trains_in_pods_and_gets_its_carbon(cluster: LocalCluster, chart
     losses = [e["loss"] for e in events if e["event"] == "step"]
     assert len(losses) >= 10, losses
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
-    carbon = wait_for("status.carbon from the agent's energy",
-                      lambda: (api.get(llmjob_path(JOBS_NS, "ddp"))["status"].get("carbon") or {}).get("energyKWh"),
-                      timeout=120)
+    carbon = wait_for(lambda: (api.get(llmjob_path(JOBS_NS, "ddp"))["status"].get("carbon") or {}).get("energyKWh"),
+                      timeout=120, what="status.carbon from the agent's energy")
     assert float(carbon) > 0
 
 
 def test_a_worker_that_cannot_start_says_why(cluster: LocalCluster, chart: str, api: AdminApi) -> None:
     apply(cluster, llmjob_doc("no-image", image="localhost/llmasos/not-built:1"))
-    condition = wait_for(
-        "WorkersReady=False with the kubelet's reason",
-        lambda: next((c for c in api.get(llmjob_path(JOBS_NS, "no-image")).get("status", {}).get("conditions", [])
-                      if c["type"] == "WorkersReady" and c["status"] == "False"), None), timeout=120)
+    def not_ready() -> dict[str, Any] | None:
+        conditions = api.get(llmjob_path(JOBS_NS, "no-image")).get("status", {}).get("conditions", [])
+        return next((c for c in conditions if c["type"] == "WorkersReady" and c["status"] == "False"), None)
+
+    condition = wait_for(not_ready, timeout=120, what="WorkersReady=False with the kubelet's reason")
     assert condition["reason"] in ("ErrImagePull", "ImagePullBackOff"), condition
     assert "spec.image" in condition["message"]
     cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "no-image", "--wait=false")
@@ -216,7 +203,7 @@ def rank0_pod(cluster: LocalCluster, job: str) -> str:
             if index == "0" and p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp"):
                 return str(p["metadata"]["name"])
         return ""
-    return str(wait_for(f"a running rank-0 pod of {job}", find, timeout=240))
+    return str(wait_for(find, timeout=240, what=f"a running rank-0 pod of {job}"))
 
 
 def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
@@ -231,8 +218,8 @@ def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
     # Follow the first rank 0's log: its pod is deleted once it exits, and with it what kubectl logs could show.
     follow = subprocess.Popen([cluster.binary("kubectl"), f"--kubeconfig={cluster.paths.kubeconfig}", "logs",
                                "-f", "-n", JOBS_NS, first], stdout=subprocess.PIPE, text=True)
-    wait_for("20 steps", lambda: any(e["event"] == "step" and e["step"] >= 20
-                                     for e in worker_events(cluster, JOBS_NS, first)), timeout=240)
+    wait_for(lambda: any(e["event"] == "step" and e["step"] >= 20
+                                     for e in worker_events(cluster, JOBS_NS, first)), timeout=240, what="20 steps")
     api.request("PATCH", llmjob_path(JOBS_NS, "suspend"), {"spec": {"suspend": True}},
                 content_type="application/merge-patch+json")
     out, _ = follow.communicate(timeout=150)
@@ -240,16 +227,17 @@ def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
     suspended = next(e for e in events if e["event"] == "suspended")
     assert suspended["checkpoint"], suspended  # written within the grace period, to the volume
     assert suspended["checkpoint_seconds"] < 120
-    wait_for("phase Suspended", lambda: api.get(llmjob_path(JOBS_NS, "suspend"))["status"].get("phase")
-             == "Suspended", timeout=60)
+    wait_for(lambda: api.get(llmjob_path(JOBS_NS, "suspend"))["status"].get("phase")
+             == "Suspended", timeout=60, what="phase Suspended")
     api.request("PATCH", llmjob_path(JOBS_NS, "suspend"), {"spec": {"suspend": False}},
                 content_type="application/merge-patch+json")
     second = rank0_pod(cluster, "suspend")
     assert second != first
-    start = wait_for("the resumed worker's start", lambda: next(
-        (e for e in worker_events(cluster, JOBS_NS, second) if e["event"] == "start"), None), timeout=180)
+    def of_second(kind: str) -> list[dict[str, Any]]:
+        return [e for e in worker_events(cluster, JOBS_NS, second) if e["event"] == kind]
+
+    start = wait_for(lambda: of_second("start"), timeout=180, what="the resumed worker's start")[0]
     assert start["resumed_from"] == suspended["step"]
-    steps = wait_for("steps after the resume", lambda: [e for e in worker_events(cluster, JOBS_NS, second)
-                                                        if e["event"] == "step"], timeout=120)
+    steps = wait_for(lambda: of_second("step"), timeout=120, what="steps after the resume")
     assert steps[0]["step"] > suspended["step"]
     cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "suspend", "--wait=false")
