@@ -34,8 +34,6 @@ CGROUP_V1 = Path("/sys/fs/cgroup")
 # /run/containerd/runc). On the host they stay empty directories, the mount points.
 HARD_CODED = {Path("/var/lib/kubelet/device-plugins"): "kubelet/device-plugins", Path("/run/containerd"): "run"}
 
-Spawn = Callable[[str, list[str], dict[str, str] | None], None]
-
 
 class NodeError(RuntimeError):
     """The real node could not be set up or torn down; the message says which step and why."""

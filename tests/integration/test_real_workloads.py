@@ -25,7 +25,7 @@ import yaml
 from e2e.images.build import BuiltImage, cached_images
 from e2e.localcluster import LocalCluster
 from tests.integration.kube import AdminApi, llmjob_path, wait_for
-from tests.integration.realnode import REAL_NODE_SELECTOR, get
+from tests.integration.realnode import REAL_NODE_SELECTOR
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -169,11 +169,6 @@ def test_a_worker_that_cannot_start_says_why(cluster: LocalCluster, chart: str, 
     assert condition["reason"] in ("ErrImagePull", "ImagePullBackOff"), condition
     assert "spec.image" in condition["message"]
     cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "no-image", "--wait=false")
-
-
-def test_nodes_of_the_real_pool_are_what_the_kubelet_says(cluster: LocalCluster) -> None:
-    node = get(cluster, "", "node", cluster.node.n.name)
-    assert node["metadata"]["labels"]["llmasos.io/pool"] == "real"
 
 
 def local_checkpoint_volume(cluster: LocalCluster, name: str) -> None:
