@@ -18,12 +18,14 @@ to 0s, and `ElectricityMapsStub` (Electricity Maps for a token whose plan covers
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -31,7 +33,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +47,27 @@ from tests.integration.operator_proc import free_port
 REPO = Path(__file__).resolve().parents[2]
 NEEDS_PROMETHEUS = pytest.mark.skipif(shutil.which("prometheus") is None,
                                       reason="needs the prometheus binary (apt-get install prometheus)")
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port bound but never listening: connections to it are refused, and no other process can take it
+    while the context is open (a port from free_port() is only free until someone else binds it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
+
+
+def distinct_free_ports(n: int) -> list[int]:
+    """n different free loopback ports: every socket stays bound until all are chosen, so none repeats."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:

@@ -9,6 +9,7 @@ no cluster (the agent runs on its simulated GPUs from a pods file).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -32,9 +33,10 @@ from tests.integration.prom import (
     STRANDED_NODE,
     Process,
     Prometheus,
+    distinct_free_ports,
     finite_values,
-    free_port,
     label_sets,
+    refused_port,
     wait_until,
 )
 
@@ -74,12 +76,19 @@ def pod(namespace: str, name: str, llmjob: str, gpus: int, power: dict[str, obje
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with contextlib.ExitStack() as stack_ports:
+        yield from _stack(tmp_path_factory, stack_ports)
+
+
+def _stack(tmp_path_factory: pytest.TempPathFactory, stack_ports: contextlib.ExitStack) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("prometheus")
     (tmp / "pods.json").write_text(json.dumps({"items": [
         pod("ml", "train-a-w0", "train-a", 2, {"policy": "fraction", "fraction": 0.8}),
         pod("research", "eval-b-w0", "eval-b", 1, None),
     ]}))
-    agent_port, op_port, failing_port, down_port = free_port(), free_port(), free_port(), free_port()
+    agent_port, op_port, failing_port = distinct_free_ports(3)
+    # The agent that is down: a port held bound but not listening, so nothing else can answer on it mid-test.
+    down_port = stack_ports.enter_context(refused_port())
     agent = Process([sys.executable, "-m", "llmasos.cli", "node-agent", "--node-name", "n1",
                      "--gpu-backend", "sim", "--sim-product", "nvidia-a100-80gb", "--sim-gpus", "4",
                      "--pods-file", str(tmp / "pods.json"), "--report-file", str(tmp / "report.json"),
@@ -103,6 +112,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                    f"operator metrics to be scraped; operator log: {operator.log()}")
         wait_until(lambda: len(prom.query('rate(llmasos_gpu_energy_joules_total{node="n1"}[10s]) > 0')) >= 3, 60,
                    f"agent energy to be scraped; agent log: {agent.log()}")
+        wait_until(lambda: len(prom.query("up")) == 4, 30, "Prometheus to have scraped all four targets")
         yield Stack(prom, agent_port, f"127.0.0.1:{down_port}")
     finally:
         prom.stop()
