@@ -29,10 +29,10 @@ from llmasos.agent.clock import ManualClock
 from llmasos.agent.controller import AgentSettings, PowerAgent
 from llmasos.agent.mapping import FallbackMapper
 from llmasos.agent.pods import NodePod
+from llmasos.agent.power_policy import PowerSpec
 from llmasos.agent.sim import SimBackend, SimProgressReader
 from llmasos.agent.state import MemoryStateStore
 from llmasos.gpus.curves import load_product
-from llmasos.planning.power_policy import PowerSpec
 
 SLOWDOWN = 1.10
 PRODUCTS = ("nvidia-a100-80gb", "nvidia-h100-80gb", "nvidia-l4", "nvidia-a40", "nvidia-a100-80gb-pcie", "nvidia-v100")

@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from llmasos.carbon.trace import TraceSource
-from llmasos.planning.forecast_error import DAY_AHEAD_SIGMA, ForecastErrorModel
+from llmasos.planning.timing.forecast_error import DAY_AHEAD_SIGMA, ForecastErrorModel
 
 HORIZON_H = 72
 Array = np.ndarray

@@ -1,11 +1,11 @@
 """Benchmark: how much carbon does deadline-aware shifting save, against a baseline and the perfect-knowledge optimum?
 
 For every shipped intensity series, a seeded stream of deadline-bound jobs (1-24 h long, 0-48 h of slack, a share
-of them interruptible) is replayed with `llmasos.planning.backtest`:
+of them interruptible) is replayed with `llmasos.planning.timing.backtest`:
 
   planner   the operator's behaviour: re-plan on each hourly forecast (seeded error growing with lead time) until
             the job starts; a started interruptible job's remaining run time is re-planned on every newer forecast
-            (`planning/segment_gate.py`); `--follow-plan` keeps a started job's segments instead (the operator
+            (`planning/timing/segment_gate.py`); `--follow-plan` keeps a started job's segments instead (the operator
             before it re-planned started jobs)
   baseline  Carbon Aware SDK rolling window: lowest mean over job-length windows fully inside the forecast, decided
             once at submission (contiguous only)
@@ -32,9 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from llmasos.carbon.trace import TraceSource, shipped_trace_files
-from llmasos.planning import backtest
-from llmasos.planning.forecast import Forecast
-from llmasos.planning.forecast_error import DAY_AHEAD_SIGMA, ForecastErrorModel
+from llmasos.planning.timing import backtest
+from llmasos.planning.timing.forecast import Forecast
+from llmasos.planning.timing.forecast_error import DAY_AHEAD_SIGMA, ForecastErrorModel
 
 Sigma = float | str  # a relative error at 24 h, or "dacf" for the per-zone measured value
 CONFIGS: tuple[tuple[int, Sigma], ...] = (

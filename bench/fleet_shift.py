@@ -36,12 +36,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from llmasos.carbon.trace import TraceSource, shipped_trace_files
-from llmasos.planning.carbon_window import CarbonJob, plan_start
-from llmasos.planning.forecast import Forecast
-from llmasos.planning.forecast_error import DAY_AHEAD_SIGMA, ForecastErrorModel
-from llmasos.planning.replan import replan_remaining
+from llmasos.planning.timing.carbon_window import CarbonJob, plan_start
 from llmasos.planning.timing.fleet import plan_fleet, violations
 from llmasos.planning.timing.fleet_types import FleetJob, FleetPlan, PoolCapacity, Reservation, Solver
+from llmasos.planning.timing.forecast import Forecast
+from llmasos.planning.timing.forecast_error import DAY_AHEAD_SIGMA, ForecastErrorModel
+from llmasos.planning.timing.replan import replan_remaining
 
 STEP = timedelta(minutes=15)
 PER_HOUR = 4

@@ -25,9 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     crd.add_argument("--policy", metavar="FILE",
                      help="write the spec of the chart's LLMJob ValidatingAdmissionPolicy to FILE instead")
 
+    from llmasos.agent.kube_adapter import AgentApi
     from llmasos.agent.main import register as register_agent
     from llmasos.commands.plan import register as register_plan
-    from llmasos.handlers.node_agent import AgentApi
 
     agent_api = AgentApi()
     register_agent(sub, pod_lister_factory=agent_api.pod_lister, report_sink_factory=agent_api.report_sink)

@@ -22,7 +22,7 @@ import yaml
 from llmasos.api.durations import parse_duration
 from llmasos.api.power import PowerSpec
 from llmasos.errors import ConfigError, SpecError
-from llmasos.planning.budget import Budget, parse_budgets
+from llmasos.planning.accounting.budget import Budget, parse_budgets
 
 
 @dataclass(frozen=True)

@@ -227,9 +227,9 @@ def run_sample_operator(port: int, agent_port: int, tick_s: float = 0.5) -> None
     """Record a small fleet through OperatorMetrics, forever (until SIGTERM); one tick = one simulated minute."""
     from llmasos.agent.metrics import build_registry, serve_metrics
     from llmasos.metrics import OperatorMetrics
-    from llmasos.planning.accounting import CapRecord, EnergyInterval
-    from llmasos.planning.carbon_status import CarbonInputs, build_carbon_status
-    from llmasos.planning.forecast import Forecast
+    from llmasos.planning.accounting.carbon_status import CarbonInputs, build_carbon_status
+    from llmasos.planning.accounting.integral import CapRecord, EnergyInterval
+    from llmasos.planning.timing.forecast import Forecast
 
     metrics = OperatorMetrics()
     metrics.serve(port, addr="127.0.0.1")

@@ -150,7 +150,7 @@ def test_fraction_caps_exactly_the_jobs_gpus_and_restores_after_completion(
     assert 5 * TOKENS_PER_STEP < carbon["tokens"] < 30 * TOKENS_PER_STEP
     assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3)
     # The 320 W cap (0.8 of 400 W) valued on the A100 curves: the same work uncapped would have used 1 / 0.9168 of
-    # the energy (tests/unit/accounting/test_power_cap.py works the number out from the data).
+    # the energy (tests/unit/planning/accounting/test_power_cap.py works the number out from the data).
     assert carbon["powerCapSavedKWh"] == pytest.approx(carbon["energyKWh"] * (1 / 0.9168 - 1), rel=0.01, abs=2e-6)
 
     # `llmasos report` reads the live LLMJob from the cluster and shows the energy per token and the cap savings.

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from llmasos.agent.power_policy import GpuLimits
 from llmasos.errors import LLMasOSError
-from llmasos.planning.power_policy import GpuLimits
 
 
 class GpuBackendError(LLMasOSError):

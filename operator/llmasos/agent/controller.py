@@ -22,16 +22,16 @@ from dataclasses import dataclass, field, replace
 
 from llmasos.agent.backend import GpuBackend, GpuBackendError, GpuInfo
 from llmasos.agent.clock import Clock
-from llmasos.agent.energy import Ledger, PodRef, Reading, energy_delta, meter_state
+from llmasos.agent.energy import EnergyLedger, PodRef, Reading, energy_delta, meter_state
 from llmasos.agent.mapping import Assignment, GpuMapper, is_gpu_pod
+from llmasos.agent.node_report import build_node_report
 from llmasos.agent.pods import NodePodView, PodLister, ReportSink
+from llmasos.agent.power_policy import PowerSpec, Sample, SearchSettings, SearchState, advance, start_search
+from llmasos.agent.power_policy import static_limit as static_target
 from llmasos.agent.progress import ProgressReader
-from llmasos.agent.report import build_node_report
 from llmasos.agent.snapshot import GpuStatus, PodStatus, Snapshot
-from llmasos.agent.state import AgentState, CapRecord, Store
+from llmasos.agent.state import AgentState, AppliedCap, Store
 from llmasos.errors import TransientError
-from llmasos.planning.power_policy import PowerSpec, Sample, SearchSettings, SearchState, advance, start_search
-from llmasos.planning.power_policy import static_limit as static_target
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class PowerAgent:
             if self._state.cap_for(index) is not None or self._limit_mw(index) not in (None, g.default_limit_mw):
                 self._restore(index, "policy wants the default")
             return
-        cap = CapRecord(index, g.uuid, g.default_limit_mw, target_mw, pod_uid)
+        cap = AppliedCap(index, g.uuid, g.default_limit_mw, target_mw, pod_uid)
         if self._state.cap_for(index) != cap:  # write-ahead: record first, then cap
             others = tuple(c for c in self._state.caps if c.gpu != index)
             self._state = replace(self._state, caps=tuple(sorted((*others, cap), key=lambda c: c.gpu)))
@@ -357,7 +357,7 @@ class PowerAgent:
         )  # fmt: skip
         return self.snapshot
 
-    def _pod_status(self, ctl: _Control, ledger: Ledger, ended_at: float | None) -> PodStatus:
+    def _pod_status(self, ctl: _Control, ledger: EnergyLedger, ended_at: float | None) -> PodStatus:
         limit = None
         if ended_at is None and ctl.gpus:
             limit = (self._limit_mw(ctl.gpus[0]) or 0) / 1000

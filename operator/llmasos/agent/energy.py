@@ -100,16 +100,16 @@ class PodRef:
 
 
 @dataclass(frozen=True)
-class Ledger:
+class EnergyLedger:
     """Cumulative joules per (GPU index, owner); owner None is the idle bucket. Immutable: `add` returns a new one."""
 
     gpu_pod_joules: Mapping[tuple[int, PodRef | None], float]
 
     @classmethod
-    def empty(cls) -> Ledger:
+    def empty(cls) -> EnergyLedger:
         return cls({})
 
-    def add(self, deltas: Mapping[int, float], owners: Mapping[int, PodRef | None]) -> Ledger:
+    def add(self, deltas: Mapping[int, float], owners: Mapping[int, PodRef | None]) -> EnergyLedger:
         out = dict(self.gpu_pod_joules)
         for gpu, joules in deltas.items():
             key = (gpu, owners.get(gpu))
@@ -122,6 +122,6 @@ class Ledger:
     def pods(self) -> set[PodRef]:
         return {p for (_, p) in self.gpu_pod_joules if p is not None}
 
-    def without(self, pods: set[PodRef]) -> Ledger:
+    def without(self, pods: set[PodRef]) -> EnergyLedger:
         """Drop pods (after their retention): their joules stay in the report history, not in live metrics."""
         return replace(self, gpu_pod_joules={k: v for k, v in self.gpu_pod_joules.items() if k[1] not in pods})

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from llmasos.agent.power_policy import PowerSpec
 from llmasos.api import constants
 from llmasos.errors import SpecError, TransientError
-from llmasos.planning.power_policy import PowerSpec
 
 POWER_ANNOTATION = constants.POWER_ANNOTATION
 LLMJOB_LABEL = "llmasos.io/llmjob"

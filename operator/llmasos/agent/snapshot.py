@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from llmasos.agent.energy import Ledger, PodRef
+from llmasos.agent.energy import EnergyLedger, PodRef
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Snapshot:
     mapper: str
     gpus: tuple[GpuStatus, ...] = ()
     pods: tuple[PodStatus, ...] = ()
-    ledger: Ledger = field(default_factory=Ledger.empty)
+    ledger: EnergyLedger = field(default_factory=EnergyLedger.empty)
     counters: tuple[tuple[str, int], ...] = ()  # restores, cap_errors, counter_resets, energy_gaps, ...
 
     def counter(self, name: str) -> int:

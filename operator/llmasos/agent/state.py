@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from llmasos.agent.energy import Ledger, MeterState, PodRef
+from llmasos.agent.energy import EnergyLedger, MeterState, PodRef
 
 STATE_VERSION = 1
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class CapRecord:
+class AppliedCap:
     """A limit other than the default that the agent set (or is about to set) on one GPU."""
 
     gpu: int
@@ -36,13 +36,13 @@ class CapRecord:
 @dataclass(frozen=True)
 class AgentState:
     node: str = ""
-    caps: tuple[CapRecord, ...] = ()
+    caps: tuple[AppliedCap, ...] = ()
     assignments: tuple[tuple[str, tuple[int, ...]], ...] = ()  # pod uid -> GPU indices (fallback mapping)
-    ledger: Ledger = field(default_factory=Ledger.empty)
+    ledger: EnergyLedger = field(default_factory=EnergyLedger.empty)
     meters: tuple[tuple[int, MeterState], ...] = ()  # last reading per GPU, to meter across an agent restart
     ended: tuple[tuple[str, float], ...] = ()  # pod uid -> when it ended (retention of its report entry)
 
-    def cap_for(self, gpu: int) -> CapRecord | None:
+    def cap_for(self, gpu: int) -> AppliedCap | None:
         return next((c for c in self.caps if c.gpu == gpu), None)
 
 
@@ -75,9 +75,9 @@ def from_json(text: str) -> AgentState:
         ledger[(int(gpu), ref)] = float(joules)
     return AgentState(
         node=str(data.get("node", "")),
-        caps=tuple(CapRecord(**c) for c in data.get("caps", [])),
+        caps=tuple(AppliedCap(**c) for c in data.get("caps", [])),
         assignments=tuple((uid, tuple(int(i) for i in g)) for uid, g in sorted(data.get("assignments", {}).items())),
-        ledger=Ledger(ledger),
+        ledger=EnergyLedger(ledger),
         meters=tuple(_meter(m) for m in data["meters"]),
         ended=tuple((str(uid), float(t)) for uid, t in data.get("ended", [])),
     )

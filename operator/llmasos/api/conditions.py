@@ -45,7 +45,7 @@ NOT_FINISHED = "NotFinished"
 CARBON_SOURCE_FALLBACK = "CarbonSourceFallback"
 CARBON_SOURCE_OK = "CarbonSourceOK"
 # WorkersReady=False also carries the kubelet's own container reasons (ErrImageNeverPull, ImagePullBackOff,
-# CreateContainerConfigError, CrashLoopBackOff, ...): see planning/worker_health.py.
+# CreateContainerConfigError, CrashLoopBackOff, ...): see planning/lifecycle/worker_health.py.
 WORKER_UNSCHEDULABLE = "WorkersUnschedulable"
 
 

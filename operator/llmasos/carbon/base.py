@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from llmasos.planning.forecast import Forecast, ensure_utc
+from llmasos.planning.timing.forecast import Forecast, ensure_utc
 
 Clock = Callable[[], datetime]
 

@@ -24,7 +24,7 @@ import httpx
 from llmasos.carbon.base import Clock, Location, Observation, utc_now
 from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
-from llmasos.planning.forecast import Forecast, parse_instant
+from llmasos.planning.timing.forecast import Forecast, parse_instant
 
 SOURCE = "electricitymaps"
 DEFAULT_BASE_URL = "https://api.electricitymap.org/v3"

@@ -24,8 +24,8 @@ from typing import Generic, TypeVar
 from llmasos.carbon.base import Clock, IntensitySource, Location, Observation, utc_now
 from llmasos.errors import CarbonFailure, CarbonSourceError
 from llmasos.errors import CarbonFailureKind as Kind
-from llmasos.planning.forecast import Forecast
-from llmasos.planning.forecast_error import ForecastErrorModel
+from llmasos.planning.timing.forecast import Forecast
+from llmasos.planning.timing.forecast_error import ForecastErrorModel
 
 T = TypeVar("T")
 

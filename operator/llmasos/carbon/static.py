@@ -23,7 +23,7 @@ from importlib import resources
 from llmasos.carbon.base import Clock, Location, Observation, utc_now
 from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
-from llmasos.planning.forecast import Forecast, ensure_utc
+from llmasos.planning.timing.forecast import Forecast, ensure_utc
 
 SOURCE = "static"
 WORLD_AVERAGE = 475.0

@@ -22,8 +22,8 @@ from pathlib import Path
 from llmasos.carbon.base import Clock, Location, Observation, utc_now
 from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
-from llmasos.planning.forecast import Forecast, ensure_utc, parse_instant
-from llmasos.planning.forecast_error import ForecastErrorModel
+from llmasos.planning.timing.forecast import Forecast, ensure_utc, parse_instant
+from llmasos.planning.timing.forecast_error import ForecastErrorModel
 
 SOURCE = "trace"
 YEAR_52_WEEKS = timedelta(weeks=52)

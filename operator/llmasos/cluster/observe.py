@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from llmasos.api import constants as c
-from llmasos.planning.lifecycle import ObservedJob
-from llmasos.planning.placement import NodeCapacity
+from llmasos.planning.lifecycle.decision import ObservedJob
+from llmasos.planning.placement.feasible import NodeCapacity
 
 
 def _cond(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:

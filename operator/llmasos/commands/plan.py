@@ -33,11 +33,11 @@ from llmasos.carbon.trace import TraceSource
 from llmasos.commands import InputError, simulate
 from llmasos.commands.plan_capacity import fleet_fields, load_capacity, plan_with_capacity
 from llmasos.errors import CarbonSourceError, LLMasOSError, SpecError
-from llmasos.planning.carbon_spec import carbon_job
-from llmasos.planning.carbon_window import CarbonJob, Plan, plan_start
-from llmasos.planning.forecast import Forecast, format_instant, parse_instant
-from llmasos.planning.pool_choice import PoolOption, choose_pool
+from llmasos.planning.placement.pool_choice import PoolOption, choose_pool
+from llmasos.planning.timing.carbon_spec import carbon_job
+from llmasos.planning.timing.carbon_window import CarbonJob, Plan, plan_start
 from llmasos.planning.timing.fleet_types import FleetJob
+from llmasos.planning.timing.forecast import Forecast, format_instant, parse_instant
 
 TOKEN_ENV = ("LLMASOS_ELECTRICITYMAPS_TOKEN", "ELECTRICITYMAPS_TOKEN")
 

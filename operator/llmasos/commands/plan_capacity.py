@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from llmasos.commands import InputError
-from llmasos.planning.forecast import parse_instant
 from llmasos.planning.timing.fleet import plan_fleet, violations
 from llmasos.planning.timing.fleet_types import FleetJob, PoolCapacity, Reservation
+from llmasos.planning.timing.forecast import parse_instant
 
 
 def load_capacity(path: Path) -> tuple[list[PoolCapacity], list[Reservation]]:

@@ -1,13 +1,12 @@
 """`llmasos simulate`: backtest a job stream over a shipped intensity trace with the operator's planning loop.
 
-Every job of the CSV is replayed by `llmasos.planning.backtest.planner`, the loop `bench/carbon_shift.py` measures
-with: a forecast is issued every hour (the trace's future with a seeded error growing with lead time), the job is
-re-planned on each one until it starts, and a started interruptible job has the run time it still owes re-planned on
-every newer forecast, as the operator's `planning/segment_gate.py` does (a started non-interruptible job runs to the
-end). `--follow-plan` replays the operator's former behaviour instead (a started interruptible job follows the
-segments of the plan it started with), to show what re-planning is worth. It prints the savings against running
-every job at submission and the perfect-knowledge optimum's, and writes a PNG and an HTML page.
-"""
+Every job of the CSV is replayed by `llmasos.planning.timing.backtest.planner`, the loop `bench/carbon_shift.py`
+measures with: a forecast is issued every hour (the trace's future with a seeded error growing with lead time), the job
+is re-planned on each one until it starts, and a started interruptible job has the run time it still owes re-planned on
+every newer forecast, as the operator's `planning/timing/segment_gate.py` does (a started non-interruptible job runs to
+the end). `--follow-plan` replays the operator's former behaviour instead (a started interruptible job follows the
+segments of the plan it started with), to show what re-planning is worth. It prints the savings against running every
+job at submission and the perfect-knowledge optimum's, and writes a PNG and an HTML page."""
 
 from __future__ import annotations
 
@@ -22,10 +21,10 @@ from llmasos.api.durations import parse_duration
 from llmasos.carbon.trace import TraceSource
 from llmasos.commands import InputError
 from llmasos.errors import CarbonSourceError, LLMasOSError
-from llmasos.planning import backtest
 from llmasos.planning.chart import ChartData, ChartJob, render_html, render_png
-from llmasos.planning.forecast import Forecast, parse_instant
-from llmasos.planning.forecast_error import ForecastErrorModel
+from llmasos.planning.timing import backtest
+from llmasos.planning.timing.forecast import Forecast, parse_instant
+from llmasos.planning.timing.forecast_error import ForecastErrorModel
 
 
 def register(subparsers: Any) -> None:

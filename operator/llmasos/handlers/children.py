@@ -15,7 +15,7 @@ from llmasos.cluster import apply
 from llmasos.cluster.builders import Owner, build_job, build_service
 from llmasos.cluster.kube import LLMJOBS
 from llmasos.handlers.context import OperatorContext
-from llmasos.planning.lifecycle import DeleteJob, EnsureJob, EnsureService
+from llmasos.planning.lifecycle.decision import DeleteJob, EnsureJob, EnsureService
 
 
 async def apply_actions(ctx: OperatorContext, owner: Owner, spec: LLMJobSpec, pool: str, actions: tuple[Any, ...],

@@ -29,7 +29,7 @@ from llmasos.cluster.priority import (
 __all__ = ["PRIORITY_EVENT", "PRIORITY_NEW", "PRIORITY_RESYNC", "OperatorContext", "PriorityLimiter"]
 from llmasos.gpus.products import DEFAULT_CATALOG, GpuProfile
 from llmasos.metrics import OperatorMetrics
-from llmasos.planning.budget import Budget
+from llmasos.planning.accounting.budget import Budget
 from llmasos.settings import Settings
 
 # Events wait until no new LLMJob's first pass was admitted for this long (they yield to a burst of new jobs).

@@ -14,12 +14,12 @@ from typing import Any
 
 import kopf
 
-from llmasos.agent.report import REPORT_LABEL, parse_node_report
 from llmasos.api import constants as c
+from llmasos.api.node_report import REPORT_LABEL, parse_node_report
 from llmasos.api.workload_policy import NamespacePolicy
 from llmasos.cluster.observe import observe_job, observe_node
-from llmasos.planning.lifecycle import ObservedJob
-from llmasos.planning.placement import NodeCapacity, PoolInventory, summarize_pools
+from llmasos.planning.lifecycle.decision import ObservedJob
+from llmasos.planning.placement.feasible import NodeCapacity, PoolInventory, summarize_pools
 
 
 def register_indexes(registry: kopf.OperatorRegistry) -> None:

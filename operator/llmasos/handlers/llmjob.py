@@ -16,10 +16,10 @@ from typing import Any
 
 import kopf
 
-from llmasos.agent.report import REPORT_LABEL, parse_node_report
 from llmasos.api import conditions as cond
 from llmasos.api import constants as c
 from llmasos.api.conditions import Condition
+from llmasos.api.node_report import REPORT_LABEL, parse_node_report
 from llmasos.api.spec import LLMJobSpec, parse_spec, parse_time
 from llmasos.api.workload_policy import check_workload
 from llmasos.cluster.builders import Owner, job_name, service_name
@@ -27,10 +27,10 @@ from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
 from llmasos.cluster.priority import request_priority
 from llmasos.errors import AccountingInputError, KubeApiError, PlacementError, SpecError
-from llmasos.handlers.accounting import apply_budget, carbon_accounting
-from llmasos.handlers.carbon import carbon_gate, choose_carbon_pool, job_for
+from llmasos.handlers.account import apply_budget, carbon_accounting
 from llmasos.handlers.children import apply_actions, expire_if_due
 from llmasos.handlers.context import NEW_PASS_QUIET_SECONDS, PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
+from llmasos.handlers.gate import carbon_gate, choose_carbon_pool, job_for
 from llmasos.handlers.indexes import (
     children_from,
     gpus_held_by_pool,
@@ -41,10 +41,10 @@ from llmasos.handlers.indexes import (
     slim_body,
 )
 from llmasos.handlers.worker_health import workers_ready
-from llmasos.planning.lifecycle import EnsureJob, decide, placed_pool
-from llmasos.planning.placement import select_pool, with_pending
-from llmasos.planning.power_status import build_power_status
-from llmasos.planning.status import build_status, placement_status
+from llmasos.planning.accounting.power_status import build_power_status
+from llmasos.planning.lifecycle.decision import EnsureJob, decide, placed_pool
+from llmasos.planning.lifecycle.status import build_status, placement_status
+from llmasos.planning.placement.feasible import select_pool, with_pending
 
 TERMINAL = ("Succeeded", "Failed")
 # How long a pass triggered by a child Job's change waits, so that the changes of one gang's pods share a pass.

@@ -25,7 +25,7 @@ from llmasos.handlers.indexes import register_indexes
 from llmasos.handlers.llmjob import register_llmjob_handlers
 from llmasos.handlers.resync import resync_forever
 from llmasos.metrics import OperatorMetrics
-from llmasos.planning.forecast_error import ForecastErrorModel
+from llmasos.planning.timing.forecast_error import ForecastErrorModel
 from llmasos.settings import Settings, electricitymaps_token
 
 

@@ -1,12 +1,11 @@
 """The periodic resync: every `resync_seconds`, one pass over every known LLMJob, on the leader only.
 
-Why not a kopf timer: kopf puts a finalizer on every object with a timer (two PATCHes and two extra watch events
-per LLMJob, and LLMJobs that cannot be deleted while no operator runs). This loop reads kopf's live index views
-(captured by the first handler call, so it starts once the indexes are filled), checks the peering record the
-same way kopf does (planning/leadership.py), and runs the same level-based pass at the lowest priority. It catches
-what no watch event announces: a deferred job's start time, maxRuntime, ttlSecondsAfterFinished, jobs no node pool
-could host yet, retries after TemporaryErrors, and the at-most-once-a-minute energy accounting of running jobs.
-"""
+Why not a kopf timer: kopf puts a finalizer on every object with a timer (two PATCHes and two extra watch events per
+LLMJob, and LLMJobs that cannot be deleted while no operator runs). This loop reads kopf's live index views (captured by
+the first handler call, so it starts once the indexes are filled), checks the peering record the same way kopf does
+(planning/lifecycle/leadership.py), and runs the same level-based pass at the lowest priority. It catches what no watch
+event announces: a deferred job's start time, maxRuntime, ttlSecondsAfterFinished, jobs no node pool could host yet,
+retries after TemporaryErrors, and the at-most-once-a-minute energy accounting of running jobs."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from llmasos.cluster.kube import CLUSTER_PEERINGS, PEERINGS
 from llmasos.errors import KubeApiError
 from llmasos.handlers.context import PRIORITY_RESYNC, OperatorContext
 from llmasos.handlers.llmjob import reconcile
-from llmasos.planning.leadership import is_leader
+from llmasos.planning.lifecycle.leadership import is_leader
 
 log = logging.getLogger("llmasos.resync")
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from llmasos.api.conditions import Condition
 from llmasos.cluster.kube import PODS
 from llmasos.handlers.context import OperatorContext
-from llmasos.planning.lifecycle import ObservedJob
-from llmasos.planning.worker_health import observe_worker_problem, workers_ready_condition
+from llmasos.planning.lifecycle.decision import ObservedJob
+from llmasos.planning.lifecycle.worker_health import observe_worker_problem, workers_ready_condition
 
 
 async def workers_ready(ctx: OperatorContext, namespace: str, observed: Sequence[ObservedJob],

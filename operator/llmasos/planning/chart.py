@@ -14,8 +14,8 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from llmasos.planning.carbon_window import Segment
-from llmasos.planning.forecast import Forecast, format_instant
+from llmasos.planning.timing.carbon_window import Segment
+from llmasos.planning.timing.forecast import Forecast, format_instant
 
 RGB = tuple[int, int, int]
 INK: RGB = (40, 40, 40)

@@ -10,10 +10,10 @@ from llmasos.agent.clock import ManualClock
 from llmasos.agent.controller import AgentSettings, PowerAgent
 from llmasos.agent.mapping import FallbackMapper
 from llmasos.agent.pods import NodePod, NodePodView
+from llmasos.agent.power_policy import PowerSpec, SearchSettings
 from llmasos.agent.sim import SimBackend, SimProgressReader
 from llmasos.agent.state import MemoryStateStore, StateStore, Store
 from llmasos.errors import TransientError
-from llmasos.planning.power_policy import PowerSpec, SearchSettings
 
 
 def pod(name: str, gpus: int = 1, policy: str = "none", phase: str = "Running", **power: object) -> NodePod:

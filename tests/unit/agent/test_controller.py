@@ -10,10 +10,10 @@ import pytest
 
 from llmasos.agent.backend import GpuBackendError
 from llmasos.agent.main import run_loop
-from llmasos.agent.report import parse_node_report
 from llmasos.agent.sim import SimBackend
 from llmasos.agent.snapshot import Snapshot
 from llmasos.agent.state import StateStore
+from llmasos.api.node_report import parse_node_report
 
 from .builders import make_node, pod
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmasos.agent.energy import Ledger, MeterState, PodRef, Reading, energy_delta, meter_state
+from llmasos.agent.energy import EnergyLedger, MeterState, PodRef, Reading, energy_delta, meter_state
 
 MAX_W = 400.0
 POD_A = PodRef("default", "a", "uid-a", "job-a")
@@ -48,7 +48,7 @@ def test_long_gap_with_counter_is_exact() -> None:
 
 
 def test_ledger_attributes_to_owner_and_idle() -> None:
-    ledger = Ledger.empty()
+    ledger = EnergyLedger.empty()
     ledger = ledger.add({0: 100.0, 1: 50.0, 2: 10.0}, {0: POD_A, 1: POD_A, 2: None})
     ledger = ledger.add({0: 100.0, 1: 50.0, 2: 10.0}, {0: POD_B, 1: POD_A})
     assert ledger.pod_joules(POD_A) == 200.0  # GPU 0 once, GPU 1 twice

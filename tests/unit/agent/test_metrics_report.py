@@ -5,10 +5,11 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmasos.agent.energy import Ledger, PodRef
+from llmasos.agent.energy import EnergyLedger, PodRef
 from llmasos.agent.metrics import build_registry
-from llmasos.agent.report import REPORT_LABEL, build_node_report, parse_node_report, report_name
+from llmasos.agent.node_report import build_node_report
 from llmasos.agent.snapshot import GpuStatus, PodStatus, Snapshot
+from llmasos.api.node_report import REPORT_LABEL, parse_node_report, report_name
 
 POD = PodRef("team-a", "llm-w-0", "uid-0", "llm")
 
@@ -19,7 +20,7 @@ def snapshot() -> Snapshot:
         GpuStatus(1, "GPU-1", "NVIDIA L4", 12.0, 72.0, 72.0, 40.0, 72.0, None, True),
     )
     pods = (PodStatus(POD, (0,), "energyOptimal", 60.0, "Settled", 5000.0, chosen_w=60.0, slowdown=1.08),)
-    ledger = Ledger({(0, POD): 5000.0, (1, None): 700.0})
+    ledger = EnergyLedger({(0, POD): 5000.0, (1, None): 700.0})
     return Snapshot("gpu-l4-000", 1_700_000_000.0, "fallback", gpus, pods, ledger, (("restores", 2),))
 
 

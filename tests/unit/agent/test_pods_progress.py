@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from llmasos.agent.pods import NodePod, PodsFile, node_pod_from_object, parse_power_annotation
+from llmasos.agent.power_policy import PowerSpec
 from llmasos.agent.progress import HttpProgressReader, ProgressReading, parse_progress
 from llmasos.errors import SpecError, TransientError
-from llmasos.planning.power_policy import PowerSpec
 
 WORKER_METRICS = """# HELP llmasos_worker_step Optimizer steps completed.
 # TYPE llmasos_worker_step gauge

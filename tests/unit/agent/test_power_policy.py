@@ -7,9 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from llmasos.errors import SpecError
-from llmasos.gpus.curves import WorkloadCurve, load_product
-from llmasos.planning.power_policy import (
+from llmasos.agent.power_policy import (
     BASELINE,
     PROFILE,
     REFINE,
@@ -24,6 +22,8 @@ from llmasos.planning.power_policy import (
     start_search,
     static_limit,
 )
+from llmasos.errors import SpecError
+from llmasos.gpus.curves import WorkloadCurve, load_product
 
 A100 = GpuLimits(min_w=100, max_w=400, default_w=400)
 FAST = SearchSettings(warmup_s=5, window_s=30, recheck_s=1e9)

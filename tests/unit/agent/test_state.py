@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmasos.agent.energy import Ledger, MeterState, PodRef
-from llmasos.agent.state import AgentState, CapRecord, StateStore, from_json, to_json
+from llmasos.agent.energy import EnergyLedger, MeterState, PodRef
+from llmasos.agent.state import AgentState, AppliedCap, StateStore, from_json, to_json
 
 POD = PodRef("ns", "w-0", "uid-0", "job")
 
@@ -13,9 +13,9 @@ POD = PodRef("ns", "w-0", "uid-0", "job")
 def sample_state() -> AgentState:
     return AgentState(
         node="node-1",
-        caps=(CapRecord(0, "GPU-a", 400_000, 320_000, "uid-0"), CapRecord(3, "GPU-d", 400_000, 250_000, "uid-0")),
+        caps=(AppliedCap(0, "GPU-a", 400_000, 320_000, "uid-0"), AppliedCap(3, "GPU-d", 400_000, 250_000, "uid-0")),
         assignments=(("uid-0", (0, 3)),),
-        ledger=Ledger({(0, POD): 1234.5, (1, None): 99.0}),
+        ledger=EnergyLedger({(0, POD): 1234.5, (1, None): 99.0}),
         meters=((0, MeterState(10.0, 300.0, 5_000, 9.5)), (1, MeterState(10.0, 60.0, None))),
         ended=(("uid-old", 5.0),),
     )

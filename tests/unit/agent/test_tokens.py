@@ -15,11 +15,12 @@ import pytest
 from llmasos.agent.clock import ManualClock
 from llmasos.agent.controller import AgentSettings, PowerAgent
 from llmasos.agent.mapping import FallbackMapper
+from llmasos.agent.node_report import build_node_report
 from llmasos.agent.pods import NodePod, NodePodView
 from llmasos.agent.progress import HttpProgressReader, ProgressReading
-from llmasos.agent.report import build_node_report, parse_node_report
 from llmasos.agent.sim import SimBackend
 from llmasos.agent.state import MemoryStateStore
+from llmasos.api.node_report import parse_node_report
 from llmasos_worker.progress import NoEnergy, Progress, ProgressServer
 from tests.unit.agent.builders import Sink, make_node, pod
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench.carbon_policy_bound import Job, Replay, ce_contiguous, ce_quota, job_stream, window_sums
-from llmasos.planning.forecast_error import ForecastErrorModel
+from llmasos.planning.timing.forecast_error import ForecastErrorModel
 
 ZONE = "US-MIDA-PJM"
 

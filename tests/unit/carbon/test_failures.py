@@ -14,7 +14,7 @@ from llmasos.carbon.static import StaticSource
 from llmasos.carbon.trace import TraceSource
 from llmasos.errors import CarbonFailure, CarbonSourceError
 from llmasos.errors import CarbonFailureKind as Kind
-from llmasos.planning.forecast import Forecast
+from llmasos.planning.timing.forecast import Forecast
 
 NOW = datetime(2026, 11, 25, 13, 17, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from llmasos.carbon.static import StaticSource
 from llmasos.carbon.trace import TraceSource
 from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
-from llmasos.planning.forecast import Forecast
+from llmasos.planning.timing.forecast import Forecast
 from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply, fixture
 
 NOW = datetime(2026, 11, 25, 13, 17, tzinfo=UTC)

@@ -10,8 +10,8 @@ import pytest
 from llmasos.carbon.base import IntensitySource
 from llmasos.carbon.trace import YEAR_52_WEEKS, TraceSource, read_series, shipped_trace_files
 from llmasos.errors import CarbonSourceError
-from llmasos.planning.forecast import Forecast
-from llmasos.planning.forecast_error import ForecastErrorModel
+from llmasos.planning.timing.forecast import Forecast
+from llmasos.planning.timing.forecast_error import ForecastErrorModel
 
 H = timedelta(hours=1)
 NOW = datetime(2026, 11, 25, 13, 17, tzinfo=UTC)

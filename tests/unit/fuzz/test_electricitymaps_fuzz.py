@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from llmasos.carbon.electricitymaps import ElectricityMapsConfig, ElectricityMapsSource
 from llmasos.errors import CarbonSourceError
-from llmasos.planning.forecast import Forecast
+from llmasos.planning.timing.forecast import Forecast
 
 TOKEN = "fuzz-token-0f9e8d7c"
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)

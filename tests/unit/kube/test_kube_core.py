@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from llmasos.cluster.kube_sync import SyncKubeClient
+from llmasos.agent.kube_sync import SyncKubeClient
 from llmasos.errors import ConfigError, KubeApiError
 from llmasos.kube.config import Credentials, load_kubeconfig
 from llmasos.kube.core import next_page, read_answer, tls_context

@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from llmasos.api.durations import parse_duration
-from llmasos.planning.carbon_window import CarbonJob
-from llmasos.planning.forecast import Forecast
+from llmasos.planning.timing.carbon_window import CarbonJob
+from llmasos.planning.timing.forecast import Forecast
 
 T0 = datetime(2024, 3, 6, 0, 0, tzinfo=UTC)
 

@@ -24,11 +24,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from llmasos.planning.carbon_window import Segment
-from llmasos.planning.forecast import Forecast, ensure_utc, format_instant
-from llmasos.planning.timeline import DEFAULT_UNKNOWN_PREMIUM, Timeline, TimelinePiece, build_timeline
 from llmasos.planning.timing import fleet_milp
 from llmasos.planning.timing.capacity import MICRO, Usage, capacity_violations
+from llmasos.planning.timing.carbon_window import Segment
 from llmasos.planning.timing.fleet_greedy import place_greedy
 from llmasos.planning.timing.fleet_types import (
     MICROSECOND,
@@ -41,6 +39,8 @@ from llmasos.planning.timing.fleet_types import (
     Reservation,
     Solver,
 )
+from llmasos.planning.timing.forecast import Forecast, ensure_utc, format_instant
+from llmasos.planning.timing.timeline import DEFAULT_UNKNOWN_PREMIUM, Timeline, TimelinePiece, build_timeline
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SMALL_MILP_VARIABLES = 4_000

@@ -20,11 +20,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 
-from llmasos.planning.carbon_window import REL_TOL, best_contiguous
-from llmasos.planning.segments import EPS, Span, enforce_limits, greedy_split
-from llmasos.planning.timeline import Timeline, TimelinePiece
 from llmasos.planning.timing.capacity import MICRO, Usage, to_us
+from llmasos.planning.timing.carbon_window import REL_TOL, best_contiguous
 from llmasos.planning.timing.fleet_types import Placement, Prepared
+from llmasos.planning.timing.segments import EPS, Span, enforce_limits, greedy_split
+from llmasos.planning.timing.timeline import Timeline, TimelinePiece
 
 # Blocked time is priced this many times the dirtiest hour, so the split heuristics avoid it whenever they can;
 # a split that still touches it is refused by the exact check, never executed.

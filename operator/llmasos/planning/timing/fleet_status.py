@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from llmasos.api.conditions import Condition
-from llmasos.planning.carbon_window import CarbonJob
-from llmasos.planning.forecast import ensure_utc
-from llmasos.planning.served import Ledger
+from llmasos.planning.timing.carbon_window import CarbonJob
 from llmasos.planning.timing.fleet_types import Assignment, FleetJob, Reservation
+from llmasos.planning.timing.forecast import ensure_utc
+from llmasos.planning.timing.served import RunLedger
 
 DEADLINE_AT_RISK = "DeadlineAtRisk"
 REASON_NO_CAPACITY = "NoCapacityBeforeDeadline"
@@ -42,7 +42,7 @@ class Member:
     gpus: int
     job: CarbonJob
     started: bool
-    ledger: Ledger = field(default_factory=Ledger)
+    ledger: RunLedger = field(default_factory=RunLedger)
 
 
 def fleet_inputs(members: Iterable[Member], pool: str, now: datetime) -> tuple[list[FleetJob], list[Reservation]]:

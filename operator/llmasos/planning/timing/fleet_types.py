@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from llmasos.planning.carbon_window import Segment
-from llmasos.planning.forecast import Forecast, ensure_utc
-from llmasos.planning.timeline import Timeline
+from llmasos.planning.timing.carbon_window import Segment
+from llmasos.planning.timing.forecast import Forecast, ensure_utc
+from llmasos.planning.timing.timeline import Timeline
 
 Solver = Literal["auto", "greedy", "milp"]
 MICROSECOND = timedelta(microseconds=1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from llmasos.planning.forecast import Forecast
 from llmasos.planning.timing.fleet import plan_fleet, violations
 from llmasos.planning.timing.fleet_types import FleetJob, FleetPlan, PoolCapacity, Reservation, Solver
+from llmasos.planning.timing.forecast import Forecast
 from tests.unit.planning.builders import T0, make_forecast
 
 HOUR = timedelta(hours=1)

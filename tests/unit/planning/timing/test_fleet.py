@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from llmasos.planning.carbon_window import CarbonJob, plan_start
 from llmasos.planning.timing import fleet_milp
 from llmasos.planning.timing.capacity import Usage, capacity_violations
+from llmasos.planning.timing.carbon_window import CarbonJob, plan_start
 from llmasos.planning.timing.fleet import plan_fleet
 from llmasos.planning.timing.fleet_types import FleetJob, PoolCapacity
 from tests.unit.planning.builders import T0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from llmasos.planning.carbon_window import CarbonJob
-from llmasos.planning.served import Ledger
+from llmasos.planning.timing.carbon_window import CarbonJob
 from llmasos.planning.timing.fleet import plan_fleet
 from llmasos.planning.timing.fleet_status import Member, deadline_condition, fleet_inputs
 from llmasos.planning.timing.fleet_types import PoolCapacity
+from llmasos.planning.timing.served import RunLedger
 from tests.unit.planning.builders import T0
 from tests.unit.planning.timing.fleet_builders import HOUR, forecast
 
@@ -35,7 +35,7 @@ def member(
         min_segment=timedelta(minutes=30),
     )
     since = T0 + running_since * HOUR if running_since is not None else None
-    return Member(key, pool, 2, job, started, Ledger(served * HOUR, since, None, 1 if started else 0))
+    return Member(key, pool, 2, job, started, RunLedger(served * HOUR, since, None, 1 if started else 0))
 
 
 def test_deferred_jobs_are_pending_and_keep_their_window() -> None:

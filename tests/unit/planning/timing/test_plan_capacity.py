@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from llmasos.planning.forecast import parse_instant
 from llmasos.planning.timing.capacity import capacity_violations
-from tests.unit.planning.test_plan_command import batch_line, cli
+from llmasos.planning.timing.forecast import parse_instant
+from tests.unit.commands.test_plan_command import batch_line, cli
 
 DATA = Path(__file__).parent / "data"
 

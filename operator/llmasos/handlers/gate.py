@@ -1,0 +1,130 @@
+"""Carbon-aware timing and pool choice inside a reconcile pass: fetch forecasts (adapter), plan (pure), gate.
+
+Interruptible jobs are gated on every pass, before and after their start: once started, the run time they still
+owe is re-planned on a newer forecast (planning/timing/segment_gate.py), from the runs their child Job has served.
+
+Forecasts come from the configured fallback chain (Electricity Maps > shipped traces > static annual values);
+when the chain degrades, the LLMJob gets a `CarbonDataDegraded` condition naming the source used. When every
+source fails, the plan is made on an empty forecast, which the planner treats as unknown and schedules no later
+than the latest start: a job is never held past the time it needs to meet its deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from llmasos.api import conditions as cond
+from llmasos.api.conditions import Condition
+from llmasos.api.spec import LLMJobSpec, parse_time
+from llmasos.errors import CarbonSourceError, PlacementError
+from llmasos.handlers.context import OperatorContext
+from llmasos.planning.lifecycle.decision import ObservedJob
+from llmasos.planning.placement.feasible import PoolInventory, feasible_pools
+from llmasos.planning.placement.pool_choice import PoolOption, choose_pool
+from llmasos.planning.timing.carbon_gate import Gate, gate_after_start, gate_before_start, plan_status
+from llmasos.planning.timing.carbon_spec import carbon_job
+from llmasos.planning.timing.carbon_window import CarbonJob, plan_start
+from llmasos.planning.timing.forecast import Forecast
+from llmasos.planning.timing.segment_gate import gate_interruptible
+from llmasos.planning.timing.served import RunState
+
+log = logging.getLogger("llmasos.carbon")
+
+
+@dataclass(frozen=True)
+class ForecastAnswer:
+    forecast: Forecast
+    source: str
+    degraded: bool
+    message: str
+
+
+def job_for(spec: LLMJobSpec, body: dict[str, Any]) -> CarbonJob:
+    created = parse_time(str(body["metadata"]["creationTimestamp"]), "metadata.creationTimestamp")
+    return carbon_job(spec.carbon, created, default_duration=spec.max_runtime or timedelta(hours=1))
+
+
+async def fetch_forecast(ctx: OperatorContext, zone: str) -> ForecastAnswer:
+    try:
+        sourced = await ctx.carbon.forecast(zone)
+    except CarbonSourceError as exc:
+        ctx.metrics.record_error("carbon")
+        ctx.metrics.record_carbon_error(exc.source)
+        ctx.metrics.zone_in_use(zone)  # its last data keeps ageing on the dashboard (and in the stale alert)
+        log.debug("carbon forecast for %s: every source failed: %s", zone, "; ".join(f.for_log() for f in exc.failures))
+        return ForecastAnswer(Forecast((), zone=zone), "none", True,
+                              "every carbon source failed: " + "; ".join(map(str, exc.failures)))
+    for failure in sourced.failures:  # a degraded answer: each source that failed before the one that answered
+        ctx.metrics.record_carbon_error(failure.source)
+    points = sourced.value.points
+    ctx.metrics.record_carbon_data(sourced.source, zone, updated_at=sourced.value.issued_at or ctx.clock(),
+                                   intensity=points[0].intensity if points else None, degraded=sourced.degraded)
+    if sourced.degraded:
+        log.debug("carbon forecast for %s: %s", zone, sourced.log_message)
+    return ForecastAnswer(sourced.value, sourced.source, sourced.degraded, sourced.message)
+
+
+def degraded_condition(answer: ForecastAnswer) -> Condition:
+    if answer.degraded:
+        reason = cond.CARBON_SOURCES_DOWN if answer.source == "none" else cond.CARBON_SOURCE_FALLBACK
+        return Condition(cond.CARBON_DATA_DEGRADED, "True", reason, answer.message)
+    return Condition(cond.CARBON_DATA_DEGRADED, "False", cond.CARBON_SOURCE_OK, answer.message)
+
+
+async def choose_carbon_pool(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any],
+                             inventory: dict[str, PoolInventory],
+                             now: datetime) -> tuple[PoolInventory, dict[str, ForecastAnswer]]:
+    """Among pools that can host the gang, the one with the lowest expected gCO2e that finishes in time, and the
+    forecasts fetched for it (the gate reuses them instead of fetching the chosen zone again)."""
+    fitting = feasible_pools(spec, inventory)
+    p = spec.parallelism
+    gpus = max(p.nodes * p.gpus_per_node, 1)
+    options = [PoolOption(pool.name, pool.gpu_product,
+                          pool.pod_slots(p.gpus_per_node) * max(p.gpus_per_node, 1),
+                          spec.carbon.zone or pool.carbon_zone or ctx.settings.default_zone,
+                          spec.pue or ctx.settings.default_pue)
+               for pool in fitting]
+    answers = {zone: await fetch_forecast(ctx, zone) for zone in sorted({o.zone for o in options})}
+    forecasts = {zone: a.forecast for zone, a in answers.items() if a.forecast.points}
+    try:
+        choice = choose_pool(job_for(spec, body), gpus, options, forecasts, now, ctx.catalog)
+    except PlacementError:
+        return fitting[0], answers  # nothing finishes in time by the planner's estimate: placement alone decides
+    return next(pool for pool in fitting if pool.name == choice.pool.name), answers
+
+
+def run_state(observed: Sequence[ObservedJob], gang: int) -> RunState:
+    """The current attempt's Job as the served-time ledger needs it: running only once all `gang` workers are
+    ready (pods Pending for GPUs, a node scale-up or an image pull serve nothing)."""
+    if not observed:
+        return RunState()
+    current = max(observed, key=lambda j: j.attempt)
+    return RunState(exists=True, suspended=current.suspended, ready=current.ready >= gang)
+
+
+async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], zone: str, started: bool,
+                      now: datetime, fetched: dict[str, ForecastAnswer] | None = None,
+                      observed: Sequence[ObservedJob] = ()) -> tuple[Gate, Condition | None]:
+    """Hold or run, with the plan for status.plan and the data-quality condition (None for immediate jobs and
+    started jobs that are not interruptible, which are never held)."""
+    status = body.get("status") or {}
+    previous = status.get("plan")
+    if spec.carbon.policy == "immediate":
+        return Gate(hold=False, plan=None), None
+    if started and not spec.carbon.interruptible:
+        return gate_after_start(previous, False, now), None
+    if started:
+        held_until = str(status.get("scheduledStart") or "") if status.get("phase") == "Deferred" else ""
+        answer = await fetch_forecast(ctx, zone)
+        gate = gate_interruptible(previous, job_for(spec, body), run_state(observed, spec.parallelism.nodes),
+                                  answer.forecast, (answer.source, answer.degraded, answer.message), now, held_until,
+                                  user_suspended=spec.suspend)
+        return gate, degraded_condition(answer)
+    answer = (fetched or {}).get(zone) or await fetch_forecast(ctx, zone)
+    plan = plan_start(job_for(spec, body), answer.forecast, now)
+    return gate_before_start(plan_status(plan, answer.source, answer.degraded, answer.message), previous, now), \
+        degraded_condition(answer)

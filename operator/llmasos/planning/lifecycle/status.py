@@ -1,0 +1,68 @@
+"""Render an LLMJob's status from a lifecycle decision (pure). The handler writes it once per pass, if changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmasos.api import conditions as cond
+from llmasos.api.conditions import Condition, set_condition
+from llmasos.planning.lifecycle.decision import Decision
+
+
+def build_status(
+    previous: dict[str, Any],
+    decision: Decision,
+    generation: int,
+    now: str,
+    extra_conditions: tuple[Condition, ...] = (),
+    **fields: Any,
+) -> dict[str, Any]:
+    """The new status: previous fields kept unless this pass knows better; conditions merged metav1-style."""
+    status = {k: v for k, v in previous.items() if k not in ("kopf",)}
+    conditions = list(previous.get("conditions", []) or [])
+    if decision.phase in ("Succeeded", "Failed") and previous.get("phase") == decision.phase:
+        status["observedGeneration"] = generation
+        return status
+    for c in (*decision.conditions, *extra_conditions):
+        conditions = set_condition(conditions, c, now, generation)
+    status.update(
+        {
+            "phase": decision.phase,
+            "conditions": conditions,
+            "observedGeneration": generation,
+            "message": decision.message,
+            "attempt": decision.attempt,
+            "workers": {
+                "ready": decision.workers_ready,
+                "total": decision.workers_total,
+                "summary": f"{decision.workers_ready}/{decision.workers_total}",
+            },
+        }
+    )
+    if decision.start_time:
+        status["startTime"] = decision.start_time
+        if decision.phase in ("Running", "Succeeded", "Failed"):
+            status["scheduledStart"] = decision.start_time
+    if decision.completion_time:
+        status["completionTime"] = decision.completion_time
+    status.update({k: v for k, v in fields.items() if v is not None})
+    return status
+
+
+def placement_status(
+    previous: dict[str, Any], reason: str, message: str, generation: int, now: str, phase: str = "Pending"
+) -> dict[str, Any]:
+    """Status of a job that no pool can host (yet): Pending with Scheduled=False and the reason."""
+    status = {k: v for k, v in previous.items() if k not in ("kopf",)}
+    conditions = set_condition(
+        list(previous.get("conditions", []) or []), Condition(cond.SCHEDULED, "False", reason, message), now, generation
+    )
+    if phase == "Failed":
+        conditions = set_condition(conditions, Condition(cond.FAILED, "True", reason, message), now, generation)
+        conditions = set_condition(
+            conditions, Condition(cond.SUCCEEDED, "False", cond.NOT_FINISHED, message), now, generation
+        )
+    status.update({"phase": phase, "conditions": conditions, "observedGeneration": generation, "message": message})
+    if phase == "Failed":
+        status.setdefault("completionTime", now)
+    return status

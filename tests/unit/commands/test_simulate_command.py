@@ -1,0 +1,81 @@
+"""`llmasos simulate`: the operator's planning loop over a trace, re-planning started interruptible jobs."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from llmasos.cli import main
+from llmasos.commands.simulate import replay_jobs
+from llmasos.planning.timing import backtest
+from llmasos.planning.timing.carbon_window import Segment
+from tests.unit.planning.builders import T0
+from tests.unit.planning.timing.test_backtest import MISLEAD_TRUTH, misleading_then_true
+
+H = timedelta(hours=1)
+JOBS_CSV = (
+    "id,submitted_at,duration,slack,interruptible\n"
+    "a,2021-06-01T08:00:00Z,6h,24h,false\n"
+    "b,2021-06-01T20:00:00Z,3h,36h,true\n"
+    "c,2021-06-03T05:00:00Z,5h,40h,true\n"
+)
+
+
+def simulate(tmp_path: Path, name: str, *extra: str) -> str:
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(JOBS_CSV)
+    argv = ["simulate", "--zone", "US-CAL-CISO", "--jobs", str(jobs), "--out", str(tmp_path / name), *extra]
+    assert main(argv) == 0
+    return (tmp_path / f"{name}.html").read_text()
+
+
+def planned_rows(html: str) -> dict[str, str]:
+    """Job id -> the planner's segments, from the HTML page's per-job table."""
+    cells = re.findall(r"<td>([^<]*)</td>", html)
+    return {cells[i]: cells[i + 1] for i in range(0, len(cells) - 3, 4)}
+
+
+def test_simulate_writes_png_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    html = simulate(tmp_path, "sim")
+    assert (tmp_path / "sim.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "<svg" in html
+    assert "<td>a</td>" in html
+    out = capsys.readouterr().out
+    assert "missed deadlines: 0" in out
+    assert "started interruptible jobs re-planned on every newer forecast" in out
+
+
+def test_simulate_re_plans_started_interruptible_jobs_unless_told_to_follow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # With 20 % error, job c starts at 15:00 on day three; newer forecasts move its two later hours.
+    replanned = planned_rows(simulate(tmp_path, "replan", "--forecast-error", "0.2"))
+    followed = planned_rows(simulate(tmp_path, "follow", "--forecast-error", "0.2", "--follow-plan"))
+    assert "follow their first plan (--follow-plan)" in capsys.readouterr().out
+    assert replanned["a"] == followed["a"]  # not interruptible: never re-planned after its start
+    first_run = "2021-06-03T15:00:00Z .. 2021-06-03T18:00:00Z"
+    assert replanned["c"].split(", ")[0] == followed["c"].split(", ")[0] == first_run
+    assert replanned["c"] != followed["c"]
+
+
+def test_replay_moves_a_started_jobs_later_segment_on_a_newer_forecast() -> None:
+    # The first forecast puts the second hour at 10:00; the next one shows 20:00 is the cleanest: the operator moves it.
+    job = backtest.BacktestJob("j", T0, 2 * H, T0 + 40 * H, interruptible=True)
+    outcomes, chart = replay_jobs([job], MISLEAD_TRUTH, misleading_then_true)
+    planner = next(o for o in outcomes if o.strategy == "planner")
+    assert planner.segments == (Segment(T0, T0 + H), Segment(T0 + 20 * H, T0 + 21 * H))
+    assert chart[0].planned == planner.segments
+    assert [o.strategy for o in outcomes] == ["run_now", "planner", "optimum"]
+    followed, _ = replay_jobs([job], MISLEAD_TRUTH, misleading_then_true, follow_plan=True)
+    assert followed[1].segments == (Segment(T0, T0 + H), Segment(T0 + 10 * H, T0 + 11 * H))
+    assert followed[1].intensity > planner.intensity
+
+
+def test_simulate_bad_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("id,submitted_at,duration\na,2021-06-01T08:00:00Z,6h\n")
+    assert main(["simulate", "--zone", "SE", "--jobs", str(jobs), "--out", str(tmp_path / "x")]) == 1
+    assert "jobs line 2: needs a deadline or a slack column" in capsys.readouterr().err
