@@ -59,19 +59,25 @@ lint: venv
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# The test targets run on their own cluster (directory e2e/.cluster-test, ports offset by 100), so a cluster left up
+# by `make demo` or `make cluster-up` is never adopted, restarted or stopped by a test run. LLMASOS_CLUSTER_DIR and
+# LLMASOS_CLUSTER_PORT_OFFSET set in the environment still win.
+TEST_CLUSTER := LLMASOS_CLUSTER_DIR="$${LLMASOS_CLUSTER_DIR:-$(CURDIR)/e2e/.cluster-test}" \
+	LLMASOS_CLUSTER_PORT_OFFSET="$${LLMASOS_CLUSTER_PORT_OFFSET:-100}"
+
 test: venv binaries system-deps images lint
-	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+	$(TEST_CLUSTER) $(PY) -m pytest -q $(PYTEST_ARGS) tests
 
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
 
 test-integration: venv binaries images
-	$(PY) -m pytest -q tests/integration
+	$(TEST_CLUSTER) $(PY) -m pytest -q tests/integration
 
 # The chaos suite alone, heavy tests included (200 jobs under SIGKILL, restarts under load; see docs/reliability.md).
 # `make test` runs its fast tests only.
 chaos: venv binaries
-	LLMASOS_CHAOS_HEAVY=1 $(PY) -m pytest -q -rxXs $(PYTEST_ARGS) tests/chaos
+	$(TEST_CLUSTER) LLMASOS_CHAOS_HEAVY=1 $(PY) -m pytest -q -rxXs $(PYTEST_ARGS) tests/chaos
 
 cluster-up: venv binaries
 	$(PY) -m e2e.localcluster up

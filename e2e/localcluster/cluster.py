@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -191,6 +192,11 @@ class LocalCluster:
             time.sleep(0.01)
         (self.paths.pids / f"{component}.pid").write_text(str(proc.pid))
         self._procs[component] = proc
+        # A component outlives this object when the cluster is left running (a developer's `make cluster-up` reused
+        # by a test session that restarted one of its components): a reaper thread keeps the handle referenced and
+        # collects the exit status whenever it comes, so the handle is never garbage-collected while the process
+        # runs (Python's "subprocess is still running" ResourceWarning, an error under -W error).
+        threading.Thread(target=proc.wait, name=f"reap-{component}-{proc.pid}", daemon=True).start()
 
     def _is_ours(self, pid: int, component: str) -> bool:
         try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import sys
+import warnings
 from typing import Any
 
 import pytest
@@ -178,3 +181,26 @@ def test_crd_schema_rejects_invalid_object_naming_the_field(api: AdminApi) -> No
     assert good.status_code == 201
     api.request("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.test.llmasos.io")
     api.delete(f"/api/v1/namespaces/{ns}")
+
+
+def test_a_component_restarted_through_a_second_handle_leaves_no_running_subprocess_behind(
+        cluster: LocalCluster) -> None:
+    """A cluster left up (`make demo`, `make cluster-up`) and adopted by another LocalCluster object, which restarts
+    one of its components and is then dropped while that component keeps running: no "subprocess is still running"
+    ResourceWarning may come out of the garbage collector (warnings are errors in the suite)."""
+    adopted = LocalCluster(cluster.paths)
+    adopted.restart("kwok")
+    pid = adopted.pid("kwok")
+    unraisable: list[str] = []
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = lambda u: unraisable.append(f"{u.exc_type.__name__}: {u.exc_value}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            del adopted
+            gc.collect()
+    finally:
+        sys.unraisablehook = previous_hook
+    assert unraisable == []
+    assert pid is not None
+    assert cluster.pid("kwok") == pid, "the restarted component runs on, adopted by the session's cluster"
