@@ -1,0 +1,103 @@
+"""The pool a deferred LLMJob shares, read from the LLMJobs the operator already watches, and planned as a whole.
+
+Restart-safe and without a store of its own: each member comes from an LLMJob's spec and status (`status.pool`,
+`status.startTime`, the run-time ledger in `status.plan`), as kopf's `llmjob_bodies` index holds them. The pool plan
+(pure: planning/timing/fleet_gate.py) is computed at most once per pool, minute and membership, and shared by the
+passes of every job in that pool, so a burst of N deferred jobs costs N small plans, not N passes x N jobs.
+
+`moved` records, per pool, the jobs whose planned start the latest pool plan moved; the resync runs their passes
+first, so each writes its own new plan (one status write and one Event per job) without waiting a whole round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from llmasos.api.spec import parse_spec
+from llmasos.errors import SpecError
+from llmasos.planning.timing.carbon_window import CarbonJob
+from llmasos.planning.timing.fleet_gate import PoolPlan, moved_jobs, plan_pool
+from llmasos.planning.timing.fleet_status import Member
+from llmasos.planning.timing.forecast import Forecast, parse_instant
+from llmasos.planning.timing.served import ledger_from
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+JobFor = Callable[[Any, dict[str, Any]], CarbonJob]
+
+
+def member_of(body: Mapping[str, Any], job_for: JobFor) -> Member | None:
+    """One LLMJob as its pool's planner sees it; None when it is not placed, finished, or its spec is invalid."""
+    status = body.get("status") or {}
+    pool = str(status.get("pool") or "")
+    if not pool or status.get("phase") in TERMINAL_PHASES:
+        return None
+    try:
+        spec = parse_spec(dict(body.get("spec") or {}))
+        job = job_for(spec, dict(body))
+    except SpecError:
+        return None
+    meta = body["metadata"]
+    p = spec.parallelism
+    return Member(f"{meta['namespace']}/{meta['name']}", pool, max(p.nodes * p.gpus_per_node, 1), job,
+                  bool(status.get("startTime")), ledger_from(status.get("plan")))
+
+
+def planned_starts(bodies: Iterable[Mapping[str, Any]]) -> dict[str, datetime]:
+    """The planned start each deferred job's status holds now (what `moved_jobs` compares the pool plan with)."""
+    out: dict[str, datetime] = {}
+    for body in bodies:
+        status = body.get("status") or {}
+        start = (status.get("plan") or {}).get("startAt")
+        if status.get("phase") == "Deferred" and start:
+            meta = body["metadata"]
+            out[f"{meta['namespace']}/{meta['name']}"] = parse_instant(str(start))
+    return out
+
+
+@dataclass
+class PoolPlans:
+    """Pool plans shared by the passes of one operator process (in memory only: rebuilt from status after a
+    restart). `bucket` is how long a plan is reused while its pool's membership does not change."""
+
+    bucket: timedelta = timedelta(minutes=1)
+    _plans: dict[str, tuple[tuple[Any, ...], PoolPlan]] = field(default_factory=dict)
+    _members: dict[tuple[str, str], tuple[str, Member | None]] = field(default_factory=dict)
+    moved: set[str] = field(default_factory=set)
+
+    def members(self, bodies: Iterable[Mapping[str, Any]], pool: str, job_for: JobFor) -> list[Member]:
+        """The pool's members; each body is parsed once per resourceVersion."""
+        out: list[Member] = []
+        for body in bodies:
+            meta = body["metadata"]
+            key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+            version = str(meta.get("resourceVersion", ""))
+            cached = self._members.get(key)
+            if cached is None or cached[0] != version or not version:
+                cached = (version, member_of(body, job_for))
+                self._members[key] = cached
+            if cached[1] is not None and cached[1].pool == pool:
+                out.append(cached[1])
+        return out
+
+    def plan(self, members: list[Member], pool: str, gpus: int, zone: str, forecast: Forecast,
+             now: datetime, starts: Mapping[str, datetime], asking: str) -> PoolPlan:
+        """The pool plan at `now` (reused within the bucket while members, capacity and forecast hold); the
+        deferred jobs it moves, other than `asking`, are added to `moved`."""
+        bucket = int(now.timestamp() // self.bucket.total_seconds())
+        signature = (bucket, gpus, zone, forecast, tuple(sorted(members, key=lambda m: m.key)))
+        cached = self._plans.get(pool)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        result = plan_pool(members, pool, gpus, zone, forecast, now)
+        self._plans[pool] = (signature, result)
+        self.moved.update(moved_jobs(result, starts, skip=asking))
+        return result
+
+    def take_moved(self) -> list[str]:
+        """Keys ("namespace/name") of the jobs to pass first, once each."""
+        keys = sorted(self.moved)
+        self.moved.clear()
+        return keys

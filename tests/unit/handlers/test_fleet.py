@@ -1,0 +1,72 @@
+"""The pool a deferred LLMJob shares, read from LLMJob bodies as kopf's index holds them: members from spec and
+status, their planned starts, one pool plan per minute and membership, and the jobs a new plan moved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmasos.handlers.fleet import PoolPlans, member_of, planned_starts
+from llmasos.handlers.gate import job_for
+from llmasos.planning.timing.forecast import format_instant
+from tests.unit.builders import make_raw
+from tests.unit.planning.builders import T0
+from tests.unit.planning.timing.fleet_builders import HOUR, forecast
+
+
+def body(name: str, *, pool: str = "p", phase: str = "Deferred", started: bool = False, rv: str = "1",
+         start_at: float | None = None, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"pool": pool, "phase": phase}
+    if started:
+        status["startTime"] = format_instant(T0)
+    if start_at is not None:
+        status["plan"] = {"startAt": format_instant(T0 + start_at * HOUR)}
+    carbon = {"policy": "deadline", "maxDelay": "10h", "expectedDuration": "1h"}
+    raw = spec or make_raw(nodes=1, gpus=4, carbon=carbon, maxRuntime="1h")
+    return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": rv,
+                         "creationTimestamp": format_instant(T0)},
+            "spec": raw, "status": status}
+
+
+def test_a_member_is_read_from_spec_and_status() -> None:
+    m = member_of(body("a", started=True), job_for)
+    assert m is not None
+    assert (m.key, m.pool, m.gpus, m.started) == ("ns/a", "p", 4, True)
+    assert m.job.deadline == T0 + 10 * HOUR
+    assert m.job.duration == HOUR
+
+
+def test_unplaced_finished_and_invalid_jobs_are_not_members() -> None:
+    assert member_of(body("a", pool=""), job_for) is None
+    assert member_of(body("a", phase="Succeeded"), job_for) is None
+    assert member_of(body("a", spec={"model": {}}), job_for) is None
+
+
+def test_planned_starts_are_those_of_deferred_jobs() -> None:
+    bodies = [body("a", start_at=2), body("b", phase="Running", start_at=1), body("c")]
+    assert planned_starts(bodies) == {"ns/a": T0 + 2 * HOUR}
+
+
+def test_one_pool_plan_per_minute_and_membership_and_the_moved_jobs_are_named_once() -> None:
+    plans = PoolPlans()
+    herd = [body(f"j{i}", start_at=3) for i in range(3)]  # all three hold the cleanest hour (3-4) in their status
+    members = plans.members(herd, "p", job_for)
+    assert [m.key for m in members] == ["ns/j0", "ns/j1", "ns/j2"]
+    f = forecast()
+    first = plans.plan(members, "p", 8, "Z", f, T0, planned_starts(herd), asking="ns/j0")
+    assert plans.plan(members, "p", 8, "Z", f, T0 + HOUR / 120, planned_starts(herd), asking="ns/j1") is first
+    assert first.plan is not None
+    moved = [a.job_id for a in first.plan.assignments if a.start_at != T0 + 3 * HOUR]
+    assert len(moved) == 1, "8 GPUs hold two of the three 4-GPU jobs in the clean hour"
+    assert plans.take_moved() == [k for k in moved if k != "ns/j0"], "the asking job writes its own plan"
+    assert plans.take_moved() == []
+    later = plans.plan(members, "p", 8, "Z", f, T0 + HOUR / 30, planned_starts(herd), asking="ns/j0")
+    assert later is not first, "a new minute plans again"
+
+
+def test_a_body_is_parsed_again_only_when_its_resource_version_changes() -> None:
+    plans = PoolPlans()
+    (m1,) = plans.members([body("a", rv="1")], "p", job_for)
+    (m2,) = plans.members([body("a", rv="1", pool="p", started=True)], "p", job_for)
+    assert m2 is m1, "same resourceVersion: the cached member"
+    (m3,) = plans.members([body("a", rv="2", started=True)], "p", job_for)
+    assert m3.started
