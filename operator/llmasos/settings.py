@@ -31,14 +31,19 @@ class Settings:
     worker_image: str = "ghcr.io/llmasos/worker:0.1.0"
     # Namespaces to watch (empty: all namespaces).
     namespaces: tuple[str, ...] = ()
+    # Namespace where the node agents write their power reports (the chart: the agent's namespace). With `namespaces`
+    # set it is served too, for the reports only (served_namespaces, handlers/watch_scope.py); empty: not added.
+    report_namespace: str = ""
     # Power usage effectiveness used when an LLMJob sets no spec.accounting.pue.
     default_pue: float = 1.2
     # Seconds between periodic re-checks of every LLMJob (deadlines, TTLs, re-planning, jobs no pool could host).
     resync_seconds: float = 30.0
     # Port of the Prometheus /metrics endpoint (0 disables it).
     metrics_port: int = 8080
-    # Port of the liveness endpoint /healthz (0 disables it).
+    # Port of the readiness endpoint /healthz (kopf's: ready to reconcile; 0 disables it).
     health_port: int = 8081
+    # Port of the liveness endpoint /livez (the process and its event loop answer; 0 disables it). See health.py.
+    liveness_port: int = 0
     # Address /metrics and /healthz listen on: loopback by default; the chart sets 0.0.0.0 (probes, Prometheus).
     bind_address: str = "127.0.0.1"
     # Leader election through kopf peering: the peering object's name; empty runs standalone (single replica).
@@ -86,7 +91,7 @@ class Settings:
             raise ConfigError(f"default_pue must be between 1.0 and 3.0, got {self.default_pue}")
         if self.resync_seconds < 1:
             raise ConfigError("resync_seconds must be >= 1")
-        for name in ("metrics_port", "health_port"):
+        for name in ("metrics_port", "health_port", "liveness_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name} must be a port number, got {port}")
@@ -122,6 +127,12 @@ class Settings:
             self.budgets()
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"carbon_budgets: {exc}") from None
+
+    def served_namespaces(self) -> tuple[str, ...]:
+        """The namespaces kopf serves: `namespaces`, plus the report namespace in namespaced mode (empty: all)."""
+        if self.namespaces and self.report_namespace and self.report_namespace not in self.namespaces:
+            return (*self.namespaces, self.report_namespace)
+        return self.namespaces
 
     def default_power(self) -> PowerSpec:
         """The PowerSpec for jobs without spec.power: "none", "energyOptimal", "fraction:0.8" or "limit:300"."""
@@ -159,8 +170,16 @@ class Settings:
 
 
 def electricitymaps_token(env: Mapping[str, str] | None = None) -> str | None:
-    """The API token, from the environment only (never from the settings file, never logged)."""
+    """The API token, never from the settings file, never logged: read from the file named by
+    LLMASOS_ELECTRICITYMAPS_TOKEN_FILE (the chart mounts the Secret there, so the token is not in the process
+    environment), else from LLMASOS_ELECTRICITYMAPS_TOKEN. Read once at start: a rotated token needs a restart."""
     env = os.environ if env is None else env
+    path = env.get("LLMASOS_ELECTRICITYMAPS_TOKEN_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as exc:
+            raise ConfigError(f"cannot read the Electricity Maps token file {path}: {exc.strerror}") from None
     return env.get("LLMASOS_ELECTRICITYMAPS_TOKEN") or None
 
 

@@ -67,7 +67,12 @@ def test_operator_pods_are_locked_down(render: Render, values: Path) -> None:
             assert sc["seccompProfile"]["type"] == "RuntimeDefault"
             assert c["resources"]["requests"]
             assert c["resources"]["limits"]["memory"]
-            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            # Liveness: the process answers (no API call); readiness: kopf's endpoint, ready to reconcile.
+            assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "live"}
+            assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+            assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"metrics": 8080, "health": 8081,
+                                                                          "live": 8082}
+            assert env_of(c)["LLMASOS_LIVENESS_PORT"] == "8082"
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=CI_IDS)
@@ -171,11 +176,31 @@ def test_namespaced_operator_gets_roles_only_where_it_watches(render: Render) ->
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["ml", "research"]
     for role in roles:
         assert rules_of([role], "Role", "-operator") == OPERATOR_NAMESPACED | peering
+    # The agents' report namespace (the release namespace here) is served too, read-only, for the reports.
+    reports = one(objects, "Role", "-operator-reports")
+    assert reports["metadata"]["namespace"] == "llmasos-system"
+    assert rules_of([reports], "Role", "-operator-reports") == grants(
+        "/configmaps:list,watch", "llmasos.io/llmjobs:list,watch", "batch/jobs:list,watch", "/services:list,watch"
+    ) | peering
+    binding = one(objects, "RoleBinding", "-operator-reports")
+    assert binding["roleRef"]["name"] == reports["metadata"]["name"]
     peerings = by_kind(objects, "KopfPeering")
-    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["ml", "research"]
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["llmasos-system", "ml", "research"]
     assert not by_kind(objects, "ClusterKopfPeering")
     (c,) = containers(one(objects, "Deployment"))
-    assert env_of(c)["LLMASOS_NAMESPACES"] == "ml,research"
+    env = env_of(c)
+    assert env["LLMASOS_NAMESPACES"] == "ml,research"
+    assert env["LLMASOS_REPORT_NAMESPACE"] == "llmasos-system"
+    settings = load_settings(env=operator_env(objects))
+    assert settings.served_namespaces() == ("ml", "research", "llmasos-system")
+
+
+def test_namespaced_operator_with_the_agent_in_a_watched_namespace_needs_no_extra_role(render: Render) -> None:
+    objects = render([CHART / "ci" / "namespaced-values.yaml"], set_values=["agent.namespace=ml"])
+    assert not [r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-operator-reports")]
+    assert sorted(p["metadata"]["namespace"] for p in by_kind(objects, "KopfPeering")) == ["ml", "research"]
+    settings = load_settings(env=operator_env(objects))
+    assert settings.served_namespaces() == ("ml", "research")
 
 
 def test_agent_rbac_is_list_pods_and_write_its_report(render: Render) -> None:
@@ -202,7 +227,8 @@ def test_no_wildcards_no_secrets_no_escalation(render: Render, values: Path) -> 
 
 # ----------------------------------------------------------------------------------- operator configuration
 # Every Settings field is read from LLMASOS_<FIELD>; the Electricity Maps token is read from the environment only.
-KNOWN_SETTINGS = {f"LLMASOS_{f.name.upper()}" for f in fields(Settings)} | {"LLMASOS_ELECTRICITYMAPS_TOKEN"}
+KNOWN_SETTINGS = {f"LLMASOS_{f.name.upper()}" for f in fields(Settings)} | {
+    "LLMASOS_ELECTRICITYMAPS_TOKEN", "LLMASOS_ELECTRICITYMAPS_TOKEN_FILE"}
 # Env variables the chart sets for settings the operator does not define yet (values.yaml says so); the operator
 # ignores unknown LLMASOS_* variables. Once a setting lands, its name must leave this set (the test below says so).
 PENDING_SETTINGS: set[str] = set()
@@ -276,12 +302,22 @@ def test_glob_namespaces_are_refused(render: Render) -> None:
         render(set_values=["operator.watchNamespaces={team-*}"], expect_error=True)
 
 
-def test_electricitymaps_token_comes_from_a_secret_ref(render: Render) -> None:
+def test_electricitymaps_token_is_a_mounted_file(render: Render, tmp_path: Path) -> None:
     objects = render([CHART / "ci" / "electricitymaps-values.yaml"])
-    (c,) = containers(one(objects, "Deployment"))
+    deploy = one(objects, "Deployment")
+    (c,) = containers(deploy)
     env = env_of(c)
-    assert env["LLMASOS_ELECTRICITYMAPS_TOKEN"] == {"secretKeyRef": {"name": "electricitymaps-token", "key": "token"}}
-    assert electricitymaps_token({"LLMASOS_ELECTRICITYMAPS_TOKEN": "t"}) == "t", "the operator reads this variable"
+    assert "LLMASOS_ELECTRICITYMAPS_TOKEN" not in env, "never an environment variable (/proc, crash dumps)"
+    assert not any("secretKeyRef" in str(v) for v in env.values())
+    path = env["LLMASOS_ELECTRICITYMAPS_TOKEN_FILE"]
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "electricitymaps-token"]
+    assert mount["readOnly"] is True and path == mount["mountPath"] + "/token"
+    (volume,) = [v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "electricitymaps-token"]
+    assert volume["secret"]["secretName"] == "electricitymaps-token"
+    assert volume["secret"]["items"] == [{"key": "token", "path": "token"}]
+    token_file = tmp_path / "token"
+    token_file.write_text("t\n")
+    assert electricitymaps_token({"LLMASOS_ELECTRICITYMAPS_TOKEN_FILE": str(token_file)}) == "t"
     assert env["LLMASOS_CARBON_SOURCES"] == "electricitymaps,static"
     assert env["LLMASOS_DEFAULT_PUE"] == "1.1"
     settings = load_settings(env=operator_env(objects))

@@ -55,6 +55,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* Namespace of the node agent (and of its power reports): agent.namespace, else the release namespace. */}}
+{{- define "llmasos.agentNamespace" -}}
+{{- default .Release.Namespace .Values.agent.namespace -}}
+{{- end -}}
+
+{{/* In namespaced mode: true when the agents' report namespace is not one of the watched namespaces, so the
+operator serves it for the reports only (LLMASOS_REPORT_NAMESPACE, operator/llmasos/handlers/watch_scope.py). */}}
+{{- define "llmasos.reportNamespaceExtra" -}}
+{{- if and .Values.operator.watchNamespaces (not (has (include "llmasos.agentNamespace" .) .Values.operator.watchNamespaces)) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "llmasos.peeringName" -}}
 {{- default (include "llmasos.fullname" .) .Values.operator.leaderElection.name -}}
 {{- end -}}
@@ -84,5 +97,35 @@ app.kubernetes.io/component: {{ .component }}
 {{- if or (contains "*" .) (contains "?" .) -}}
 {{- fail (printf "operator.watchNamespaces takes exact namespace names, not patterns: %q" .) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+
+
+{{/* Egress peers of the Kubernetes API server: networkPolicy.apiServerCidrs, else the addresses of the
+default/kubernetes Endpoints looked up at install (a /32 or /128 each), else (helm template, no cluster to ask) any
+address on the API server ports only, which NOTES.txt reports (set apiServerCidrs for offline renders). */}}
+{{- define "llmasos.apiServerPeers" -}}
+{{- $cidrs := .Values.networkPolicy.apiServerCidrs -}}
+{{- if not $cidrs -}}
+{{- $ep := lookup "v1" "Endpoints" "default" "kubernetes" -}}
+{{- range ($ep.subsets | default list) -}}
+{{- range (.addresses | default list) -}}
+{{- $cidrs = append $cidrs (printf "%s/%s" .ip (ternary "128" "32" (contains ":" .ip))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not $cidrs -}}
+{{- $cidrs = list "0.0.0.0/0" -}}
+{{- end -}}
+{{- range $cidrs }}
+- ipBlock:
+    cidr: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* "true" when the API server's addresses are neither set nor could be looked up (offline render). */}}
+{{- define "llmasos.apiServerUnknown" -}}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.apiServerCidrs) -}}
+{{- if not (lookup "v1" "Endpoints" "default" "kubernetes") -}}true{{- end -}}
 {{- end -}}
 {{- end -}}

@@ -22,8 +22,10 @@ from llmasos.errors import ConfigError
 from llmasos.gpus.products import build_catalog
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import register_indexes
+from llmasos.handlers.liveness import serve_liveness
 from llmasos.handlers.llmjob import register_llmjob_handlers
 from llmasos.handlers.resync import resync_forever
+from llmasos.handlers.watch_scope import apply_watch_selectors
 from llmasos.metrics import OperatorMetrics
 from llmasos.planning.timing.forecast_error import ForecastErrorModel
 from llmasos.settings import Settings, electricitymaps_token
@@ -62,6 +64,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.networking.request_timeout = 60
+        apply_watch_selectors(settings, ctx.settings)
         if ctx.settings.peering_name:
             settings.peering.name = ctx.settings.peering_name
             settings.peering.priority = ctx.settings.peering_priority or random.randint(1, 2**31 - 1)
@@ -130,10 +133,20 @@ async def run_operator(settings: Settings, kubeconfig: str | None = None,
     registry = build_registry(ctx)
     host = f"[{settings.bind_address}]" if ":" in settings.bind_address else settings.bind_address
     liveness = f"http://{host}:{settings.health_port}/healthz" if settings.health_port else None
+    live = await serve_liveness(settings.bind_address, settings.liveness_port) if settings.liveness_port else None
+    try:
+        await _run_kopf(settings, registry, ctx, liveness, stop_flag)
+    finally:
+        if live is not None:
+            live.close()
+
+
+async def _run_kopf(settings: Settings, registry: kopf.OperatorRegistry, ctx: OperatorContext,
+                    liveness: str | None, stop_flag: asyncio.Event | None) -> None:
     await kopf.operator(
         registry=registry,
         clusterwide=not settings.namespaces,
-        namespaces=list(settings.namespaces),
+        namespaces=list(settings.served_namespaces()),
         standalone=not settings.peering_name,
         peering_name=settings.peering_name or None,
         priority=settings.peering_priority or None,
