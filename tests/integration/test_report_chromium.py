@@ -1,5 +1,6 @@
 """The report page in a real browser: headless Chromium renders it, every request it makes is caught by a recording
-proxy on 127.0.0.1, and the screenshot (kept as test-artifacts/report.png) must show the charts' colours.
+proxy on 127.0.0.1, and the screenshot (kept as test-artifacts/report.png) must show the charts' colours. The page
+`llmasos simulate` writes, drawn by the same SVG module, is checked the same way (test-artifacts/simulate.png).
 
 Why a proxy and not only a grep: a grep sees `src=` attributes, not what CSS, SVG or a browser quirk might fetch. The
 proxy sees every http(s) request the browser makes; Chromium's own service calls (updates, accounts) are known hosts
@@ -174,3 +175,24 @@ def test_the_proxy_catches_a_page_that_fetches(report_dir: Path, proxy: Recordin
     assert external_references(tampered) == ["<img src=http://cdn.example.invalid/logo.png>"]
     screenshot(tmp_path / "tampered.html", tmp_path / "tampered.png", proxy, tmp_path / "profile")
     assert proxy.page_requests() == ["GET http://cdn.example.invalid/logo.png HTTP/1.1"]
+
+
+def test_simulate_page_renders_offline_with_its_chart(proxy: RecordingProxy, tmp_path: Path) -> None:
+    """`llmasos simulate` draws with the same SVG module and the report's CSP: it must render offline as well."""
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("id,submitted_at,duration,slack,interruptible\n"
+                    "a,2021-06-01T08:00:00Z,6h,24h,false\nb,2021-06-01T20:00:00Z,3h,36h,true\n")
+    assert main(["simulate", "--zone", "US-CAL-CISO", "--jobs", str(jobs), "--out", str(tmp_path / "sim")]) == 0
+    page = tmp_path / "sim.html"
+    assert external_references(page.read_text()) == []
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    png = artifacts / "simulate.png"
+    png.unlink(missing_ok=True)
+    screenshot(page, png, proxy, tmp_path / "profile")
+    assert proxy.page_requests() == [], f"the page fetched: {proxy.page_requests()} (all: {proxy.requests})"
+    _, _, rows, bpp = decode_png(png.read_bytes())
+    # The lanes' bars in the palette: green (planned windows), red (running at submission); the intensity line blue.
+    assert count_colour(rows, bpp, (0x2E, 0x7D, 0x32)) > 200
+    assert count_colour(rows, bpp, (0xC6, 0x28, 0x28)) > 200
+    assert count_colour(rows, bpp, (0x15, 0x65, 0xC0)) > 200

@@ -8,8 +8,8 @@
   ISO-8601 UTC, one segment unless interruptible. Bad lines are reported by number and nothing is written.
   With `--capacity CAP.json` lines may also carry "gpus" and "pool", and no pool is ever over-subscribed
   (`plan_capacity.py` has the contract).
-* `llmasos simulate --zone ZONE --jobs jobs.csv` backtests a job stream over a shipped trace and writes PNG and HTML
-  (`simulate.py`; registered here, with `plan`, so that `llmasos` registers both in one call).
+* `llmasos simulate --zone ZONE --jobs jobs.csv` backtests a job stream over a shipped trace and writes an SVG chart
+  and an HTML page (`simulate.py`; registered here, with `plan`, so that `llmasos` registers both in one call).
 """
 
 from __future__ import annotations

@@ -6,14 +6,17 @@ is re-planned on each one until it starts, and a started interruptible job has t
 every newer forecast, as the operator's `planning/timing/segment_gate.py` does (a started non-interruptible job runs to
 the end). `--follow-plan` replays the operator's former behaviour instead (a started interruptible job follows the
 segments of the plan it started with), to show what re-planning is worth. It prints the savings against running every
-job at submission and the perfect-knowledge optimum's, and writes a PNG and an HTML page."""
+job at submission and the perfect-knowledge optimum's, and writes the chart as an SVG file and an HTML page (the same
+SVG inline, the notes and a table of jobs), drawn by the report's SVG module (`llmasos.report.svg`)."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,12 @@ from llmasos.api.durations import parse_duration
 from llmasos.carbon.trace import TraceSource
 from llmasos.commands import InputError
 from llmasos.errors import CarbonSourceError, LLMasOSError
-from llmasos.planning.chart import ChartData, ChartJob, render_html, render_png
 from llmasos.planning.timing import backtest
-from llmasos.planning.timing.forecast import Forecast, parse_instant
+from llmasos.planning.timing.carbon_window import Segment
+from llmasos.planning.timing.forecast import Forecast, format_instant, parse_instant
 from llmasos.planning.timing.forecast_error import ForecastErrorModel
+from llmasos.report.html import CSP, CSS
+from llmasos.report.svg import Lane, timeline
 
 
 def register(subparsers: Any) -> None:
@@ -39,7 +44,7 @@ def register(subparsers: Any) -> None:
         required=True,
         help="CSV: id,submitted_at,duration,deadline|slack,interruptible (durations like 2h)",
     )
-    sim.add_argument("--out", type=Path, help="output prefix (default: simulate-ZONE) for .png and .html")
+    sim.add_argument("--out", type=Path, help="output prefix (default: simulate-ZONE) for .svg and .html")
     sim.add_argument("--horizon", default="24h", help="forecast horizon (default 24h)")
     sim.add_argument("--forecast-error", type=float, default=0.10, help="relative error at 24 h (default 0.10)")
     sim.add_argument("--seed", type=int, default=0)
@@ -50,6 +55,26 @@ def register(subparsers: Any) -> None:
         "behaviour); default: the run time still owed is re-planned on every newer forecast, as the operator does",
     )
     sim.set_defaults(func=run_simulate)
+
+
+@dataclass(frozen=True)
+class SimulatedJob:
+    """One job's row on the chart and in the table: where the planner ran it and where running at submission would."""
+
+    id: str
+    planned: tuple[Segment, ...]
+    run_now: tuple[Segment, ...]
+    savings_percent: float
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What the outputs show: the true intensity around the jobs, every job's windows, and the summary lines."""
+
+    title: str
+    series: Forecast
+    jobs: tuple[SimulatedJob, ...]
+    notes: tuple[str, ...] = ()
 
 
 def read_jobs_csv(path: Path) -> list[dict[str, str]]:
@@ -102,19 +127,19 @@ def replay_jobs(
     forecast_at: backtest.ForecastAt,
     *,
     follow_plan: bool = False,
-) -> tuple[list[backtest.Outcome], list[ChartJob]]:
+) -> tuple[list[backtest.Outcome], list[SimulatedJob]]:
     """run_now, planner and optimum outcomes of every job (judged on `truth`), and the chart's row per job.
 
     `forecast_at(t)` is the forecast the operator would see at `t`; no I/O, so tests can inject a scenario.
     """
     outcomes: list[backtest.Outcome] = []
-    chart_jobs: list[ChartJob] = []
+    chart_jobs: list[SimulatedJob] = []
     for job in jobs:
         now_o = backtest.run_now(job, truth)
         plan_o = backtest.planner(job, truth, forecast_at, replan_after_start=not follow_plan)
         outcomes += [now_o, plan_o, backtest.optimum(job, truth)]
         saved = 100.0 * (now_o.intensity - plan_o.intensity) / now_o.intensity if now_o.intensity else 0.0
-        chart_jobs.append(ChartJob(job.id, plan_o.segments, now_o.segments, saved))
+        chart_jobs.append(SimulatedJob(job.id, plan_o.segments, now_o.segments, saved))
     return outcomes, chart_jobs
 
 
@@ -163,17 +188,52 @@ def _simulate(args: argparse.Namespace) -> int:
         f"forecast horizon {args.horizon}, error {args.forecast_error:.0%} at 24 h, seed {args.seed}; "
         f"{after_start}; missed deadlines: {summary.missed_deadlines.get('planner', 0)}",
     )
-    data = ChartData(
+    data = Simulation(
         f"{args.zone}: planner saves {summary.savings_percent['planner']:.1f}%",
         truth.between(start, end),
         tuple(chart_jobs),
         notes,
     )
     prefix = args.out or Path(f"simulate-{args.zone}")
-    png, page = prefix.with_name(prefix.name + ".png"), prefix.with_name(prefix.name + ".html")
-    png.write_bytes(render_png(data))
+    svg, page = prefix.with_name(prefix.name + ".svg"), prefix.with_name(prefix.name + ".html")
+    svg.write_text(render_svg(data), "utf-8")
     page.write_text(render_html(data), "utf-8")
     for line in notes:
         print(line)
-    print(f"wrote {png} and {page}")
+    print(f"wrote {svg} and {page}")
     return 0
+
+
+def render_svg(data: Simulation) -> str:
+    """The chart: true intensity (a step line), the planned windows shaded over it, and one lane per job with its
+    run-now and planned segments."""
+    step = data.series.step
+    pieces = [(p.start, p.start + step, p.intensity) for p in data.series.points]
+    lanes = [Lane(j.id, (_spans(j.planned), _spans(j.run_now))) for j in data.jobs]
+    return timeline(data.title, "gCO2e/kWh", ("grid intensity", pieces), ("planned", "run now"), lanes, shade=0)
+
+
+def render_html(data: Simulation) -> str:
+    """A self-contained page (the report's CSS and Content-Security-Policy): the chart, the notes, a row per job."""
+    rows = "".join(
+        f"<tr><td>{escape(j.id)}</td><td>{escape(', '.join(_span(s) for s in j.planned))}</td>"
+        f"<td>{escape(', '.join(_span(s) for s in j.run_now))}</td><td>{j.savings_percent:.1f}%</td></tr>"
+        for j in data.jobs
+    )
+    notes = "".join(f"<li>{escape(n)}</li>" for n in data.notes)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}"><title>{escape(data.title)}</title>'
+        f"<style>{CSS}</style></head><body><h1>{escape(data.title)}</h1><figure>{render_svg(data)}</figure>"
+        f'<p class="meta">Blue: grid intensity. Green: windows the planner chose (shaded over the intensity, and '
+        f"in each job's lane). Red: running at submission.</p><ul>{notes}</ul>"
+        f"<table><tr><th>job</th><th>planned</th><th>run now</th><th>saved</th></tr>{rows}</table></body></html>\n"
+    )
+
+
+def _spans(segments: tuple[Segment, ...]) -> tuple[tuple[datetime, datetime], ...]:
+    return tuple((s.start, s.end) for s in segments)
+
+
+def _span(seg: Segment) -> str:
+    return f"{format_instant(seg.start)} .. {format_instant(seg.end)}"

@@ -1,4 +1,4 @@
-"""`llmasos plan` (--batch and -f) and the chart `llmasos simulate` draws, run through argparse as the CLI does."""
+"""`llmasos plan` (--batch and -f), run through argparse as the CLI does."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmasos.commands.plan import plan_batch, register
-from llmasos.planning.chart import ChartData, ChartJob, render_html, render_png
 from llmasos.planning.timing.forecast import parse_instant
-from tests.unit.planning.builders import T0, make_forecast
 
 
 def cli(*argv: str) -> int:
@@ -130,36 +128,3 @@ def test_plan_file_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_text("kind: Pod\n")
     assert cli("plan", "-f", str(path)) == 1
     assert "holds no LLMJob" in capsys.readouterr().err
-
-
-def test_png_is_valid_deterministic_and_shades_the_plan() -> None:
-    import struct
-    import zlib
-
-    from llmasos.planning.timing.carbon_window import Segment
-
-    hour = parse_instant("2024-03-06T01:00:00Z") - T0
-    job = ChartJob("j", (Segment(T0 + 2 * hour, T0 + 3 * hour),), (Segment(T0, T0 + hour),), 50.0)
-    data = ChartData("T", make_forecast([100, 50, 200, 10]), (job,))
-    width, height = 400, 200
-    png = render_png(data, width=width, height=height)
-    assert png == render_png(data, width=width, height=height)
-    assert png[12:16] == b"IHDR"
-    assert struct.unpack(">II", png[16:24]) == (width, height)
-    idat_at = png.index(b"IDAT")
-    idat_len = struct.unpack(">I", png[idat_at - 4 : idat_at])[0]
-    raw = zlib.decompress(png[idat_at + 4 : idat_at + 4 + idat_len])
-    assert len(raw) == height * (1 + width * 3)
-
-    def pixel(x: int, y: int) -> tuple[int, ...]:
-        i = y * (1 + width * 3) + 1 + x * 3
-        return tuple(raw[i : i + 3])
-
-    # Plot area spans x 70..380 over 4 hours: hour 2.5 is at x ~ 264 (shaded), hour 0.5 at x ~ 109.
-    shaded, plain = pixel(264, 60), pixel(109, 60)
-    assert plain == (255, 255, 255)
-    assert shaded[1] > shaded[0]  # green tint
-    assert shaded != plain
-    page = render_html(data)
-    assert "<title>T</title>" in page
-    assert "2024-03-06T02:00:00Z .. 2024-03-06T03:00:00Z" in page

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,18 @@ from llmasos.planning.timing import backtest
 from llmasos.planning.timing.carbon_window import Segment
 from tests.unit.planning.builders import T0
 from tests.unit.planning.timing.test_backtest import MISLEAD_TRUTH, misleading_then_true
+from tests.unit.report.sample import external_references
 
 H = timedelta(hours=1)
+NS = "{http://www.w3.org/2000/svg}"
 JOBS_CSV = (
     "id,submitted_at,duration,slack,interruptible\n"
     "a,2021-06-01T08:00:00Z,6h,24h,false\n"
     "b,2021-06-01T20:00:00Z,3h,36h,true\n"
     "c,2021-06-03T05:00:00Z,5h,40h,true\n"
 )
+T_FIRST_SUBMITTED = datetime(2021, 6, 1, 8, tzinfo=UTC)
+T_LAST_DEADLINE = datetime(2021, 6, 3, 5, tzinfo=UTC) + 45 * H
 
 
 def simulate(tmp_path: Path, name: str, *extra: str) -> str:
@@ -38,14 +43,34 @@ def planned_rows(html: str) -> dict[str, str]:
     return {cells[i]: cells[i + 1] for i in range(0, len(cells) - 3, 4)}
 
 
-def test_simulate_writes_png_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_writes_svg_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     html = simulate(tmp_path, "sim")
-    assert (tmp_path / "sim.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
-    assert "<svg" in html
-    assert "<td>a</td>" in html
+    assert not (tmp_path / "sim.png").exists()
+    svg = (tmp_path / "sim.svg").read_text()
+    root = ET.fromstring(svg)
+    assert root.tag == f"{NS}svg"
+    assert svg in html  # the page carries the same chart inline
+    assert external_references(html) == []
+    assert "default-src 'none'" in html
+    rows = planned_rows(html)
+    assert list(rows) == ["a", "b", "c"]
+    # One lane per job; its planned bars are the table's planned segments, in order.
+    for job, segments in rows.items():
+        bars = [e for e in root.iter(f"{NS}rect") if e.get("data-lane") == job and e.get("data-series") == "planned"]
+        titles = [e.findtext(f"{NS}title") or "" for e in bars]
+        assert [t.split(": ")[1] for t in titles] == [
+            s.replace("T", " ").replace(":00Z", "") for s in segments.split(", ")]
+        assert [e for e in root.iter(f"{NS}rect") if e.get("data-lane") == job and e.get("data-series") == "run now"]
+    shades = [e for e in root.iter(f"{NS}rect") if e.get("data-shade") == "planned"]
+    assert len(shades) == sum(len(v.split(", ")) for v in rows.values())
+    # The true intensity from 6 h before the first submission to 6 h after the last deadline, hour by hour.
+    (line,) = [e for e in root.iter(f"{NS}polyline") if e.get("data-series") == "grid intensity"]
+    hours = (T_LAST_DEADLINE - T_FIRST_SUBMITTED).total_seconds() / 3600 + 12
+    assert len((line.get("points") or "").split()) == 2 * hours
     out = capsys.readouterr().out
     assert "missed deadlines: 0" in out
     assert "started interruptible jobs re-planned on every newer forecast" in out
+    assert f"wrote {tmp_path / 'sim.svg'} and {tmp_path / 'sim.html'}" in out
 
 
 def test_simulate_re_plans_started_interruptible_jobs_unless_told_to_follow(
