@@ -88,6 +88,23 @@ def quantity(description: str, default: str | None = None) -> Schema:
     return out
 
 
+def defaults_of(properties: dict[str, Schema]) -> dict[str, Any]:
+    """The fields' own defaults, as the default of the object that holds them: the object's default then says
+    nothing its fields do not already say."""
+    return {name: node["default"] for name, node in properties.items() if "default" in node}
+
+
+def field_at(schema: Schema, path: str) -> Schema:
+    """The schema of the field at a dotted path of property names below `schema` ("carbon.safetyMargin")."""
+    node = schema
+    for name in path.split("."):
+        try:
+            node = node["properties"][name]
+        except KeyError:
+            raise KeyError(f"the schema has no field {path!r}") from None
+    return node
+
+
 def embedded(description: str) -> Schema:
     """A Kubernetes object passed through as-is (EnvVar, Volume, ...), validated again where it is used."""
     return {"type": "object", "description": description, "x-kubernetes-preserve-unknown-fields": True}

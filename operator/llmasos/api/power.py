@@ -1,5 +1,6 @@
 """LLMJob `spec.power`: one definition shared by the operator (which copies it onto worker pods as the
 `llmasos.io/power` annotation) and the node agent (which parses that annotation and applies the policy).
+Its policies, defaults and the fields a policy needs are the schema's (`api.schema`).
 """
 
 from __future__ import annotations
@@ -8,17 +9,19 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from llmasos.api.schema import POWER_NEEDS, POWER_POLICIES, check_choice, spec_default, unmet_need
 from llmasos.errors import SpecError
 
-POLICIES = ("none", "limit", "fraction", "energyOptimal")
-DEFAULT_MAX_SLOWDOWN = 1.10
+POLICIES = POWER_POLICIES
+DEFAULT_POLICY: str = spec_default("power.policy")
+DEFAULT_MAX_SLOWDOWN = float(spec_default("power.maxSlowdown"))
 
 
 @dataclass(frozen=True)
 class PowerSpec:
     """LLMJob `spec.power`: which policy, and its one parameter."""
 
-    policy: str = "none"
+    policy: str = DEFAULT_POLICY
     limit_watts: int | None = None
     fraction: float | None = None
     max_slowdown: float = DEFAULT_MAX_SLOWDOWN
@@ -28,24 +31,22 @@ class PowerSpec:
         """Parse and validate the CRD shape `{policy, limitWatts, fraction, maxSlowdown}`; raise SpecError."""
         if not raw:
             return cls()
-        policy = raw.get("policy", "none")
-        if policy not in POLICIES:
-            raise SpecError(f"power.policy must be one of {', '.join(POLICIES)}, got {policy!r}", "spec.power.policy")
+        policy = check_choice("power.policy", _or_default(raw.get("policy"), DEFAULT_POLICY))
         limit = raw.get("limitWatts")
         fraction = raw.get("fraction")
-        slowdown = raw.get("maxSlowdown", DEFAULT_MAX_SLOWDOWN)
+        slowdown = _or_default(raw.get("maxSlowdown"), DEFAULT_MAX_SLOWDOWN)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
             raise SpecError(f"power.limitWatts must be a positive integer, got {limit!r}", "spec.power.limitWatts")
         if fraction is not None and (not _is_number(fraction) or not 0.1 <= float(fraction) <= 1.0):  # type: ignore[arg-type]
             raise SpecError(f"power.fraction must be within 0.1..1.0, got {fraction!r}", "spec.power.fraction")
         if not _is_number(slowdown) or not 1.0 <= float(slowdown) <= 2.0:  # type: ignore[arg-type]
             raise SpecError(f"power.maxSlowdown must be within 1.0..2.0, got {slowdown!r}", "spec.power.maxSlowdown")
-        if policy == "limit" and limit is None:
-            raise SpecError("power.policy 'limit' needs power.limitWatts", "spec.power.limitWatts")
-        if policy == "fraction" and fraction is None:
-            raise SpecError("power.policy 'fraction' needs power.fraction", "spec.power.fraction")
+        present = [name for need in POWER_NEEDS for name in need.fields if raw.get(name) is not None]
+        need = unmet_need(POWER_NEEDS, policy, present)
+        if need is not None:
+            raise SpecError(need.message(policy), need.field_path)
         return cls(
-            policy=str(policy),
+            policy=policy,
             limit_watts=limit,
             fraction=None if fraction is None else float(fraction),  # type: ignore[arg-type]
             max_slowdown=float(slowdown),  # type: ignore[arg-type]
@@ -58,6 +59,11 @@ class PowerSpec:
         if self.fraction is not None:
             out["fraction"] = self.fraction
         return out
+
+
+def _or_default(value: object, default: object) -> object:
+    """An absent or null field takes the schema's default."""
+    return default if value is None else value
 
 
 def _is_number(value: object) -> bool:

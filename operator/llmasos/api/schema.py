@@ -1,18 +1,26 @@
-"""The LLMJob schema: the single source of truth for the CRD, `kubectl explain`, defaults and validation.
+"""The LLMJob schema: the single source of truth for the CRD, `kubectl explain`, defaults, enums and rules.
 
 Cross-field rules are CEL (`x-kubernetes-validations`), so the API server rejects an impossible spec before the
-operator ever sees it, with a message that names the field. The operator's parser (`api.spec`) reads the same
-defaults from here.
+operator ever sees it, with a message that names the field. The operator's parser (`api.spec`, `api.power`) reads
+its defaults and enum values from here (`spec_default`, `check_choice`), and the rules a policy imposes
+(`CARBON_NEEDS`, `POWER_NEEDS`) are written once, as data that renders both the CEL rule and the parser's check.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 from llmasos.api.durations import DURATION_PATTERN
 from llmasos.api.openapi import (
     Schema,
     array,
     boolean,
+    defaults_of,
     embedded,
+    field_at,
     integer,
     number,
     obj,
@@ -29,13 +37,68 @@ from llmasos.api.workload_policy import (
     ALLOWED_VOLUME_TYPES,
     MAX_VOLUMES,
 )
+from llmasos.errors import SpecError
 
 BUILTIN_MODELS = ["gpt-tiny", "gpt-small"]
-CARBON_POLICIES = ["immediate", "deadline", "threshold"]
-POWER_POLICIES = ["none", "limit", "fraction", "energyOptimal"]
+CarbonPolicy = Literal["immediate", "deadline", "threshold"]
+CARBON_POLICIES: tuple[CarbonPolicy, ...] = get_args(CarbonPolicy)
+POWER_POLICIES = ("none", "limit", "fraction", "energyOptimal")
 PHASES = ["Pending", "Deferred", "Running", "Suspended", "Succeeded", "Failed"]
 MAX_NAME_LENGTH = 40
 IMMUTABLE = "is immutable once the LLMJob exists; delete and recreate the LLMJob to change it"
+DEADLINE_OR_MAX_DELAY = "deadline and maxDelay are mutually exclusive"
+
+
+@dataclass(frozen=True)
+class PolicyNeed:
+    """Policies of `spec.<section>` that need a field (any one of `fields`), and the field an error names.
+
+    One rule, three readers: the API server (as the CEL rule `rule()` renders), the parser (`api.spec`,
+    `api.power`) and the planner's own job (`planning.timing.carbon_window.CarbonJob`).
+    """
+
+    section: str
+    policies: tuple[str, ...]
+    fields: tuple[str, ...]
+    names: str
+
+    @property
+    def field_path(self) -> str:
+        return f"spec.{self.section}.{self.names}"
+
+    def unmet(self, policy: str, present: Collection[str]) -> bool:
+        """True when `policy` needs this and none of `fields` is among the `present` ones."""
+        return policy in self.policies and not any(f in present for f in self.fields)
+
+    def message(self, policy: str) -> str:
+        """The parser's message, naming the policy the user chose."""
+        return f"{self.section}.policy {policy!r} needs {' or '.join(self.fields)}"
+
+    def rule(self) -> Schema:
+        """The CEL rule on the `spec.<section>` object."""
+        has = " || ".join(f"has(self.{f})" for f in self.fields)
+        if len(self.policies) == 1:
+            when, who = f"self.policy != '{self.policies[0]}'", f"policy {self.policies[0]} needs"
+        else:
+            listed = ", ".join(f"'{p}'" for p in self.policies)
+            when, who = f"!(self.policy in [{listed}])", f"policies {' and '.join(self.policies)} need"
+        return rule(f"{when} || {has}", f"{who} {' or '.join(self.fields)}", field_path=f".{self.names}")
+
+
+CARBON_NEEDS = (
+    PolicyNeed("carbon", ("deadline", "threshold"), ("deadline", "maxDelay"), "policy"),
+    PolicyNeed("carbon", ("deadline", "threshold"), ("expectedDuration",), "expectedDuration"),
+    PolicyNeed("carbon", ("threshold",), ("maxIntensity",), "maxIntensity"),
+)
+POWER_NEEDS = (
+    PolicyNeed("power", ("limit",), ("limitWatts",), "limitWatts"),
+    PolicyNeed("power", ("fraction",), ("fraction",), "fraction"),
+)
+
+
+def unmet_need(needs: Collection[PolicyNeed], policy: str, present: Collection[str]) -> PolicyNeed | None:
+    """The first of `needs` that `policy` has and `present` (the fields set) does not meet; None when all are met."""
+    return next((need for need in needs if need.unmet(policy, present)), None)
 
 
 def _duration(description: str, default: str | None = None) -> Schema:
@@ -66,24 +129,25 @@ def model_schema() -> Schema:
 
 def parallelism_schema() -> Schema:
     world = "self.nodes * (self.gpusPerNode == 0 ? 1 : self.gpusPerNode)"
+    fields = {
+        "strategy": string("ddp: data parallel (torch DDP). tensor: tensor parallel (DTensor). pipeline: "
+                           "pipeline parallel (torch.distributed.pipelining). hybrid: any mix of the three "
+                           "degrees. ray: a Ray cluster (head + workers) with the driver on the head.",
+                           enum=list(STRATEGIES), default="ddp"),
+        "nodes": integer("Number of worker pods (for ray: Ray nodes, the head included).", default=1,
+                         minimum=1, maximum=512),
+        "gpusPerNode": integer("GPUs (nvidia.com/gpu) per pod; also the number of processes per pod. "
+                               "0 runs one CPU process per pod.", default=1, minimum=0, maximum=16),
+        "dataParallel": integer("Data-parallel degree. Defaults to world size / (tensorParallel x "
+                                "pipelineParallel).", minimum=1, maximum=8192),
+        "tensorParallel": integer("Tensor-parallel degree.", default=1, minimum=1, maximum=64),
+        "pipelineParallel": integer("Pipeline-parallel degree (number of stages).", default=1, minimum=1,
+                                    maximum=128),
+    }
     return obj(
         "How the work is spread over pods and GPUs.",
-        {
-            "strategy": string("ddp: data parallel (torch DDP). tensor: tensor parallel (DTensor). pipeline: "
-                               "pipeline parallel (torch.distributed.pipelining). hybrid: any mix of the three "
-                               "degrees. ray: a Ray cluster (head + workers) with the driver on the head.",
-                               enum=list(STRATEGIES), default="ddp"),
-            "nodes": integer("Number of worker pods (for ray: Ray nodes, the head included).", default=1,
-                             minimum=1, maximum=512),
-            "gpusPerNode": integer("GPUs (nvidia.com/gpu) per pod; also the number of processes per pod. "
-                                   "0 runs one CPU process per pod.", default=1, minimum=0, maximum=16),
-            "dataParallel": integer("Data-parallel degree. Defaults to world size / (tensorParallel x "
-                                    "pipelineParallel).", minimum=1, maximum=8192),
-            "tensorParallel": integer("Tensor-parallel degree.", default=1, minimum=1, maximum=64),
-            "pipelineParallel": integer("Pipeline-parallel degree (number of stages).", default=1, minimum=1,
-                                        maximum=128),
-        },
-        default={"strategy": "ddp", "nodes": 1, "gpusPerNode": 1, "tensorParallel": 1, "pipelineParallel": 1},
+        fields,
+        default=defaults_of(fields),
         rules=[
             rule(f"!has(self.dataParallel) || self.strategy == 'ray' || self.dataParallel * self.tensorParallel "
                  f"* self.pipelineParallel == {world}",
@@ -105,45 +169,40 @@ def parallelism_schema() -> Schema:
 
 
 def carbon_schema() -> Schema:
+    fields = {
+        "policy": string("Timing policy.", enum=list(CARBON_POLICIES), default="immediate"),
+        # The API server's schema check let a list (deadline: ['']) through for this date-time string; the CEL
+        # rule (date-time strings are CEL timestamps) rejects it naming the field, at apply time.
+        "deadline": string("Absolute time (RFC 3339, e.g. 2026-12-01T08:00:00Z) by which the job must have "
+                           "finished.", fmt="date-time", max_length=64,
+                           pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+                                   r"(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+                           rules=[rule("self > timestamp('2000-01-01T00:00:00Z')",
+                                       "deadline must be an RFC 3339 time after 2000-01-01")]),
+        "maxDelay": _duration("Deadline relative to the LLMJob's creation (instead of deadline)."),
+        "expectedDuration": _duration("How long the job is expected to run; the planner reserves this much "
+                                      "time before the deadline."),
+        "interruptible": boolean("The job checkpoints on SIGTERM and may run in several segments (suspended "
+                                 "and resumed at segment boundaries).", default=False),
+        "maxIntensity": number("threshold policy: start when the forecast intensity (gCO2e/kWh) is at or "
+                               "below this.", minimum=0, exclusive_minimum=True, maximum=5000),
+        "zone": string("Electricity Maps zone key to plan for, overriding the node pool's "
+                       "llmasos.io/carbon-zone label.", max_length=64),
+        "safetyMargin": _duration("Extra time kept free before the deadline.", default="15m"),
+        "minSegment": _duration("interruptible jobs: the shortest run between two suspensions (each resume "
+                                "costs a checkpoint restore).", default="15m"),
+        "maxSegments": integer("interruptible jobs: at most this many runs (segments); no limit when unset.",
+                               minimum=1, maximum=1000),
+    }
     return obj(
         "When to run: carbon-aware timing. immediate runs now; deadline runs in the lowest-carbon window that "
         "still ends before the deadline; threshold starts as soon as the grid is at or below maxIntensity, and "
         "at the latest start otherwise.",
-        {
-            "policy": string("Timing policy.", enum=CARBON_POLICIES, default="immediate"),
-            # The API server's schema check let a list (deadline: ['']) through for this date-time string; the CEL
-            # rule (date-time strings are CEL timestamps) rejects it naming the field, at apply time.
-            "deadline": string("Absolute time (RFC 3339, e.g. 2026-12-01T08:00:00Z) by which the job must have "
-                               "finished.", fmt="date-time", max_length=64,
-                               pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
-                                       r"(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
-                               rules=[rule("self > timestamp('2000-01-01T00:00:00Z')",
-                                           "deadline must be an RFC 3339 time after 2000-01-01")]),
-            "maxDelay": _duration("Deadline relative to the LLMJob's creation (instead of deadline)."),
-            "expectedDuration": _duration("How long the job is expected to run; the planner reserves this much "
-                                          "time before the deadline."),
-            "interruptible": boolean("The job checkpoints on SIGTERM and may run in several segments (suspended "
-                                     "and resumed at segment boundaries).", default=False),
-            "maxIntensity": number("threshold policy: start when the forecast intensity (gCO2e/kWh) is at or "
-                                   "below this.", minimum=0, exclusive_minimum=True, maximum=5000),
-            "zone": string("Electricity Maps zone key to plan for, overriding the node pool's "
-                           "llmasos.io/carbon-zone label.", max_length=64),
-            "safetyMargin": _duration("Extra time kept free before the deadline.", default="15m"),
-            "minSegment": _duration("interruptible jobs: the shortest run between two suspensions (each resume "
-                                    "costs a checkpoint restore); 15m when unset."),
-            "maxSegments": integer("interruptible jobs: at most this many runs (segments); no limit when unset.",
-                                   minimum=1, maximum=1000),
-        },
-        default={"policy": "immediate", "interruptible": False, "safetyMargin": "15m"},
+        fields,
+        default=defaults_of(fields),
         rules=[
-            rule("!(has(self.deadline) && has(self.maxDelay))", "deadline and maxDelay are mutually exclusive",
-                 field_path=".maxDelay"),
-            rule("self.policy == 'immediate' || has(self.deadline) || has(self.maxDelay)",
-                 "policies deadline and threshold need deadline or maxDelay", field_path=".policy"),
-            rule("self.policy == 'immediate' || has(self.expectedDuration)",
-                 "policies deadline and threshold need expectedDuration", field_path=".expectedDuration"),
-            rule("self.policy != 'threshold' || has(self.maxIntensity)", "policy threshold needs maxIntensity",
-                 field_path=".maxIntensity"),
+            rule("!(has(self.deadline) && has(self.maxDelay))", DEADLINE_OR_MAX_DELAY, field_path=".maxDelay"),
+            *(need.rule() for need in CARBON_NEEDS),
         ],
     )
 
@@ -155,7 +214,7 @@ def power_schema() -> Schema:
         {
             "policy": string("none: leave limits alone. limit: cap at limitWatts. fraction: cap at fraction of "
                              "the GPU's maximum limit. energyOptimal: search for the lowest-energy limit whose "
-                             "slowdown stays within maxSlowdown.", enum=POWER_POLICIES, default="none"),
+                             "slowdown stays within maxSlowdown.", enum=list(POWER_POLICIES), default="none"),
             "limitWatts": integer("Power limit in watts (clamped to the GPU's NVML min/max).", minimum=50,
                                   maximum=1500),
             "fraction": number("Fraction of the GPU's maximum power limit.", minimum=0.1, maximum=1.0),
@@ -163,10 +222,7 @@ def power_schema() -> Schema:
                                   default=1.10, minimum=1.0, maximum=2.0),
         },
         rules=[
-            rule("self.policy != 'limit' || has(self.limitWatts)", "policy limit needs limitWatts",
-                 field_path=".limitWatts"),
-            rule("self.policy != 'fraction' || has(self.fraction)", "policy fraction needs fraction",
-                 field_path=".fraction"),
+            *(need.rule() for need in POWER_NEEDS),
             # The OpenAPI minimum alone lets an integer 0 through: the API server compares an integer value with
             # the bound truncated to an integer (0.1 -> 0). CEL compares numbers as doubles.
             rule("!has(self.fraction) || self.fraction >= 0.1", "fraction must be between 0.1 and 1.0",
@@ -309,3 +365,26 @@ def llmjob_schema() -> Schema:
                     f"metadata.name must be at most {MAX_NAME_LENGTH} characters (child Jobs and pods derive "
                     "their names from it)")],
     )
+
+
+@functools.cache
+def _spec() -> Schema:
+    return spec_schema()
+
+
+def spec_field(path: str) -> Schema:
+    """The schema of `spec.<path>` ("carbon.policy"), shared: read it, never change it."""
+    return field_at(_spec(), path)
+
+
+def spec_default(path: str) -> Any:
+    """The schema's default for `spec.<path>`; None where it declares none."""
+    return spec_field(path).get("default")
+
+
+def check_choice(path: str, value: object) -> str:
+    """`value` when it is one of the schema's enum values for `spec.<path>`; else SpecError naming the field."""
+    allowed = spec_field(path)["enum"]
+    if value not in allowed:
+        raise SpecError(f"{path} must be one of {', '.join(allowed)}, got {value!r}", f"spec.{path}")
+    return str(value)

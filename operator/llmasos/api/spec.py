@@ -1,19 +1,38 @@
 """LLMJob spec as frozen dataclasses, parsed from the object the API server returns.
 
 The API server has already applied the schema's defaults and CEL rules; parsing applies the same defaults again
-(so manifests can be planned offline by `llmasos plan`) and re-checks what CEL cannot see (e.g. durations that
-parse). Anything invalid raises :class:`llmasos.errors.SpecError` naming the field.
+(so manifests can be planned offline by `llmasos plan`) and re-checks enums, the rules a policy imposes and what
+CEL cannot see (e.g. durations that parse). Every default, enum and policy rule is read from `api.schema`, never
+written here. Anything invalid raises :class:`llmasos.errors.SpecError` naming the field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from llmasos.api.durations import parse_duration
 from llmasos.api.power import PowerSpec
+from llmasos.api.schema import (
+    CARBON_NEEDS,
+    DEADLINE_OR_MAX_DELAY,
+    check_choice,
+    spec_default,
+    spec_field,
+    unmet_need,
+)
 from llmasos.errors import SpecError
+
+
+def _default_duration(path: str) -> timedelta:
+    return parse_duration(str(spec_default(path)))
+
+
+_POLICY: str = spec_default("carbon.policy")
+_SAFETY_MARGIN = _default_duration("carbon.safetyMargin")
+_MIN_SEGMENT = _default_duration("carbon.minSegment")
 
 
 @dataclass(frozen=True)
@@ -26,12 +45,12 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class ParallelismSpec:
-    strategy: str = "ddp"
-    nodes: int = 1
-    gpus_per_node: int = 1
-    data_parallel: int = 1
-    tensor_parallel: int = 1
-    pipeline_parallel: int = 1
+    strategy: str = spec_default("parallelism.strategy")
+    nodes: int = spec_default("parallelism.nodes")
+    gpus_per_node: int = spec_default("parallelism.gpusPerNode")
+    data_parallel: int = 1  # derived: world size / (tensorParallel x pipelineParallel)
+    tensor_parallel: int = spec_default("parallelism.tensorParallel")
+    pipeline_parallel: int = spec_default("parallelism.pipelineParallel")
 
     @property
     def procs_per_node(self) -> int:
@@ -44,17 +63,33 @@ class ParallelismSpec:
 
 @dataclass(frozen=True)
 class CarbonSpec:
-    policy: str = "immediate"
+    """`spec.carbon`; constructing one (the parser, or `dataclasses.replace`) checks the schema's rules."""
+
+    policy: str = _POLICY
     deadline: datetime | None = None
     max_delay: timedelta | None = None
     expected_duration: timedelta | None = None
-    interruptible: bool = False
+    interruptible: bool = spec_default("carbon.interruptible")
     max_intensity: float | None = None
     zone: str = ""
-    safety_margin: timedelta = timedelta(minutes=15)
+    safety_margin: timedelta = _SAFETY_MARGIN
     # Interruptible jobs: the shortest run between two suspensions, and how many runs at most (None: no limit).
-    min_segment: timedelta = timedelta(minutes=15)
+    min_segment: timedelta = _MIN_SEGMENT
     max_segments: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("carbon.policy", self.policy)
+        lowest = spec_field("carbon.maxSegments")["minimum"]
+        if self.max_segments is not None and self.max_segments < lowest:
+            raise SpecError(f"carbon.maxSegments must be at least {lowest}", "spec.carbon.maxSegments")
+        if self.deadline is not None and self.max_delay is not None:
+            raise SpecError(DEADLINE_OR_MAX_DELAY, "spec.carbon.maxDelay")
+        present = {name for name, value in (("deadline", self.deadline), ("maxDelay", self.max_delay),
+                                            ("expectedDuration", self.expected_duration),
+                                            ("maxIntensity", self.max_intensity)) if value is not None}
+        need = unmet_need(CARBON_NEEDS, self.policy, present)
+        if need is not None:
+            raise SpecError(need.message(self.policy), need.field_path)
 
     def deadline_for(self, created: datetime) -> datetime | None:
         if self.deadline is not None:
@@ -74,31 +109,53 @@ class LLMJobSpec:
     volumes: tuple[dict[str, Any], ...] = ()
     volume_mounts: tuple[dict[str, Any], ...] = ()
     task_config: dict[str, Any] = field(default_factory=dict)
-    cpu: str = "2"
-    memory: str = "8Gi"
+    cpu: str = spec_default("resources.cpu")
+    memory: str = spec_default("resources.memory")
     node_pools: tuple[str, ...] = ()
-    prefer_efficient: bool = True
+    prefer_efficient: bool = spec_default("placement.preferEfficient")
     carbon: CarbonSpec = field(default_factory=CarbonSpec)
     power: PowerSpec = field(default_factory=PowerSpec)
     pue: float | None = None
     team: str = ""
     max_runtime: timedelta | None = None
-    backoff_limit: int = 2
-    suspend: bool = False
+    backoff_limit: int = spec_default("backoffLimit")
+    suspend: bool = spec_default("suspend")
     ttl_seconds_after_finished: int | None = None
 
 
-def _duration(raw: dict[str, Any], key: str, path: str) -> timedelta | None:
-    if raw.get(key) in (None, ""):
-        return None
-    try:
-        return parse_duration(str(raw[key]))
-    except ValueError as exc:
-        raise SpecError(str(exc), f"{path}.{key}") from None
+class _Fields:
+    """One object of the manifest (`spec`, `spec.carbon`, ...), read with the schema's default for a field that is
+    absent or null."""
 
+    def __init__(self, raw: object, path: str = "") -> None:
+        self.raw: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        self.path = path
 
-def _default(value: timedelta | None, default: timedelta) -> timedelta:
-    return default if value is None else value
+    def name(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str) -> Any:
+        value = self.raw.get(key)
+        return spec_default(self.name(key)) if value is None else value
+
+    def choice(self, key: str) -> str:
+        return check_choice(self.name(key), self.get(key))
+
+    def optional(self, key: str) -> Any:
+        """The value, or None when absent, null or empty (and the schema has no default)."""
+        value = self.get(key)
+        return None if value in (None, "") else value
+
+    def duration(self, key: str) -> timedelta | None:
+        value = self.raw.get(key)
+        if value in (None, ""):
+            value = spec_default(self.name(key))
+        if value is None:
+            return None
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            raise SpecError(str(exc), f"spec.{self.name(key)}") from None
 
 
 def parse_time(value: str, path: str) -> datetime:
@@ -111,76 +168,78 @@ def parse_time(value: str, path: str) -> datetime:
     return parsed
 
 
-def _parallelism(raw: dict[str, Any]) -> ParallelismSpec:
+def _parallelism(raw: object) -> ParallelismSpec:
+    f = _Fields(raw, "parallelism")
     p = ParallelismSpec(
-        strategy=str(raw.get("strategy", "ddp")),
-        nodes=int(raw.get("nodes", 1)),
-        gpus_per_node=int(raw.get("gpusPerNode", 1)),
-        tensor_parallel=int(raw.get("tensorParallel", 1)),
-        pipeline_parallel=int(raw.get("pipelineParallel", 1)),
+        strategy=f.choice("strategy"),
+        nodes=int(f.get("nodes")),
+        gpus_per_node=int(f.get("gpusPerNode")),
+        tensor_parallel=int(f.get("tensorParallel")),
+        pipeline_parallel=int(f.get("pipelineParallel")),
     )
     model_degrees = p.tensor_parallel * p.pipeline_parallel
     if p.strategy != "ray" and p.world_size % model_degrees:
         raise SpecError("nodes x gpusPerNode must be divisible by tensorParallel x pipelineParallel",
                         "spec.parallelism.tensorParallel")
-    dp = int(raw.get("dataParallel", p.world_size // model_degrees if p.strategy != "ray" else p.world_size))
+    dp = f.optional("dataParallel")
+    dp = int(dp) if dp is not None else (p.world_size // model_degrees if p.strategy != "ray" else p.world_size)
     if p.strategy != "ray" and dp * model_degrees != p.world_size:
         raise SpecError("dataParallel x tensorParallel x pipelineParallel must equal nodes x gpusPerNode",
                         "spec.parallelism.dataParallel")
     return ParallelismSpec(p.strategy, p.nodes, p.gpus_per_node, dp, p.tensor_parallel, p.pipeline_parallel)
 
 
+def _carbon(raw: object) -> CarbonSpec:
+    f = _Fields(raw, "carbon")
+    deadline = f.optional("deadline")
+    max_intensity, max_segments = f.optional("maxIntensity"), f.optional("maxSegments")
+    return CarbonSpec(
+        policy=f.choice("policy"),
+        deadline=parse_time(str(deadline), "spec.carbon.deadline") if deadline is not None else None,
+        max_delay=f.duration("maxDelay"),
+        expected_duration=f.duration("expectedDuration"),
+        interruptible=bool(f.get("interruptible")),
+        max_intensity=float(max_intensity) if max_intensity is not None else None,
+        zone=str(f.optional("zone") or ""),
+        safety_margin=cast(timedelta, f.duration("safetyMargin")),
+        min_segment=cast(timedelta, f.duration("minSegment")),
+        max_segments=int(max_segments) if max_segments is not None else None,
+    )
+
+
 def parse_spec(spec: dict[str, Any]) -> LLMJobSpec:
     """Parse `.spec` of an LLMJob; raise SpecError naming the field for what the schema could not catch."""
-    model = spec.get("model") or {}
-    if not any(model.get(k) for k in ("builtin", "path", "hfRepo")):
+    top = _Fields(spec)
+    model = _Fields(spec.get("model"), "model")
+    if not any(model.raw.get(k) for k in ("builtin", "path", "hfRepo")):
         raise SpecError("set exactly one of builtin, path or hfRepo", "spec.model")
-    carbon_raw = spec.get("carbon") or {}
-    power_raw = spec.get("power") or {}
-    placement = spec.get("placement") or {}
-    resources = spec.get("resources") or {}
-    accounting = spec.get("accounting") or {}
-    deadline = carbon_raw.get("deadline")
-    carbon = CarbonSpec(
-        policy=str(carbon_raw.get("policy", "immediate")),
-        deadline=parse_time(str(deadline), "spec.carbon.deadline") if deadline else None,
-        max_delay=_duration(carbon_raw, "maxDelay", "spec.carbon"),
-        expected_duration=_duration(carbon_raw, "expectedDuration", "spec.carbon"),
-        interruptible=bool(carbon_raw.get("interruptible", False)),
-        max_intensity=float(carbon_raw["maxIntensity"]) if carbon_raw.get("maxIntensity") is not None else None,
-        zone=str(carbon_raw.get("zone", "")),
-        safety_margin=_duration(carbon_raw, "safetyMargin", "spec.carbon") or timedelta(minutes=15),
-        min_segment=_default(_duration(carbon_raw, "minSegment", "spec.carbon"), timedelta(minutes=15)),
-        max_segments=int(carbon_raw["maxSegments"]) if carbon_raw.get("maxSegments") is not None else None,
-    )
-    if carbon.max_segments is not None and carbon.max_segments < 1:
-        raise SpecError("carbon.maxSegments must be at least 1", "spec.carbon.maxSegments")
-    if carbon.deadline is not None and carbon.max_delay is not None:
-        raise SpecError("deadline and maxDelay are mutually exclusive", "spec.carbon.maxDelay")
-    power = PowerSpec.from_mapping(power_raw)
+    builtin = model.choice("builtin") if model.raw.get("builtin") else ""
+    resources = _Fields(spec.get("resources"), "resources")
+    placement = _Fields(spec.get("placement"), "placement")
+    accounting = _Fields(spec.get("accounting"), "accounting")
+    pue, ttl = accounting.optional("pue"), top.optional("ttlSecondsAfterFinished")
     return LLMJobSpec(
-        task=str(spec.get("task", "train")),
-        model=ModelSpec(builtin=str(model.get("builtin", "")), path=str(model.get("path", "")),
-                        volume=str(model.get("volume", "")), hf_repo=str(model.get("hfRepo", ""))),
-        parallelism=_parallelism(spec.get("parallelism") or {}),
-        image=str(spec.get("image", "")),
+        task=top.choice("task"),
+        model=ModelSpec(builtin=builtin, path=str(model.raw.get("path") or ""),
+                        volume=str(model.raw.get("volume") or ""), hf_repo=str(model.raw.get("hfRepo") or "")),
+        parallelism=_parallelism(spec.get("parallelism")),
+        image=str(spec.get("image") or ""),
         command=tuple(str(x) for x in spec.get("command") or ()),
         args=tuple(str(x) for x in spec.get("args") or ()),
         env=tuple(spec.get("env") or ()),
         volumes=tuple(spec.get("volumes") or ()),
         volume_mounts=tuple(spec.get("volumeMounts") or ()),
         task_config=dict(spec.get("taskConfig") or {}),
-        cpu=str(resources.get("cpu", "2")),
-        memory=str(resources.get("memory", "8Gi")),
-        node_pools=tuple(str(p) for p in placement.get("nodePools") or ()),
-        prefer_efficient=bool(placement.get("preferEfficient", True)),
-        carbon=carbon,
-        power=power,
-        pue=float(accounting["pue"]) if accounting.get("pue") is not None else None,
-        team=str(accounting.get("team", "")),
-        max_runtime=_duration(spec, "maxRuntime", "spec"),
-        backoff_limit=int(spec.get("backoffLimit", 2)),
-        suspend=bool(spec.get("suspend", False)),
-        ttl_seconds_after_finished=(int(spec["ttlSecondsAfterFinished"])
-                                    if spec.get("ttlSecondsAfterFinished") is not None else None),
+        cpu=str(resources.get("cpu")),
+        memory=str(resources.get("memory")),
+        node_pools=tuple(str(p) for p in placement.raw.get("nodePools") or ()),
+        prefer_efficient=bool(placement.get("preferEfficient")),
+        carbon=_carbon(spec.get("carbon")),
+        power=PowerSpec.from_mapping(spec.get("power") or {}),
+        pue=float(pue) if pue is not None else None,
+        team=str(accounting.optional("team") or ""),
+        max_runtime=top.duration("maxRuntime"),
+        backoff_limit=int(top.get("backoffLimit")),
+        suspend=bool(top.get("suspend")),
+        ttl_seconds_after_finished=int(ttl) if ttl is not None else None,
     )

@@ -2,17 +2,20 @@
 
 The API package owns parsing and validation of the manifest (one parser for the operator and `llmasos plan -f`);
 this adapter only fills in what the planner needs: the earliest start is the job's creation (or submission) time,
-`maxDelay` becomes a deadline relative to it, and the expected duration is the run time to reserve. Combinations
-the planner cannot act on raise :class:`SpecError` naming the field, like the parser does.
+`maxDelay` becomes a deadline relative to it, and the expected duration is the run time to reserve. A
+:class:`CarbonSpec` already meets the schema's rules (its policy is one the schema lists, and has the fields that
+policy needs: `api.schema.CARBON_NEEDS`); what only the planner minds (a run time that is not positive) raises
+:class:`SpecError` naming the field, like the parser does.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
 from llmasos.api.spec import CarbonSpec
 from llmasos.errors import SpecError
-from llmasos.planning.timing.carbon_window import POLICIES, CarbonJob
+from llmasos.planning.timing.carbon_window import CarbonJob, Policy
 from llmasos.planning.timing.forecast import ensure_utc
 
 
@@ -26,19 +29,8 @@ def carbon_job(
 ) -> CarbonJob:
     """The planner's job for `spec`, submitted at `created_at` (the LLMJob's creationTimestamp). `min_segment` and
     `max_segments` override the spec's `minSegment`/`maxSegments` (the benchmark plans without limits)."""
-    if spec.policy not in POLICIES:
-        raise SpecError(
-            f"carbon.policy must be one of {', '.join(POLICIES)}, got {spec.policy!r}", "spec.carbon.policy"
-        )
     created = ensure_utc(created_at, "creation time")
     deadline = spec.deadline_for(created)
-    if spec.policy != "immediate":
-        if deadline is None:
-            raise SpecError(f"carbon.policy {spec.policy!r} needs deadline or maxDelay", "spec.carbon.deadline")
-        if spec.expected_duration is None:
-            raise SpecError(f"carbon.policy {spec.policy!r} needs expectedDuration", "spec.carbon.expectedDuration")
-        if spec.policy == "threshold" and spec.max_intensity is None:
-            raise SpecError("carbon.policy 'threshold' needs maxIntensity", "spec.carbon.maxIntensity")
     duration = spec.expected_duration if spec.expected_duration is not None else default_duration
     if duration <= timedelta(0):
         raise SpecError("carbon.expectedDuration must be positive", "spec.carbon.expectedDuration")
@@ -47,7 +39,7 @@ def carbon_job(
         earliest_start=created,
         deadline=ensure_utc(deadline, "deadline") if deadline is not None else None,
         interruptible=spec.interruptible,
-        policy=spec.policy,  # checked against POLICIES above
+        policy=cast(Policy, spec.policy),  # one of the schema's policies: CarbonSpec checked it
         max_intensity=spec.max_intensity,
         safety_margin=spec.safety_margin,
         min_segment=min_segment if min_segment is not None else spec.min_segment,

@@ -19,14 +19,15 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
+from llmasos.api.schema import CARBON_NEEDS, CARBON_POLICIES, CarbonPolicy, unmet_need
 from llmasos.planning.timing.forecast import Forecast, ensure_utc, format_instant
 from llmasos.planning.timing.segments import EPS, Span, enforce_limits, greedy_split, merge
 from llmasos.planning.timing.timeline import DEFAULT_UNKNOWN_PREMIUM, Timeline, build_timeline
 
-Policy = Literal["immediate", "deadline", "threshold"]
-POLICIES: tuple[Policy, ...] = ("immediate", "deadline", "threshold")
+Policy = CarbonPolicy
+POLICIES = CARBON_POLICIES
 REL_TOL = 1e-9
 
 
@@ -57,10 +58,11 @@ class CarbonJob:
             raise ValueError(f"duration must be positive, got {self.duration}")
         if self.policy not in POLICIES:
             raise ValueError(f"unknown policy {self.policy!r}; expected one of {', '.join(POLICIES)}")
-        if self.policy != "immediate" and self.deadline is None:
-            raise ValueError(f"policy {self.policy!r} needs a deadline (or a maxDelay)")
-        if self.policy == "threshold" and self.max_intensity is None:
-            raise ValueError("policy 'threshold' needs maxIntensity")
+        present = {"expectedDuration", *(("deadline",) if self.deadline is not None else ()),
+                   *(("maxIntensity",) if self.max_intensity is not None else ())}
+        need = unmet_need(CARBON_NEEDS, self.policy, present)  # the spec's rule, one source
+        if need is not None:
+            raise ValueError(need.message(self.policy))
         if self.safety_margin < timedelta(0):
             raise ValueError("safetyMargin must not be negative")
         if self.max_segments is not None and self.max_segments < 1:

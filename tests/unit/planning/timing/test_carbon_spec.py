@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -15,7 +16,7 @@ CREATED = datetime(2024, 3, 6, tzinfo=UTC)
 
 
 def manifest_spec(carbon: dict[str, Any]) -> dict[str, Any]:
-    return {"model": {"builtin": "tiny-gpt"}, "carbon": carbon}
+    return {"model": {"builtin": "gpt-tiny"}, "carbon": carbon}
 
 
 def test_absent_means_immediate() -> None:
@@ -72,22 +73,30 @@ def test_max_delay_is_a_deadline_relative_to_creation() -> None:
 
 
 @pytest.mark.parametrize(
-    ("spec", "field"),
+    ("carbon", "field"),
     [
-        (CarbonSpec(policy="sometime"), "spec.carbon.policy"),
-        (CarbonSpec(policy="deadline", expected_duration=timedelta(hours=1)), "spec.carbon.deadline"),
-        (CarbonSpec(policy="deadline", max_delay=timedelta(hours=6)), "spec.carbon.expectedDuration"),
-        (
-            CarbonSpec(policy="threshold", max_delay=timedelta(hours=6), expected_duration=timedelta(hours=1)),
-            "spec.carbon.maxIntensity",
-        ),
-        (
-            CarbonSpec(policy="deadline", max_delay=timedelta(hours=6), expected_duration=timedelta(0)),
-            "spec.carbon.expectedDuration",
-        ),
+        ({"policy": "sometime"}, "spec.carbon.policy"),
+        ({"policy": "deadline", "expectedDuration": "1h"}, "spec.carbon.policy"),
+        ({"policy": "deadline", "maxDelay": "6h"}, "spec.carbon.expectedDuration"),
+        ({"policy": "threshold", "maxDelay": "6h", "expectedDuration": "1h"}, "spec.carbon.maxIntensity"),
     ],
 )
-def test_errors_name_the_field(spec: CarbonSpec, field: str) -> None:
+def test_a_spec_breaking_the_schemas_rules_is_never_built(carbon: dict[str, Any], field: str) -> None:
+    """The parser and `dataclasses.replace` both build CarbonSpec, which checks the rules: carbon_job never sees
+    a policy without what it needs."""
+    with pytest.raises(SpecError) as info:
+        parse_spec(manifest_spec(carbon))
+    assert info.value.field == field
+
+
+def test_replace_checks_the_rules_too() -> None:
+    with pytest.raises(SpecError, match="needs deadline or maxDelay") as info:
+        replace(CarbonSpec(), policy="deadline")
+    assert info.value.field == "spec.carbon.policy"
+
+
+def test_a_run_time_that_is_not_positive_names_the_field() -> None:
+    spec = CarbonSpec(policy="deadline", max_delay=timedelta(hours=6), expected_duration=timedelta(0))
     with pytest.raises(SpecError) as info:
         carbon_job(spec, CREATED)
-    assert info.value.field == field
+    assert info.value.field == "spec.carbon.expectedDuration"

@@ -165,7 +165,7 @@ def test_window_bounds_and_latest_start() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"policy": "deadline"}, "needs a deadline"),
+        ({"policy": "deadline"}, "needs deadline or maxDelay"),
         ({"policy": "threshold", "deadline": T0 + 9 * H}, "maxIntensity"),
         ({"policy": "sometime", "deadline": T0 + 9 * H}, "unknown policy"),
     ],
