@@ -9,12 +9,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from llmasos.api.schema import POWER_NEEDS, POWER_POLICIES, check_choice, spec_default, unmet_need
+from llmasos.api.schema import POWER_NEEDS, POWER_POLICIES, check_choice, spec_default, spec_field, unmet_need
 from llmasos.errors import SpecError
 
 POLICIES = POWER_POLICIES
 DEFAULT_POLICY: str = spec_default("power.policy")
 DEFAULT_MAX_SLOWDOWN = float(spec_default("power.maxSlowdown"))
+FRACTION_RANGE = (float(spec_field("power.fraction")["minimum"]), float(spec_field("power.fraction")["maximum"]))
+SLOWDOWN_RANGE = (float(spec_field("power.maxSlowdown")["minimum"]), float(spec_field("power.maxSlowdown")["maximum"]))
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,12 @@ class PowerSpec:
         slowdown = _or_default(raw.get("maxSlowdown"), DEFAULT_MAX_SLOWDOWN)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
             raise SpecError(f"power.limitWatts must be a positive integer, got {limit!r}", "spec.power.limitWatts")
-        if fraction is not None and (not _is_number(fraction) or not 0.1 <= float(fraction) <= 1.0):  # type: ignore[arg-type]
-            raise SpecError(f"power.fraction must be within 0.1..1.0, got {fraction!r}", "spec.power.fraction")
-        if not _is_number(slowdown) or not 1.0 <= float(slowdown) <= 2.0:  # type: ignore[arg-type]
-            raise SpecError(f"power.maxSlowdown must be within 1.0..2.0, got {slowdown!r}", "spec.power.maxSlowdown")
+        (low, high), (slow, shigh) = FRACTION_RANGE, SLOWDOWN_RANGE
+        if fraction is not None and (not _is_number(fraction) or not low <= float(fraction) <= high):  # type: ignore[arg-type]
+            raise SpecError(f"power.fraction must be within {low}..{high}, got {fraction!r}", "spec.power.fraction")
+        if not _is_number(slowdown) or not slow <= float(slowdown) <= shigh:  # type: ignore[arg-type]
+            raise SpecError(f"power.maxSlowdown must be within {slow}..{shigh}, got {slowdown!r}",
+                            "spec.power.maxSlowdown")
         present = [name for need in POWER_NEEDS for name in need.fields if raw.get(name) is not None]
         need = unmet_need(POWER_NEEDS, policy, present)
         if need is not None:
