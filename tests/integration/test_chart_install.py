@@ -76,9 +76,9 @@ def admin(chart_cluster: LocalCluster) -> Iterator[AdminApi]:
     client.close()
 
 
-def token_kubeconfig(cluster: LocalCluster, service_account: str, path: Path) -> Path:
+def token_kubeconfig(cluster: LocalCluster, service_account: str, path: Path, namespace: str = NS) -> Path:
     """A kubeconfig holding a TokenRequest token of the ServiceAccount (as its pods would mount)."""
-    token = cluster.kubectl("create", "token", service_account, "-n", NS, "--duration=2h").stdout.strip()
+    token = cluster.kubectl("create", "token", service_account, "-n", namespace, "--duration=2h").stdout.strip()
     doc = {
         "apiVersion": "v1", "kind": "Config", "current-context": "sa",
         "clusters": [{"name": "c", "cluster": {"server": cluster.paths.server,
@@ -318,3 +318,128 @@ def test_examples_are_valid_against_the_installed_crd(chart_cluster: LocalCluste
         result = chart_cluster.kubectl("apply", "--dry-run=server", "-f", str(f), check=False)
         assert result.returncode == 0, f"{f.name}: {result.stderr}"
         assert "llmjob.llmasos.io/" in result.stdout, f"{f.name} holds no LLMJob"
+
+
+# ------------------------------------------------------------------------- namespaced mode, own namespaces
+NSMODE_RELEASE, NSMODE_NS, NSMODE_AGENTS = "llmasos-nsmode", "nsmode-system", "nsmode-agents"
+
+
+def labelled_namespace(admin: AdminApi, name: str, level: str) -> None:
+    """Create (or relabel) a namespace enforcing a Pod Security level."""
+    labels = {"pod-security.kubernetes.io/enforce": level}
+    if admin.request("GET", f"/api/v1/namespaces/{name}").status_code == 404:
+        admin.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                            "metadata": {"name": name, "labels": labels}})
+    else:
+        admin.request("PATCH", f"/api/v1/namespaces/{name}", {"metadata": {"labels": labels}},
+                      content_type="application/merge-patch+json", expect=200)
+
+
+def test_namespaced_mode_reports_reach_status(chart_cluster: LocalCluster, release: str, admin: AdminApi,
+                                              chart_operator: OperatorProcess,
+                                              tmp_path_factory: pytest.TempPathFactory) -> None:
+    """issue 21, point 2: with operator.watchNamespaces set and the agents in a namespace of their own, the agents'
+    power reports still reach status.power and the energy reaches status.carbon, with only the chart's RBAC.
+
+    Before the fix the operator served only the watched namespaces, so it never saw the reports (written to the
+    agents' namespace) and status.power stayed empty without an error. The cluster-wide operator of this module is
+    paused meanwhile, or it would reconcile these jobs itself."""
+    team = admin.namespace("nsmode-team")
+    labelled_namespace(admin, NSMODE_AGENTS, "privileged")
+    helm(chart_cluster, "upgrade", "--install", NSMODE_RELEASE, str(CHART), "--namespace", NSMODE_NS,
+         "--create-namespace", "--wait=false", "-f", str(CHART / "ci" / "local-values.yaml"),
+         "--set", f"operator.watchNamespaces={{{team}}}", "--set", f"agent.namespace={NSMODE_AGENTS}")
+    rendered = chart_cluster.kubectl("get", "role", "-n", NSMODE_AGENTS, "-o", "name").stdout.split()
+    assert {"role.rbac.authorization.k8s.io/llmasos-nsmode-agent",
+            "role.rbac.authorization.k8s.io/llmasos-nsmode-operator-reports"} <= set(rendered)
+    work = tmp_path_factory.mktemp("nsmode")
+    op_kc = token_kubeconfig(chart_cluster, "llmasos-nsmode-operator", work / "op-kc", namespace=NSMODE_NS)
+    agent_kc = token_kubeconfig(chart_cluster, "llmasos-nsmode-agent", work / "agent-kc", namespace=NSMODE_AGENTS)
+    chart_operator.stop()
+    operator = OperatorProcess(chart_cluster, work, "nsmode-operator", kubeconfig=op_kc, extra_env={
+        # What the chart's Deployment sets in this mode (tests/chart/test_chart_render.py checks the render).
+        "LLMASOS_NAMESPACES": team, "LLMASOS_REPORT_NAMESPACE": NSMODE_AGENTS,
+        "LLMASOS_PEERING_NAME": NSMODE_RELEASE, "LLMASOS_CARBON_SOURCES": "trace,static"})
+    agents = [AgentProcess(chart_cluster, n, "nvidia-a100-80gb", work, NSMODE_AGENTS, kubeconfig=agent_kc)
+              for n in A100_NODES]
+    try:
+        operator.start()
+        for a in agents:
+            a.start()
+        admin.create(llmjob_path(team), llmjob(
+            "metered", placement={"nodePools": ["a100"]},
+            parallelism={"strategy": "ddp", "nodes": 2, "gpusPerNode": 4},
+            power={"policy": "fraction", "fraction": 0.8}, annotations={"sim.llmasos.io/duration": "20s"}))
+
+        def power_reported() -> dict[str, Any] | None:
+            power = admin.get(llmjob_path(team, "metered")).get("status", {}).get("power")
+            return power if power and len(power.get("pods", [])) == 2 else None
+
+        power = wait_for(power_reported, timeout=90, what="status.power from the agents' reports in their namespace")
+        assert {p["limitWatts"] for p in power["pods"]} == {320}
+        for node in A100_NODES:
+            report = admin.get(f"/api/v1/namespaces/{NSMODE_AGENTS}/configmaps/llmasos-power-{node}")
+            assert report["metadata"]["labels"]["llmasos.io/node-power-report"] == "true"
+
+        def energy() -> float | None:
+            carbon = admin.get(llmjob_path(team, "metered")).get("status", {}).get("carbon") or {}
+            return carbon["energyKWh"] if carbon.get("energyKWh", 0) > 0 else None
+
+        assert wait_for(energy, timeout=90, what="status.carbon.energyKWh from the agents' metering") > 0
+        peering = admin.get(f"/apis/kopf.dev/v1/namespaces/{NSMODE_AGENTS}/kopfpeerings/{NSMODE_RELEASE}")
+        assert peering.get("status"), "the operator keeps its record in the report namespace's peering too"
+        logs = [("operator", operator.log_tail(200_000)), *((f"agent {a.node}", a.log_tail()) for a in agents)]
+        for name, log in logs:
+            assert not denials(log), f"{name} was denied something:\n" + "\n".join(denials(log)[:5])
+    finally:
+        for a in agents:
+            a.stop()
+        operator.stop()
+        chart_operator.start()
+        admin.delete(f"/api/v1/namespaces/{team}")
+
+
+def test_agent_and_operator_are_admitted_under_their_own_pod_security_levels(chart_cluster: LocalCluster,
+                                                                             release: str, admin: AdminApi) -> None:
+    """issue 21, point 1: the operator in a namespace enforcing `restricted`, the agent in one of its own enforcing
+    `privileged`: the PodSecurity admission plugin of the API server admits both pods (kwok 'runs' them)."""
+    psa_release, op_ns, agent_ns = "llmasos-psa", "psa-operator", "psa-agent"
+    labelled_namespace(admin, op_ns, "restricted")
+    labelled_namespace(admin, agent_ns, "privileged")
+    # Warnings too in the operator's namespace (the plugin checks workload objects, e.g. the Deployment, only in
+    # warn and audit modes): any warning would come from the operator's objects.
+    admin.request("PATCH", f"/api/v1/namespaces/{op_ns}",
+                  {"metadata": {"labels": {"pod-security.kubernetes.io/warn": "restricted"}}},
+                  content_type="application/merge-patch+json", expect=200)
+    result = helm(chart_cluster, "upgrade", "--install", psa_release, str(CHART), "--namespace", op_ns,
+                  "--wait=false", "--set", f"agent.namespace={agent_ns}", "--set", "agent.gpuBackend=sim")
+    warnings = [line for line in (result.stdout + result.stderr).splitlines() if "PodSecurity" in line]
+    assert not warnings, warnings
+    selector = f"labelSelector=app.kubernetes.io/instance={psa_release}"
+
+    def pods(ns: str, component: str) -> list[Any]:
+        items = admin.get(f"/api/v1/namespaces/{ns}/pods?{selector},app.kubernetes.io/component={component}")
+        return list(items["items"])
+
+    operators = wait_for(lambda: len(pods(op_ns, "operator")) == 2 and pods(op_ns, "operator"), timeout=60,
+                         what="both operator replicas admitted in the restricted namespace")
+    gpu_nodes = list(admin.get("/api/v1/nodes?labelSelector=nvidia.com/gpu.present=true")["items"])
+    assert gpu_nodes
+    agents = wait_for(lambda: len(pods(agent_ns, "agent")) == len(gpu_nodes) and pods(agent_ns, "agent"),
+                      timeout=90, what="one agent per GPU node admitted in the privileged namespace")
+    assert {p["spec"]["priorityClassName"] for p in agents} == {"system-node-critical"}
+    assert all(p["metadata"]["namespace"] == op_ns for p in operators)
+    # Nothing was refused: no FailedCreate on the ReplicaSet or the DaemonSet.
+    for ns in (op_ns, agent_ns):
+        events = admin.get(f"/api/v1/namespaces/{ns}/events")["items"]
+        refused = [e["message"] for e in events if e["reason"] == "FailedCreate"]
+        assert not refused, refused
+    # The agent's pod template in the restricted namespace would be refused: the level is doing its work.
+    template = admin.get(f"/apis/apps/v1/namespaces/{agent_ns}/daemonsets/{psa_release}-agent")["spec"]["template"]
+    spec = {k: v for k, v in template["spec"].items() if k not in ("serviceAccountName", "serviceAccount")}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "agent-probe"},
+           "spec": {**spec, "automountServiceAccountToken": False}}
+    refused = admin.request("POST", f"/api/v1/namespaces/{op_ns}/pods?dryRun=All", pod)
+    assert refused.status_code == 403, refused.text
+    assert "violates PodSecurity" in refused.text
+    helm(chart_cluster, "uninstall", psa_release, "--namespace", op_ns, "--wait=false")
