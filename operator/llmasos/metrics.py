@@ -118,6 +118,9 @@ class OperatorMetrics:
         self._phase_of: dict[str, str] = {}
         for phase in PHASES:
             self.jobs_by_phase.labels(phase).set(0)
+        self.leader = Gauge("llmasos_operator_leader",
+                            "1 while this replica reconciles (peering leader, or standalone), 0 while it stands by.",
+                            registry=r)
         self._init_carbon(r)
 
     def _init_carbon(self, r: CollectorRegistry) -> None:
@@ -174,6 +177,9 @@ class OperatorMetrics:
 
     def record_reconcile(self, seconds: float) -> None:
         self.reconcile_seconds.observe(seconds)
+
+    def record_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
 
     def record_error(self, kind: str) -> None:
         self.reconcile_errors.labels(kind).inc()

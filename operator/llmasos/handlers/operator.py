@@ -22,6 +22,7 @@ from llmasos.errors import ConfigError
 from llmasos.gpus.products import build_catalog
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import register_indexes
+from llmasos.handlers.leadership import export_leadership_forever
 from llmasos.handlers.liveness import serve_liveness
 from llmasos.handlers.llmjob import register_llmjob_handlers
 from llmasos.handlers.resync import resync_forever
@@ -95,6 +96,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     @kopf.on.startup(id="resync", registry=registry)
     async def start_resync(**_: Any) -> None:
         resync.append(asyncio.create_task(resync_forever(ctx), name="llmasos-resync"))
+        resync.append(asyncio.create_task(export_leadership_forever(ctx), name="llmasos-leadership"))
 
     @kopf.on.cleanup(id="close", registry=registry)
     async def close(**_: Any) -> None:
