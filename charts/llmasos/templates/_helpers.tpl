@@ -129,3 +129,27 @@ address on the API server ports only, which NOTES.txt reports (set apiServerCidr
 {{- if not (lookup "v1" "Endpoints" "default" "kubernetes") -}}true{{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* "true" when a Prometheus Operator kind may be rendered: its API is known to helm (a live cluster, or
+--api-versions monitoring.coreos.com/v1/<Kind>), or monitoring.skipApiCheck is set. Call with (list . "<Kind>"). */}}
+{{- define "llmasos.monitoringApi" -}}
+{{- $ctx := index . 0 -}}
+{{- if or $ctx.Values.monitoring.skipApiCheck ($ctx.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" (index . 1))) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The monitoring objects asked for but skipped because their API is not known (NOTES.txt lists them). */}}
+{{- define "llmasos.skippedMonitoring" -}}
+{{- $skipped := list -}}
+{{- if and .Values.operator.enabled .Values.monitoring.serviceMonitor.enabled (not (include "llmasos.monitoringApi" (list . "ServiceMonitor"))) -}}
+{{- $skipped = append $skipped "ServiceMonitor" -}}
+{{- end -}}
+{{- if and .Values.agent.enabled .Values.monitoring.podMonitor.enabled (not (include "llmasos.monitoringApi" (list . "PodMonitor"))) -}}
+{{- $skipped = append $skipped "PodMonitor" -}}
+{{- end -}}
+{{- if and .Values.monitoring.prometheusRule.enabled (not (include "llmasos.monitoringApi" (list . "PrometheusRule"))) -}}
+{{- $skipped = append $skipped "PrometheusRule" -}}
+{{- end -}}
+{{- join ", " $skipped -}}
+{{- end -}}

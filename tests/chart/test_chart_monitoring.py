@@ -1,0 +1,82 @@
+"""Issue 21, point 5: monitoring objects are never skipped silently. Where helm does not know the Prometheus
+Operator's API (offline renders), the release notes name what was skipped; `monitoring.skipApiCheck` renders them
+anyway; with the API known, every object is rendered and checked against what it must scrape and embed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.chart.conftest import CHART, MONITORING_APIS, Render, by_kind, one
+
+MONITORING = CHART / "ci" / "monitoring-values.yaml"
+KINDS = ("ServiceMonitor", "PodMonitor", "PrometheusRule")
+
+
+@pytest.fixture(scope="module")
+def notes_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the chart with one more template: a ConfigMap holding the rendered NOTES.txt (helm template does
+    not print the notes; this renders the very same template file)."""
+    chart = tmp_path_factory.mktemp("notes") / "llmasos"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "zz-notes-probe.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes-probe}\n"
+        'data:\n  notes: {{ include "llmasos/templates/NOTES.txt" . | quote }}\n')
+    return chart
+
+
+def notes(render: Render, chart: Path, **kwargs: object) -> str:
+    objects = render(chart=chart, **kwargs)
+    probe = [o for o in by_kind(objects, "ConfigMap") if o["metadata"]["name"] == "notes-probe"]
+    return str(probe[0]["data"]["notes"])
+
+
+def test_offline_render_names_what_it_skipped(render: Render, notes_chart: Path) -> None:
+    objects = render([MONITORING])
+    assert not [o for o in objects if o["kind"] in KINDS]
+    text = notes(render, notes_chart, values_files=[MONITORING])
+    assert "SKIPPED: ServiceMonitor, PodMonitor, PrometheusRule" in text
+    assert "--api-versions monitoring.coreos.com/v1/ServiceMonitor" in text
+
+
+def test_nothing_skipped_nothing_said(render: Render, notes_chart: Path) -> None:
+    assert "SKIPPED" not in notes(render, notes_chart, values_files=[MONITORING], api_versions=MONITORING_APIS)
+    assert "SKIPPED" not in notes(render, notes_chart), "monitoring off: nothing was asked for"
+
+
+def test_the_comment_in_the_ci_values_file_renders_them(render: Render) -> None:
+    """The flags the ci file's comment gives are the ones that work (the group/version alone renders nothing)."""
+    comment = " ".join(line.lstrip("# ") for line in MONITORING.read_text().splitlines() if line.startswith("#"))
+    flags = [f for f in comment.replace("\\", " ").split() if f.startswith("monitoring.coreos.com/v1/")]
+    assert sorted(flags) == sorted(MONITORING_APIS)
+    assert {o["kind"] for o in render([MONITORING], api_versions=flags)} >= set(KINDS)
+    assert not {o["kind"] for o in render([MONITORING], api_versions=["monitoring.coreos.com/v1"])} & set(KINDS)
+
+
+def test_skip_api_check_renders_them_offline(render: Render) -> None:
+    objects = render([MONITORING], set_values=["monitoring.skipApiCheck=true"])
+    for kind in KINDS:
+        assert len(by_kind(objects, kind)) == 1, kind
+
+
+def test_rendered_monitors_scrape_the_right_pods(render: Render) -> None:
+    objects = render([MONITORING], set_values=["agent.namespace=gpu-agents"], api_versions=MONITORING_APIS)
+    service = one(objects, "Service", "-operator-metrics")
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == ["llmasos-system"]
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+    pod_monitor = one(objects, "PodMonitor")
+    agent = one(objects, "DaemonSet")
+    assert pod_monitor["metadata"]["namespace"] == agent["metadata"]["namespace"] == "gpu-agents"
+    assert pod_monitor["spec"]["namespaceSelector"]["matchNames"] == ["gpu-agents"]
+    assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= \
+        agent["spec"]["template"]["metadata"]["labels"].items()
+    assert {e["port"] for e in pod_monitor["spec"]["podMetricsEndpoints"]} == {"metrics"}
+    # The PrometheusRule carries exactly the shipped rule file's groups (the promtool-tested ones).
+    shipped = yaml.safe_load((CHART / "alerts" / "llmasos-rules.yaml").read_text())["groups"]
+    assert one(objects, "PrometheusRule")["spec"]["groups"] == shipped
