@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from llmasos.cluster.priority import PRIORITY_EVENTS_API, request_priority
+from llmasos.cluster.priority import PRIORITY_EVENTS_API, loop_time, request_priority
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class EventRecorder:
         if self._queue.qsize() >= self._max_queued:
             self._drop(f"the queue is full ({self._max_queued} Events)")
             return
-        self._queue.put_nowait((time.monotonic(), namespace, event))
+        self._queue.put_nowait((loop.time(), namespace, event))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="llmasos-events")
             self._worker.add_done_callback(_report_death)
@@ -116,7 +115,7 @@ class EventRecorder:
             request_priority.reset(token)
 
     def _holding(self, queued_at: float) -> bool:
-        return not self._closing and self._busy() and time.monotonic() - queued_at < self._max_hold
+        return not self._closing and self._busy() and loop_time() - queued_at < self._max_hold
 
     async def _send(self, namespace: str, event: dict[str, Any]) -> None:
         try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -23,6 +22,12 @@ PRIORITY_RESYNC = 2  # the periodic resync
 PRIORITY_EVENTS_API = 3  # posting core/v1 Events
 
 request_priority: ContextVar[int] = ContextVar("llmasos_request_priority", default=PRIORITY_EVENT)
+
+
+def loop_time() -> float:
+    """The running event loop's clock: time.monotonic() in production; a test's virtual-time loop moves it without
+    sleeping (tests/unit/virtual_time.py). The limiter and the Event recorder measure their waits with it."""
+    return asyncio.get_running_loop().time()
 
 
 class PriorityLimiter:
@@ -42,16 +47,16 @@ class PriorityLimiter:
         """Whether work of `priority` (or more urgent) waits now or was admitted in the last `seconds`."""
         if any(p <= priority and not fut.done() for p, _, fut in self._waiters):
             return True
-        now = time.monotonic()
+        now = loop_time()
         return any(p <= priority and now - at < seconds for p, at in self._admitted_at.items())
 
     async def wait_quiet(self, priority: int, quiet: float, at_most: float, poll: float = 0.2) -> float:
         """Wait until `active_within(priority, quiet)` is false, for at most `at_most` seconds; the seconds waited.
         Polled (activity is a condition of other tasks, with no event to wait on); it holds no slot meanwhile."""
-        started = time.monotonic()
-        while self.active_within(priority, quiet) and time.monotonic() - started < at_most:  # noqa: ASYNC110
-            await asyncio.sleep(min(poll, max(at_most - (time.monotonic() - started), 0.0)))
-        return time.monotonic() - started
+        started = loop_time()
+        while self.active_within(priority, quiet) and loop_time() - started < at_most:  # noqa: ASYNC110
+            await asyncio.sleep(min(poll, max(at_most - (loop_time() - started), 0.0)))
+        return loop_time() - started
 
     @asynccontextmanager
     async def slot(self, priority: int) -> AsyncIterator[None]:
@@ -67,7 +72,7 @@ class PriorityLimiter:
                     self._release()  # handed a slot in the same tick as the cancellation: pass it on
                 fut.cancel()
                 raise
-        self._admitted_at[priority] = time.monotonic()
+        self._admitted_at[priority] = loop_time()
         try:
             yield
         finally:

@@ -20,6 +20,7 @@ from llmasos.api import conditions as cond
 from llmasos.api import constants as c
 from llmasos.api.conditions import Condition
 from llmasos.api.node_report import REPORT_LABEL, parse_node_report
+from llmasos.api.phase import TERMINAL, Phase
 from llmasos.api.spec import LLMJobSpec, parse_spec, parse_time
 from llmasos.api.workload_policy import check_workload
 from llmasos.cluster.builders import Owner, job_name, service_name
@@ -46,7 +47,6 @@ from llmasos.planning.lifecycle.decision import EnsureJob, decide, placed_pool
 from llmasos.planning.lifecycle.status import build_status, placement_status
 from llmasos.planning.placement.feasible import select_pool, with_pending
 
-TERMINAL = ("Succeeded", "Failed")
 # How long a pass triggered by a child Job's change waits, so that the changes of one gang's pods share a pass.
 CHILD_EVENT_COALESCE_SECONDS = 1.0
 # The longest such a pass waits while new LLMJobs' children are being created (see _coalesced_pass).
@@ -88,7 +88,7 @@ async def _write_status(ctx: OperatorContext, body: dict[str, Any], new: dict[st
 async def _fail_invalid(ctx: OperatorContext, body: dict[str, Any], exc: SpecError) -> None:
     meta, status = body["metadata"], body.get("status") or {}
     msg = f"invalid spec: {exc.field}: {exc}"
-    new = placement_status(status, cond.INVALID_SPEC, msg, meta.get("generation", 1), ctx.now_iso(), "Failed")
+    new = placement_status(status, cond.INVALID_SPEC, msg, meta.get("generation", 1), ctx.now_iso(), Phase.FAILED)
     if await _write_status(ctx, body, new):
         await ctx.post_event(body, "Warning", cond.INVALID_SPEC, msg, at_once=True)
     ctx.metrics.record_phase(meta["uid"], "Failed")
@@ -199,16 +199,14 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     if not started:
         spec, budget_condition = apply_budget(ctx, spec, ns, indexes["carbon_usage"])
         if budget_condition is not None and budget_condition.reason == cond.BUDGET_REJECTED:
-            new = placement_status(status, cond.BUDGET_EXCEEDED, budget_condition.message, generation, now, "Failed")
+            new = placement_status(status, cond.BUDGET_EXCEEDED, budget_condition.message, generation, now,
+                                   Phase.FAILED)
             if await _write_status(ctx, body, new):
                 await ctx.post_event(body, "Warning", cond.BUDGET_EXCEEDED, budget_condition.message, at_once=True)
             ctx.metrics.record_phase(uid, "Failed")
             return
     gate, data_quality = await carbon_gate(ctx, spec, body, zone, started, ctx.clock(), fetched, observed)
-    hold = ""
-    if gate.hold:
-        saving = (gate.plan or {}).get("expectedSavingsPercent")
-        hold = f"deferred until {gate.start_at}" + (f", expected to save {saving:.0f}%" if saving is not None else "")
+    hold = gate.deferral
     # The current Job is bound (node affinity) to the pool it was created for; if that pool lost its nodes and the
     # job was placed anew, the group restarts there (lifecycle.decide), instead of waiting for nodes that are gone.
     pool_lost = placed_on if placed_on and placed_on != pool and observed else ""
@@ -241,8 +239,8 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     if await _write_status(ctx, body, new):
         for ev in decision.events:
             await ctx.post_event(body, ev.type, ev.reason, ev.message, at_once=final)
-        if gate.announce and decision.phase == "Deferred":
-            await ctx.post_event(body, "Normal", cond.DEFERRED, hold)
+        if gate.announce and decision.phase == Phase.DEFERRED and hold is not None:
+            await ctx.post_event(body, "Normal", cond.DEFERRED, hold.message)
     if pool_fields:
         await ctx.post_event(body, "Normal", cond.POOL_SELECTED,
                              f"placed on node pool {pool} ({pool_fields['gpuProduct']})")

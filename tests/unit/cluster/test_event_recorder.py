@@ -1,5 +1,6 @@
 """The background Event recorder: order kept, passes never wait, Events yield to new jobs' child creation (bounded),
-failures counted, and shutdown posts what is queued."""
+failures counted, and shutdown posts what is queued. Every scenario runs on a fake clock (tests/unit/virtual_time.py):
+the holds and polls below take no real time."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ from llmasos.cluster.priority import (
     PriorityLimiter,
     request_priority,
 )
+from tests.unit.virtual_time import run_virtual
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def event(reason: str) -> dict[str, Any]:
@@ -40,7 +46,7 @@ def test_events_are_posted_in_order_at_the_lowest_priority_without_blocking_the_
         await rec.close()
         return posted
 
-    assert asyncio.run(scenario()) == [("ns", r, PRIORITY_EVENTS_API) for r in ("A", "B", "C")]
+    assert run_virtual(scenario()) == [("ns", r, PRIORITY_EVENTS_API) for r in ("A", "B", "C")]
 
 
 def test_events_wait_while_new_jobs_are_admitted_then_go() -> None:
@@ -66,23 +72,28 @@ def test_events_wait_while_new_jobs_are_admitted_then_go() -> None:
         assert posted == ["A", "B"]
         await rec.close()
 
-    asyncio.run(scenario())
+    run_virtual(scenario())
 
 
 def test_a_held_event_goes_out_after_max_hold_even_when_new_jobs_keep_coming() -> None:
-    posted: list[str] = []
+    posted: list[tuple[str, float]] = []
 
     async def post(ns: str, ev: dict[str, Any]) -> None:
-        posted.append(ev["reason"])
+        posted.append((ev["reason"], now()))
 
-    async def scenario() -> None:
-        rec = EventRecorder(post, busy=lambda: True, max_hold=0.1, poll=0.01)
+    async def scenario() -> float:
+        rec = EventRecorder(post, busy=lambda: True)  # the shipped hold (30 s) and poll (0.2 s)
+        started = now()
         rec.record("ns", event("A"))
-        assert await rec.flush(2)
+        assert await rec.flush(60)
         await rec.close()
+        return started
 
-    asyncio.run(scenario())
-    assert posted == ["A"]
+    wall = time.monotonic()
+    started = run_virtual(scenario())
+    assert [r for r, _ in posted] == ["A"]
+    assert 30.0 <= posted[0][1] - started < 30.5, "held for max_hold, then posted"
+    assert time.monotonic() - wall < 2.0, "on the fake clock: no real 30 s wait"
 
 
 def test_a_failed_post_is_counted_and_the_next_event_still_goes() -> None:
@@ -101,7 +112,7 @@ def test_a_failed_post_is_counted_and_the_next_event_still_goes() -> None:
         assert await rec.flush(2)
         await rec.close()
 
-    asyncio.run(scenario())
+    run_virtual(scenario())
     assert posted == ["good"]
     assert [str(e) for e in errors] == ["403 forbidden"]
 
@@ -120,7 +131,7 @@ def test_close_posts_what_is_queued_without_waiting_for_a_quiet_moment() -> None
         assert posted == []
         await rec.close(within=2)
 
-    asyncio.run(scenario())
+    run_virtual(scenario())
     assert posted == ["A", "B"]
 
 
@@ -138,7 +149,7 @@ def test_a_full_queue_drops_and_counts() -> None:
         await rec.close(within=0.05)
         return dropped
 
-    assert asyncio.run(scenario()) == 2
+    assert run_virtual(scenario()) == 2
     assert len(drops) == 2, "each drop reaches the metrics"
 
 
@@ -156,7 +167,7 @@ def test_active_within_sees_waiters_and_recent_admissions_of_that_priority_or_mo
         await asyncio.sleep(0.05)
         assert not lim.active_within(PRIORITY_NEW, 0.01)
 
-    asyncio.run(scenario())
+    run_virtual(scenario())
 
 
 def test_wait_quiet_returns_once_new_passes_stop_and_gives_up_after_at_most() -> None:
@@ -165,22 +176,22 @@ def test_wait_quiet_returns_once_new_passes_stop_and_gives_up_after_at_most() ->
         idle = await lim.wait_quiet(PRIORITY_NEW, quiet=0.2, at_most=5, poll=0.01)
 
         async def burst(until: float) -> None:  # a new job's pass admitted every 50 ms
-            while time.monotonic() < until:
+            while now() < until:
                 async with lim.slot(PRIORITY_NEW):
                     pass
                 await asyncio.sleep(0.05)
 
-        feeder = asyncio.create_task(burst(time.monotonic() + 0.6))
+        feeder = asyncio.create_task(burst(now() + 0.6))
         await asyncio.sleep(0)
         after_burst = await lim.wait_quiet(PRIORITY_NEW, quiet=0.2, at_most=5, poll=0.01)
         await feeder
-        endless = asyncio.create_task(burst(time.monotonic() + 10))
+        endless = asyncio.create_task(burst(now() + 10))
         await asyncio.sleep(0)
         capped = await lim.wait_quiet(PRIORITY_NEW, quiet=0.2, at_most=0.3, poll=0.01)
         endless.cancel()
         return idle, after_burst, capped
 
-    idle, after_burst, capped = asyncio.run(scenario())
+    idle, after_burst, capped = run_virtual(scenario())
     assert idle < 0.05, "nothing new was active: no wait"
     assert 0.6 <= after_burst < 3.0, f"waited for the burst to end plus the quiet time, not {after_burst:.2f}s"
     assert 0.3 <= capped < 1.5, f"an endless burst holds it for at_most only, not {capped:.2f}s"
@@ -194,7 +205,7 @@ def test_a_pass_after_a_child_change_waits_while_new_jobs_are_being_admitted(mon
     ran: list[float] = []
 
     async def fake_pass(ctx: Any, namespace: str, name: str, indexes: Any, logger: Any) -> None:
-        ran.append(time.monotonic())
+        ran.append(now())
 
     monkeypatch.setattr(llmjob, "_reconcile_by_name", fake_pass)
     monkeypatch.setattr(llmjob, "CHILD_EVENT_COALESCE_SECONDS", 0.0)
@@ -203,14 +214,14 @@ def test_a_pass_after_a_child_change_waits_while_new_jobs_are_being_admitted(mon
         ctx = context()
         lim = ctx.passes
         ctx.coalescing[("ns", "a")] = asyncio.current_task()  # type: ignore[assignment]
-        burst_end = time.monotonic() + 0.8
-        while time.monotonic() < burst_end - 0.7:  # the burst has begun before the child change
+        burst_end = now() + 0.8
+        while now() < burst_end - 0.7:  # the burst has begun before the child change
             async with lim.slot(PRIORITY_NEW):
                 pass
             await asyncio.sleep(0.02)
 
         async def burst() -> None:
-            while time.monotonic() < burst_end:
+            while now() < burst_end:
                 async with lim.slot(PRIORITY_NEW):
                     pass
                 await asyncio.sleep(0.05)
@@ -221,7 +232,7 @@ def test_a_pass_after_a_child_change_waits_while_new_jobs_are_being_admitted(mon
         assert ("ns", "a") not in ctx.coalescing
         return ran[0] - burst_end
 
-    after_burst = asyncio.run(scenario())
+    after_burst = run_virtual(scenario())
     assert after_burst >= 0.0, "the pass ran before the burst of new jobs ended"
 
 
@@ -240,7 +251,7 @@ def test_after_close_events_are_dropped_and_counted_not_posted_through_a_closed_
         await asyncio.sleep(0.05)
         return rec
 
-    rec = asyncio.run(scenario())
+    rec = run_virtual(scenario())
     assert posted == ["A"]
     assert rec.dropped == 1
     assert drops == [1]
@@ -258,8 +269,8 @@ def test_a_recorder_used_from_a_second_event_loop_gets_a_queue_and_worker_of_tha
         rec.record("ns", event(reason))
         assert await rec.flush(2)
 
-    asyncio.run(one("first loop"))
-    asyncio.run(one("second loop"))  # the first loop's queue cannot be awaited here
+    run_virtual(one("first loop"))
+    run_virtual(one("second loop"))  # the first loop's queue cannot be awaited here
     assert posted == ["first loop", "second loop"]
 
 
@@ -280,7 +291,7 @@ def test_up_to_in_flight_events_are_posted_at_once() -> None:
         assert await rec.flush(2)
         await rec.close()
 
-    asyncio.run(scenario())
+    run_virtual(scenario())
     assert peak[0] == 3
 
 
@@ -297,5 +308,5 @@ def test_post_now_goes_past_the_queue_and_the_hold() -> None:
         assert posted == [("JobCompleted", PRIORITY_EVENTS_API)], "posted before returning, the held one still held"
         await rec.close(within=2)
 
-    asyncio.run(scenario())
+    run_virtual(scenario())
     assert [r for r, _ in posted] == ["JobCompleted", "held"]

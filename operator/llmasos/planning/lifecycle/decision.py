@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from llmasos.api import conditions as cond
 from llmasos.api.conditions import Condition
+from llmasos.api.phase import TERMINAL, Phase
 from llmasos.api.spec import LLMJobSpec
-
-TERMINAL = frozenset({"Succeeded", "Failed"})
+from llmasos.planning.timing.carbon_gate import Hold
 
 
 @dataclass(frozen=True)
@@ -80,11 +80,11 @@ class Event:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Decision:
-    phase: str
-    conditions: tuple[Condition, ...]
-    message: str
+    phase: Phase
+    conditions: tuple[Condition, ...] = ()
+    message: str = ""
     actions: tuple[Action, ...] = ()
     workers_ready: int = 0
     workers_total: int = 0
@@ -95,7 +95,7 @@ class Decision:
     events: tuple[Event, ...] = field(default=())
 
 
-def _finished(phase: str, reason: str, message: str, ok: bool) -> tuple[Condition, ...]:
+def _finished(phase: Phase, reason: str, message: str, ok: bool) -> tuple[Condition, ...]:
     return (
         Condition(
             cond.SUCCEEDED,
@@ -114,8 +114,9 @@ def _restart(current: ObservedJob, nxt: int, suspend: bool, stale: tuple[Action,
     always exists. It is created suspended when the user suspended the job or the carbon plan holds it (an
     interruptible job between segments): its pods start only when the job may run."""
     restart: tuple[Action, ...] = (EnsureService(), EnsureJob(nxt, suspend), DeleteJob(current.name), *stale)
-    return Decision("Pending", (Condition(cond.RUNNING, "False", cond.RESTARTING, msg),), msg, restart, 0, total, nxt,
-                    "", start, events=(Event("Warning", reason, msg),))
+    return Decision(phase=Phase.PENDING, conditions=(Condition(cond.RUNNING, "False", cond.RESTARTING, msg),),
+                    message=msg, actions=restart, workers_total=total, attempt=nxt, start_time=start,
+                    events=(Event("Warning", reason, msg),))
 
 
 def decide(
@@ -125,15 +126,15 @@ def decide(
     now: str,
     previous_attempt: int = 0,
     previous_start: str = "",
-    hold: str = "",
+    hold: Hold | None = None,
     pool_lost: str = "",
 ) -> Decision:
     """What the LLMJob's status should be and which child actions are needed, from what is observed now.
 
-    `hold` (a message) means the carbon plan says "not now": no children are created, and an existing Job (an
-    interruptible one between segments) is suspended, with phase Deferred. `pool_lost` names the node pool the
-    current Job is bound to when that pool no longer has nodes (and the job was placed on another one): the whole
-    group restarts there as a new attempt, within backoffLimit, like a failed worker.
+    `hold` (a value; `Hold.message` renders it) means the carbon plan says "not now": no children are created, and an
+    existing Job (an interruptible one between segments) is suspended, with phase Deferred. `pool_lost` names the
+    node pool the current Job is bound to when that pool no longer has nodes (and the job was placed on another one):
+    the whole group restarts there as a new attempt, within backoffLimit, like a failed worker.
     """
     total = spec.parallelism.nodes
     current = max(jobs, key=lambda j: j.attempt) if jobs else None
@@ -141,31 +142,34 @@ def decide(
     stale: tuple[Action, ...] = tuple(DeleteJob(j.name) for j in jobs if current and j.attempt < current.attempt)
     start = previous_start or (current.start_time if current else "")
 
+    current_name = current.name if current else ""
+    paused = spec.suspend or hold is not None  # a new attempt is created suspended
     if previous_phase in TERMINAL:
-        return Decision(previous_phase, (), "", stale, 0, total, attempt, current.name if current else "", start)
+        return Decision(phase=Phase(previous_phase), actions=stale, workers_total=total, attempt=attempt,
+                        job_name=current_name, start_time=start)
 
     if current and current.complete:
         msg = f"all {total} worker(s) finished"
         return Decision(
-            "Succeeded",
-            _finished("Succeeded", cond.JOB_COMPLETED, msg, True),
-            msg,
-            stale,
-            0,
-            total,
-            attempt,
-            current.name,
-            start,
-            current.completion_time or now,
-            (Event("Normal", cond.JOB_COMPLETED, msg),),
+            phase=Phase.SUCCEEDED,
+            conditions=_finished(Phase.SUCCEEDED, cond.JOB_COMPLETED, msg, True),
+            message=msg,
+            actions=stale,
+            workers_total=total,
+            attempt=attempt,
+            job_name=current.name,
+            start_time=start,
+            completion_time=current.completion_time or now,
+            events=(Event("Normal", cond.JOB_COMPLETED, msg),),
         )
 
     if current and (current.is_failed or pool_lost):
         failed_job = current.name
 
         def failed(reason: str, msg: str) -> Decision:
-            return Decision("Failed", _finished("Failed", reason, msg, False), msg, stale, 0, total, attempt,
-                            failed_job, start, now, (Event("Warning", reason, msg),))
+            return Decision(phase=Phase.FAILED, conditions=_finished(Phase.FAILED, reason, msg, False), message=msg,
+                            actions=stale, workers_total=total, attempt=attempt, job_name=failed_job,
+                            start_time=start, completion_time=now, events=(Event("Warning", reason, msg),))
 
         if not current.is_failed:
             lost = f"node pool {pool_lost} has no nodes left"
@@ -173,7 +177,7 @@ def decide(
                 return failed(cond.NODE_POOL_LOST, f"{lost} after {current.attempt + 1} attempt(s)")
             nxt = current.attempt + 1
             msg = f"{lost}; restarting the whole worker group on another pool, attempt {nxt} of {spec.backoff_limit}"
-            return _restart(current, nxt, spec.suspend or bool(hold), stale, total, start, msg, cond.NODE_POOL_LOST)
+            return _restart(current, nxt, paused, stale, total, start, msg, cond.NODE_POOL_LOST)
 
         if current.failed_reason == "DeadlineExceeded":
             msg = f"attempt {current.attempt} exceeded maxRuntime: {current.failed_message}".rstrip(": ")
@@ -184,7 +188,7 @@ def decide(
                 f"a worker failed ({current.failed_reason}: {current.failed_message}); restarting the whole "
                 f"worker group, attempt {nxt} of {spec.backoff_limit}"
             )
-            return _restart(current, nxt, spec.suspend or bool(hold), stale, total, start, msg, cond.WORKER_FAILED)
+            return _restart(current, nxt, paused, stale, total, start, msg, cond.WORKER_FAILED)
         msg = (
             f"a worker failed ({current.failed_reason}: {current.failed_message}) after "
             f"{current.attempt + 1} attempt(s)"
@@ -194,29 +198,29 @@ def decide(
     if spec.suspend:
         pause: tuple[Action, ...] = (*((EnsureJob(attempt, True),) if current else ()), *stale)
         msg = "suspended by spec.suspend; its pods are removed until it is resumed"
-        events = () if previous_phase == "Suspended" else (Event("Normal", cond.SUSPENDED_BY_USER, msg),)
+        events = () if previous_phase == Phase.SUSPENDED else (Event("Normal", cond.SUSPENDED_BY_USER, msg),)
         return Decision(
-            "Suspended",
-            (
+            phase=Phase.SUSPENDED,
+            conditions=(
                 Condition(cond.SUSPENDED, "True", cond.SUSPENDED_BY_USER, msg),
                 Condition(cond.RUNNING, "False", cond.SUSPENDED_BY_USER, msg),
             ),
-            msg,
-            pause,
-            0,
-            total,
-            attempt,
-            current.name if current else "",
-            start,
+            message=msg,
+            actions=pause,
+            workers_total=total,
+            attempt=attempt,
+            job_name=current_name,
+            start_time=start,
             events=events,
         )
 
-    if hold:
-        deferred = (Condition(cond.DEFERRED, "True", cond.WAITING_FOR_WINDOW, hold),
-                    Condition(cond.RUNNING, "False", cond.WAITING_FOR_WINDOW, hold))
+    if hold is not None:
+        why = hold.message
+        deferred = (Condition(cond.DEFERRED, "True", cond.WAITING_FOR_WINDOW, why),
+                    Condition(cond.RUNNING, "False", cond.WAITING_FOR_WINDOW, why))
         held: tuple[Action, ...] = (*((EnsureJob(attempt, True),) if current else ()), *stale)
-        return Decision("Deferred", deferred, hold, held, 0, total, attempt, current.name if current else "",
-                        start)
+        return Decision(phase=Phase.DEFERRED, conditions=deferred, message=why, actions=held, workers_total=total,
+                        attempt=attempt, job_name=current_name, start_time=start)
 
     ready = current.ready if current and not current.suspended else 0
     actions: tuple[Action, ...] = (EnsureService(), EnsureJob(attempt, False), *stale)
@@ -228,34 +232,34 @@ def decide(
     not_suspended = Condition(cond.SUSPENDED, "False", cond.NOT_SUSPENDED, "")
     # Workers that already finished successfully while the Job is not yet Complete: the group ran, it is finishing.
     finishing = bool(current and not current.suspended and current.succeeded > 0)
-    if ready >= total or (finishing and previous_phase == "Running"):
+    if ready >= total or (finishing and previous_phase == Phase.RUNNING):
         msg = f"{ready}/{total} worker(s) running"
-        events = () if previous_phase == "Running" else (Event("Normal", cond.WORKERS_RUNNING, msg),)
+        events = () if previous_phase == Phase.RUNNING else (Event("Normal", cond.WORKERS_RUNNING, msg),)
         return Decision(
-            "Running",
-            (Condition(cond.RUNNING, "True", cond.WORKERS_RUNNING, msg), not_suspended, *carbon_window),
-            msg,
-            actions,
-            ready,
-            total,
-            attempt,
-            current.name if current else "",
-            start or now,
+            phase=Phase.RUNNING,
+            conditions=(Condition(cond.RUNNING, "True", cond.WORKERS_RUNNING, msg), not_suspended, *carbon_window),
+            message=msg,
+            actions=actions,
+            workers_ready=ready,
+            workers_total=total,
+            attempt=attempt,
+            job_name=current_name,
+            start_time=start or now,
             events=events,
         )
     msg = f"{ready}/{total} worker(s) ready; waiting for the whole group to start"
-    events = () if previous_phase in ("Pending", "") else (Event("Normal", cond.WORKERS_STARTING, msg),)
+    events = () if previous_phase in (Phase.PENDING, "") else (Event("Normal", cond.WORKERS_STARTING, msg),)
     # startTime is "when the first worker started": it is reported with the move to Running (from the Job's own
     # startTime), not while the gang is still being scheduled (which would also cost a status write of its own).
     return Decision(
-        "Pending",
-        (Condition(cond.RUNNING, "False", cond.WORKERS_STARTING, msg), not_suspended, *carbon_window),
-        msg,
-        actions,
-        ready,
-        total,
-        attempt,
-        current.name if current else "",
-        previous_start,
+        phase=Phase.PENDING,
+        conditions=(Condition(cond.RUNNING, "False", cond.WORKERS_STARTING, msg), not_suspended, *carbon_window),
+        message=msg,
+        actions=actions,
+        workers_ready=ready,
+        workers_total=total,
+        attempt=attempt,
+        job_name=current_name,
+        start_time=previous_start,
         events=events,
     )

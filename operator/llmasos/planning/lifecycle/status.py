@@ -6,6 +6,7 @@ from typing import Any
 
 from llmasos.api import conditions as cond
 from llmasos.api.conditions import Condition, set_condition
+from llmasos.api.phase import TERMINAL, Phase
 from llmasos.planning.lifecycle.decision import Decision
 
 
@@ -20,14 +21,14 @@ def build_status(
     """The new status: previous fields kept unless this pass knows better; conditions merged metav1-style."""
     status = {k: v for k, v in previous.items() if k not in ("kopf",)}
     conditions = list(previous.get("conditions", []) or [])
-    if decision.phase in ("Succeeded", "Failed") and previous.get("phase") == decision.phase:
+    if decision.phase in TERMINAL and previous.get("phase") == decision.phase:
         status["observedGeneration"] = generation
         return status
     for c in (*decision.conditions, *extra_conditions):
         conditions = set_condition(conditions, c, now, generation)
     status.update(
         {
-            "phase": decision.phase,
+            "phase": str(decision.phase),  # the plain string: status is JSON
             "conditions": conditions,
             "observedGeneration": generation,
             "message": decision.message,
@@ -41,7 +42,7 @@ def build_status(
     )
     if decision.start_time:
         status["startTime"] = decision.start_time
-        if decision.phase in ("Running", "Succeeded", "Failed"):
+        if decision.phase == Phase.RUNNING or decision.phase in TERMINAL:
             status["scheduledStart"] = decision.start_time
     if decision.completion_time:
         status["completionTime"] = decision.completion_time
@@ -50,19 +51,19 @@ def build_status(
 
 
 def placement_status(
-    previous: dict[str, Any], reason: str, message: str, generation: int, now: str, phase: str = "Pending"
+    previous: dict[str, Any], reason: str, message: str, generation: int, now: str, phase: Phase = Phase.PENDING
 ) -> dict[str, Any]:
     """Status of a job that no pool can host (yet): Pending with Scheduled=False and the reason."""
     status = {k: v for k, v in previous.items() if k not in ("kopf",)}
     conditions = set_condition(
         list(previous.get("conditions", []) or []), Condition(cond.SCHEDULED, "False", reason, message), now, generation
     )
-    if phase == "Failed":
+    if phase == Phase.FAILED:
         conditions = set_condition(conditions, Condition(cond.FAILED, "True", reason, message), now, generation)
         conditions = set_condition(
             conditions, Condition(cond.SUCCEEDED, "False", cond.NOT_FINISHED, message), now, generation
         )
-    status.update({"phase": phase, "conditions": conditions, "observedGeneration": generation, "message": message})
-    if phase == "Failed":
+    status.update({"phase": str(phase), "conditions": conditions, "observedGeneration": generation, "message": message})
+    if phase == Phase.FAILED:
         status.setdefault("completionTime", now)
     return status

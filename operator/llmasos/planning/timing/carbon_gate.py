@@ -19,6 +19,23 @@ from llmasos.planning.timing.forecast import format_instant, parse_instant
 
 
 @dataclass(frozen=True)
+class Hold:
+    """The carbon plan says "not now": until when, the saving it expects, and the fleet planner's reason when it moved
+    the job. A value the lifecycle decides on; `message` renders it for status and the Deferred Event."""
+
+    until: str
+    saving_percent: float | None = None
+    moved: str = ""  # "moved: ..." when the pool's plan moved the job from its own best window
+
+    @property
+    def message(self) -> str:
+        text = f"deferred until {self.until}"
+        if self.saving_percent is not None:
+            text += f", expected to save {self.saving_percent:.0f}%"
+        return text + (f" ({self.moved})" if self.moved else "")
+
+
+@dataclass(frozen=True)
 class Gate:
     hold: bool
     plan: dict[str, Any] | None
@@ -29,6 +46,17 @@ class Gate:
     def start_at(self) -> str:
         """When a held job runs next: the planned start, or for a started job the next segment's start."""
         return self.resume_at or str((self.plan or {}).get("startAt", ""))
+
+    @property
+    def deferral(self) -> Hold | None:
+        """The hold as a value (None when the job may run)."""
+        if not self.hold:
+            return None
+        plan = self.plan or {}
+        saving = plan.get("expectedSavingsPercent")
+        reason = str(plan.get("reason") or "")
+        return Hold(self.start_at, None if saving is None else float(saving),
+                    reason if reason.startswith("moved:") else "")
 
 
 def plan_status(plan: Plan, source: str, degraded: bool, message: str) -> dict[str, Any]:

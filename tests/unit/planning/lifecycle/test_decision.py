@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmasos.planning.lifecycle.decision import DeleteJob, EnsureJob, EnsureService, decide
+from llmasos.planning.timing.carbon_gate import Hold
 from tests.unit.builders import make_job, make_spec
 
 NOW = "2026-11-25T12:00:00Z"
@@ -122,7 +123,7 @@ def test_lost_pool_restarts_the_group_as_a_new_attempt() -> None:
 @pytest.mark.parametrize("pool_lost", ["", "a100"])
 def test_a_restart_while_held_or_suspended_creates_the_next_attempt_suspended(pool_lost: str) -> None:
     failed = make_job(0, suspended=True, failed_reason="" if pool_lost else "PodFailurePolicy")
-    held = decide(make_spec(backoffLimit=2), "Deferred", [failed], NOW, hold="deferred until 18:00",
+    held = decide(make_spec(backoffLimit=2), "Deferred", [failed], NOW, hold=Hold("2024-03-07T18:00:00Z"),
                   pool_lost=pool_lost)
     assert held.attempt == 1
     assert held.actions.index(EnsureJob(1, True)) < held.actions.index(DeleteJob("j-a0")), "held: no pods yet"

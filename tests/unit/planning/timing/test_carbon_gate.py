@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from llmasos.planning.lifecycle.decision import EnsureJob, EnsureService, decide
-from llmasos.planning.timing.carbon_gate import gate_after_start, gate_before_start
+from llmasos.planning.timing.carbon_gate import Gate, Hold, gate_after_start, gate_before_start
 from tests.unit.builders import make_job, make_spec
 
 T0 = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -60,10 +60,11 @@ def test_non_interruptible_job_is_never_held_once_started() -> None:
 def test_held_job_creates_nothing_then_suspends_and_resumes_its_job() -> None:
     spec = make_spec(carbon={"policy": "deadline", "maxDelay": "24h", "expectedDuration": "2h",
                              "interruptible": True})
-    before = decide(spec, "", [], "now", hold="deferred until later")
+    before = decide(spec, "", [], "now", hold=Hold("2024-03-07T02:00:00Z"))
     assert before.phase == "Deferred"
+    assert before.message == "deferred until 2024-03-07T02:00:00Z"
     assert before.actions == ()
-    between = decide(spec, "Running", [make_job(0, ready=2)], "now", hold="deferred until the next segment")
+    between = decide(spec, "Running", [make_job(0, ready=2)], "now", hold=Hold("2024-03-07T04:00:00Z"))
     assert between.phase == "Deferred"
     assert between.actions == (EnsureJob(0, True),)
     resumed = decide(spec, "Deferred", [make_job(0, suspended=True)], "now")
@@ -78,3 +79,15 @@ def test_replans_keep_savings_against_running_at_submission() -> None:
     assert gate.plan is not None
     assert gate.plan["runNowIntensity"] == 400.0
     assert gate.plan["expectedSavingsPercent"] == 75.0
+
+
+def test_a_hold_is_a_value_and_its_message_says_until_when_and_the_saving() -> None:
+    assert Gate(hold=False, plan={"startAt": "2024-03-07T02:00:00Z"}).deferral is None
+    held = Gate(hold=True, plan={"startAt": "2024-03-07T02:00:00Z", "expectedSavingsPercent": 41.6, "reason": ""})
+    assert held.deferral == Hold("2024-03-07T02:00:00Z", 41.6)
+    assert held.deferral.message == "deferred until 2024-03-07T02:00:00Z, expected to save 42%"
+    between = Gate(hold=True, plan={"startAt": "2024-03-07T00:00:00Z"}, resume_at="2024-03-07T05:00:00Z")
+    assert between.deferral == Hold("2024-03-07T05:00:00Z"), "a started job resumes at its next segment"
+    moved = Gate(hold=True, plan={"startAt": "2024-03-07T02:00:00Z", "reason": "moved: pool a100 is full"})
+    assert moved.deferral is not None
+    assert moved.deferral.message == "deferred until 2024-03-07T02:00:00Z (moved: pool a100 is full)"
