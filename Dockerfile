@@ -46,8 +46,11 @@ COPY --from=build /opt/llmasos /opt/llmasos
 # file with capabilities is not guaranteed to keep its security.capability xattr.
 # libcap2-bin (setcap) is purged in this same layer, so nothing of it reaches the image; it is not pinned because a
 # pin would break the build at each Debian security update of libcap2, while the image content does not depend on it.
-# hadolint ignore=DL3008
+# The base's OS packages are brought current at build time (`apt-get upgrade`: the Debian security updates of the
+# day), so a pinned base older than its last patch does not ship known-fixed vulnerabilities.
+# hadolint ignore=DL3008,DL3005
 RUN apt-get update \
+ && apt-get upgrade -y --no-install-recommends \
  && apt-get install -y --no-install-recommends libcap2-bin \
  && cp "$(readlink -f /opt/llmasos/bin/python)" /opt/llmasos/bin/python-agent \
  && setcap cap_sys_admin,cap_dac_override+p /opt/llmasos/bin/python-agent \

@@ -53,6 +53,7 @@ images: venv system-deps
 binaries: system-deps
 	@e2e/toolchain/build.sh >/dev/null
 	@e2e/toolchain/build-node.sh >/dev/null
+	@e2e/toolchain/build-lint.sh >/dev/null
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests e2e bench

@@ -311,7 +311,8 @@ def test_electricitymaps_token_is_a_mounted_file(render: Render, tmp_path: Path)
     assert not any("secretKeyRef" in str(v) for v in env.values())
     path = env["LLMASOS_ELECTRICITYMAPS_TOKEN_FILE"]
     (mount,) = [m for m in c["volumeMounts"] if m["name"] == "electricitymaps-token"]
-    assert mount["readOnly"] is True and path == mount["mountPath"] + "/token"
+    assert mount["readOnly"] is True
+    assert path == mount["mountPath"] + "/token"
     (volume,) = [v for v in deploy["spec"]["template"]["spec"]["volumes"] if v["name"] == "electricitymaps-token"]
     assert volume["secret"]["secretName"] == "electricitymaps-token"
     assert volume["secret"]["items"] == [{"key": "token", "path": "token"}]
@@ -325,6 +326,8 @@ def test_electricitymaps_token_is_a_mounted_file(render: Render, tmp_path: Path)
     assert settings.carbon_cache_seconds == 600
     assert set(settings.budgets()) == {"ml"}
     assert c["image"].endswith("@sha256:" + "0" * 64)
+    (agent,) = containers(one(objects, "DaemonSet"))
+    assert agent["image"] == c["image"], "one digest pins the operator and the agent (one image)"
     with pytest.raises(HelmError, match="existingSecret"):
         render(set_values=["carbon.sources={electricitymaps}"], expect_error=True)
 
