@@ -80,3 +80,27 @@ def test_rendered_monitors_scrape_the_right_pods(render: Render) -> None:
     # The PrometheusRule carries exactly the shipped rule file's groups (the promtool-tested ones).
     shipped = yaml.safe_load((CHART / "alerts" / "llmasos-rules.yaml").read_text())["groups"]
     assert one(objects, "PrometheusRule")["spec"]["groups"] == shipped
+
+
+# ------------------------------------------------------------------- point 10: scoped dashboards, described panels
+DASHBOARDS = sorted((CHART / "dashboards").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
+def test_dashboards_are_scoped_by_cluster_and_job_and_every_panel_is_described(path: Path) -> None:
+    import json
+    import re
+
+    board = json.loads(path.read_text())
+    names = [v["name"] for v in board["templating"]["list"]]
+    assert {"cluster", "job"} <= set(names), names
+    for var in board["templating"]["list"]:
+        if var["name"] in ("cluster", "job"):
+            assert var["includeAll"] is True
+            assert var["allValue"] == ".*", "All must also match series without the label"
+    for panel in board["panels"]:
+        assert panel.get("description", "").strip(), f"panel {panel['title']!r} has no description"
+        for target in panel.get("targets", []):
+            for name, selector in re.findall(r"\b(llmasos_[a-z_]+)(\{[^}]*\})?", target["expr"]):
+                assert 'cluster=~"$cluster"' in selector, (panel["title"], name)
+                assert 'job=~"$job"' in selector, (panel["title"], name)

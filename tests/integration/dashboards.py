@@ -54,7 +54,8 @@ def dashboard_variables() -> list[tuple[str, str, str]]:
 
 def expand(expr: str, rate_interval: str, span: str) -> str:
     """Grafana's variables with "All" selected; fails on any variable left over."""
-    values = {"$__rate_interval": rate_interval, "$__range": span, "$namespace": ".*", "$node": ".*", "$zone": ".*"}
+    values = {"$__rate_interval": rate_interval, "$__range": span, "$namespace": ".*", "$node": ".*", "$zone": ".*",
+              "$cluster": ".*", "$job": ".*"}
     for name, value in sorted(values.items(), key=lambda kv: -len(kv[0])):
         expr = expr.replace(name, value)
     assert "$" not in expr, f"unexpanded variable in {expr}"

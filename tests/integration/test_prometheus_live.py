@@ -253,7 +253,9 @@ def test_every_dashboard_panel_returns_data(live: Live, target_id: str, expr: st
                          ids=[f"{b}:{label}" for b, label, _ in dashboard_variables()])
 def test_every_dashboard_variable_lists_the_live_values(live: Live, board: str, label: str, metric: str) -> None:
     expected = {"node": set(NODES), "zone": {EM_ZONE, TRACE_ZONE},
-                "namespace": {live.plan_ns} if "deferred" in metric else {live.train_ns, live.plan_ns}}[label]
+                "namespace": {live.plan_ns} if "deferred" in metric else {live.train_ns, live.plan_ns},
+                # Every scrape job of the release (operator and agents); no series here carries a cluster label.
+                "job": {OPERATOR_JOB, AGENT_JOB}, "cluster": set()}[label]
     assert expected <= set(live.prom.label_values(label, metric))
 
 
