@@ -7,6 +7,7 @@ while a scraper polls it far more often than any agent would (target: < 1%). Pri
 
     .venv/bin/python bench/worker_ddp.py                        # gpt-tiny, 2 ranks, CPU (gloo) or GPU (nccl)
     .venv/bin/python bench/worker_ddp.py --model gpt-small --steps 40 --json bench/out/worker_ddp.json
+    .venv/bin/python bench/worker_ddp.py --cpus 2              # the worker told its pod's CPU request, as in a pod
 
 The plain loop is this file run with ``--plain-rank`` under the same RANK/WORLD_SIZE environment: nanoGPT-style
 random batches from the same corpus, DDP, AdamW (the worker's settings: weight decay 0), loss.backward(), step, a
@@ -18,6 +19,12 @@ each repeat (order rotated between repeats), ratios are paired within a repeat, 
 median over repeats with its quartiles and range, plus best-vs-best (interference only ever slows a run, so the
 fastest run of each variant is the least disturbed). Both wall-clock and CPU-time ratios are printed; the load
 average before and after says how quiet the machine was.
+
+CPU-seconds per token (issue #24): rank 0's CPU time over the steady steps divided by the tokens of those steps,
+for each variant, and worker / plain. The plain loop keeps torch's own thread defaults on GPU (every core) and
+sets cores / ranks on CPU, as the tutorial loop would; the worker sizes its threads itself (docs/worker.md, "CPU
+threads"), from ``--cpus`` when given (passed as ``LLMASOS_CPU_REQUEST``, as the operator does) and the thread plan
+it applied is printed. The bench drops an inherited OMP_NUM_THREADS for both loops unless ``--keep-omp``.
 """
 
 from __future__ import annotations
@@ -44,8 +51,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+KEEP_OMP = False  # --keep-omp
+
+
 def base_env(nproc: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMASOS_", "RANK", "LOCAL_RANK"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMASOS_", "RANK", "LOCAL_RANK"))
+           and (KEEP_OMP or k != "OMP_NUM_THREADS")}
     env.update({"NNODES": "1", "NPROC_PER_NODE": str(nproc), "WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1",
                 "MASTER_PORT": str(free_port())})
     return env
@@ -56,7 +67,7 @@ def run_worker(args: argparse.Namespace, progress_port: int, scrape_hz: float) -
     env.update({
         "LLMASOS_TASK": "train", "LLMASOS_STRATEGY": "ddp", "LLMASOS_DATA_PARALLEL": str(args.nproc),
         "LLMASOS_MODEL_BUILTIN": args.model, "LLMASOS_PROGRESS_PORT": str(progress_port),
-        "LLMASOS_PROGRESS_BIND": "127.0.0.1",
+        "LLMASOS_PROGRESS_BIND": "127.0.0.1", "LLMASOS_CPU_REQUEST": args.cpus,
         "LLMASOS_TASK_CONFIG": json.dumps({"steps": args.steps, "batch_size": args.batch, "log_every": 10,
                                            "lr": 1e-3}),
     })
@@ -81,8 +92,9 @@ def run_worker(args: argparse.Namespace, progress_port: int, scrape_hz: float) -
     if proc.returncode != 0:
         raise SystemExit(f"worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     done = next(json.loads(line) for line in proc.stdout.splitlines() if '"event": "done"' in line)
+    start = next(json.loads(line) for line in proc.stdout.splitlines() if '"event": "start"' in line)
     return {"tokens_per_second": done["steady_tokens_per_second"], "cpu_seconds": done["steady_cpu_seconds"],
-            "scrapes": scrapes[0]}
+            "scrapes": scrapes[0], "threads": start.get("threads")}
 
 
 def run_plain(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,7 +153,9 @@ def plain_rank(args: argparse.Namespace) -> None:
             start, cpu_start = time.perf_counter(), time.process_time()
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     if rank == 0:
-        print(json.dumps({"tokens_per_second": (args.steps - 1) * args.batch * seq / elapsed, "cpu_seconds": cpu}))
+        print(json.dumps({"tokens_per_second": (args.steps - 1) * args.batch * seq / elapsed, "cpu_seconds": cpu,
+                          "threads": {"intra_op": torch.get_num_threads(),
+                                      "inter_op": torch.get_num_interop_threads()}}))
     dist.destroy_process_group()
 
 
@@ -201,9 +215,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=12)
     parser.add_argument("--scrape-hz", type=float, default=2.0,
                         help="scrapes of /metrics per second (the node agent polls every 5 s)")
+    parser.add_argument("--cpus", default="", help="the pod's CPU request passed to the worker (e.g. 2 or 500m); "
+                        "default: none, the worker divides the CPUs it may use")
+    parser.add_argument("--keep-omp", action="store_true", help="keep an inherited OMP_NUM_THREADS")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plain-rank", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global KEEP_OMP
+    KEEP_OMP = args.keep_omp
     if args.plain_rank:
         plain_rank(args)
         return
@@ -215,6 +234,7 @@ def main() -> None:
     rows: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     scrapes = 0
+    threads: dict[str, Any] = {}
     names = list(variants)
     load_before = os.getloadavg()
     started = time.perf_counter()
@@ -226,6 +246,7 @@ def main() -> None:
             rows[name].append(res["tokens_per_second"])
             cpu[name].append(res["cpu_seconds"])
             scrapes += res.get("scrapes", 0)
+            threads[name] = res.get("threads")
     load_after = os.getloadavg()
     wall_minutes = (time.perf_counter() - started) / 60
     med = {k: statistics.median(v) for k, v in rows.items()}
@@ -242,6 +263,10 @@ def main() -> None:
     update_ns = update_cost_ns()
     scrape_us = scrape_cost_us()
     step_cpu_s = statistics.median(cpu["worker"]) / (args.steps - 1)
+    steady_tokens = (args.steps - 1) * args.batch * SEQ[args.model]
+    cpu_per_token = {k: [c / steady_tokens for c in v] for k, v in cpu.items()}
+    # worker / plain CPU-seconds per token: lower is better (the inverse of tokens per CPU-second, paired per repeat)
+    cpu_token_ratio = [w / p for w, p in zip(cpu["worker"], cpu["plain"], strict=True)]
     figures = {
         "model": args.model, "nproc": args.nproc, "steps": args.steps, "global_batch": args.batch,
         "repeats": args.repeats, "load_average_before": load_before, "load_average_after": load_after,
@@ -254,6 +279,8 @@ def main() -> None:
         "cpu_worker_vs_plain": spread(cpu_vs_plain), "cpu_worker_vs_plain_best": best_cpu,
         "cpu_progress_overhead_per_repeat": cpu_overhead, "cpu_progress_overhead": spread(cpu_overhead),
         "cpu_progress_overhead_best": best_cpu_overhead,
+        "cpu_seconds_per_token": cpu_per_token, "cpu_seconds_per_token_worker_vs_plain": spread(cpu_token_ratio),
+        "threads": threads, "cpu_request": args.cpus,
         "progress_scrapes": scrapes, "scrape_hz": args.scrape_hz, "progress_update_ns": update_ns,
         "progress_update_share_of_step": update_ns / step_ns,
         "scrape_cpu_us": scrape_us,
@@ -268,6 +295,12 @@ def main() -> None:
     print("CPU seconds of rank 0 over the same steps (what other tenants disturb least):")
     for name, values in cpu.items():
         print(f"  {name:16s} median {statistics.median(values):8.3f}   runs: {', '.join(f'{v:.3f}' for v in values)}")
+    print(f"CPU-seconds per 1000 tokens of rank 0 (steady steps; {steady_tokens} tokens per run):")
+    for name, values in cpu_per_token.items():
+        print(f"  {name:16s} median {1000 * statistics.median(values):8.4f}   threads: {threads.get(name)}")
+    s_ratio = spread(cpu_token_ratio)
+    print(f"  worker / plain CPU-seconds per token: median {s_ratio['median']:.3f}x (IQR {s_ratio['q1']:.3f} .. "
+          f"{s_ratio['q3']:.3f}); as tokens per CPU-second: {1 / s_ratio['median']:.3f}x (target >= 0.97)")
     print("ratios, paired within each repeat (median, quartiles, range over repeats; and best run vs best run):")
     print(ratio_line("worker / plain, wall-clock tokens/s", vs_plain, best_wall, target="   (target >= 0.97)"))
     print(ratio_line("worker / plain, tokens per CPU-second", cpu_vs_plain, best_cpu, target="   (target >= 0.97)"))

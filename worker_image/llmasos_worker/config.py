@@ -50,6 +50,9 @@ PRESETS: dict[str, GPTConfig] = {
 }
 
 COMPRESSION_METHODS = ("quantize", "prune_magnitude", "prune_structured", "distill")
+# Switches that default to "auto" (on only where measured to win, docs/worker.md); JSON true/false mean on/off.
+SWITCHES = ("compile", "fused_adamw", "cuda_graphs")
+SWITCH_VALUES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ class TaskConfig:
     corpus_path: str = ""  # a UTF-8 text file on a volume; default is the corpus shipped in the package
     eval_batches: int = 8
     seq_len: int = 0  # 0 = the model's context length
+    threads: int = 0  # intra-op CPU threads per rank; 0 = the CPU budget over the local ranks (threads.py)
+    interop_threads: int = 0  # inter-op threads per rank; 0 = as many as intra-op
+    compile: str = "auto"  # torch.compile the model (train, finetune): auto = off (see docs/worker.md)
+    fused_adamw: str = "auto"  # AdamW(fused=True): CUDA only; auto = on on CUDA
+    cuda_graphs: str = "auto"  # compile mode "reduce-overhead" (CUDA graphs) on CUDA; auto = off
     model: Mapping[str, Any] = field(default_factory=dict)  # overrides of the preset's GPTConfig fields
     # inference
     prompts: tuple[str, ...] = ()
@@ -96,6 +104,8 @@ class TaskConfig:
         defaults = cls()
         for key, value in raw.items():
             default = getattr(defaults, key)
+            if key in SWITCHES and isinstance(value, bool):
+                value = "on" if value else "off"
             values[key] = _coerce(key, value, default)
         cfg = cls(**values)
         cfg.check()
@@ -107,7 +117,8 @@ class TaskConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every", "microbatches", "warmup_steps", "seq_len", "ray_actors"):
+        for name in ("checkpoint_every", "microbatches", "warmup_steps", "seq_len", "ray_actors", "threads",
+                     "interop_threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
         if self.lr <= 0:
@@ -116,6 +127,9 @@ class TaskConfig:
             raise ConfigError("stop_check_seconds must be >= 0 (0 = agree after every step)")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        for name in SWITCHES:
+            if getattr(self, name) not in SWITCH_VALUES:
+                raise ConfigError(f"{name} must be true, false or \"auto\", got {getattr(self, name)!r}")
         bad = [m for m in self.method if m not in COMPRESSION_METHODS]
         if bad:
             raise ConfigError(f"method {bad} unknown; choose from {', '.join(COMPRESSION_METHODS)}")
@@ -181,6 +195,8 @@ def check_layout(env: WorkerEnv, cfg: TaskConfig) -> None:
         micro = cfg.microbatches or pp
         if (cfg.batch_size // dp) % micro:
             raise ConfigError(f"per-replica batch {cfg.batch_size // dp} is not divisible by microbatches={micro}")
+    if (tp > 1 or pp > 1) and "on" in (cfg.compile, cfg.cuda_graphs):
+        raise ConfigError("compile and cuda_graphs support data-parallel layouts only (tensor = pipeline = 1)")
     if env.task in ("inference", "compress") and pp > 1:
         raise ConfigError(f"task {env.task} runs on one pipeline stage; set LLMASOS_PIPELINE_PARALLEL=1")
     if env.task == "compress" and env.world_size > 1:

@@ -78,9 +78,7 @@ def init_groups(env: WorkerEnv, layout: Layout, timeout_s: float = 300.0) -> Gro
     cuda = layout.device.type == "cuda"
     if cuda:
         torch.cuda.set_device(layout.device)
-    elif "OMP_NUM_THREADS" not in os.environ:
-        # One CPU process per core share: oversubscribed threads make CPU runs slower, not faster.
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    # Thread pools were sized by the rank's entry (threads.py), before any torch op ran.
     # One process needs no rendezvous port: an in-memory store keeps the same code path without networking.
     store = HashStore() if layout.world_size == 1 else None
     dist.init_process_group(

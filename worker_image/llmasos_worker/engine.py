@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,12 +31,43 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """The trainer's speed switches, resolved for one device and layout (task config: docs/worker.md).
+
+    Why these defaults: each is on only where it was measured to win. On CPU (gpt-small, this project's 2-core
+    machine) torch.compile lost (docs/worker.md has the figures), so ``auto`` leaves it off; no GPU was at hand to
+    measure it there, so it stays off on CUDA too until bench/worker_gpu.py says otherwise. Fused AdamW (one kernel
+    for every parameter's update instead of a multi-tensor loop) is the documented fastest path on CUDA, so ``auto``
+    turns it on there and only there. CUDA graphs (compile mode ``reduce-overhead``) need CUDA and are never on
+    unless asked for.
+    """
+
+    compile: bool = False
+    fused_adamw: bool = False
+    cuda_graphs: bool = False
+
+    @classmethod
+    def resolve(cls, compile_model: str, fused_adamw: str, cuda_graphs: str, device: torch.device,
+                tensor_parallel: int = 1, pipeline_parallel: int = 1) -> StepOptions:
+        cuda = device.type == "cuda"
+        whole = tensor_parallel == 1 and pipeline_parallel == 1  # config.check_layout refuses "on" otherwise
+        graphs = cuda and whole and cuda_graphs == "on"
+        return cls(
+            compile=whole and (compile_model == "on" or graphs),
+            # auto: CUDA only, and not on DTensor shards (tensor parallel), where fused kernels are not tested here
+            fused_adamw=fused_adamw == "on" or (fused_adamw == "auto" and cuda and tensor_parallel == 1),
+            cuda_graphs=graphs,
+        )
+
+
 class Engine:
     """Owns the placed model, its optimizer and (for pipelines) the schedule."""
 
     def __init__(self, model: GPT, layout: Layout, groups: Groups, *, lr: float, weight_decay: float,
-                 microbatches: int, precision: str) -> None:
+                 microbatches: int, precision: str, options: StepOptions | None = None) -> None:
         self.layout = layout
+        self.options = options or StepOptions()
         self.groups = groups
         self.bf16 = use_bf16(precision, layout.device)
         if layout.pp > 1:
@@ -50,7 +82,13 @@ class Engine:
         if layout.dp > 1 and not self.replica_sync:
             ids = [layout.device.index] if layout.device.type == "cuda" else None
             self.wrapped = DistributedDataParallel(model, device_ids=ids)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        if self.options.compile:
+            # In place (nn.Module.compile): parameter and state-dict names stay those of the eager model, so
+            # checkpoints load under any setting. DDP is compiled around the model, so dynamo splits the graph at
+            # gradient buckets and all-reduce still overlaps backward.
+            self.wrapped.compile(mode="reduce-overhead" if self.options.cuda_graphs else None)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
+                                           fused=True if self.options.fused_adamw else None)
         self.schedule: Any = None
         if layout.pp > 1:
             # Imported here: the pipelining package costs ~0.5 s of start-up that other layouts need not pay.

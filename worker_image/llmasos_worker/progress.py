@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import collections
 import importlib
+import inspect
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 RATE_WINDOW = 20  # steps over which tokens/s is averaged
 
@@ -111,9 +113,47 @@ def energy_meter(visible: str | None = None) -> EnergyMeter:
 
 def _import_nvml() -> ModuleType | None:
     try:
-        return importlib.import_module("pynvml")
+        module = importlib.import_module("pynvml")
     except ImportError:
         return None
+    refuse_nvml_writes(module)
+    return module
+
+
+# NVML functions that only read (or set up the library). Every other ``nvml*`` function may change a GPU's state
+# (power limits, clocks, persistence, compute or MIG mode, ECC counters, fan speed, ...): an allow-list, so a call
+# added in a later pynvml is refused until it is known to be a read.
+_NVML_READ = re.compile(r"Get|Query|^nvmlInit|^nvmlShutdown$|^nvmlErrorString$|^nvmlDeviceIs|^nvmlDeviceOnSameBoard$"
+                        r"|^nvmlExceptionClass$|FriendlyObject")
+
+
+class NvmlWriteRefused(PermissionError):
+    """A call that would change a GPU's settings: the worker and its benchmarks read NVML only (the node agent
+    alone sets power limits, docs/power.md)."""
+
+
+def refuse_nvml_writes(nvml: Any) -> list[str]:
+    """Replace every NVML function of ``nvml`` that is not a read with one that raises; returns their names.
+
+    Idempotent, and applied to the module the worker imports, so nothing in a worker process (its energy meter,
+    bench/worker_gpu.py, code a user runs next to it) can set a power limit, clock or mode by mistake.
+    """
+    refused = []
+    for name in dir(nvml):
+        value = getattr(nvml, name)
+        if not name.startswith("nvml") or _NVML_READ.search(name) or not inspect.isfunction(value):
+            continue
+        if getattr(value, "_llmasos_refused", False):
+            refused.append(name)
+            continue
+
+        def refuse(*args: object, _name: str = name, **kwargs: object) -> NoReturn:
+            raise NvmlWriteRefused(f"{_name} refused: LLMasOS workers and benchmarks read NVML only")
+
+        refuse._llmasos_refused = True  # type: ignore[attr-defined]
+        setattr(nvml, name, refuse)
+        refused.append(name)
+    return refused
 
 
 def _visible(handles: dict[str, Any], uuids: dict[str, str], spec: str | None) -> set[str]:

@@ -9,6 +9,7 @@ Results are JSON lines on stdout (one object per line, ``"event"`` first) so con
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -20,6 +21,7 @@ from types import FrameType
 from llmasos.api.worker_contract import EXIT_OK, EXIT_SUSPENDED, WorkerEnv
 from llmasos_worker.config import TaskConfig
 from llmasos_worker.progress import Progress, ProgressServer, energy_meter
+from llmasos_worker.threads import ThreadPlan, apply_threads, cpu_budget, plan_threads
 
 
 class StopFlag:
@@ -69,6 +71,7 @@ class RunContext:
     local_rank: int
     stop: StopFlag = field(default_factory=StopFlag)
     progress: Progress = field(default_factory=Progress)
+    threads: dict[str, object] = field(default_factory=dict)  # the thread plan in force, for the start event
 
     @property
     def output_dir(self) -> Path | None:
@@ -90,9 +93,22 @@ class RunContext:
             staging.replace(out / "result.json")
 
 
+def thread_plan(env: WorkerEnv, cfg: TaskConfig) -> ThreadPlan:
+    """This rank's share of the pod's CPUs (threads.py); local ranks from LOCAL_WORLD_SIZE as torchrun sets it."""
+    import torch
+
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "") or env.nproc_per_node)
+    return plan_threads(cpu_budget(env.cpu_request_cores), local_ranks, cuda=torch.cuda.is_available(),
+                        threads=cfg.threads, interop_threads=cfg.interop_threads,
+                        omp_num_threads=os.environ.get("OMP_NUM_THREADS"))
+
+
 def run_rank(env: WorkerEnv, cfg: TaskConfig, rank: int, local_rank: int) -> int:
     """Entry of one rank (spawned by our launcher, by torchrun, or alone)."""
     ctx = RunContext(env, cfg, rank, local_rank)
+    plan = thread_plan(env, cfg)
+    intra, interop = apply_threads(plan)  # before any torch op, so the pools start at their final size
+    ctx.threads = {**plan.describe(), "intra_op": intra, "inter_op": interop}
     if env.task in ("train", "finetune"):
         ctx.stop.install()
     else:

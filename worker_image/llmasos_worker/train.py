@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from llmasos_worker.checkpoint import Checkpointer, export_model, save_model
 from llmasos_worker.config import HF_LAYOUT_ERROR, ConfigError
 from llmasos_worker.data import Corpus, replica_batch
 from llmasos_worker.distributed import StopVote, init_groups, layout_from_env, shutdown
-from llmasos_worker.engine import Engine, LossReading
+from llmasos_worker.engine import Engine, LossReading, StepOptions
 from llmasos_worker.evaluate import perplexity
 from llmasos_worker.loading import HFCausalLM, LoadedModel, load_model
 from llmasos_worker.model import GPT, param_count
@@ -59,15 +60,18 @@ def run_train(ctx: RunContext) -> int:
     seq_len = loaded.seq_len if not cfg.seq_len else min(cfg.seq_len, loaded.seq_len)
     groups = init_groups(env, layout)
     try:
+        options = StepOptions.resolve(cfg.compile, cfg.fused_adamw, cfg.cuda_graphs, layout.device, layout.tp,
+                                      layout.pp)
         engine = Engine(loaded.module, layout, groups, lr=cfg.lr, weight_decay=cfg.weight_decay,  # type: ignore[arg-type]
-                        microbatches=cfg.microbatches, precision=cfg.precision)
+                        microbatches=cfg.microbatches, precision=cfg.precision, options=options)
         ckpt = Checkpointer(ctx.checkpoint_dir, cfg.keep_checkpoints, layout.rank) if ctx.checkpoint_dir else None
         start = ckpt.load(engine.wrapped, engine.optimizer) if ckpt else 0
         tokens_per_step = cfg.batch_size * seq_len
         if layout.rank == 0:
             emit("start", task=env.task, strategy=env.strategy, world_size=layout.world_size, dp=layout.dp,
                  tp=layout.tp, pp=layout.pp, device=str(layout.device), bf16=engine.bf16, model=loaded.source,
-                 parameters=param_count(loaded.module), resumed_from=start, steps=cfg.steps)
+                 parameters=param_count(loaded.module), resumed_from=start, steps=cfg.steps,
+                 options=asdict(options), threads=ctx.threads)
         ctx.progress.update(start, start * tokens_per_step)
         saved = start
         losses = LossLog(layout.is_logger)
@@ -160,7 +164,9 @@ def _finish(ctx: RunContext, loaded: LoadedModel, final: Path | None, whole: boo
         result["model_path"] = str(out / "model.pt")
     if full is not None:
         full.eval()
-        ppl, eval_loss = perplexity(full, val, ctx.cfg.eval_batches, seq_len, next(full.parameters()).device)
+        # Eager: a compiled model would recompile for eval mode and no_grad, for a few batches.
+        with torch.compiler.set_stance("force_eager"):
+            ppl, eval_loss = perplexity(full, val, ctx.cfg.eval_batches, seq_len, next(full.parameters()).device)
         result.update(eval_loss=eval_loss, perplexity=ppl)
     return result
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -24,12 +25,24 @@ EXIT_OK = 0
 EXIT_CONFIG_ERROR = 2
 EXIT_SUSPENDED = 75  # EX_TEMPFAIL: checkpoint written on SIGTERM, resume later
 
+# A Kubernetes CPU quantity as LLMJobs write it: "2", "0.5", "500m" (decimal SI suffixes accepted too).
+_CPU_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E)?$")
+_SI = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+
 TASKS = ("train", "finetune", "inference", "compress")
 STRATEGIES = ("ddp", "tensor", "pipeline", "hybrid", "ray")
 
 
 class WorkerContractError(ValueError):
     """The worker's environment is incomplete or inconsistent; the message names the variable."""
+
+
+def cpu_cores(quantity: str) -> float:
+    """Cores in a Kubernetes CPU quantity (``"500m"`` -> 0.5); raises WorkerContractError if it is not one."""
+    m = _CPU_QUANTITY.match(quantity.strip())
+    if m is None:
+        raise WorkerContractError(f"LLMASOS_CPU_REQUEST must be a CPU quantity such as 2 or 500m, got {quantity!r}")
+    return float(m.group(1)) * _SI[m.group(2) or ""]
 
 
 @dataclass(frozen=True)
@@ -55,12 +68,19 @@ class WorkerEnv:
     progress_port: int = DEFAULT_PROGRESS_PORT
     # Address the progress endpoint binds; the pod IP must be reachable by the node agent, hence all interfaces.
     progress_bind: str = DEFAULT_PROGRESS_BIND
+    # The LLMJob's CPU request per pod (a Kubernetes quantity); the worker divides it among its local ranks' threads.
+    cpu_request: str = ""
     # Task settings (steps, batch size, learning rate, compression method, ...), passed through as JSON.
     task_config: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def world_size(self) -> int:
         return self.nnodes * self.nproc_per_node
+
+    @property
+    def cpu_request_cores(self) -> float | None:
+        """The CPU request in cores, or None when the operator passed none."""
+        return cpu_cores(self.cpu_request) if self.cpu_request else None
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -73,6 +93,8 @@ class WorkerEnv:
             raise WorkerContractError("NNODES and NPROC_PER_NODE must be >= 1")
         if not 0 <= self.node_rank < self.nnodes:
             raise WorkerContractError(f"NODE_RANK={self.node_rank} is outside 0..{self.nnodes - 1}")
+        if self.cpu_request and self.cpu_request_cores == 0:
+            raise WorkerContractError("LLMASOS_CPU_REQUEST must be more than zero CPUs")
         degrees = self.data_parallel * self.tensor_parallel * self.pipeline_parallel
         if self.strategy != "ray" and degrees != self.world_size:
             raise WorkerContractError(
@@ -101,6 +123,7 @@ class WorkerEnv:
             "LLMASOS_CHECKPOINT_DIR": self.checkpoint_dir,
             "LLMASOS_PROGRESS_PORT": str(self.progress_port),
             "LLMASOS_PROGRESS_BIND": self.progress_bind,
+            "LLMASOS_CPU_REQUEST": self.cpu_request,
             "LLMASOS_TASK_CONFIG": json.dumps(dict(self.task_config), sort_keys=True),
         }
 
@@ -152,6 +175,7 @@ class WorkerEnv:
             checkpoint_dir=e.get("LLMASOS_CHECKPOINT_DIR", ""),
             progress_port=integer("LLMASOS_PROGRESS_PORT", DEFAULT_PROGRESS_PORT),
             progress_bind=e.get("LLMASOS_PROGRESS_BIND", "") or DEFAULT_PROGRESS_BIND,
+            cpu_request=e.get("LLMASOS_CPU_REQUEST", "").strip(),
             task_config=task_config,
         )
         parsed.validate()

@@ -96,7 +96,7 @@ def build_worker_env(owner: Owner, spec: LLMJobSpec, attempt: int, checkpoint_di
         nproc_per_node=p.procs_per_node, master_addr=master, data_parallel=p.data_parallel,
         tensor_parallel=p.tensor_parallel, pipeline_parallel=p.pipeline_parallel,
         model_builtin=spec.model.builtin, model_path=spec.model.path, model_hf_repo=spec.model.hf_repo,
-        checkpoint_dir=checkpoint_dir, task_config=spec.task_config,
+        checkpoint_dir=checkpoint_dir, cpu_request=spec.cpu, task_config=spec.task_config,
     )
 
 

@@ -81,6 +81,16 @@ def test_worker_pods_are_locked_down() -> None:
     assert sc["readOnlyRootFilesystem"] is True
 
 
+def test_worker_gets_the_cpu_request_it_divides_among_its_ranks_threads() -> None:
+    """The worker sizes its thread pools from the pod's CPU request (docs/worker.md, "CPU threads")."""
+    job = build_job(OWNER, make_spec(nodes=1, gpus=8, resources={"cpu": "6500m"}), 0, "h100", "img:1")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert _env(job)["LLMASOS_CPU_REQUEST"] == "6500m" == container["resources"]["requests"]["cpu"]
+    parsed = WorkerEnv.from_env({k: v for k, v in _env(job).items() if isinstance(v, str)})
+    assert parsed.cpu_request_cores == 6.5
+    assert _env(build_job(OWNER, make_spec(nodes=1), 0, "a100", "i"))["LLMASOS_CPU_REQUEST"] == "2"  # the default
+
+
 def test_cpu_only_job_requests_no_gpu() -> None:
     container = build_job(OWNER, make_spec(nodes=1, gpus=0), 0, "a100", "i")["spec"]["template"]["spec"][
         "containers"][0]
