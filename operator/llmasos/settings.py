@@ -79,6 +79,8 @@ class Settings:
     # Refuse (phase Failed, reason InvalidSpec) to start an LLMJob whose volumes or node pools its namespace does not
     # allow (api/workload_policy.py): the operator's own check of the chart's ValidatingAdmissionPolicy.
     workload_policy: bool = True
+    # Serve the Kueue AdmissionCheck `llmasos.io/carbon` (handlers/admission_check.py); needs Kueue's CRDs.
+    kueue_admission_check: bool = False
     # Maximum LLMJobs reconciled concurrently by one operator process.
     max_workers: int = 50
     # Maximum API requests in flight from one operator process (waiters are admitted by pass priority).

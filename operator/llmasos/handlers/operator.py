@@ -20,6 +20,7 @@ from llmasos.carbon.fallback import default_chain
 from llmasos.cluster.kube import KubeClient, load_credentials
 from llmasos.errors import ConfigError
 from llmasos.gpus.products import build_catalog
+from llmasos.handlers.admission_check import register_admission_check_handlers
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.indexes import register_indexes
 from llmasos.handlers.leadership import export_leadership_forever
@@ -49,6 +50,7 @@ def build_registry(ctx: OperatorContext) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     register_indexes(registry)
     register_llmjob_handlers(registry, ctx)
+    register_admission_check_handlers(registry, ctx)
 
     @kopf.on.startup(id="configure", registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
