@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -23,7 +24,7 @@ from e2e.localcluster import LocalCluster
 from e2e.localcluster.cluster import ClusterPaths
 from tests.integration.agent_proc import AgentProcess
 from tests.integration.kube import AdminApi, children, llmjob, llmjob_path, phase_of, wait_for, wait_phase
-from tests.integration.operator_proc import OperatorProcess
+from tests.integration.operator_proc import OperatorProcess, free_port
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -356,14 +357,20 @@ def test_namespaced_mode_reports_reach_status(chart_cluster: LocalCluster, relea
     op_kc = token_kubeconfig(chart_cluster, "llmasos-nsmode-operator", work / "op-kc", namespace=NSMODE_NS)
     agent_kc = token_kubeconfig(chart_cluster, "llmasos-nsmode-agent", work / "agent-kc", namespace=NSMODE_AGENTS)
     chart_operator.stop()
+    live_port = free_port()
     operator = OperatorProcess(chart_cluster, work, "nsmode-operator", kubeconfig=op_kc, extra_env={
         # What the chart's Deployment sets in this mode (tests/chart/test_chart_render.py checks the render).
         "LLMASOS_NAMESPACES": team, "LLMASOS_REPORT_NAMESPACE": NSMODE_AGENTS,
-        "LLMASOS_PEERING_NAME": NSMODE_RELEASE, "LLMASOS_CARBON_SOURCES": "trace,static"})
+        "LLMASOS_PEERING_NAME": NSMODE_RELEASE, "LLMASOS_CARBON_SOURCES": "trace,static",
+        "LLMASOS_LIVENESS_PORT": str(live_port)})
     agents = [AgentProcess(chart_cluster, n, "nvidia-a100-80gb", work, NSMODE_AGENTS, kubeconfig=agent_kc)
               for n in A100_NODES]
     try:
-        operator.start()
+        operator.start()  # waits for readiness: kopf's /healthz
+        # Liveness apart from readiness (issue 21, point 9): /livez answers from the event loop.
+        live = httpx.get(f"http://127.0.0.1:{live_port}/livez", timeout=5)
+        assert (live.status_code, live.text) == (200, "ok\n")
+        assert "llmasos_operator_leader 1.0" in operator.metrics(), "the leader says so"
         for a in agents:
             a.start()
         admin.create(llmjob_path(team), llmjob(
