@@ -56,31 +56,46 @@ def register(
     report_sink_factory: ReportSinkFactory | None = None,
 ) -> argparse.ArgumentParser:
     """Add `node-agent` to an argparse subparsers object; sets `func` to the runner (call `args.func(args)`)."""
-    p: argparse.ArgumentParser = subparsers.add_parser("node-agent", help="run the GPU node agent (DaemonSet)")
-    p.add_argument("--node-name", default=os.environ.get("NODE_NAME", ""), help="this node (default: $NODE_NAME)")
-    p.add_argument("--gpu-backend", choices=("nvml", "sim"), default="nvml")
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "node-agent", help="run the GPU node agent (DaemonSet)",
+        description="Run on every GPU node (the chart's DaemonSet does): maps pods to GPUs, applies the power caps "
+        "of their LLMJobs, meters energy and writes a node report the operator reads. The chart sets every flag; "
+        "run it by hand only for development (--gpu-backend sim with --pods-file and --report-file needs no "
+        "cluster and no GPU).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--node-name", default=os.environ.get("NODE_NAME", ""),
+                   help="this node's name; the default comes from $NODE_NAME")
+    p.add_argument("--gpu-backend", choices=("nvml", "sim"), default="nvml",
+                   help="nvml: the node's NVIDIA GPUs; sim: simulated GPUs from measured power curves (no GPU needed)")
     p.add_argument("--metrics-port", type=int, default=9400, help="Prometheus /metrics port (0: do not serve)")
-    p.add_argument("--metrics-addr", default="0.0.0.0")
-    p.add_argument("--state-file", type=Path, default=Path("/var/lib/llmasos-agent/state.json"))
+    p.add_argument("--metrics-addr", default="0.0.0.0", help="address the /metrics server listens on")
+    p.add_argument("--state-file", type=Path, default=Path("/var/lib/llmasos-agent/state.json"),
+                   help="where the agent keeps the GPUs' default limits and its energy counters across restarts")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between control passes")
     p.add_argument("--report-interval", type=float, default=60.0, help="seconds between node report writes")
-    p.add_argument("--gpu-mapping", choices=("auto", "podresources", "fallback"), default="auto")
-    p.add_argument("--pod-resources-socket", type=Path, default=DEFAULT_SOCKET)
-    p.add_argument("--progress-metrics", default=",".join(DEFAULT_PROGRESS_METRICS))
+    p.add_argument("--gpu-mapping", choices=("auto", "podresources", "fallback"), default="auto",
+                   help="how pods are matched to GPUs: the kubelet's PodResources API, or the fallback from the "
+                   "pods' GPU requests; auto uses PodResources when its socket exists")
+    p.add_argument("--pod-resources-socket", type=Path, default=DEFAULT_SOCKET,
+                   help="the kubelet's PodResources socket")
+    p.add_argument("--progress-metrics", default=",".join(DEFAULT_PROGRESS_METRICS),
+                   help="comma-separated worker metrics read from each worker's /metrics as its progress")
     p.add_argument("--pods-file", type=Path, help="read the node's pods from this JSON file instead of the API")
     p.add_argument("--report-file", type=Path, help="write the node report to this file instead of the API")
     p.add_argument("--sim-product", default="nvidia-a100-80gb", help="sim backend: GPU product (node label value)")
-    p.add_argument("--sim-gpus", type=int, default=8)
-    p.add_argument("--sim-seed", type=int, default=0)
+    p.add_argument("--sim-gpus", type=int, default=8, help="sim backend: GPUs on this node")
+    p.add_argument("--sim-seed", type=int, default=0, help="sim backend: seed of the power noise")
     p.add_argument("--sim-workload", default="", help="sim backend: force this workload curve on every pod")
     p.add_argument("--sim-tokens-per-step", type=float, default=0.0,
                    help="sim backend: the simulated workers also export tokens, this many per step (0: steps only)")
-    p.add_argument("--sim-no-energy-counter", action="store_true")
-    p.add_argument("--sim-counter-reset-s", type=float, default=None)
+    p.add_argument("--sim-no-energy-counter", action="store_true",
+                   help="sim backend: GPUs without an energy counter (the agent integrates power samples instead)")
+    p.add_argument("--sim-counter-reset-s", type=float, default=None,
+                   help="sim backend: reset the energy counter every this many seconds (a driver reload)")
     p.add_argument(
         "--sim-hardware-file", type=Path, default=None, help="sim backend: keep GPU limits here across agent restarts"
     )
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
     def run(args: argparse.Namespace) -> int:
         return run_from_args(args, pod_lister_factory, report_sink_factory)
