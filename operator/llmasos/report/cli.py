@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llmasos.errors import LLMasOSError
+from llmasos.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from llmasos.errors import ConfigError, LLMasOSError
 from llmasos.report.aggregate import build_report
 from llmasos.report.caps import cap_clause, cap_cost, cap_explanation
 from llmasos.report.model import items_of, load_file, parse_llmjob
@@ -40,13 +42,19 @@ def register(subparsers: Any, fetch: Fetch = fetch_from_cluster) -> argparse.Arg
     p: argparse.ArgumentParser = subparsers.add_parser(
         "report", help="write a sustainability report (HTML with charts, CSV, JSON) from LLMJob status",
         description="Totals by namespace, team and model; savings from time shifting, pool choice and power caps; "
-                    "energy per token; offsets; methodology. Works offline.")
+                    "energy per token; offsets; methodology. Writes report.html, report.json, llmjobs.csv and "
+                    "totals.csv into --out. Works offline on an export (--from-file). Exit codes: 0 written; "
+                    "1 the cluster could not be read or a file could not be written; 2 bad flags or input, or no "
+                    "kubeconfig.")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--from-file", type=Path, metavar="JSON",
-                        help="LLMJobs exported with `kubectl get llmjobs -A -o json` (instead of the cluster)")
-    source.add_argument("--kubeconfig", help="read the cluster with this kubeconfig (default: KUBECONFIG, in-cluster)")
-    p.add_argument("-n", "--namespace", help="only this namespace (cluster reads)")
-    p.add_argument("--out", type=Path, default=Path("llmasos-report"), help="output directory (default: %(default)s)")
+    source.add_argument("-f", "--from-file", type=Path, metavar="FILE",
+                        help="LLMJobs exported with `kubectl get llmjobs -A -o yaml` (or -o json); `-` reads stdin. "
+                        "Instead of reading the cluster")
+    source.add_argument("--kubeconfig", help="read the cluster with this kubeconfig (default: KUBECONFIG, then "
+                        "in-cluster, then ~/.kube/config)")
+    p.add_argument("-n", "--namespace", help="only this namespace")
+    p.add_argument("--out", type=Path, metavar="DIR", default=Path("llmasos-report"),
+                   help="output directory, created if missing (default: %(default)s)")
     p.add_argument("--title", default=DEFAULT_TITLE)
 
     def run(args: argparse.Namespace) -> int:
@@ -56,19 +64,38 @@ def register(subparsers: Any, fetch: Fetch = fetch_from_cluster) -> argparse.Arg
     return p
 
 
+NO_CLUSTER_HINT = ("pass --kubeconfig FILE or set KUBECONFIG, or report on an export: "
+                   "kubectl get llmjobs -A -o yaml > llmjobs.yaml; llmasos report -f llmjobs.yaml")
+
+
 def run_report(args: argparse.Namespace, fetch: Fetch, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> int:
     try:
         if args.from_file is not None:
             records = load_file(args.from_file)
         else:
             records = [parse_llmjob(o) for o in asyncio.run(fetch(args.kubeconfig, args.namespace))]
-    except (OSError, ValueError, LLMasOSError) as exc:  # unreadable file, bad kubeconfig or plugin, API refusal
+    except OSError as exc:  # an unreadable export file
+        print(f"error: cannot read {args.from_file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, UnicodeDecodeError) as exc:  # an export that is not an LLMJob list
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except ConfigError as exc:  # no kubeconfig, or a bad one
+        why = str(exc) if args.kubeconfig or os.environ.get("KUBECONFIG") else (
+            "no kubeconfig: KUBECONFIG is not set, ~/.kube/config does not exist, and this is not a pod")
+        print(f"error: no cluster to read ({why}); {NO_CLUSTER_HINT}", file=sys.stderr)
+        return EXIT_USAGE
+    except LLMasOSError as exc:  # the API server refused or could not be reached, an exec plugin failed
+        print(f"error: cannot read LLMJobs from the cluster: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     if args.namespace and args.from_file is not None:
         records = [r for r in records if r.namespace == args.namespace]
     report = build_report(records, now())
-    files = write_report(report, args.out, args.title)
+    try:
+        files = write_report(report, args.out, args.title)
+    except OSError as exc:
+        print(f"error: cannot write the report into {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
     t = report.totals
     caps = ("; " if cap_cost(t.power_cap_g) else ", ") + cap_clause(t.power_cap_g)
     print(f"{t.jobs} job(s): {t.energy_kwh:.3f} kWh, {t.grams:.1f} gCO2e; saved {t.time_shift_g:.1f} g by time "
@@ -77,5 +104,5 @@ def run_report(args: argparse.Namespace, fetch: Fetch, now: Callable[[], datetim
         print(why)
     for path in files.values():
         print(f"wrote {path}")
-    return 0
+    return EXIT_OK
 

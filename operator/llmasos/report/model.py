@@ -7,10 +7,13 @@ Reading is forgiving on purpose: a report over hundreds of jobs must not die on 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 TEAM_LABEL = "llmasos.io/team"
 JOULES_PER_KWH = 3.6e6
@@ -133,19 +136,38 @@ def parse_llmjob(obj: Mapping[str, Any]) -> JobRecord:
 
 
 def items_of(document: Any) -> list[Mapping[str, Any]]:
-    """The LLMJobs of a `kubectl get llmjobs -A -o json` List, a bare list, or a single object."""
+    """The LLMJobs of a `kubectl get llmjobs -A -o json|yaml` List, a bare list, or a single object."""
     if isinstance(document, Mapping):
         items: Iterable[Any] = document.get("items", [document] if "metadata" in document else [])
     elif isinstance(document, list):
         items = document
     else:
-        raise ValueError("expected a JSON object with `items`, a list of LLMJobs, or one LLMJob")
+        raise ValueError("expected a List with `items` (kubectl get llmjobs -A -o yaml), a list of LLMJobs, "
+                         "or one LLMJob")
     return [i for i in items if isinstance(i, Mapping) and i.get("kind", "LLMJob") == "LLMJob"]
 
 
-def load_file(path: Path) -> list[JobRecord]:
+def parse_export(text: str, where: str) -> list[Any]:
+    """The documents of an export: JSON (`-o json`), or one or more YAML documents (`-o yaml`, `---` separated)."""
     try:
-        document = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not JSON ({exc})") from None
-    return [parse_llmjob(i) for i in items_of(document)]
+        return [json.loads(text)]
+    except json.JSONDecodeError:
+        pass
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "parse error"
+        raise ValueError(f"{where}: neither JSON nor YAML ({first}); export LLMJobs with "
+                         "`kubectl get llmjobs -A -o yaml`") from None
+    if not docs:
+        raise ValueError(f"{where} is empty")
+    return docs
+
+
+def load_file(path: Path) -> list[JobRecord]:
+    """LLMJobs from an export file (`-` reads stdin), JSON or YAML."""
+    if str(path) == "-":
+        text, where = sys.stdin.read(), "stdin"
+    else:
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    return [parse_llmjob(i) for doc in parse_export(text, where) for i in items_of(doc)]

@@ -74,7 +74,8 @@ def test_cli_writes_html_csv_json(tmp_path: Path) -> None:
     assert jobs[0]["powerCapSavedGCO2e"] == "300.0"
     totals = {(r["dimension"], r["key"]): r for r in csv.DictReader((out / "totals.csv").read_text().splitlines())}
     assert float(totals[("all", "all")]["gCO2e"]) == 4080
-    assert totals[("all", "all")]["offsetCost"] == "0.29 EUR; 0.05 USD"
+    assert (totals[("all", "all")]["offsetCostEUR"], totals[("all", "all")]["offsetCostUSD"]) == ("0.29", "0.05")
+    assert "offsetCost" not in totals[("all", "all")]
     assert float(totals[("namespace", "ml")]["energyKWh"]) == 15
     assert "<svg" in (out / "report.html").read_text()
 
@@ -98,7 +99,7 @@ def test_unreadable_input_is_an_error_not_a_traceback(tmp_path: Path, capsys: py
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     assert main(["report", "--from-file", str(bad), "--out", str(tmp_path / "o")]) == 2
-    assert "not JSON" in capsys.readouterr().err
+    assert "neither JSON nor YAML" in capsys.readouterr().err
 
 
 def test_html_escapes_cluster_values_and_fetches_nothing() -> None:
