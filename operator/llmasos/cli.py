@@ -10,7 +10,10 @@ from llmasos import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmasos", description="Carbon-aware LLM workloads on Kubernetes.")
+    parser = argparse.ArgumentParser(
+        prog="llmasos", description="Carbon-aware LLM workloads on Kubernetes.",
+        epilog="Exit codes of every command: 0 done; 1 the work failed (cluster, carbon source, writing a file); "
+        "2 bad flags or bad input, nothing done. `llmasos COMMAND --help` describes each command.")
     parser.add_argument("--version", action="version", version=f"llmasos {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("version", help="print the version")

@@ -183,7 +183,7 @@ def test_simulate_page_renders_offline_with_its_chart(proxy: RecordingProxy, tmp
     jobs.write_text("id,submitted_at,duration,slack,interruptible\n"
                     "a,2021-06-01T08:00:00Z,6h,24h,false\nb,2021-06-01T20:00:00Z,3h,36h,true\n")
     assert main(["simulate", "--zone", "US-CAL-CISO", "--jobs", str(jobs), "--out", str(tmp_path / "sim")]) == 0
-    page = tmp_path / "sim.html"
+    page = tmp_path / "sim" / "simulate.html"
     assert external_references(page.read_text()) == []
     artifacts = REPO / "test-artifacts"
     artifacts.mkdir(exist_ok=True)

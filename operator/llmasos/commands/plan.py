@@ -1,69 +1,88 @@
-"""`llmasos plan` and `llmasos simulate`: the operator's planner, run by hand, on the same code paths.
+"""`llmasos plan`: the operator's planner, run by hand on the same code paths, and its JSON Lines batch mode.
 
-* `llmasos plan -f job.yaml [-o json]` plans an LLMJob manifest with the configured carbon source (Electricity Maps
-  when ELECTRICITYMAPS_TOKEN is set, else the shipped traces, else static values) and prints the plan.
-* `llmasos plan --batch IN.jsonl --output OUT.jsonl` plans many jobs, each with its own forecast, for tooling.
-  Input line: {"id","zone","submitted_at","duration_seconds","deadline","interruptible","forecast":[{"datetime",
-  "carbonIntensity"}]} (forecast points mark the start of each step); output line: {"id","segments":[{"start","end"}]},
-  ISO-8601 UTC, one segment unless interruptible. Bad lines are reported by number and nothing is written.
-  With `--capacity CAP.json` lines may also carry "gpus" and "pool", and no pool is ever over-subscribed
-  (`plan_capacity.py` has the contract).
-* `llmasos simulate --zone ZONE --jobs jobs.csv` backtests a job stream over a shipped trace and writes an SVG chart
-  and an HTML page (`simulate.py`; registered here, with `plan`, so that `llmasos` registers both in one call).
+`plan -f` lives in `plan_file.py`; the batch contract under capacity in `plan_capacity.py`; `simulate` registers
+itself from here so that `llmasos` adds every planning command in one call.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from llmasos.api.spec import parse_spec
-from llmasos.carbon.base import IntensitySource, utc_now
-from llmasos.carbon.fallback import FallbackSource, default_chain
-from llmasos.carbon.static import StaticSource
-from llmasos.carbon.trace import TraceSource
-from llmasos.commands import InputError, simulate
+from llmasos.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, InputError, OutputError, simulate
 from llmasos.commands.plan_capacity import fleet_fields, load_capacity, plan_with_capacity
-from llmasos.errors import CarbonSourceError, LLMasOSError, SpecError
-from llmasos.planning.placement.pool_choice import PoolOption, choose_pool
-from llmasos.planning.timing.carbon_spec import carbon_job
-from llmasos.planning.timing.carbon_window import CarbonJob, Plan, plan_start
+from llmasos.commands.plan_file import FORMATS, LOCAL_POOLS, run_file
+from llmasos.errors import LLMasOSError, SpecError
+from llmasos.planning.timing.carbon_window import CarbonJob, plan_start
 from llmasos.planning.timing.fleet_types import FleetJob
-from llmasos.planning.timing.forecast import Forecast, format_instant, parse_instant
+from llmasos.planning.timing.forecast import Forecast, parse_instant
 
-TOKEN_ENV = ("LLMASOS_ELECTRICITYMAPS_TOKEN", "ELECTRICITYMAPS_TOKEN")
+DESCRIPTION = """\
+Preview when (and on which node pool) an LLMJob would run: the operator's own planner, on the same carbon data,
+without a cluster. Nothing is created.
+
+Carbon data: Electricity Maps when ELECTRICITYMAPS_TOKEN is set; else the hourly traces shipped in the package
+(historical 2020-2021 grid data replayed on today's dates, for DE, SE, US-CAL-CISO, US-MIDA-PJM, US-NE-ISNE,
+US-TEX-ERCO); else an annual average for the zone. Choose one with --source.
+
+The carbon zone comes from spec.carbon.zone, or --zone, or the node pools of --pools (each pool has a carbonZone;
+the LLMJob's spec.placement.nodePools picks among them).
+"""
+
+EPILOG = f"""\
+examples:
+  llmasos plan -f examples/02-deadline-deferred.yaml --pools {LOCAL_POOLS}
+  llmasos plan -f job.yaml --zone DE -o yaml
+  kubectl get llmjob night-run -n ml -o yaml | llmasos plan -f - --zone SE -o json
+
+batch mode (for tooling): one JSON object per line in IN.jsonl, one plan per line in OUT.jsonl:
+  llmasos plan --batch IN.jsonl --output OUT.jsonl [--capacity CAP.json]
+  input line:  {{"id": "job-1", "zone": "DE", "submitted_at": "2026-03-06T00:00:00Z", "duration_seconds": 7200,
+                "deadline": "2026-03-06T06:00:00Z", "interruptible": false,
+                "forecast": [{{"datetime": "2026-03-06T00:00:00Z", "carbonIntensity": 300}},
+                             {{"datetime": "2026-03-06T01:00:00Z", "carbonIntensity": 120}}]}}
+               (written on one line in the file)
+  output line: {{"id": "job-1", "segments": [{{"start": "2026-03-06T02:00:00Z", "end": "2026-03-06T04:00:00Z"}}]}}
+  Forecast points mark the start of each step; times are ISO-8601 UTC; one segment unless interruptible.
+  With --capacity, lines may also carry "gpus" and "pool", and no pool is ever over-subscribed:
+  CAP.json:    {{"pools": {{"a100": {{"gpus": 16, "reserved": [{{"start": "2026-03-06T00:00:00Z",
+                "end": "2026-03-06T02:00:00Z", "gpus": 8}}]}}}}}}
+  A bad line is reported by its number and nothing is written.
+
+exit codes: 0 planned; 1 a failure while planning (a file could not be written); 2 bad flags or bad input.
+"""
 
 
 def register(subparsers: Any) -> None:
     """Add `plan` and `simulate` to the `llmasos` command (an argparse subparsers action)."""
-    plan = subparsers.add_parser("plan", help="preview when (and where) an LLMJob would run", description=__doc__)
+    plan = subparsers.add_parser(
+        "plan", help="preview when (and where) an LLMJob would run", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     what = plan.add_mutually_exclusive_group(required=True)
-    what.add_argument("-f", "--file", type=Path, help="LLMJob manifest (YAML)")
-    what.add_argument("--batch", type=Path, help="JSON Lines of jobs with their forecasts")
-    plan.add_argument("--output", type=Path, help="--batch: write JSON Lines here (default: stdout)")
+    what.add_argument("-f", "--file", type=Path, metavar="FILE",
+                      help="LLMJob manifest (YAML or JSON; `-` reads stdin); every LLMJob in it is planned")
+    what.add_argument("--batch", type=Path, metavar="IN.jsonl", help="plan many jobs, each with its own forecast")
     plan.add_argument(
-        "--capacity",
-        type=Path,
-        help='--batch: pools\' GPUs and reservations ({"pools": {"<pool>": {"gpus": N, "reserved": [...]}}}); '
-        "plans never over-subscribe a pool",
-    )
-    plan.add_argument("-o", dest="format", choices=("table", "json"), default="table", help="-f: output format")
-    plan.add_argument("--source", choices=("auto", "electricitymaps", "trace", "static"), default="auto")
-    plan.add_argument("--zone", help="carbon zone (overrides spec.carbon.zone)")
-    plan.add_argument(
-        "--pools",
-        type=Path,
-        help="node pools YAML (pools: [{name, gpuProduct, count, gpusPerNode, carbonZone}]) to choose a pool from",
-    )
-    plan.add_argument("--now", help="plan as if it were this time (RFC 3339); default: now")
+        "-o", "--output", metavar="FORMAT",
+        help=f"with -f: output format, one of {', '.join(FORMATS)} (default table; wide adds every pool considered). "
+        "With --batch: the JSON Lines file to write (default: stdout)")
+    plan.add_argument("--output-file", type=Path, metavar="FILE",
+                      help="with -f: write the output to FILE instead of stdout")
+    plan.add_argument("--capacity", type=Path, metavar="CAP.json",
+                      help="with --batch: the pools' GPUs and reservations; plans never over-subscribe a pool")
+    plan.add_argument("--source", choices=("auto", "electricitymaps", "trace", "static"), default="auto",
+                      help="carbon data to plan with (default auto: Electricity Maps with a token, else trace, "
+                      "else static)")
+    plan.add_argument("--zone", help="carbon zone, an Electricity Maps zone key such as DE (overrides "
+                      "spec.carbon.zone and the pools' zones)")
+    plan.add_argument("--pools", type=Path, metavar="FILE",
+                      help=f"node pools to choose from, shaped like {LOCAL_POOLS} (pools: [{{name, gpuProduct, "
+                      "count, gpusPerNode, carbonZone}])")
+    plan.add_argument("--now", metavar="TIME", help="plan as if it were this time (RFC 3339); default: now")
     plan.set_defaults(func=run_plan)
     simulate.register(subparsers)
 
@@ -193,143 +212,35 @@ def _run_batch(args: argparse.Namespace) -> int:
         if len(errors) > 20:
             print(f"error: ... and {len(errors) - 20} more bad lines", file=sys.stderr)
         print("error: nothing written", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
     text = "".join(f"{line}\n" for line in out)
     if args.output is None or str(args.output) == "-":
         sys.stdout.write(text)
     else:
-        tmp = args.output.with_name(args.output.name + ".tmp")
-        tmp.write_text(text, "utf-8")
-        tmp.replace(args.output)
-    return 0
-
-
-# -- plan -f ------------------------------------------------------------------------------------------------------
-def load_manifest(path: Path) -> dict[str, Any]:
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text("utf-8")) if d]
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
-    jobs = [d for d in docs if isinstance(d, dict) and d.get("kind") == "LLMJob"]
-    if not jobs:
-        raise InputError(f"{path} holds no LLMJob")
-    if not isinstance(jobs[0].get("spec"), dict):
-        raise InputError(f"{path}: the LLMJob has no spec")
-    return jobs[0]
-
-
-def load_pools(path: Path, allowed: tuple[str, ...]) -> list[PoolOption]:
-    try:
-        raw = yaml.safe_load(path.read_text("utf-8")) or {}
-        pools = [
-            PoolOption(
-                str(p["name"]),
-                str(p["gpuProduct"]),
-                int(p.get("count", 1)) * int(p.get("gpusPerNode", 1)),
-                str(p["carbonZone"]),
-            )
-            for p in raw.get("pools", [])
-        ]
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"cannot read node pools from {path}: {exc!r}") from None
-    return [p for p in pools if not allowed or p.name in allowed]
-
-
-def _sources(kind: str, now: datetime) -> list[IntensitySource]:
-    def clock() -> datetime:
-        return now
-
-    token = next((os.environ[k] for k in TOKEN_ENV if os.environ.get(k)), None)
-    if kind == "electricitymaps" and not token:
-        raise InputError(f"--source electricitymaps needs a token in {TOKEN_ENV[1]}")
-    if kind == "trace":
-        return [TraceSource(clock=clock)]
-    if kind == "static":
-        return [StaticSource(clock=clock)]
-    chain = default_chain(token, clock=clock)
-    return list(chain.sources[:1] if kind == "electricitymaps" else chain.sources)
-
-
-async def _forecasts(kind: str, zones: list[str], now: datetime) -> dict[str, tuple[Forecast, str]]:
-    sources = _sources(kind, now)
-    chain = FallbackSource(sources)
-    out: dict[str, tuple[Forecast, str]] = {}
-    try:
-        for zone in zones:
-            try:
-                answer = await chain.forecast(zone)
-                out[zone] = (answer.value, answer.message)
-            except CarbonSourceError as exc:
-                out[zone] = (Forecast((), zone=zone), f"no carbon data ({exc}); planning to start at once")
-    finally:
-        await chain.aclose()
-    return out
-
-
-def _run_file(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.file)
-    spec = parse_spec(manifest["spec"])
-    now = parse_instant(args.now, "--now") if args.now else utc_now()
-    meta = manifest.get("metadata") or {}
-    created = (
-        parse_instant(str(meta["creationTimestamp"]), "creationTimestamp") if meta.get("creationTimestamp") else now
-    )
-    job = carbon_job(spec.carbon, created)
-    gpus = spec.parallelism.nodes * spec.parallelism.gpus_per_node
-    pools = load_pools(args.pools, spec.node_pools) if args.pools else []
-    zone = args.zone or spec.carbon.zone
-    if pools and not args.zone and not spec.carbon.zone:
-        zones = sorted({p.zone for p in pools})
-    elif zone:
-        zones = [zone]
-        pools = [PoolOption(p.name, p.gpu_product, p.free_gpus, zone) for p in pools]
-    else:
-        raise InputError("no carbon zone: set spec.carbon.zone, or pass --zone or --pools")
-    forecasts = asyncio.run(_forecasts(args.source, zones, now))
-    pool_name = ""
-    if pools:
-        choice = choose_pool(job, gpus, pools, {z: f for z, (f, _) in forecasts.items()}, now)
-        plan, pool_name, zone = choice.plan, choice.pool.name, choice.pool.zone
-    else:
-        plan = plan_start(job, forecasts[zone][0], now)
-    name = str(meta.get("name", args.file.stem))
-    print_plan(name, plan, pool_name, zone, forecasts[zone][1], args.format)
-    return 0
-
-
-def print_plan(name: str, plan: Plan, pool: str, zone: str, source_note: str, fmt: str) -> None:
-    data = plan.to_dict() | {"name": name, "pool": pool or None, "zone": zone, "sourceNote": source_note}
-    if fmt == "json":
-        print(json.dumps(data, indent=2))
-        return
-    savings = plan.expected_savings_percent
-    rows = [
-        ("LLMJob", name),
-        ("Policy", plan.policy),
-        ("Pool", pool or "-"),
-        ("Zone", f"{zone} ({source_note})"),
-        ("Start at", format_instant(plan.start_at)),
-        ("Segments", ", ".join(f"{s['start']} .. {s['end']}" for s in data["segments"])),
-        ("Latest start", format_instant(plan.latest_start)),
-        (
-            "Intensity",
-            f"{data['expectedIntensity']} gCO2e/kWh expected, {data['runNowIntensity']} if run now"
-            if plan.expected_intensity is not None
-            else "unknown",
-        ),
-        ("Savings", f"{savings:.1f}%" if savings is not None else "-"),
-        ("Forecast", f"issued {data['forecastIssuedAt'] or '-'} by {plan.source or '-'}"),
-        ("Reason", plan.reason),
-    ]
-    for key, value in rows:
-        print(f"{key:<13} {value}")
+        target = Path(args.output)
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            tmp.write_text(text, "utf-8")
+            tmp.replace(target)
+        except OSError as exc:
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return EXIT_OK
 
 
 def run_plan(args: argparse.Namespace) -> int:
     """Entry point of `llmasos plan`; returns the exit code (errors are one line on stderr)."""
     try:
-        return _run_batch(args) if args.batch else _run_file(args)
-    except (InputError, LLMasOSError, ValueError) as exc:
+        if args.batch:
+            if args.output_file is not None:
+                raise InputError("--output-file is for -f; with --batch, --output OUT.jsonl names the file")
+            return _run_batch(args)
+        if args.capacity is not None:
+            raise InputError("--capacity is for --batch")
+        return run_file(args)
+    except (InputError, SpecError, ValueError) as exc:
         where = f" ({exc.field})" if isinstance(exc, SpecError) else ""
         print(f"error: {exc}{where}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
+    except (OutputError, LLMasOSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE

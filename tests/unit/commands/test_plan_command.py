@@ -65,7 +65,7 @@ def test_batch_bad_line_names_the_line_and_writes_nothing(
 ) -> None:
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text(batch_line() + "\n" + line + "\n")
-    assert cli("plan", "--batch", str(src), "--output", str(dst)) == 1
+    assert cli("plan", "--batch", str(src), "--output", str(dst)) == 2  # bad input: EXIT_USAGE
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
@@ -123,8 +123,8 @@ def test_plan_file_table_with_pools(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_plan_file_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "job.yaml"
     path.write_text(MANIFEST.replace("expectedDuration: 3h, ", ""))
-    assert cli("plan", "-f", str(path), "--source", "static") == 1
+    assert cli("plan", "-f", str(path), "--source", "static") == 2
     assert "spec.carbon.expectedDuration" in capsys.readouterr().err
     path.write_text("kind: Pod\n")
-    assert cli("plan", "-f", str(path)) == 1
+    assert cli("plan", "-f", str(path)) == 2
     assert "holds no LLMJob" in capsys.readouterr().err

@@ -34,7 +34,7 @@ def simulate(tmp_path: Path, name: str, *extra: str) -> str:
     jobs.write_text(JOBS_CSV)
     argv = ["simulate", "--zone", "US-CAL-CISO", "--jobs", str(jobs), "--out", str(tmp_path / name), *extra]
     assert main(argv) == 0
-    return (tmp_path / f"{name}.html").read_text()
+    return (tmp_path / name / "simulate.html").read_text()
 
 
 def planned_rows(html: str) -> dict[str, str]:
@@ -45,8 +45,8 @@ def planned_rows(html: str) -> dict[str, str]:
 
 def test_simulate_writes_svg_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     html = simulate(tmp_path, "sim")
-    assert not (tmp_path / "sim.png").exists()
-    svg = (tmp_path / "sim.svg").read_text()
+    assert sorted(p.name for p in (tmp_path / "sim").iterdir()) == ["simulate.html", "simulate.svg"]
+    svg = (tmp_path / "sim" / "simulate.svg").read_text()
     root = ET.fromstring(svg)
     assert root.tag == f"{NS}svg"
     assert svg in html  # the page carries the same chart inline
@@ -70,7 +70,7 @@ def test_simulate_writes_svg_and_html(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "missed deadlines: 0" in out
     assert "started interruptible jobs re-planned on every newer forecast" in out
-    assert f"wrote {tmp_path / 'sim.svg'} and {tmp_path / 'sim.html'}" in out
+    assert f"wrote {tmp_path / 'sim' / 'simulate.svg'} and {tmp_path / 'sim' / 'simulate.html'}" in out
 
 
 def test_simulate_re_plans_started_interruptible_jobs_unless_told_to_follow(
@@ -102,5 +102,5 @@ def test_replay_moves_a_started_jobs_later_segment_on_a_newer_forecast() -> None
 def test_simulate_bad_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     jobs = tmp_path / "jobs.csv"
     jobs.write_text("id,submitted_at,duration\na,2021-06-01T08:00:00Z,6h\n")
-    assert main(["simulate", "--zone", "SE", "--jobs", str(jobs), "--out", str(tmp_path / "x")]) == 1
+    assert main(["simulate", "--zone", "SE", "--jobs", str(jobs), "--out", str(tmp_path / "x")]) == 2
     assert "jobs line 2: needs a deadline or a slack column" in capsys.readouterr().err

@@ -63,7 +63,7 @@ def test_plan_batch_cli_reports_bad_lines_without_traceback(tmp_path: Path) -> N
     out = tmp_path / "out.jsonl"
     run = subprocess.run([sys.executable, "-m", "llmasos.cli", "plan", "--batch", str(batch), "--output", str(out)],
                          capture_output=True, text=True, timeout=60, check=False)
-    assert run.returncode == 1
+    assert run.returncode == 2  # bad input: EXIT_USAGE
     assert "Traceback" not in run.stderr
     for n in (2, 3, 4):
         assert f"line {n}:" in run.stderr, run.stderr

@@ -118,7 +118,7 @@ def test_bad_input_names_the_line_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, capacity: object, message: str
 ) -> None:
     code, out = run(tmp_path, [batch_line(), line], capacity)
-    assert code == 1
+    assert code == 2  # bad input: EXIT_USAGE
     assert out == []
     err = capsys.readouterr().err
     assert message in err
