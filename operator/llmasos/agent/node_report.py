@@ -11,14 +11,14 @@ operator uses live in `llmasos.api.node_report`, the contract both sides share.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from llmasos.agent.snapshot import Snapshot
+from llmasos.api.clock import format_epoch
 from llmasos.api.node_report import NODE_ANNOTATION, REPORT_KEY, REPORT_LABEL, SCHEMA, report_name
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if t is None else format_epoch(t)
 
 
 def report_payload(snap: Snapshot) -> dict[str, object]:

@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from llmasos.planning.timing.forecast import Forecast, ensure_utc
-
-Clock = Callable[[], datetime]
+from llmasos.api.clock import ensure_utc
+from llmasos.planning.timing.forecast import Forecast
 
 _LATLON = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$")
-
-
-def utc_now() -> datetime:
-    """The default clock; every source takes a `clock` so tests and demos can move time."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

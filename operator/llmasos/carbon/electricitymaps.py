@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from llmasos.carbon.base import Clock, Location, Observation, utc_now
+from llmasos.api.clock import Clock, format_instant, utc_now
+from llmasos.carbon.base import Location, Observation
 from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
 from llmasos.planning.timing.forecast import Forecast, parse_instant
@@ -112,7 +113,7 @@ class ElectricityMapsSource:
         loc = Location.parse(location)
         if start is None:
             return await self._cached("carbon-intensity/history", loc, {}, _parse_history("history"))
-        params = {"start": _iso(start), "end": _iso(end or self._clock())}
+        params = {"start": format_instant(start), "end": format_instant(end or self._clock())}
         return await self._cached("carbon-intensity/past-range", loc, params, _parse_history("data"))
 
     # -- plumbing ----------------------------------------------------------------------------------------------
@@ -178,10 +179,6 @@ def _location_params(loc: Location) -> dict[str, str]:
     if loc.zone is not None:
         return {"zone": loc.zone}
     return {"lat": f"{loc.lat}", "lon": f"{loc.lon}"}
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _retry_after(response: httpx.Response) -> float | None:

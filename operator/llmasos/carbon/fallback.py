@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-from llmasos.carbon.base import Clock, IntensitySource, Location, Observation, utc_now
+from llmasos.api.clock import Clock, utc_now
+from llmasos.carbon.base import IntensitySource, Location, Observation
 from llmasos.errors import CarbonFailure, CarbonSourceError
 from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.planning.timing.forecast import Forecast

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from importlib import resources
 
-from llmasos.carbon.base import Clock, Location, Observation, utc_now
+from llmasos.api.clock import Clock, utc_now
+from llmasos.carbon.base import Location, Observation
 from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
 from llmasos.planning.timing.forecast import Forecast, ensure_utc

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
-from llmasos.carbon.base import Clock, Location, Observation, utc_now
+from llmasos.api.clock import Clock, utc_now
+from llmasos.carbon.base import Location, Observation
 from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
 from llmasos.planning.timing.forecast import Forecast, ensure_utc, parse_instant

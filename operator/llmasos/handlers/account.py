@@ -7,16 +7,17 @@ completion by a minute). Also the namespace's monthly carbon budget, applied to 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
 from llmasos.api import conditions as cond
+from llmasos.api.clock import format_instant, parse_instant, parse_instant_or_none
 from llmasos.api.conditions import Condition
-from llmasos.api.spec import LLMJobSpec, parse_time
+from llmasos.api.spec import LLMJobSpec
 from llmasos.errors import AccountingInputError, CarbonSourceError
 from llmasos.gpus.curves import load_product
-from llmasos.handlers.context import OperatorContext, iso
+from llmasos.handlers.context import OperatorContext
 from llmasos.planning.accounting.budget import month_key, used_grams, verdict
 from llmasos.planning.accounting.carbon_status import CarbonInputs, build_carbon_status, job_tokens, should_write_carbon
 from llmasos.planning.accounting.energy_ledger import advance_ledger, ledger_intervals
@@ -35,10 +36,10 @@ async def carbon_accounting(ctx: OperatorContext, spec: LLMJobSpec, body: dict[s
     previous = status.get("carbon")
     if not power or not zone:
         return None
-    submitted = parse_time(str(body["metadata"]["creationTimestamp"]), "metadata.creationTimestamp")
+    submitted = parse_instant(str(body["metadata"]["creationTimestamp"]), "metadata.creationTimestamp")
     # A pod's first reading covers its energy since the group started (this pass's start time when it just did).
     first = start_time or status.get("startTime")
-    started = parse_time(str(first), "status.startTime") if first else ctx.clock()
+    started = parse_instant(str(first), "status.startTime") if first else ctx.clock()
     ledger = advance_ledger((previous or {}).get("ledger"), power, started)
     intervals = ledger_intervals(ledger)
     if not intervals:
@@ -66,10 +67,10 @@ async def carbon_accounting(ctx: OperatorContext, spec: LLMJobSpec, body: dict[s
     comparable = {k: v for k, v in (previous or {}).items() if k != "updatedAt"}
     last = previous.get("updatedAt") if previous else None
     now = ctx.clock()
-    last_written = datetime.fromisoformat(str(last).replace("Z", "+00:00")) if last else None
+    last_written = parse_instant_or_none(last)
     if not should_write_carbon(comparable if previous else None, carbon, last_written, now, final=final):
         return None
-    carbon["updatedAt"] = iso(now)
+    carbon["updatedAt"] = format_instant(now)
     ctx.metrics.record_carbon(str(body["metadata"]["namespace"]), previous, carbon)
     return carbon
 

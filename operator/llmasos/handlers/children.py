@@ -7,9 +7,10 @@ redone after a crash or a conflict never duplicates children.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from llmasos.api.clock import parse_instant
 from llmasos.api.spec import LLMJobSpec
 from llmasos.cluster import apply
 from llmasos.cluster.builders import Owner, build_job, build_service
@@ -58,7 +59,7 @@ async def expire_if_due(ctx: OperatorContext, body: dict[str, Any], spec: LLMJob
     done = (body.get("status") or {}).get("completionTime")
     if not done:
         return
-    finished = datetime.fromisoformat(str(done).replace("Z", "+00:00"))
+    finished = parse_instant(str(done), "status.completionTime")
     if ctx.clock() >= finished + timedelta(seconds=spec.ttl_seconds_after_finished):
         meta = body["metadata"]
         await ctx.kube.delete(LLMJOBS, meta["name"], meta["namespace"])

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from llmasos.api.clock import Clock, format_instant, utc_now
 from llmasos.carbon.fallback import FallbackSource, default_chain
 from llmasos.cluster.event_recorder import EventRecorder
 from llmasos.cluster.inventory import GpuUsageCache
@@ -43,12 +43,6 @@ def _rv(value: object) -> int | None:
         return None
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 
@@ -58,7 +52,7 @@ class OperatorContext:
     settings: Settings
     kube: KubeClient
     metrics: OperatorMetrics
-    clock: Callable[[], datetime] = utc_now
+    clock: Clock = utc_now
     instance: str = field(default_factory=socket.gethostname)
     carbon: FallbackSource = field(default_factory=default_chain)
     catalog: Mapping[str, GpuProfile] = field(default_factory=lambda: DEFAULT_CATALOG)
@@ -151,7 +145,7 @@ class OperatorContext:
         self.metrics.forget(uid)
 
     def now_iso(self) -> str:
-        return iso(self.clock())
+        return format_instant(self.clock())
 
     async def post_event(self, body: dict[str, Any], type_: str, reason: str, message: str,
                          at_once: bool = False) -> None:

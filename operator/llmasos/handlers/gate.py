@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from llmasos.api import conditions as cond
+from llmasos.api.clock import parse_instant
 from llmasos.api.conditions import Condition
-from llmasos.api.spec import LLMJobSpec, parse_time
+from llmasos.api.spec import LLMJobSpec
 from llmasos.errors import CarbonSourceError, PlacementError
 from llmasos.handlers.context import OperatorContext
 from llmasos.planning.lifecycle.decision import ObservedJob
@@ -44,7 +45,7 @@ class ForecastAnswer:
 
 
 def job_for(spec: LLMJobSpec, body: dict[str, Any]) -> CarbonJob:
-    created = parse_time(str(body["metadata"]["creationTimestamp"]), "metadata.creationTimestamp")
+    created = parse_instant(str(body["metadata"]["creationTimestamp"]), "metadata.creationTimestamp")
     return carbon_job(spec.carbon, created, default_duration=spec.max_runtime or timedelta(hours=1))
 
 

@@ -15,9 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from llmasos.api.clock import parse_instant
 from llmasos.errors import ConfigError
 
 API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
@@ -83,7 +83,7 @@ def parse_exec_credential(stdout: bytes, api_version: str, now: float) -> ExecCr
     expires = None
     if status.get("expirationTimestamp"):
         try:
-            expires = datetime.fromisoformat(str(status["expirationTimestamp"]).replace("Z", "+00:00")).timestamp()
+            expires = parse_instant(str(status["expirationTimestamp"])).timestamp()
         except ValueError:
             raise ConfigError("kubeconfig exec: expirationTimestamp is not RFC 3339") from None
         if expires <= now:

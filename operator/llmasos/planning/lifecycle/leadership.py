@@ -10,13 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-
-def _parse(ts: object) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+from llmasos.api.clock import parse_instant_or_none
 
 
 def is_leader(peers: Mapping[str, object], my_priority: int, now: datetime) -> bool:
@@ -26,7 +20,7 @@ def is_leader(peers: Mapping[str, object], my_priority: int, now: datetime) -> b
     for info in peers.values():
         if not isinstance(info, Mapping):
             continue
-        lastseen = _parse(info.get("lastseen"))
+        lastseen = parse_instant_or_none(info.get("lastseen"))
         try:
             lifetime = float(info.get("lifetime", 60))
             priority = int(info.get("priority", 0))

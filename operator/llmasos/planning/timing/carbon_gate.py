@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from llmasos.api.clock import format_instant, parse_instant
 from llmasos.planning.timing.carbon_window import Plan
-from llmasos.planning.timing.forecast import format_instant, parse_instant
 
 
 @dataclass(frozen=True)

@@ -13,35 +13,14 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+# The one time module (api/clock.py); re-exported: the planners take their instants from here with their forecasts.
+from llmasos.api.clock import ensure_utc as ensure_utc
+from llmasos.api.clock import format_instant as format_instant
+from llmasos.api.clock import parse_instant as parse_instant
 
 DEFAULT_STEP = timedelta(hours=1)
-
-
-def ensure_utc(moment: datetime, what: str = "time") -> datetime:
-    """Return `moment` in UTC; a naive datetime is a bug (its zone is a guess), so it raises ValueError."""
-    if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
-        raise ValueError(f"{what} {moment.isoformat()} has no time zone; use UTC-aware datetimes")
-    return moment.astimezone(UTC)
-
-
-def parse_instant(text: str, what: str = "time") -> datetime:
-    """Parse ISO-8601/RFC 3339 ("2024-03-06T19:00:00.000Z", "...+02:00") into a UTC datetime; naive text is refused."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{what} must be an ISO-8601 string, got {text!r}")
-    cleaned = text.strip()
-    if cleaned.endswith(("Z", "z")):
-        cleaned = cleaned[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(cleaned)
-    except ValueError:
-        raise ValueError(f"{what} {text!r} is not an ISO-8601 time") from None
-    return ensure_utc(moment, f"{what} {text!r}")
-
-
-def format_instant(moment: datetime) -> str:
-    """Render a UTC instant as ISO-8601 with a `Z` suffix and whole seconds ("2024-03-06T19:00:00Z")."""
-    return ensure_utc(moment).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from llmasos.api.clock import format_instant, parse_instant
 from llmasos.planning.timing.carbon_gate import Gate, gate_after_start, keep_baseline, plan_status
 from llmasos.planning.timing.carbon_window import CarbonJob, Plan
-from llmasos.planning.timing.forecast import Forecast, format_instant, parse_instant
+from llmasos.planning.timing.forecast import Forecast
 from llmasos.planning.timing.replan import replan_remaining, replan_within_segments
 from llmasos.planning.timing.served import RunLedger, RunState, ledger_from
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from llmasos.planning.timing.forecast import format_instant, parse_instant
+from llmasos.api.clock import format_instant, parse_instant
 
 
 @dataclass(frozen=True)
