@@ -11,7 +11,8 @@ import ipaddress
 import json
 import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from datetime import timedelta
 from pathlib import Path
@@ -213,11 +214,46 @@ def _camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
+# The Helm value that sets each setting through its LLMASOS_* variable (charts/llmasos/templates/operator/), so an
+# error names what the user wrote.
+CHART_KEYS = {
+    "worker_image": "operator.settings.workerImage", "resync_seconds": "operator.settings.resyncSeconds",
+    "checkpoint_dir": "operator.settings.checkpointDir", "max_workers": "operator.settings.maxWorkers",
+    "api_concurrency": "operator.settings.apiConcurrency", "metrics_port": "operator.metricsPort",
+    "health_port": "operator.healthPort", "liveness_port": "operator.livenessPort",
+    "bind_address": "operator.bindAddress", "default_pue": "carbon.pue", "namespaces": "operator.watchNamespaces",
+    "peering_lifetime_seconds": "operator.leaderElection.lifetimeSeconds", "carbon_sources": "carbon.sources",
+    "carbon_cache_seconds": "carbon.cacheSeconds", "trace_offset": "carbon.trace.offset",
+    "forecast_error": "carbon.trace.forecastError", "default_power_policy": "power.defaultPolicy",
+}
+
+
+def _user_name(name: str, origins: Mapping[str, str]) -> str:
+    """How the user wrote setting `name`: the settings-file key, or the variable (and the Helm value behind it)."""
+    if name in origins:
+        return origins[name]
+    chart = f", Helm value {CHART_KEYS[name]}" if name in CHART_KEYS else ""
+    return f"{_camel(name)} (settings file; env LLMASOS_{name.upper()}{chart})"
+
+
+def _in_user_words(message: str, origins: Mapping[str, str], names: Iterable[str]) -> str:
+    """Replace the first Python field name in `message` by the key the user wrote."""
+    for name in sorted(names, key=len, reverse=True):
+        pattern = re.compile(rf"(?<![\w.]){re.escape(name)}(?![\w])")
+        found = pattern.search(message)
+        if found:
+            return message[:found.start()] + _user_name(name, origins) + message[found.end():]
+    return message
+
+
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Defaults, then the YAML file (keys in camelCase or snake_case), then LLMASOS_* environment variables."""
+    """Defaults, then the YAML file (keys in camelCase or snake_case), then LLMASOS_* environment variables.
+
+    Errors name the setting as the user wrote it: the file's key, or the environment variable and its Helm value."""
     env = os.environ if env is None else env
     path = path or env.get("LLMASOS_SETTINGS") or None
     values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     known = {f.name: f for f in fields(Settings)}
     if path:
         try:
@@ -232,16 +268,20 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             if name not in known:
                 raise ConfigError(f"settings file {path}: unknown setting {key!r}")
             values[name] = raw
+            origins[name] = f"{key} (settings file {path})"
     for name in known:
         env_key = f"LLMASOS_{name.upper()}"
         if env_key in env:
             values[name] = env[env_key]
-    coerced = {}
-    for name, raw in values.items():
-        default = known[name].default
-        if default is MISSING:  # pragma: no cover - every field has a default
-            default = ""
-        coerced[name] = _coerce(name, raw, default)
-    return Settings(**coerced)
-
-
+            chart = f", Helm value {CHART_KEYS[name]}" if name in CHART_KEYS else ""
+            origins[name] = f"{env_key} (environment{chart})"
+    try:
+        coerced = {}
+        for name, raw in values.items():
+            default = known[name].default
+            if default is MISSING:  # pragma: no cover - every field has a default
+                default = ""
+            coerced[name] = _coerce(name, raw, default)
+        return Settings(**coerced)
+    except ConfigError as exc:
+        raise ConfigError(_in_user_words(str(exc), origins, known)) from None

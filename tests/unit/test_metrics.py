@@ -105,5 +105,5 @@ def test_metrics_and_health_listen_on_loopback_unless_told_otherwise() -> None:
     assert Settings().bind_address == "127.0.0.1"
     assert load_settings(None, env={"LLMASOS_BIND_ADDRESS": "0.0.0.0"}).bind_address == "0.0.0.0"
     assert load_settings(None, env={"LLMASOS_BIND_ADDRESS": "::"}).bind_address == "::"
-    with pytest.raises(ConfigError, match="bind_address"):
+    with pytest.raises(ConfigError, match=r"LLMASOS_BIND_ADDRESS \(environment, Helm value operator\.bindAddress\)"):
         load_settings(None, env={"LLMASOS_BIND_ADDRESS": "every-interface"})

@@ -112,8 +112,10 @@ def test_settings_precedence_file_then_env(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("content", "env", "message"), [
     ("bogus: 1\n", {}, "unknown setting 'bogus'"),
-    ("", {"LLMASOS_DEFAULT_PUE": "0.5"}, "default_pue"),
-    ("", {"LLMASOS_METRICS_PORT": "http"}, "metrics_port"),
+    # Errors name what the user wrote: the variable and the Helm value behind it, never the Python field.
+    ("", {"LLMASOS_DEFAULT_PUE": "0.5"}, r"^LLMASOS_DEFAULT_PUE \(environment, Helm value carbon.pue\) must be"),
+    ("", {"LLMASOS_METRICS_PORT": "http"}, r"LLMASOS_METRICS_PORT \(environment, Helm value operator.metricsPort\)"),
+    ("defaultPue: 9\n", {}, r"^defaultPue \(settings file .*s.yaml\) must be between 1.0 and 3.0, got 9.0$"),
     ("- a\n", {}, "must be a mapping"),
 ])
 def test_bad_settings_name_the_field(tmp_path: Path, content: str, env: dict[str, str], message: str) -> None:
@@ -140,5 +142,6 @@ def test_default_power_policy(raw: str, policy: str, fraction: float | None, lim
 
 @pytest.mark.parametrize("raw", ["fraction", "fraction:2", "limit:x", "none:3", "turbo"])
 def test_bad_default_power_policy(raw: str) -> None:
-    with pytest.raises(ConfigError, match="default_power_policy"):
+    where = r"^LLMASOS_DEFAULT_POWER_POLICY \(environment, Helm value power\.defaultPolicy\)"
+    with pytest.raises(ConfigError, match=where):
         load_settings(None, env={"LLMASOS_DEFAULT_POWER_POLICY": raw})
