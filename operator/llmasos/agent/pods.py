@@ -22,6 +22,7 @@ from llmasos.errors import SpecError, TransientError
 POWER_ANNOTATION = constants.POWER_ANNOTATION
 LLMJOB_LABEL = "llmasos.io/llmjob"
 GPU_RESOURCE = "nvidia.com/gpu"
+# A pod's phase (core/v1 PodStatus.phase), not an LLMJob's (api/phase.py): the two APIs happen to share these names.
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
 

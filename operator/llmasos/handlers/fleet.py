@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from llmasos.api.phase import TERMINAL
 from llmasos.api.spec import parse_spec
 from llmasos.errors import SpecError
 from llmasos.planning.timing.carbon_window import CarbonJob
@@ -24,7 +25,6 @@ from llmasos.planning.timing.fleet_status import Member
 from llmasos.planning.timing.forecast import Forecast, parse_instant
 from llmasos.planning.timing.served import ledger_from
 
-TERMINAL_PHASES = ("Succeeded", "Failed")
 JobFor = Callable[[Any, dict[str, Any]], CarbonJob]
 
 
@@ -32,7 +32,7 @@ def member_of(body: Mapping[str, Any], job_for: JobFor) -> Member | None:
     """One LLMJob as its pool's planner sees it; None when it is not placed, finished, or its spec is invalid."""
     status = body.get("status") or {}
     pool = str(status.get("pool") or "")
-    if not pool or status.get("phase") in TERMINAL_PHASES:
+    if not pool or status.get("phase") in TERMINAL:
         return None
     try:
         spec = parse_spec(dict(body.get("spec") or {}))

@@ -10,42 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import kopf
 
-from llmasos.api import conditions as cond
 from llmasos.api import constants as c
-from llmasos.api.conditions import Condition
 from llmasos.api.node_report import REPORT_LABEL, parse_node_report
 from llmasos.api.phase import TERMINAL, Phase
-from llmasos.api.spec import LLMJobSpec, parse_spec, parse_time
-from llmasos.api.workload_policy import check_workload
-from llmasos.cluster.builders import Owner, job_name, service_name
 from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
 from llmasos.cluster.priority import request_priority
-from llmasos.errors import AccountingInputError, KubeApiError, PlacementError, SpecError
-from llmasos.handlers.account import apply_budget, carbon_accounting
-from llmasos.handlers.children import apply_actions, expire_if_due
+from llmasos.errors import KubeApiError
+from llmasos.handlers import steps
 from llmasos.handlers.context import NEW_PASS_QUIET_SECONDS, PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
-from llmasos.handlers.gate import carbon_gate, choose_carbon_pool, job_for
-from llmasos.handlers.indexes import (
-    children_from,
-    gpus_held_by_pool,
-    has_service,
-    inventory_from,
-    namespace_policy,
-    reports_for,
-    slim_body,
-)
-from llmasos.handlers.worker_health import workers_ready
-from llmasos.planning.accounting.power_status import build_power_status
-from llmasos.planning.lifecycle.decision import EnsureJob, decide, placed_pool
-from llmasos.planning.lifecycle.status import build_status, placement_status
-from llmasos.planning.placement.feasible import select_pool, with_pending
 
 # How long a pass triggered by a child Job's change waits, so that the changes of one gang's pods share a pass.
 CHILD_EVENT_COALESCE_SECONDS = 1.0
@@ -54,44 +31,6 @@ CHILD_PASS_MAX_HOLD_SECONDS = 10.0
 # Every kopf index a pass reads (handlers/indexes.py); a test checks this list against the registered indexes.
 INDEX_NAMES = ("node_inventory", "child_jobs", "child_services", "power_reports", "carbon_usage", "llmjob_bodies",
                "namespace_policies")
-
-
-def _owner(body: dict[str, Any]) -> Owner:
-    meta = body["metadata"]
-    return Owner(meta["name"], meta["namespace"], meta["uid"],
-                 tuple(sorted((meta.get("annotations") or {}).items())),
-                 tuple(sorted((meta.get("labels") or {}).items())))
-
-
-async def _write_status(ctx: OperatorContext, body: dict[str, Any], new: dict[str, Any]) -> bool:
-    old = body.get("status") or {}
-    if new == old:
-        return False
-    meta = body["metadata"]
-    # The resourceVersion the pass decided from is a precondition: if the LLMJob changed since (or the pass read a
-    # stale copy, e.g. after an etcd restart), the API server answers 409 and the pass is redone from the newer
-    # object instead of writing an older phase over a newer one.
-    patch: dict[str, Any] = {"status": new}
-    if meta.get("resourceVersion"):
-        patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
-    # Bookkeeping after work: a first pass's status write queues behind other new jobs' child creations.
-    token = request_priority.set(max(request_priority.get(), PRIORITY_EVENT))
-    try:
-        written = await ctx.kube.patch(LLMJOBS, meta["name"], patch, meta["namespace"], subresource="status")
-    finally:
-        request_priority.reset(token)
-    ctx.saw_version(meta["uid"], written.get("metadata", {}).get("resourceVersion"), own_write=True)
-    ctx.remember_written(slim_body(written))
-    return True
-
-
-async def _fail_invalid(ctx: OperatorContext, body: dict[str, Any], exc: SpecError) -> None:
-    meta, status = body["metadata"], body.get("status") or {}
-    msg = f"invalid spec: {exc.field}: {exc}"
-    new = placement_status(status, cond.INVALID_SPEC, msg, meta.get("generation", 1), ctx.now_iso(), Phase.FAILED)
-    if await _write_status(ctx, body, new):
-        await ctx.post_event(body, "Warning", cond.INVALID_SPEC, msg, at_once=True)
-    ctx.metrics.record_phase(meta["uid"], "Failed")
 
 
 async def reconcile(ctx: OperatorContext, body: dict[str, Any], indexes: dict[str, Any],
@@ -103,7 +42,7 @@ async def reconcile(ctx: OperatorContext, body: dict[str, Any], indexes: dict[st
     if meta.get("deletionTimestamp"):
         return
     status = body.get("status") or {}
-    if priority == PRIORITY_EVENT and not status.get("children") and status.get("phase") in (None, "", "Pending"):
+    if priority == PRIORITY_EVENT and not status.get("children") and status.get("phase") in (None, "", Phase.PENDING):
         priority = PRIORITY_NEW
     request_priority.set(priority)  # this handler's own task: its API requests queue at the pass's priority
     async with ctx.lock(uid), ctx.passes.slot(priority):
@@ -126,166 +65,26 @@ async def reconcile(ctx: OperatorContext, body: dict[str, Any], indexes: dict[st
 
 async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes: dict[str, Any],
                             logger: Any) -> None:
-    meta, status = body["metadata"], body.get("status") or {}
-    uid, name, ns, generation = meta["uid"], meta["name"], meta["namespace"], meta.get("generation", 1)
-    now = ctx.now_iso()
-    previous_phase = status.get("phase", "")
-    try:
-        spec = parse_spec(dict(body.get("spec") or {}))
-    except SpecError as exc:
-        await _fail_invalid(ctx, body, exc)
-        raise kopf.PermanentError(f"invalid spec: {exc.field}: {exc}") from exc
-    if "power" not in (body.get("spec") or {}):
-        spec = replace(spec, power=ctx.settings.default_power())
-
-    power = build_power_status(reports_for(indexes["power_reports"], ns, name), status.get("power"))
-    if previous_phase in TERMINAL:
-        # Agents report at a low rate: the final energy of a finished job may arrive after it finished.
-        zone = spec.carbon.zone or str(status.get("zone") or "") or ctx.settings.default_zone
-        carbon = await _account(ctx, spec, body, power, zone, final=True, logger=logger)
-        if (power is not None and power != status.get("power")) or carbon is not None:
-            update = {**status, **({"power": power} if power else {}), **({"carbon": carbon} if carbon else {})}
-            await _write_status(ctx, body, update)
-        await expire_if_due(ctx, body, spec)
-        ctx.metrics.record_phase(uid, previous_phase)
+    """The pass, as named steps (handlers/steps.py); a step that ends it early has written the status saying why."""
+    job = await steps.read(ctx, body, indexes)
+    if job.previous_phase in TERMINAL:
+        await steps.finish(ctx, job, logger)
         return
-
-    owner = _owner(body)
-    observed = children_from(indexes["child_jobs"], ns, name, uid)
-    if ctx.settings.workload_policy and not (status.get("startTime") or observed):
-        try:  # the admission policy refused it already where the chart installed it; this covers the rest
-            check_workload(spec.volumes, spec.node_pools, namespace_policy(indexes["namespace_policies"], ns))
-        except SpecError as exc:
-            await _fail_invalid(ctx, body, exc)
-            raise kopf.PermanentError(f"invalid spec: {exc.field}: {exc}") from exc
-    # A placement is recorded in status, or, when the operator died before that write, in the child Job itself.
-    placed_on = str(status.get("pool", "") or "") or placed_pool(observed)
-    pool = placed_on
-    fetched: dict[str, Any] = {}
-    pools_now = {n.pool: n for store in indexes["node_inventory"].values() for n in store}
-    # A job without workers yet follows a change of spec.placement.nodePools (never starting outside the pools it
-    # lists now); one whose Job exists stays on its pool.
-    outside = bool(pool) and not observed and bool(spec.node_pools) and pool not in spec.node_pools
-    if not pool or pool not in pools_now or outside:
-        inventory = with_pending(inventory_from(indexes["node_inventory"],
-                                                await ctx.gpu_usage.requested_by_node(ctx.kube)),
-                                 gpus_held_by_pool(indexes["child_jobs"]))
-        try:
-            if spec.carbon.policy != "immediate" and spec.prefer_efficient:
-                chosen, fetched = await choose_carbon_pool(ctx, spec, body, inventory, ctx.clock())
-            else:
-                chosen = select_pool(spec, inventory)
-        except PlacementError as exc:
-            ctx.metrics.record_error("placement")
-            new = placement_status(status, exc.reason, str(exc), generation, now)
-            if await _write_status(ctx, body, new) and status.get("message") != str(exc):
-                await ctx.post_event(body, "Warning", exc.reason, str(exc))
-            ctx.metrics.record_phase(uid, "Pending")
-            logger.info(f"not placed: {exc}; the next resync tries again")
-            return
-        pool_fields = {"pool": chosen.name, "zone": chosen.carbon_zone, "gpuProduct": chosen.gpu_product}
-        if not pool:
-            logger.info(f"placing on pool {chosen.name} ({chosen.gpu_product}, zone {chosen.carbon_zone})")
-        pool = chosen.name
-    elif not status.get("pool"):  # recovered from the child Job: record it now
-        node = pools_now[pool]
-        pool_fields = {"pool": pool, "zone": node.carbon_zone, "gpuProduct": node.gpu_product}
-    else:
-        pool_fields = {}
-
-    zone = spec.carbon.zone or str(pool_fields.get("zone") or status.get("zone") or "") or ctx.settings.default_zone
-    started = bool(status.get("startTime")) or bool(observed)
-    budget_condition = None
-    if not started:
-        spec, budget_condition = apply_budget(ctx, spec, ns, indexes["carbon_usage"])
-        if budget_condition is not None and budget_condition.reason == cond.BUDGET_REJECTED:
-            new = placement_status(status, cond.BUDGET_EXCEEDED, budget_condition.message, generation, now,
-                                   Phase.FAILED)
-            if await _write_status(ctx, body, new):
-                await ctx.post_event(body, "Warning", cond.BUDGET_EXCEEDED, budget_condition.message, at_once=True)
-            ctx.metrics.record_phase(uid, "Failed")
-            return
-    gate, data_quality = await carbon_gate(ctx, spec, body, zone, started, ctx.clock(), fetched, observed)
-    hold = gate.deferral
-    # The current Job is bound (node affinity) to the pool it was created for; if that pool lost its nodes and the
-    # job was placed anew, the group restarts there (lifecycle.decide), instead of waiting for nodes that are gone.
-    pool_lost = placed_on if placed_on and placed_on != pool and observed else ""
-    decision = decide(spec, previous_phase, observed, now, int(status.get("attempt", 0) or 0),
-                      str(status.get("startTime", "") or ""), hold=hold, pool_lost=pool_lost)
-    await apply_actions(ctx, owner, spec, pool, decision.actions, observed_names={j.name for j in observed},
-                        job_index=indexes["child_jobs"],
-                        service_known=has_service(indexes["child_services"], ns, name, uid))
-    scheduled = Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {pool}")
-    workers = await workers_ready(ctx, ns, observed, decision.attempt)
-    extra = (scheduled, *((data_quality,) if data_quality else ()), *((budget_condition,) if budget_condition else ()),
-             *((workers,) if workers else ()))
-    has_children = bool(observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
-    children = {"job": job_name(name, decision.attempt), "service": service_name(name)} if has_children else None
-    final = decision.phase in TERMINAL
-    carbon = await _account(ctx, spec, body, power, zone, final=final, logger=logger,
-                            start_time=decision.start_time)
-    new = build_status(status, decision, generation, now, extra, **pool_fields, power=power, plan=gate.plan,
-                       children=children, carbon=carbon)
-    _record_carbon_metrics(ctx, spec, body, decision.phase, gate.plan, new)
-    if decision.phase == "Deferred":
-        new["scheduledStart"] = gate.start_at or new.get("scheduledStart")
-    if _first_write_can_wait(status, observed, decision.actions,
-                             decided_before_start=bool(gate.plan or data_quality or budget_condition)):
-        # The new Job's watch event brings a pass within about a second (coalesced with its pods' first changes);
-        # that pass reads the placement back from the Job and writes this status then. In a burst of new LLMJobs
-        # the API server serves every other job's child creates first instead of one status write per job.
-        ctx.metrics.record_phase(uid, decision.phase)
+    await steps.admit(ctx, job)
+    placement = await steps.place(ctx, job, logger)
+    if placement is None:
         return
-    if await _write_status(ctx, body, new):
-        for ev in decision.events:
-            await ctx.post_event(body, ev.type, ev.reason, ev.message, at_once=final)
-        if gate.announce and decision.phase == Phase.DEFERRED and hold is not None:
-            await ctx.post_event(body, "Normal", cond.DEFERRED, hold.message)
-    if pool_fields:
-        await ctx.post_event(body, "Normal", cond.POOL_SELECTED,
-                             f"placed on node pool {pool} ({pool_fields['gpuProduct']})")
-    ctx.metrics.record_phase(uid, decision.phase)
-
-
-def _first_write_can_wait(status: dict[str, Any], observed: list[Any], actions: Sequence[object],
-                          decided_before_start: bool) -> bool:
-    """A job never written before whose pass just created its first Job: everything its status would say is
-    recorded in that Job (pool, attempt 0) or recomputed by the next pass, so nothing is lost if this process dies.
-    Not for a job with a carbon plan, a data-quality or a budget condition: those are decided before the start
-    only, and the next pass (started) would not write them."""
-    return (not decided_before_start and not status.get("phase") and not observed
-            and any(isinstance(a, EnsureJob) for a in actions))
-
-
-async def _account(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], power: dict[str, Any] | None,
-                   zone: str, final: bool, logger: Any, start_time: str = "") -> dict[str, Any] | None:
-    try:
-        return await carbon_accounting(ctx, spec, body, power, zone, final, start_time)
-    except AccountingInputError as exc:
-        logger.warning(f"energy accounting skipped this pass: {exc}")
-        return None
-
-
-def _record_carbon_metrics(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], phase: str,
-                           plan: dict[str, Any] | None, new: dict[str, Any]) -> None:
-    """Deferral gauges while Deferred; deferral time at first start; intensities once finished."""
-    meta, old = body["metadata"], body.get("status") or {}
-    ns, name = meta["namespace"], meta["name"]
-    if phase == "Deferred" and plan:
-        deadline = job_for(spec, body).deadline
-        ctx.metrics.record_deferred(ns, name, planned_start=parse_time(plan["startAt"], "plan.startAt"),
-                                    latest_start=parse_time(plan["latestStart"], "plan.latestStart"),
-                                    deadline=deadline)
+    budgeted = await steps.budget(ctx, job)
+    if budgeted is None:
         return
-    ctx.metrics.clear_deferred(ns, name)
-    if new.get("startTime") and not old.get("startTime"):
-        created = parse_time(str(meta["creationTimestamp"]), "metadata.creationTimestamp")
-        ctx.metrics.record_deferral((parse_time(str(new["startTime"]), "status.startTime") - created).total_seconds())
-    if phase in TERMINAL and old.get("phase") not in TERMINAL:
-        carbon = new.get("carbon") or {}
-        ctx.metrics.record_intensities(planned=(plan or {}).get("expectedIntensity"),
-                                       achieved=carbon.get("averageIntensity"),
-                                       run_now=(plan or {}).get("runNowIntensity"))
+    job, budget_condition = budgeted
+    timing = await steps.gate(ctx, job, placement, budget_condition)
+    decision = steps.decide_pass(job, placement, timing)
+    await steps.apply(ctx, job, placement, decision)
+    extra = await steps.conditions(ctx, job, placement, timing, decision)
+    carbon = await steps.account(ctx, job, placement, decision, logger)
+    new = steps.render(job, placement, timing, decision, extra, carbon)
+    await steps.write(ctx, job, placement, timing, decision, new)
 
 
 def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:

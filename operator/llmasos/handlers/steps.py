@@ -1,0 +1,382 @@
+"""The named steps of a reconcile pass (ARCHITECTURE habit 13), run in this order by `handlers/llmjob.py`:
+
+read -> (finish, for a job already over) -> admit -> place -> budget -> gate -> decide -> apply -> account ->
+render -> write.
+
+Each step is a function of the OperatorContext and what the steps before it found (a `Pass`, a `Placement`, a
+`Timing`), and does one thing. A step that ends the pass early (an invalid spec, no pool can host the job, a budget
+that rejects it) writes the status that says so itself and returns None. Only `write` writes the status of a pass that
+ran to the end, once, and posts its Events after that write succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import kopf
+
+from llmasos.api import conditions as cond
+from llmasos.api.clock import parse_instant
+from llmasos.api.conditions import Condition
+from llmasos.api.phase import TERMINAL, Phase
+from llmasos.api.spec import LLMJobSpec, parse_spec
+from llmasos.api.workload_policy import check_workload
+from llmasos.cluster.builders import Owner, job_name, service_name
+from llmasos.cluster.kube import LLMJOBS
+from llmasos.cluster.priority import request_priority
+from llmasos.errors import AccountingInputError, PlacementError, SpecError
+from llmasos.handlers.account import apply_budget, carbon_accounting
+from llmasos.handlers.children import apply_actions, expire_if_due
+from llmasos.handlers.context import PRIORITY_EVENT, OperatorContext
+from llmasos.handlers.gate import ForecastAnswer, carbon_gate, choose_carbon_pool, job_for
+from llmasos.handlers.indexes import (
+    children_from,
+    gpus_held_by_pool,
+    has_service,
+    inventory_from,
+    namespace_policy,
+    reports_for,
+    slim_body,
+)
+from llmasos.handlers.worker_health import workers_ready
+from llmasos.planning.accounting.power_status import build_power_status
+from llmasos.planning.lifecycle.decision import Decision, EnsureJob, ObservedJob, decide, placed_pool
+from llmasos.planning.lifecycle.status import build_status, placement_status
+from llmasos.planning.placement.feasible import select_pool, with_pending
+from llmasos.planning.timing.carbon_gate import Gate
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What a pass knows of its LLMJob before it decides: the body as read, the spec parsed once (with the operator's
+    defaults applied), the power status from the node reports, the child Jobs, kopf's indexes and the pass's instant."""
+
+    body: dict[str, Any]
+    spec: LLMJobSpec
+    indexes: Mapping[str, Any]
+    now: str
+    power: dict[str, Any] | None = None
+    observed: list[ObservedJob] = field(default_factory=list)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.body["metadata"]  # type: ignore[no-any-return]
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.body.get("status") or {}
+
+    @property
+    def uid(self) -> str:
+        return str(self.meta["uid"])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.meta["namespace"])
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta.get("generation", 1))
+
+    @property
+    def previous_phase(self) -> str:
+        return str(self.status.get("phase", "") or "")
+
+    @property
+    def started(self) -> bool:
+        """The job ran (startTime recorded) or has a child Job: never re-placed, never held before its start again."""
+        return bool(self.status.get("startTime")) or bool(self.observed)
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.name, self.namespace, self.uid, tuple(sorted((self.meta.get("annotations") or {}).items())),
+                     tuple(sorted((self.meta.get("labels") or {}).items())))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The pool the job runs on, the pool its current Job is bound to (`placed_on`, "" if none), the status fields a
+    new placement records (empty when nothing changed), the carbon zone, and forecasts fetched while choosing."""
+
+    pool: str
+    zone: str
+    placed_on: str = ""
+    fields: Mapping[str, str] = field(default_factory=dict)
+    fetched: Mapping[str, ForecastAnswer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What the steps before the start decided: the carbon gate, the data-quality and the budget conditions."""
+
+    gate: Gate
+    data_quality: Condition | None = None
+    budget: Condition | None = None
+
+    @property
+    def decided_before_start(self) -> bool:
+        return bool(self.gate.plan or self.data_quality or self.budget)
+
+
+# --- writing status (the one write of a pass, and the early ends) ---------------------------------------------------
+
+
+async def write_status(ctx: OperatorContext, body: dict[str, Any], new: dict[str, Any]) -> bool:
+    """PATCH status/ when it changed; True when written."""
+    old = body.get("status") or {}
+    if new == old:
+        return False
+    meta = body["metadata"]
+    # The resourceVersion the pass decided from is a precondition: if the LLMJob changed since (or the pass read a
+    # stale copy, e.g. after an etcd restart), the API server answers 409 and the pass is redone from the newer
+    # object instead of writing an older phase over a newer one.
+    patch: dict[str, Any] = {"status": new}
+    if meta.get("resourceVersion"):
+        patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
+    # Bookkeeping after work: a first pass's status write queues behind other new jobs' child creations.
+    token = request_priority.set(max(request_priority.get(), PRIORITY_EVENT))
+    try:
+        written = await ctx.kube.patch(LLMJOBS, meta["name"], patch, meta["namespace"], subresource="status")
+    finally:
+        request_priority.reset(token)
+    ctx.saw_version(meta["uid"], written.get("metadata", {}).get("resourceVersion"), own_write=True)
+    ctx.remember_written(slim_body(written))
+    return True
+
+
+async def fail_invalid(ctx: OperatorContext, body: dict[str, Any], exc: SpecError) -> kopf.PermanentError:
+    """Write Failed with InvalidSpec (and its Event); the PermanentError for the caller to raise."""
+    meta, status = body["metadata"], body.get("status") or {}
+    msg = f"invalid spec: {exc.field}: {exc}"
+    new = placement_status(status, cond.INVALID_SPEC, msg, meta.get("generation", 1), ctx.now_iso(), Phase.FAILED)
+    if await write_status(ctx, body, new):
+        await ctx.post_event(body, "Warning", cond.INVALID_SPEC, msg, at_once=True)
+    ctx.metrics.record_phase(meta["uid"], Phase.FAILED)
+    return kopf.PermanentError(msg)
+
+
+# --- the steps -------------------------------------------------------------------------------------------------------
+
+
+async def read(ctx: OperatorContext, body: dict[str, Any], indexes: Mapping[str, Any]) -> Pass:
+    """Parse the spec once (an invalid one ends the job: Failed, PermanentError), apply the operator's default power
+    policy, fold the node reports into status.power, and find the child Jobs."""
+    try:
+        spec = parse_spec(dict(body.get("spec") or {}))
+    except SpecError as exc:
+        raise await fail_invalid(ctx, body, exc) from exc
+    if "power" not in (body.get("spec") or {}):
+        spec = replace(spec, power=ctx.settings.default_power())
+    meta, status = body["metadata"], body.get("status") or {}
+    ns, name = meta["namespace"], meta["name"]
+    power = build_power_status(reports_for(indexes["power_reports"], ns, name), status.get("power"))
+    observed = children_from(indexes["child_jobs"], ns, name, meta["uid"])
+    return Pass(body=body, spec=spec, indexes=indexes, now=ctx.now_iso(), power=power, observed=observed)
+
+
+async def finish(ctx: OperatorContext, job: Pass, logger: Any) -> None:
+    """A job already Succeeded or Failed: only its final energy (agents report at a low rate, so it may arrive after
+    the end) and its expiry (ttlSecondsAfterFinished) are left."""
+    status = job.status
+    zone = job.spec.carbon.zone or str(status.get("zone") or "") or ctx.settings.default_zone
+    carbon = await _accounting(ctx, job, zone, final=True, logger=logger)
+    if (job.power is not None and job.power != status.get("power")) or carbon is not None:
+        update = {**status, **({"power": job.power} if job.power else {}), **({"carbon": carbon} if carbon else {})}
+        await write_status(ctx, job.body, update)
+    await expire_if_due(ctx, job.body, job.spec)
+    ctx.metrics.record_phase(job.uid, job.previous_phase)
+
+
+async def admit(ctx: OperatorContext, job: Pass) -> None:
+    """The namespace's workload policy, for a job that has not started (the admission policy refused it already
+    where the chart installed it; this covers the rest). A refused job ends Failed (PermanentError)."""
+    if not ctx.settings.workload_policy or job.started:
+        return
+    try:
+        check_workload(job.spec.volumes, job.spec.node_pools,
+                       namespace_policy(job.indexes["namespace_policies"], job.namespace))
+    except SpecError as exc:
+        raise await fail_invalid(ctx, job.body, exc) from exc
+
+
+async def place(ctx: OperatorContext, job: Pass, logger: Any) -> Placement | None:
+    """The node pool: kept once chosen (recorded in status, or, when the operator died before that write, in the
+    child Job itself); chosen anew when there is none, its pool lost every node, or a job without workers yet no
+    longer lists it in spec.placement.nodePools. None when no pool can host the job: Pending with Scheduled=False is
+    written, and the next periodic resync tries again."""
+    spec, status, node_index = job.spec, job.status, job.indexes["node_inventory"]
+    placed_on = str(status.get("pool", "") or "") or placed_pool(job.observed)
+    pool = placed_on
+    fetched: dict[str, ForecastAnswer] = {}
+    pools_now = {n.pool: n for store in node_index.values() for n in store}
+    outside = bool(pool) and not job.observed and bool(spec.node_pools) and pool not in spec.node_pools
+    fields: dict[str, str] = {}
+    if not pool or pool not in pools_now or outside:
+        inventory = with_pending(inventory_from(node_index, await ctx.gpu_usage.requested_by_node(ctx.kube)),
+                                 gpus_held_by_pool(job.indexes["child_jobs"]))
+        try:
+            if spec.carbon.policy != "immediate" and spec.prefer_efficient:
+                chosen, fetched = await choose_carbon_pool(ctx, spec, job.body, inventory, ctx.clock())
+            else:
+                chosen = select_pool(spec, inventory)
+        except PlacementError as exc:
+            ctx.metrics.record_error("placement")
+            new = placement_status(status, exc.reason, str(exc), job.generation, job.now)
+            if await write_status(ctx, job.body, new) and status.get("message") != str(exc):
+                await ctx.post_event(job.body, "Warning", exc.reason, str(exc))
+            ctx.metrics.record_phase(job.uid, Phase.PENDING)
+            logger.info(f"not placed: {exc}; the next resync tries again")
+            return None
+        fields = {"pool": chosen.name, "zone": chosen.carbon_zone, "gpuProduct": chosen.gpu_product}
+        if not pool:
+            logger.info(f"placing on pool {chosen.name} ({chosen.gpu_product}, zone {chosen.carbon_zone})")
+        pool = chosen.name
+    elif not status.get("pool"):  # recovered from the child Job: record it now
+        node = pools_now[pool]
+        fields = {"pool": pool, "zone": node.carbon_zone, "gpuProduct": node.gpu_product}
+    zone = spec.carbon.zone or fields.get("zone") or str(status.get("zone") or "") or ctx.settings.default_zone
+    return Placement(pool=pool, zone=zone, placed_on=placed_on, fields=fields, fetched=fetched)
+
+
+async def budget(ctx: OperatorContext, job: Pass) -> tuple[Pass, Condition | None] | None:
+    """The namespace's monthly carbon budget, before the start: the job as it may run (held to its lowest-carbon
+    window when over budget) and the CarbonBudget condition. None when the budget rejects the job: Failed is written."""
+    if job.started:
+        return job, None
+    spec, condition = apply_budget(ctx, job.spec, job.namespace, job.indexes["carbon_usage"])
+    if condition is not None and condition.reason == cond.BUDGET_REJECTED:
+        new = placement_status(job.status, cond.BUDGET_EXCEEDED, condition.message, job.generation, job.now,
+                               Phase.FAILED)
+        if await write_status(ctx, job.body, new):
+            await ctx.post_event(job.body, "Warning", cond.BUDGET_EXCEEDED, condition.message, at_once=True)
+        ctx.metrics.record_phase(job.uid, Phase.FAILED)
+        return None
+    return replace(job, spec=spec), condition
+
+
+async def gate(ctx: OperatorContext, job: Pass, placement: Placement, budget_condition: Condition | None) -> Timing:
+    """The carbon gate: hold or run now, with the plan for status.plan."""
+    verdict, data_quality = await carbon_gate(ctx, job.spec, job.body, placement.zone, job.started, ctx.clock(),
+                                              dict(placement.fetched), job.observed)
+    return Timing(gate=verdict, data_quality=data_quality, budget=budget_condition)
+
+
+def decide_pass(job: Pass, placement: Placement, timing: Timing) -> Decision:
+    """The lifecycle decision (pure). The current Job is bound (node affinity) to the pool it was created for; if that
+    pool lost its nodes and the job was placed anew, the group restarts there instead of waiting for nodes that are
+    gone."""
+    pool_lost = placement.placed_on if placement.placed_on and placement.placed_on != placement.pool \
+        and job.observed else ""
+    return decide(job.spec, job.previous_phase, job.observed, job.now, int(job.status.get("attempt", 0) or 0),
+                  str(job.status.get("startTime", "") or ""), hold=timing.gate.deferral, pool_lost=pool_lost)
+
+
+async def apply(ctx: OperatorContext, job: Pass, placement: Placement, decision: Decision) -> None:
+    """Bring the children in line with the decision (idempotent creates, suspend flips, deletes)."""
+    await apply_actions(ctx, job.owner, job.spec, placement.pool, decision.actions,
+                        observed_names={j.name for j in job.observed}, job_index=job.indexes["child_jobs"],
+                        service_known=has_service(job.indexes["child_services"], job.namespace, job.name, job.uid))
+
+
+async def account(ctx: OperatorContext, job: Pass, placement: Placement, decision: Decision,
+                  logger: Any) -> dict[str, Any] | None:
+    """status.carbon from the energy measured so far (None keeps the previous one)."""
+    return await _accounting(ctx, job, placement.zone, final=decision.phase in TERMINAL, logger=logger,
+                             start_time=decision.start_time)
+
+
+async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timing: Timing,
+                     decision: Decision) -> tuple[Condition, ...]:
+    """The conditions of this pass besides the decision's: Scheduled, data quality, budget and workers' readiness
+    (one pod list while some are not ready)."""
+    workers = await workers_ready(ctx, job.namespace, job.observed, decision.attempt)
+    found = (Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {placement.pool}"),
+             timing.data_quality, timing.budget, workers)
+    return tuple(c for c in found if c is not None)
+
+
+def render(job: Pass, placement: Placement, timing: Timing, decision: Decision, extra: tuple[Condition, ...],
+           carbon: dict[str, Any] | None) -> dict[str, Any]:
+    """The new status (pure): the decision, the conditions, the placement, power, plan, children and carbon."""
+    has_children = bool(job.observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
+    children = {"job": job_name(job.name, decision.attempt), "service": service_name(job.name)} if has_children \
+        else None
+    new = build_status(job.status, decision, job.generation, job.now, extra, **placement.fields, power=job.power,
+                       plan=timing.gate.plan, children=children, carbon=carbon)
+    if decision.phase == Phase.DEFERRED:
+        new["scheduledStart"] = timing.gate.start_at or new.get("scheduledStart")
+    return new
+
+
+async def write(ctx: OperatorContext, job: Pass, placement: Placement, timing: Timing, decision: Decision,
+                new: dict[str, Any]) -> None:
+    """The pass's one status write (skipped when nothing changed, or deferred to the next pass for a job whose first
+    Job was just created), then its Events, then the phase metric."""
+    record_carbon_metrics(ctx, job, decision.phase, timing.gate.plan, new)
+    if first_write_can_wait(job.status, job.observed, decision.actions, timing.decided_before_start):
+        # The new Job's watch event brings a pass within about a second (coalesced with its pods' first changes);
+        # that pass reads the placement back from the Job and writes this status then. In a burst of new LLMJobs
+        # the API server serves every other job's child creates first instead of one status write per job.
+        ctx.metrics.record_phase(job.uid, decision.phase)
+        return
+    final = decision.phase in TERMINAL
+    if await write_status(ctx, job.body, new):
+        for ev in decision.events:
+            await ctx.post_event(job.body, ev.type, ev.reason, ev.message, at_once=final)
+        hold = timing.gate.deferral
+        if timing.gate.announce and decision.phase == Phase.DEFERRED and hold is not None:
+            await ctx.post_event(job.body, "Normal", cond.DEFERRED, hold.message)
+    if placement.fields:
+        await ctx.post_event(job.body, "Normal", cond.POOL_SELECTED,
+                             f"placed on node pool {placement.pool} ({placement.fields['gpuProduct']})")
+    ctx.metrics.record_phase(job.uid, decision.phase)
+
+
+# --- helpers of the steps --------------------------------------------------------------------------------------------
+
+
+def first_write_can_wait(status: Mapping[str, Any], observed: Sequence[ObservedJob], actions: Sequence[object],
+                         decided_before_start: bool) -> bool:
+    """A job never written before whose pass just created its first Job: everything its status would say is
+    recorded in that Job (pool, attempt 0) or recomputed by the next pass, so nothing is lost if this process dies.
+    Not for a job with a carbon plan, a data-quality or a budget condition: those are decided before the start
+    only, and the next pass (started) would not write them."""
+    return (not decided_before_start and not status.get("phase") and not observed
+            and any(isinstance(a, EnsureJob) for a in actions))
+
+
+async def _accounting(ctx: OperatorContext, job: Pass, zone: str, final: bool, logger: Any,
+                      start_time: str = "") -> dict[str, Any] | None:
+    try:
+        return await carbon_accounting(ctx, job.spec, job.body, job.power, zone, final, start_time)
+    except AccountingInputError as exc:
+        logger.warning(f"energy accounting skipped this pass: {exc}")
+        return None
+
+
+def record_carbon_metrics(ctx: OperatorContext, job: Pass, phase: str, plan: Mapping[str, Any] | None,
+                          new: Mapping[str, Any]) -> None:
+    """Deferral gauges while Deferred; deferral time at first start; intensities once finished."""
+    old = job.status
+    if phase == Phase.DEFERRED and plan:
+        ctx.metrics.record_deferred(job.namespace, job.name,
+                                    planned_start=parse_instant(str(plan["startAt"]), "plan.startAt"),
+                                    latest_start=parse_instant(str(plan["latestStart"]), "plan.latestStart"),
+                                    deadline=job_for(job.spec, job.body).deadline)
+        return
+    ctx.metrics.clear_deferred(job.namespace, job.name)
+    if new.get("startTime") and not old.get("startTime"):
+        created = parse_instant(str(job.meta["creationTimestamp"]), "metadata.creationTimestamp")
+        ctx.metrics.record_deferral((parse_instant(str(new["startTime"]), "status.startTime") - created)
+                                    .total_seconds())
+    if phase in TERMINAL and old.get("phase") not in TERMINAL:
+        carbon = new.get("carbon") or {}
+        ctx.metrics.record_intensities(planned=(plan or {}).get("expectedIntensity"),
+                                       achieved=carbon.get("averageIntensity"),
+                                       run_now=(plan or {}).get("runNowIntensity"))
