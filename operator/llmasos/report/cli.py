@@ -55,7 +55,7 @@ def register(subparsers: Any, fetch: Fetch = fetch_from_cluster) -> argparse.Arg
     p.add_argument("-n", "--namespace", help="only this namespace")
     p.add_argument("--out", type=Path, metavar="DIR", default=Path("llmasos-report"),
                    help="output directory, created if missing (default: %(default)s)")
-    p.add_argument("--title", default=DEFAULT_TITLE)
+    p.add_argument("--title", default=DEFAULT_TITLE, help="the report page's title (default: %(default)s)")
 
     def run(args: argparse.Namespace) -> int:
         return run_report(args, fetch)
