@@ -75,7 +75,7 @@ def _run_operator(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # uvloop's event loop: the operator is CPU-bound in per-event work at scale, and uvloop's scheduling,
-    # sockets and TLS cost less CPU than asyncio's own loop (see docs/operator.md, "Scale benchmark").
+    # sockets and TLS cost less CPU than asyncio's own loop (see docs/development.md, "Operator scale benchmark").
     uvloop.run(run_operator(settings, kubeconfig=args.kubeconfig))
     return 0
 
