@@ -107,10 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "operator":
         return _run_operator(args)
-    if args.command == "crd":
-        return _crd(args)
-    if args.command == "docs":
-        return _docs(args)
+    if args.command in ("crd", "docs"):
+        try:
+            return _crd(args) if args.command == "crd" else _docs(args)
+        except OSError as exc:  # --write into a path that cannot be written
+            print(f"error: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     func = getattr(args, "func", None)
     if func is not None:
         return int(func(args))
