@@ -233,6 +233,10 @@ def run_plan(args: argparse.Namespace) -> int:
         if args.batch:
             if args.output_file is not None:
                 raise InputError("--output-file is for -f; with --batch, --output OUT.jsonl names the file")
+            if args.output in FORMATS:
+                raise InputError(f"with --batch, --output names the JSON Lines file to write, and {args.output!r} "
+                                 f"looks like a format: the batch output is always JSON Lines (to write a file of "
+                                 f"that name, pass --output ./{args.output})")
             return _run_batch(args)
         if args.capacity is not None:
             raise InputError("--capacity is for --batch")

@@ -150,3 +150,16 @@ def test_flags_of_the_other_mode_are_refused(tmp_path: Path, capsys: pytest.Capt
     assert capsys.readouterr().err == "error: --capacity is for --batch\n"
     assert main(["plan", "--batch", "in.jsonl", "--output-file", "x"]) == 2
     assert "--output-file is for -f" in capsys.readouterr().err
+
+
+def test_batch_output_is_a_file_and_a_format_word_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("")
+    assert main(["plan", "--batch", str(src), "-o", "json"]) == 2
+    assert capsys.readouterr().err == (
+        "error: with --batch, --output names the JSON Lines file to write, and 'json' looks like a format: the batch "
+        "output is always JSON Lines (to write a file of that name, pass --output ./json)\n")
+    assert main(["plan", "--batch", str(src), "--output", str(tmp_path / "json")]) == 0
+    assert (tmp_path / "json").read_text() == ""
