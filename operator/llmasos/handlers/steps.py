@@ -22,6 +22,7 @@ from llmasos.api.clock import parse_instant
 from llmasos.api.conditions import Condition
 from llmasos.api.phase import TERMINAL, Phase
 from llmasos.api.spec import LLMJobSpec, parse_spec
+from llmasos.api.status import PlanStatus
 from llmasos.api.workload_policy import check_workload
 from llmasos.cluster.builders import Owner, job_name, service_name
 from llmasos.cluster.kube import LLMJOBS
@@ -307,8 +308,9 @@ def render(job: Pass, placement: Placement, timing: Timing, decision: Decision, 
     has_children = bool(job.observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
     children = {"job": job_name(job.name, decision.attempt), "service": service_name(job.name)} if has_children \
         else None
+    plan = timing.gate.plan.to_status() if timing.gate.plan is not None else None
     new = build_status(job.status, decision, job.generation, job.now, extra, **placement.fields, power=job.power,
-                       plan=timing.gate.plan, children=children, carbon=carbon)
+                       plan=plan, children=children, carbon=carbon)
     if decision.phase == Phase.DEFERRED:
         new["scheduledStart"] = timing.gate.start_at or new.get("scheduledStart")
     return new
@@ -360,15 +362,13 @@ async def _accounting(ctx: OperatorContext, job: Pass, zone: str, final: bool, l
         return None
 
 
-def record_carbon_metrics(ctx: OperatorContext, job: Pass, phase: str, plan: Mapping[str, Any] | None,
+def record_carbon_metrics(ctx: OperatorContext, job: Pass, phase: str, plan: PlanStatus | None,
                           new: Mapping[str, Any]) -> None:
     """Deferral gauges while Deferred; deferral time at first start; intensities once finished."""
     old = job.status
-    if phase == Phase.DEFERRED and plan:
-        ctx.metrics.record_deferred(job.namespace, job.name,
-                                    planned_start=parse_instant(str(plan["startAt"]), "plan.startAt"),
-                                    latest_start=parse_instant(str(plan["latestStart"]), "plan.latestStart"),
-                                    deadline=job_for(job.spec, job.body).deadline)
+    if phase == Phase.DEFERRED and plan is not None and plan.start_at and plan.latest_start:
+        ctx.metrics.record_deferred(job.namespace, job.name, planned_start=plan.start_at,
+                                    latest_start=plan.latest_start, deadline=job_for(job.spec, job.body).deadline)
         return
     ctx.metrics.clear_deferred(job.namespace, job.name)
     if new.get("startTime") and not old.get("startTime"):
@@ -377,6 +377,6 @@ def record_carbon_metrics(ctx: OperatorContext, job: Pass, phase: str, plan: Map
                                     .total_seconds())
     if phase in TERMINAL and old.get("phase") not in TERMINAL:
         carbon = new.get("carbon") or {}
-        ctx.metrics.record_intensities(planned=(plan or {}).get("expectedIntensity"),
+        ctx.metrics.record_intensities(planned=plan.expected_intensity if plan else None,
                                        achieved=carbon.get("averageIntensity"),
-                                       run_now=(plan or {}).get("runNowIntensity"))
+                                       run_now=plan.run_now_intensity if plan else None)

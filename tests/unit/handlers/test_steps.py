@@ -12,6 +12,7 @@ import kopf
 import pytest
 
 from llmasos.api.phase import Phase
+from llmasos.api.status import PlanStatus
 from llmasos.carbon.base import Location
 from llmasos.carbon.fallback import FallbackSource
 from llmasos.cluster.kube import EVENTS, JOBS, LLMJOBS, PODS, SERVICES
@@ -228,7 +229,7 @@ def test_decide_restarts_the_group_on_the_new_pool_when_its_pool_lost_every_node
 def test_decide_defers_a_held_job_with_the_hold_as_its_message() -> None:
     ctx, _, body, indexes = world()
     job = run(read(ctx, body, indexes))
-    held = Gate(hold=True, plan={"startAt": "2026-03-06T15:00:00Z", "expectedSavingsPercent": 90.0})
+    held = Gate(hold=True, plan=PlanStatus({"startAt": "2026-03-06T15:00:00Z", "expectedSavingsPercent": 90.0}))
     decision = steps.decide_pass(job, steps.Placement(pool="a100", zone="DE"), steps.Timing(gate=held))
     assert decision.phase == Phase.DEFERRED
     assert decision.message == Hold("2026-03-06T15:00:00Z", 90.0).message
@@ -297,7 +298,7 @@ def test_render_of_a_deferred_job_says_when_it_starts_and_keeps_the_plan() -> No
     ctx, _, body, indexes = world()
     job = run(read(ctx, body, indexes))
     plan = {"startAt": "2026-03-06T15:00:00Z", "latestStart": "2026-03-07T09:00:00Z"}
-    timing = steps.Timing(gate=Gate(hold=True, plan=plan))
+    timing = steps.Timing(gate=Gate(hold=True, plan=PlanStatus(plan)))
     placement = steps.Placement(pool="a100", zone="DE", fields={"pool": "a100", "zone": "DE", "gpuProduct": "x"})
     decision = steps.decide_pass(job, placement, timing)
     new = steps.render(job, placement, timing, decision, (), None)
@@ -343,7 +344,7 @@ def test_write_of_a_first_pass_that_created_the_job_waits_for_the_next_pass() ->
     decision = steps.decide_pass(job, placement, timing)
     run(steps.write(ctx, job, placement, timing, decision, steps.render(job, placement, timing, decision, (), None)))
     assert "status" not in kube.objects[JOB_PATH]
-    with_plan = steps.Timing(gate=Gate(hold=False, plan={"startAt": "2026-03-06T12:00:00Z"}))
+    with_plan = steps.Timing(gate=Gate(hold=False, plan=PlanStatus({"startAt": "2026-03-06T12:00:00Z"})))
     run(steps.write(ctx, job, placement, with_plan, decision,
                     steps.render(job, placement, with_plan, decision, (), None)))
     assert stored_status(kube)["phase"] == "Pending", "a plan is decided before the start only: written now"

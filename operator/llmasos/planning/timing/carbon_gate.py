@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from llmasos.api.clock import format_instant, parse_instant
+from llmasos.api.clock import format_instant
+from llmasos.api.status import PlanStatus
 from llmasos.planning.timing.carbon_window import Plan
 
 
@@ -38,53 +39,51 @@ class Hold:
 @dataclass(frozen=True)
 class Gate:
     hold: bool
-    plan: dict[str, Any] | None
+    plan: PlanStatus | None  # status.plan as this pass leaves it
     announce: bool = False  # a new or moved deferral worth an Event
     resume_at: str = ""  # a started job held between segments: when its next segment starts
 
     @property
     def start_at(self) -> str:
         """When a held job runs next: the planned start, or for a started job the next segment's start."""
-        return self.resume_at or str((self.plan or {}).get("startAt", ""))
+        return self.resume_at or (str(self.plan.get("startAt", "")) if self.plan is not None else "")
 
     @property
     def deferral(self) -> Hold | None:
         """The hold as a value (None when the job may run)."""
         if not self.hold:
             return None
-        plan = self.plan or {}
-        saving = plan.get("expectedSavingsPercent")
-        reason = str(plan.get("reason") or "")
-        return Hold(self.start_at, None if saving is None else float(saving),
-                    reason if reason.startswith("moved:") else "")
+        saving = self.plan.expected_savings_percent if self.plan is not None else None
+        reason = self.plan.reason if self.plan is not None else ""
+        return Hold(self.start_at, saving, reason if reason.startswith("moved:") else "")
 
 
-def plan_status(plan: Plan, source: str, degraded: bool, message: str) -> dict[str, Any]:
-    """status.plan: the planner's dict plus where the data came from."""
-    out = plan.to_dict()
-    out["source"] = source
-    out["degraded"] = degraded
-    out["sourceMessage"] = message
-    return out
+def plan_status(plan: Plan, source: str, degraded: bool, message: str) -> PlanStatus:
+    """status.plan: the planner's plan plus where the data came from."""
+    return PlanStatus({**plan.to_dict(), "source": source, "degraded": degraded, "sourceMessage": message})
 
 
-def keep_baseline(plan: dict[str, Any], previous: Mapping[str, Any] | None) -> dict[str, Any]:
+def keep_baseline(plan: PlanStatus, previous: PlanStatus | None) -> PlanStatus:
     """Savings stay measured against running at submission: re-plans keep the first plan's run-now intensity
     (later re-plans would otherwise compare with "now", which drifts into the window)."""
-    if previous and previous.get("runNowIntensity") is not None:
-        run_now, expected = float(previous["runNowIntensity"]), plan.get("expectedIntensity")
-        plan = {**plan, "runNowIntensity": run_now}
-        if expected is not None and run_now:
-            plan["expectedSavingsPercent"] = round(100.0 * (run_now - float(expected)) / run_now, 1)
-    return plan
+    if previous is None or previous.run_now_intensity is None:
+        return plan
+    run_now, expected = previous.run_now_intensity, plan.expected_intensity
+    if expected is not None and run_now:
+        return plan.updated(runNowIntensity=run_now,
+                            expectedSavingsPercent=round(100.0 * (run_now - expected) / run_now, 1))
+    return plan.updated(runNowIntensity=run_now)
 
 
-def gate_before_start(plan: dict[str, Any], previous: Mapping[str, Any] | None, now: datetime) -> Gate:
-    """Hold while now < startAt, keeping the savings baseline of the first plan (`keep_baseline`)."""
-    plan = keep_baseline(plan, previous)
-    start = parse_instant(str(plan["startAt"]))
-    hold = now < start
-    moved = not previous or previous.get("startAt") != plan["startAt"]
+def gate_before_start(plan: PlanStatus, previous: Mapping[str, Any] | None, now: datetime) -> Gate:
+    """Hold while now < startAt, keeping the savings baseline of the first plan (`keep_baseline`). `previous` is the
+    plan in force (status.plan, read once: a PlanStatus or its JSON)."""
+    before = PlanStatus.read(previous)
+    plan = keep_baseline(plan, before)
+    if plan.start_at is None:
+        raise ValueError("a plan without startAt")
+    hold = now < plan.start_at
+    moved = before is None or before.start_at != plan.start_at
     return Gate(hold=hold, plan=plan, announce=hold and moved)
 
 
@@ -95,13 +94,12 @@ def gate_after_start(previous: Mapping[str, Any] | None, interruptible: bool, no
     A hold says when the next segment starts (`resume_at`); it is announced (an Event) when the job is newly held
     or its resume time moved, i.e. when it differs from `held_until`, the resume time of the hold in force ("" when
     the job was not held)."""
-    if not previous or not interruptible:
-        return Gate(hold=False, plan=dict(previous) if previous else None)
-    segments = [(parse_instant(str(s["start"])), parse_instant(str(s["end"]))) for s in previous.get("segments", [])]
-    inside = any(start <= now < end for start, end in segments)
-    later = sorted(start for start, _ in segments if start > now)
+    plan = PlanStatus.read(previous)
+    if plan is None or not interruptible:
+        return Gate(hold=False, plan=plan)
+    inside = any(seg.start <= now < seg.end for seg in plan.segments)
+    later = sorted(seg.start for seg in plan.segments if seg.start > now)
     if inside or not later:
-        return Gate(hold=False, plan=dict(previous))
+        return Gate(hold=False, plan=plan)
     resume = format_instant(later[0])
-    return Gate(hold=True, plan=dict(previous), announce=resume != held_until, resume_at=resume)
-
+    return Gate(hold=True, plan=plan, announce=resume != held_until, resume_at=resume)

@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from llmasos.api.clock import format_instant, parse_instant
+from llmasos.api.clock import format_instant
+from llmasos.api.status import PlanStatus
 from llmasos.planning.timing.carbon_gate import Gate, gate_after_start, keep_baseline, plan_status
 from llmasos.planning.timing.carbon_window import CarbonJob, Plan
 from llmasos.planning.timing.forecast import Forecast
@@ -35,8 +36,9 @@ from llmasos.planning.timing.served import RunLedger, RunState, ledger_from
 def is_newer(previous: Mapping[str, Any] | None, forecast: Forecast, source: str) -> bool:
     """The forecast (or the source answering) differs from the one the plan in force was made on."""
     issued = format_instant(forecast.issued_at) if forecast.issued_at else None
-    prev = previous or {}
-    return (prev.get("forecastIssuedAt"), prev.get("source")) != (issued, source)
+    plan = PlanStatus.read(previous)
+    made_on: tuple[str | None, str | None] = (plan.forecast_issued_at, plan.source) if plan else (None, None)
+    return made_on != (issued, source)
 
 
 def gate_interruptible(
@@ -57,6 +59,7 @@ def gate_interruptible(
     LLMJob's spec.suspend: the lifecycle keeps the Job suspended whatever the gate says, so the plan in force is
     followed without re-planning (a re-plan from "now" on every pass would rewrite status.plan on every resync).
     """
+    previous = PlanStatus.read(previous)  # read once: every rule below uses the typed plan
     ledger = ledger_from(previous).observe(run, now)
     owed = job.duration - ledger.served_at(now)
     follow = gate_after_start(previous, True, now, held_until)
@@ -70,11 +73,12 @@ def gate_interruptible(
         return _with(follow, ledger)
     plan = _replan(job, ledger, forecast, now)
     fresh = keep_baseline(plan_status(plan, *source), previous)
-    start = parse_instant(str(fresh["startAt"]))
+    start = fresh.start_at
+    assert start is not None  # the planner always says when
     hold = now < start
     if hold and ledger.running and ledger.run_age(now) < job.min_segment:
         # Too young to suspend: keep running on the plan in force and re-plan at the next pass.
-        return _with(Gate(hold=False, plan=dict(previous or fresh)), ledger)
+        return _with(Gate(hold=False, plan=previous or fresh), ledger)
     if not hold:
         return _with(Gate(hold=False, plan=fresh), ledger)
     resume = format_instant(start)
@@ -94,5 +98,5 @@ def _replan(job: CarbonJob, ledger: RunLedger, forecast: Forecast, now: datetime
 
 
 def _with(gate: Gate, ledger: RunLedger) -> Gate:
-    plan = {**(gate.plan or {}), **ledger.to_fields()}
+    plan = gate.plan.updated(**ledger.to_fields()) if gate.plan is not None else PlanStatus(ledger.to_fields())
     return Gate(hold=gate.hold, plan=plan, announce=gate.announce, resume_at=gate.resume_at)

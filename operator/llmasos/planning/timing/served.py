@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from llmasos.api.clock import format_instant, parse_instant
+from llmasos.api.clock import format_instant
+from llmasos.api.status import PlanStatus
 
 
 @dataclass(frozen=True)
@@ -82,16 +83,12 @@ class RunLedger:
 
 
 def ledger_from(plan: Mapping[str, Any] | None) -> RunLedger:
-    """The ledger kept in status.plan; an empty one for a plan made before the job started."""
-    plan = plan or {}
-
-    def instant(key: str) -> datetime | None:
-        text = plan.get(key)
-        return parse_instant(str(text), f"status.plan.{key}") if text else None
-
-    served = float(plan.get("servedSeconds") or 0.0)
-    since = instant("runningSince")
+    """The ledger kept in status.plan (read once, `PlanStatus`); an empty one for a plan made before the job
+    started."""
+    read = PlanStatus.read(plan)
+    if read is None:
+        return RunLedger()
+    since, served = read.running_since, read.served_seconds
     # A ledger written before runs were counted: at least the open run, or one closed run if any time was served.
-    runs = plan.get("runs")
-    counted = int(runs) if runs is not None else int(since is not None or served > 0)
-    return RunLedger(timedelta(seconds=max(served, 0.0)), since, instant("suspendedAt"), max(counted, 0))
+    counted = read.runs if read.runs is not None else int(since is not None or served > 0)
+    return RunLedger(timedelta(seconds=served), since, read.suspended_at, max(counted, 0))

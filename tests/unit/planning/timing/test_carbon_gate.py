@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from llmasos.api.status import PlanStatus
 from llmasos.planning.lifecycle.decision import EnsureJob, EnsureService, decide
 from llmasos.planning.timing.carbon_gate import Gate, Hold, gate_after_start, gate_before_start
 from tests.unit.builders import make_job, make_spec
@@ -15,9 +16,9 @@ def iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def plan(*segments: tuple[int, int]) -> dict[str, object]:
+def plan(*segments: tuple[int, int], **fields: object) -> PlanStatus:
     segs = [{"start": iso(T0 + timedelta(hours=a)), "end": iso(T0 + timedelta(hours=b))} for a, b in segments]
-    return {"startAt": segs[0]["start"], "segments": segs}
+    return PlanStatus({"startAt": segs[0]["start"], "segments": segs, **fields})
 
 
 def test_holds_until_the_planned_start_and_announces_only_new_or_moved_starts() -> None:
@@ -73,8 +74,8 @@ def test_held_job_creates_nothing_then_suspends_and_resumes_its_job() -> None:
 
 
 def test_replans_keep_savings_against_running_at_submission() -> None:
-    first = {**plan((3, 5)), "expectedIntensity": 100.0, "runNowIntensity": 400.0, "expectedSavingsPercent": 75.0}
-    later = {**plan((3, 5)), "expectedIntensity": 100.0, "runNowIntensity": 100.0, "expectedSavingsPercent": 0.0}
+    first = plan((3, 5), expectedIntensity=100.0, runNowIntensity=400.0, expectedSavingsPercent=75.0)
+    later = plan((3, 5), expectedIntensity=100.0, runNowIntensity=100.0, expectedSavingsPercent=0.0)
     gate = gate_before_start(later, first, T0 + timedelta(hours=3))
     assert gate.plan is not None
     assert gate.plan["runNowIntensity"] == 400.0
@@ -82,12 +83,13 @@ def test_replans_keep_savings_against_running_at_submission() -> None:
 
 
 def test_a_hold_is_a_value_and_its_message_says_until_when_and_the_saving() -> None:
-    assert Gate(hold=False, plan={"startAt": "2024-03-07T02:00:00Z"}).deferral is None
-    held = Gate(hold=True, plan={"startAt": "2024-03-07T02:00:00Z", "expectedSavingsPercent": 41.6, "reason": ""})
+    assert Gate(hold=False, plan=PlanStatus({"startAt": "2024-03-07T02:00:00Z"})).deferral is None
+    held = Gate(hold=True, plan=PlanStatus({"startAt": "2024-03-07T02:00:00Z", "expectedSavingsPercent": 41.6,
+                                           "reason": ""}))
     assert held.deferral == Hold("2024-03-07T02:00:00Z", 41.6)
     assert held.deferral.message == "deferred until 2024-03-07T02:00:00Z, expected to save 42%"
-    between = Gate(hold=True, plan={"startAt": "2024-03-07T00:00:00Z"}, resume_at="2024-03-07T05:00:00Z")
+    between = Gate(hold=True, plan=PlanStatus({"startAt": "2024-03-07T00:00:00Z"}), resume_at="2024-03-07T05:00:00Z")
     assert between.deferral == Hold("2024-03-07T05:00:00Z"), "a started job resumes at its next segment"
-    moved = Gate(hold=True, plan={"startAt": "2024-03-07T02:00:00Z", "reason": "moved: pool a100 is full"})
+    moved = Gate(hold=True, plan=PlanStatus({"startAt": "2024-03-07T02:00:00Z", "reason": "moved: pool a100 is full"}))
     assert moved.deferral is not None
     assert moved.deferral.message == "deferred until 2024-03-07T02:00:00Z (moved: pool a100 is full)"

@@ -16,6 +16,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmasos.api.status import PlanStatus
 from llmasos.planning.timing.carbon_gate import gate_before_start, plan_status
 from llmasos.planning.timing.carbon_window import CarbonJob, plan_start
 from llmasos.planning.timing.forecast import Forecast, format_instant
@@ -28,7 +29,7 @@ M = timedelta(minutes=1)
 SOURCE = ("test", False, "")
 
 
-def status_plan(job: CarbonJob, forecast: Forecast, now: datetime) -> dict[str, Any]:
+def status_plan(job: CarbonJob, forecast: Forecast, now: datetime) -> PlanStatus:
     return plan_status(plan_start(job, forecast, now), *SOURCE)
 
 
@@ -48,7 +49,7 @@ def test_a_run_opens_when_the_gang_is_ready_and_closes_when_suspended() -> None:
     assert (resumed.running_since, resumed.runs) == (T0 + H, 2)
     assert resumed.observe(RunState(True, True), T0 + H + 10 * M).served == 40 * M, "user suspend closes"
     assert resumed.observe(RunState(True, False, ready=False), T0 + H + 10 * M).served == 40 * M, "a worker lost"
-    assert ledger_from({**resumed.to_fields(), "startAt": "x"}) == resumed
+    assert ledger_from({**resumed.to_fields(), "startAt": "2026-11-25T12:00:00Z"}) == resumed
     assert ledger_from(None) == RunLedger()
     legacy = {k: v for k, v in resumed.to_fields().items() if k != "runs"}
     assert ledger_from(legacy).runs == 1, "a ledger written before runs were counted: at least the open run"
