@@ -15,7 +15,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check --cache-dir $(PIP_CAC
 # network namespace); socat forwards the API server's loopback port to the node; busybox-static fills the toolbox image.
 APT_PACKAGES := prometheus chromium libcap2-bin util-linux libseccomp-dev pkg-config iptables socat busybox-static
 
-.PHONY: help venv binaries system-deps lint test test-unit test-integration chaos cluster-up cluster-down demo crds bench clean
+.PHONY: help venv binaries system-deps lint test test-unit test-integration chaos cluster-up cluster-down ecosystem-up ecosystem-down demo crds bench clean
 
 help:
 	@echo "make demo        the whole story on the local control plane: chart, operator, agents, examples, report"
@@ -85,6 +85,13 @@ cluster-up: venv binaries
 
 cluster-down: venv
 	$(PY) -m e2e.localcluster down
+
+# Kueue and KubeRay's ray-operator (built once by e2e/toolchain/build-ecosystem.sh) on the local cluster; docs/kueue.md.
+ecosystem-up: venv binaries
+	$(PY) -m e2e.localcluster ecosystem-up
+
+ecosystem-down: venv
+	$(PY) -m e2e.localcluster ecosystem-down
 
 demo: venv binaries
 	$(PY) -m e2e.demo

@@ -1,4 +1,5 @@
-"""`python -m e2e.localcluster up|down|status|show`: the commands behind `make cluster-up`, `cluster-down`, `demo`."""
+"""`python -m e2e.localcluster up|down|status|show|ecosystem-up|ecosystem-down`: the commands behind `make cluster-up`,
+`cluster-down`, `demo`, `ecosystem-up` (Kueue and ray-operator on the cluster) and `ecosystem-down`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from e2e.localcluster.cluster import ClusterError, LocalCluster
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.localcluster", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "show"])
+    parser.add_argument("command", choices=["up", "down", "status", "show", "ecosystem-up", "ecosystem-down"])
     args = parser.parse_args(argv)
     cluster = LocalCluster()
     try:
@@ -24,6 +25,18 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             cluster.down()
             print("local control plane stopped; no listener left")
+        elif args.command == "ecosystem-up":
+            from e2e.localcluster.ecosystem import Ecosystem
+
+            t0 = time.monotonic()
+            cluster.up()
+            Ecosystem(cluster).up()
+            print(f"Kueue and KubeRay's ray-operator ready in {time.monotonic() - t0:.1f}s")
+        elif args.command == "ecosystem-down":
+            from e2e.localcluster.ecosystem import Ecosystem
+
+            Ecosystem(cluster).down()
+            print("Kueue and ray-operator stopped; Kueue's webhooks unregistered")
         elif args.command == "status":
             healthy = cluster.is_healthy()
             print("healthy" if healthy else "not running")

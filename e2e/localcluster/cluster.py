@@ -32,6 +32,7 @@ from e2e.localcluster.realnode import EXECUTABLES, NODE_COMPONENTS, RealNode
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+ECOSYSTEM_COMPONENTS = ("ray-operator", "kueue")
 
 
 class ClusterError(RuntimeError):
@@ -151,6 +152,8 @@ class LocalCluster:
         real node also removes its pods, mounts, network namespace and cgroups."""
         if self.paths.real_node:
             self.node.teardown(self._stop)
+        for component in ECOSYSTEM_COMPONENTS:  # Kueue, ray-operator: when e2e/localcluster/ecosystem.py started them
+            self._stop(component)
         for component in reversed(COMPONENTS):
             self._stop(component)
         shutil.rmtree(self.paths.root / "etcd-data", ignore_errors=True)

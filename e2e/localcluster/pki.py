@@ -46,6 +46,9 @@ CLIENTS: tuple[ClientIdentity, ...] = (
     ClientIdentity("kube-proxy", "system:kube-proxy"),
     ClientIdentity("coredns", "llmasos-coredns"),
     ClientIdentity("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
+    # The ecosystem controllers (e2e/localcluster/ecosystem.py): Kueue and KubeRay's ray-operator.
+    ClientIdentity("kueue", "kueue-controller-manager", ("system:masters",)),
+    ClientIdentity("ray-operator", "kuberay-operator", ("system:masters",)),
 )
 
 
@@ -186,3 +189,22 @@ def _ensure_serving(pki_dir: Path, ips: tuple[str, ...]) -> None:
     loaded = serialization.load_pem_private_key((pki_dir / "ca.key").read_bytes(), password=None)
     assert isinstance(loaded, rsa.RSAPrivateKey)
     _issue_serving(pki_dir, ca_cert, loaded, tuple(sorted(have - {"127.0.0.1", "10.0.0.1"} | set(ips))))
+
+
+def ensure_webhook_serving(pki_dir: Path, stem: str) -> Path:
+    """A serving certificate for a webhook server on loopback (the API server calls it at https://127.0.0.1:port),
+    signed by the local CA; written as `<stem>/tls.crt` and `tls.key`, the names controller-runtime looks for.
+    Returns that directory. Issued once per CA."""
+    out = pki_dir / stem
+    if (out / "tls.crt").exists() and (out / "tls.key").exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    ca_cert = x509.load_pem_x509_certificate((pki_dir / "ca.crt").read_bytes())
+    loaded = serialization.load_pem_private_key((pki_dir / "ca.key").read_bytes(), password=None)
+    assert isinstance(loaded, rsa.RSAPrivateKey)
+    key = _key()
+    sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = _issue(_name(stem), key, ca_cert, loaded, ExtendedKeyUsageOID.SERVER_AUTH, sans)
+    _write_key(out / "tls.key", key)
+    _write_cert(out / "tls.crt", cert)
+    return out

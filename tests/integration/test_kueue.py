@@ -1,0 +1,228 @@
+"""Kueue and the carbon AdmissionCheck on the real local control plane, with the real Kueue controller.
+
+Kueue (built from its Go module, e2e/toolchain/build-ecosystem.sh) runs as a process with its real CRDs and
+webhooks (e2e/localcluster/ecosystem.py); plain batch Jobs labelled with a LocalQueue are suspended by its webhook and
+admitted by its scheduler. One Kueue start serves the module.
+
+- admission by quota: two Jobs that each need a flavour's whole GPU quota run one after the other;
+- the carbon check holds a Job until its lowest-carbon window (a fake Electricity Maps server with 20-second
+  forecast steps), then lets it through;
+- with the carbon data down it is released at its latest start, and says so meanwhile;
+- bad annotations end in a clear message on the workload and an admitted job, never a stuck queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.localcluster import LocalCluster
+from e2e.localcluster.ecosystem import Ecosystem
+from llmasos.handlers.admission_check import CONTROLLER_NAME
+from llmasos.planning.timing import admission_gate as g
+from tests.integration.kube import AdminApi, delete_namespace, wait_for
+from tests.integration.operator_proc import OperatorProcess
+from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply
+
+pytestmark = pytest.mark.integration
+KUEUE = "/apis/kueue.x-k8s.io/v1beta2"
+FORECAST = "carbon-intensity/forecast"
+STEP = timedelta(seconds=20)
+CLEAN, DIRTY = 50, 400
+CHECK = "llmasos-carbon-test"
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def apply(api: AdminApi, path: str, body: dict[str, Any]) -> None:
+    name = body["metadata"]["name"]
+    r = api.request("PATCH", f"{path}/{name}?fieldManager=llmasos-test&force=true", body,
+                    content_type="application/apply-patch+yaml")
+    assert r.status_code in (200, 201), f"apply {path}/{name}: {r.status_code} {r.text[:500]}"
+
+
+@pytest.fixture(scope="module")
+def kueue(cluster: LocalCluster, api: AdminApi) -> Iterator[Ecosystem]:
+    """Kueue on the session's cluster, a flavour per kwok pool (l4: 4 GPUs of quota, one node's worth), a
+    ClusterQueue without and one with the carbon check."""
+    eco = Ecosystem(cluster, ray=False)
+    was_running = eco.is_healthy()
+    eco.up()
+    for pool in ("l4", "a100"):
+        apply(api, f"{KUEUE}/resourceflavors", {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
+                                                 "metadata": {"name": pool},
+                                                 "spec": {"nodeLabels": {"llmasos.io/pool": pool}}})
+    apply(api, f"{KUEUE}/admissionchecks", {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "AdmissionCheck",
+                                             "metadata": {"name": CHECK}, "spec": {"controllerName": CONTROLLER_NAME}})
+    # carbon-pjm: the a100 flavour, whose nodes are in US-MIDA-PJM, a zone the fail-safe test never serves data for
+    # (the carbon sources keep a zone's last good forecast when a refresh fails).
+    for cq, flavour, checks in (("quota", "l4", []), ("carbon", "l4", [CHECK]), ("carbon-pjm", "a100", [CHECK])):
+        spec: dict[str, Any] = {
+            "namespaceSelector": {},
+            "resourceGroups": [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"], "flavors": [
+                {"name": flavour, "resources": [{"name": "cpu", "nominalQuota": "96"},
+                                                {"name": "memory", "nominalQuota": "1000Gi"},
+                                                {"name": "nvidia.com/gpu", "nominalQuota": "4"}]}]}],
+        }
+        if checks:
+            spec["admissionChecksStrategy"] = {"admissionChecks": [{"name": c} for c in checks]}
+        apply(api, f"{KUEUE}/clusterqueues", {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue",
+                                               "metadata": {"name": f"llmasos-test-{cq}"}, "spec": spec})
+    yield eco
+    if not was_running:
+        eco.down()
+
+
+@pytest.fixture(scope="module")
+def em() -> Iterator[FakeElectricityMaps]:
+    with FakeElectricityMaps() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def carbon_operator(cluster: LocalCluster, kueue: Ecosystem, artifacts: Path, em: FakeElectricityMaps
+                    ) -> Iterator[OperatorProcess]:
+    """One operator serving the check for the module; each test scripts the Electricity Maps server first (answers
+    are cached for 1 s)."""
+    em.queue(FORECAST, Reply({"error": "unavailable"}, 503))
+    op = OperatorProcess(cluster, artifacts, "kueue-admission-check", {
+        "LLMASOS_KUEUE_ADMISSION_CHECK": "true", "LLMASOS_ELECTRICITYMAPS_TOKEN": "test-token-kueue",
+        "LLMASOS_ELECTRICITYMAPS_URL": em.url, "LLMASOS_CARBON_SOURCES": "electricitymaps",
+        "LLMASOS_CARBON_CACHE_SECONDS": "1"}).start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def ns(api: AdminApi, kueue: Ecosystem) -> Iterator[str]:
+    name = api.namespace("kueue")
+    for cq in ("quota", "carbon", "carbon-pjm"):
+        apply(api, f"{KUEUE}/namespaces/{name}/localqueues", {
+            "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue", "metadata": {"name": cq},
+            "spec": {"clusterQueue": f"llmasos-test-{cq}"}})
+    yield name
+    delete_namespace(api, name)
+
+
+def job(name: str, queue: str, gpus: int = 4, run: str = "3s", annotations: dict[str, str] | None = None
+        ) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "labels": {"kueue.x-k8s.io/queue-name": queue}, "annotations": annotations or {}},
+        "spec": {"completions": 1, "parallelism": 1, "backoffLimit": 0, "template": {
+            "metadata": {"annotations": {"sim.llmasos.io/duration": run}},
+            "spec": {"restartPolicy": "Never", "tolerations": [{"operator": "Exists"}], "containers": [{
+                "name": "main", "image": "busybox",
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": str(gpus)},
+                              "limits": {"nvidia.com/gpu": str(gpus)}}}]}}},
+    }
+
+
+def get_job(api: AdminApi, ns: str, name: str) -> dict[str, Any]:
+    return dict(api.get(f"/apis/batch/v1/namespaces/{ns}/jobs/{name}"))
+
+
+def workload(api: AdminApi, ns: str, job_name: str) -> dict[str, Any] | None:
+    items = api.get(f"{KUEUE}/namespaces/{ns}/workloads")["items"]
+    return next((w for w in items if any(r.get("name") == job_name for r in w["metadata"].get("ownerReferences", []))),
+                None)
+
+
+def check_state(api: AdminApi, ns: str, job_name: str) -> dict[str, Any] | None:
+    w = workload(api, ns, job_name)
+    return next((c for c in ((w or {}).get("status") or {}).get("admissionChecks") or [] if c["name"] == CHECK), None)
+
+
+def unsuspended(api: AdminApi, ns: str, name: str) -> bool:
+    return get_job(api, ns, name)["spec"].get("suspend") is False
+
+
+def test_admission_by_quota(api: AdminApi, ns: str) -> None:
+    # Each Job needs all 4 GPUs of the l4 flavour's quota: Kueue admits one, the other waits for the quota.
+    api.create(f"/apis/batch/v1/namespaces/{ns}/jobs", job("first", "quota", run="6s"))
+    wait_for(lambda: unsuspended(api, ns, "first"), timeout=30, what="first Job admitted and unsuspended")
+    api.create(f"/apis/batch/v1/namespaces/{ns}/jobs", job("second", "quota", run="2s"))
+    second = wait_for(lambda: workload(api, ns, "second"), timeout=20, what="the second Job's workload")
+    assert get_job(api, ns, "second")["spec"]["suspend"] is True, "Kueue's webhook suspends a queued Job"
+    w = wait_for(lambda: (workload(api, ns, "second") or {}).get("status", {}).get("conditions"), timeout=20,
+                 what="the second workload's conditions")
+    reserved = next(c for c in w if c["type"] == "QuotaReserved")
+    assert reserved["status"] == "False", second
+    assert "nvidia.com/gpu" in reserved["message"] or "quota" in reserved["message"].lower()
+    first = get_job(api, ns, "first")
+    assert not first["status"].get("succeeded"), "the second waits while the first runs"
+    wait_for(lambda: unsuspended(api, ns, "second"), timeout=60, what="second Job admitted after the first")
+    assert get_job(api, ns, "first")["status"].get("succeeded") == 1
+    pods = api.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=job-name=second")["items"]
+    assert all(p["spec"].get("nodeSelector", {}).get("llmasos.io/pool") == "l4" for p in pods), pods
+
+
+def test_job_held_by_the_carbon_check_until_its_window(
+        api: AdminApi, ns: str, em: FakeElectricityMaps, carbon_operator: OperatorProcess) -> None:
+    t = datetime.now(UTC).replace(microsecond=0)
+    base = t - timedelta(seconds=10)
+    # Dirty until t+30 s, clean for 40 s, dirty after: a 20-second job's window opens at t+30 s.
+    series = [DIRTY, DIRTY, CLEAN, CLEAN, *[DIRTY] * 30]
+    em.queue(FORECAST, Reply({"zone": "US-CAL-CISO", "updatedAt": iso(t),
+                              "forecast": [{"carbonIntensity": v, "datetime": iso(base + i * STEP)}
+                                           for i, v in enumerate(series)]}))
+    time.sleep(1.5)  # the previous test's answer leaves the operator's 1-second cache
+    api.create(f"/apis/batch/v1/namespaces/{ns}/jobs", job(
+        "green", "carbon", annotations={"llmasos.io/max-delay": "4m", "llmasos.io/expected-duration": "20s"}))
+    held = wait_for(lambda: (c := check_state(api, ns, "green")) and c.get("message") and c, timeout=30,
+                    what="the carbon check's verdict")
+    assert held["state"] == "Pending", held
+    window = base + 2 * STEP
+    assert held["message"].startswith(f"waiting for the lowest-carbon window at {iso(window)} in US-CAL-CISO")
+    assert "% below starting now" in held["message"]
+    assert get_job(api, ns, "green")["spec"]["suspend"] is True
+    ready = wait_for(lambda: (c := check_state(api, ns, "green")) and c["state"] == "Ready" and c,
+                     timeout=(window - datetime.now(UTC)).total_seconds() + 20, what="check Ready at the window")
+    assert datetime.now(UTC) >= window - timedelta(seconds=1), "not released before its window"
+    assert ready["message"].startswith("lowest-carbon window open")
+    wait_for(lambda: unsuspended(api, ns, "green"), timeout=20, what="Kueue admits the Job once Ready")
+    events = api.get(f"/api/v1/namespaces/{ns}/events")["items"]
+    assert {g.WAITING, g.WINDOW_OPEN} <= {e["reason"] for e in events}
+
+
+def test_fail_safe_at_latest_start_when_carbon_data_is_down(
+        api: AdminApi, ns: str, em: FakeElectricityMaps, carbon_operator: OperatorProcess) -> None:
+    em.queue(FORECAST, Reply({"error": "unavailable"}, 503))
+    api.create(f"/apis/batch/v1/namespaces/{ns}/jobs", job(
+        "late", "carbon-pjm", annotations={"llmasos.io/max-delay": "40s", "llmasos.io/expected-duration": "20s"}))
+    created = when(get_job(api, ns, "late")["metadata"]["creationTimestamp"])
+    latest = created + timedelta(seconds=20)
+    held = wait_for(lambda: (c := check_state(api, ns, "late")) and c.get("message") and c, timeout=40,
+                    what="the carbon check's verdict")
+    assert held["state"] == "Pending"
+    assert held["message"].startswith("carbon data unavailable (no carbon source answered for US-MIDA-PJM"), held
+    assert f"latest start {iso(latest)}" in held["message"]
+    wait_for(lambda: (c := check_state(api, ns, "late")) and c["state"] == "Ready", timeout=60,
+             what="released at the latest start")
+    released = datetime.now(UTC)
+    assert latest - timedelta(seconds=1) <= released <= latest + timedelta(seconds=10), (released, latest)
+    wait_for(lambda: unsuspended(api, ns, "late"), timeout=20, what="admitted")
+
+
+@pytest.mark.parametrize(("annotations", "says"), [
+    ({"llmasos.io/deadline": "tomorrow"}, "llmasos.io/deadline 'tomorrow' is not an RFC 3339 time"),
+    ({"llmasos.io/deadline": "2020-01-01T00:00:00Z"}, "deadline 2020-01-01T00:00:00Z cannot be met"),
+])
+def test_bad_annotations_leave_a_message_never_a_stuck_queue(
+        api: AdminApi, ns: str, carbon_operator: OperatorProcess, annotations: dict[str, str], says: str) -> None:
+    api.create(f"/apis/batch/v1/namespaces/{ns}/jobs", job("typo", "carbon", annotations=annotations))
+    ready = wait_for(lambda: (c := check_state(api, ns, "typo")) and c["state"] == "Ready" and c, timeout=30,
+                     what="the check lets the job through")
+    assert says in ready["message"], ready
+    wait_for(lambda: unsuspended(api, ns, "typo"), timeout=20, what="admitted")
