@@ -1,14 +1,15 @@
 """Kueue and the carbon AdmissionCheck on the real local control plane, with the real Kueue controller.
 
 Kueue (built from its Go module, e2e/toolchain/build-ecosystem.sh) runs as a process with its real CRDs and
-webhooks (e2e/localcluster/ecosystem.py); plain batch Jobs labelled with a LocalQueue are suspended by its webhook and
-admitted by its scheduler. One Kueue start serves the module.
+webhooks (e2e/localcluster/ecosystem.py), and so does KubeRay's ray-operator; plain batch Jobs labelled with a
+LocalQueue are suspended by Kueue's webhook and admitted by its scheduler. One start of each serves the module.
 
 - admission by quota: two Jobs that each need a flavour's whole GPU quota run one after the other;
 - the carbon check holds a Job until its lowest-carbon window (a fake Electricity Maps server with 20-second
   forecast steps), then lets it through;
 - with the carbon data down it is released at its latest start, and says so meanwhile;
-- bad annotations end in a clear message on the workload and an admitted job, never a stuck queue.
+- bad annotations end in a clear message on the workload and an admitted job, never a stuck queue;
+- a RayJob passes Kueue and the check, then the real KubeRay ray-operator creates its RayCluster.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def apply(api: AdminApi, path: str, body: dict[str, Any]) -> None:
 def kueue(cluster: LocalCluster, api: AdminApi) -> Iterator[Ecosystem]:
     """Kueue on the session's cluster, a flavour per kwok pool (l4: 4 GPUs of quota, one node's worth), a
     ClusterQueue without and one with the carbon check."""
-    eco = Ecosystem(cluster, ray=False)
+    eco = Ecosystem(cluster)
     was_running = eco.is_healthy()
     eco.up()
     for pool in ("l4", "a100"):
@@ -226,3 +227,40 @@ def test_bad_annotations_leave_a_message_never_a_stuck_queue(
                      what="the check lets the job through")
     assert says in ready["message"], ready
     wait_for(lambda: unsuspended(api, ns, "typo"), timeout=20, what="admitted")
+
+
+def rayjob(name: str, queue: str, annotations: dict[str, str]) -> dict[str, Any]:
+    def pod(container: str, gpus: int) -> dict[str, Any]:
+        res = {"cpu": "1", "memory": "1Gi", **({"nvidia.com/gpu": str(gpus)} if gpus else {})}
+        return {"spec": {"tolerations": [{"operator": "Exists"}], "containers": [
+            {"name": container, "image": "rayproject/ray:2.41.0", "resources": {"requests": res, "limits": res}}]}}
+
+    return {
+        "apiVersion": "ray.io/v1", "kind": "RayJob",
+        "metadata": {"name": name, "labels": {"kueue.x-k8s.io/queue-name": queue}, "annotations": annotations},
+        "spec": {"entrypoint": "python -c 'print(1)'", "shutdownAfterJobFinishes": True, "rayClusterSpec": {
+            "headGroupSpec": {"rayStartParams": {}, "template": pod("ray-head", 0)},
+            "workerGroupSpecs": [{"groupName": "gpu", "replicas": 1, "minReplicas": 1, "maxReplicas": 1,
+                                  "rayStartParams": {}, "template": pod("ray-worker", 1)}]}},
+    }
+
+
+def test_rayjob_is_gated_by_kueue_and_the_check_then_run_by_kuberay(
+        api: AdminApi, ns: str, carbon_operator: OperatorProcess) -> None:
+    """A RayJob: Kueue's webhook suspends it, the carbon check reads the RayJob's own annotations (a deadline that
+    cannot be met: let through at once), Kueue admits it and the real ray-operator creates its RayCluster on the
+    assigned flavour's nodes."""
+    rays = f"/apis/ray.io/v1/namespaces/{ns}"
+    api.create(f"{rays}/rayjobs", rayjob("ray", "carbon", {"llmasos.io/deadline": "2020-01-01T00:00:00Z"}))
+    ready = wait_for(lambda: (c := check_state(api, ns, "ray")) and c["state"] == "Ready" and c, timeout=40,
+                     what="the check decides on the RayJob")
+    assert "deadline 2020-01-01T00:00:00Z cannot be met" in ready["message"]
+    wait_for(lambda: not api.get(f"{rays}/rayjobs/ray")["spec"].get("suspend"), timeout=30,
+             what="Kueue unsuspends the admitted RayJob")
+    cluster = wait_for(lambda: api.get(f"{rays}/rayclusters")["items"], timeout=60,
+                       what="ray-operator creates the RayCluster")
+    assert cluster[0]["metadata"]["ownerReferences"][0]["kind"] == "RayJob"
+    pods = wait_for(lambda: api.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=ray.io/node-type")["items"],
+                    timeout=60, what="the RayCluster's pods")
+    gpu_pods = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "worker"]
+    assert all(p["spec"].get("nodeSelector", {}).get("llmasos.io/pool") == "l4" for p in gpu_pods), gpu_pods
