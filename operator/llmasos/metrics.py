@@ -122,6 +122,24 @@ class OperatorMetrics:
                             "1 while this replica reconciles (peering leader, or standalone), 0 while it stands by.",
                             registry=r)
         self._init_carbon(r)
+        self._init_admission_check(r)
+
+    def _init_admission_check(self, r: CollectorRegistry) -> None:
+        """The Kueue carbon AdmissionCheck (handlers/admission_check.py)."""
+        self.check_decisions = Counter(
+            "llmasos_admission_check_decisions_total",
+            "Verdicts the carbon AdmissionCheck wrote on Kueue workloads, by state and reason.",
+            ["state", "reason"], registry=r)
+        self.check_hold_seconds = Histogram(
+            "llmasos_admission_check_hold_seconds",
+            "Per carbon-timed Kueue workload let through: time from its job's submission to the check's Ready.",
+            buckets=DEFERRAL_BUCKETS, registry=r)
+
+    def record_admission_check(self, state: str, reason: str, held_seconds: float | None = None) -> None:
+        """A verdict written on a workload; `held_seconds` once, when a carbon-timed one is let through."""
+        self.check_decisions.labels(state, reason).inc()
+        if held_seconds is not None:
+            self.check_hold_seconds.observe(max(held_seconds, 0.0))
 
     def _init_carbon(self, r: CollectorRegistry) -> None:
         self.deferral_seconds = Histogram(

@@ -103,6 +103,10 @@ class CarbonCheck:
         for check in pending:
             if check.get("message") != verdict.message or verdict.state != "Pending":
                 await self._write(workload, check, verdict)
+                held = None
+                if verdict.state == "Ready" and isinstance(request, TimingRequest):
+                    held = (self.ctx.clock() - request.submitted_at).total_seconds()
+                self.ctx.metrics.record_admission_check(verdict.state, verdict.reason, held)
                 # One Event when a workload is first held and one when it is let through (not per re-plan).
                 if verdict.state != "Pending" or not check.get("message"):
                     await self.ctx.post_event(workload, "Normal", verdict.reason, verdict.message)

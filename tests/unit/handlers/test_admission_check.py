@@ -105,6 +105,9 @@ def test_holds_with_its_own_entry_and_looks_again_at_the_window() -> None:
         assert (entry["name"], entry["state"]) == ("carbon", "Pending"), "only its own check, never 'other'"
         assert entry["message"].startswith("waiting for the lowest-carbon window at 2026-05-01T03:00:00Z in DE")
         assert "w1" in check.rechecks
+        sample = check.ctx.metrics.registry.get_sample_value
+        assert sample("llmasos_admission_check_decisions_total",
+                      {"state": "Pending", "reason": "WaitingForLowCarbonWindow"}) == 1
         await check.close()
 
     asyncio.run(run())
