@@ -23,6 +23,7 @@ from llmasos.api.schema import (
     spec_field,
     unmet_need,
 )
+from llmasos.api.validate import validate_manifest
 from llmasos.errors import SpecError
 
 
@@ -243,3 +244,23 @@ def parse_spec(spec: dict[str, Any]) -> LLMJobSpec:
         suspend=bool(top.get("suspend")),
         ttl_seconds_after_finished=int(ttl) if ttl is not None else None,
     )
+
+
+def check_deadline(carbon: CarbonSpec, created: datetime) -> None:
+    """SpecError when spec.carbon.deadline is before the LLMJob was created: no plan can meet it, ever (a deadline
+    that passes later, while the job waits or runs, is the planner's business, not an invalid spec)."""
+    if carbon.deadline is not None and carbon.deadline <= created:
+        raise SpecError(f"carbon.deadline {carbon.deadline.isoformat().replace('+00:00', 'Z')} is not after the "
+                        f"LLMJob's creation ({created.isoformat().replace('+00:00', 'Z')}): a deadline in the past "
+                        "can never be met; set a later deadline, or maxDelay", "spec.carbon.deadline")
+
+
+def parse_manifest(manifest: Mapping[str, Any], now: datetime) -> LLMJobSpec:
+    """A whole LLMJob manifest as `llmasos plan -f` reads it: refused as the API server refuses it (unknown fields,
+    enums, CEL rules: `api.validate`), parsed, and refused when its deadline is before its creation (its
+    metadata.creationTimestamp, else `now`)."""
+    validate_manifest(manifest)
+    spec = parse_spec(dict(manifest["spec"]))
+    stamp = (manifest.get("metadata") or {}).get("creationTimestamp")
+    check_deadline(spec.carbon, parse_time(str(stamp), "metadata.creationTimestamp") if stamp else now)
+    return spec

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from llmasos.api.clock import utc_now
-from llmasos.api.spec import parse_spec
+from llmasos.api.spec import parse_manifest
 from llmasos.carbon.base import IntensitySource
 from llmasos.carbon.fallback import FallbackSource, default_chain
 from llmasos.carbon.static import StaticSource
@@ -160,7 +160,7 @@ def plan_manifest(manifest: dict[str, Any], args: argparse.Namespace, now: datet
     """One LLMJob's plan, on the same code paths as the operator's."""
     meta = manifest.get("metadata") or {}
     name = str(meta.get("name") or (args.file.stem if str(args.file) != "-" else "llmjob"))
-    spec = parse_spec(manifest["spec"])
+    spec = parse_manifest(manifest, now)
     created = (
         parse_instant(str(meta["creationTimestamp"]), "creationTimestamp") if meta.get("creationTimestamp") else now
     )
