@@ -14,16 +14,24 @@ import yaml
 from llmasos.api import constants as c
 from llmasos.api.schema import llmjob_schema
 
+# Units travel with the values (status.carbon.display scales them: "1.2 kWh", "340 g", "1.0 t"); the planned start
+# (status.plan.startAt) and the actual one (status.startTime) are two columns; priority 1 shows with -o wide.
 PRINTER_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-    {"name": "Strategy", "type": "string", "jsonPath": ".spec.parallelism.strategy"},
-    {"name": "Workers", "type": "string", "jsonPath": ".status.workers.summary"},
-    {"name": "Pool", "type": "string", "jsonPath": ".status.pool"},
-    {"name": "Start", "type": "string", "jsonPath": ".status.scheduledStart"},
-    {"name": "Energy", "type": "string", "jsonPath": ".status.carbon.energyKWh",
-     "description": "IT energy in kWh"},
-    {"name": "gCO2e", "type": "string", "jsonPath": ".status.carbon.gCO2e",
-     "description": "Emissions in grams CO2-equivalent"},
+    {"name": "Workers", "type": "string", "jsonPath": ".status.workers.summary", "description": "Ready/requested pods"},
+    {"name": "Planned Start", "type": "string", "jsonPath": ".status.plan.startAt",
+     "description": "When the carbon-aware plan starts the job (UTC)"},
+    {"name": "Started", "type": "date", "jsonPath": ".status.startTime",
+     "description": "How long ago the first worker actually started"},
+    {"name": "Energy", "type": "string", "jsonPath": ".status.carbon.display.energy",
+     "description": "IT energy metered so far, with its unit (Wh, kWh, MWh)"},
+    {"name": "CO2e", "type": "string", "jsonPath": ".status.carbon.display.emissions",
+     "description": "Emissions so far, with their unit (g, kg, t CO2e)"},
+    {"name": "Saved CO2e", "type": "string", "jsonPath": ".status.carbon.display.saved", "priority": 1,
+     "description": "Emissions saved against running at submission, with their unit"},
+    {"name": "Strategy", "type": "string", "jsonPath": ".spec.parallelism.strategy", "priority": 1},
+    {"name": "Pool", "type": "string", "jsonPath": ".status.pool", "priority": 1},
+    {"name": "Zone", "type": "string", "jsonPath": ".status.zone", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -43,6 +43,13 @@ def carbon_status_schema() -> Schema:
                 "cost": number("tonnes x the configured price per tonne.", minimum=0),
                 "currency": string("Currency of cost.", max_length=8),
             }),
+            "display": obj("energyKWh, gCO2e and savedGCO2e scaled for people, with their unit (Wh/kWh/MWh, "
+                           "g/kg/t CO2e): what kubectl get shows.", {
+                "energy": string("IT energy, e.g. 1.2 kWh.", max_length=32),
+                "emissions": string("Emissions, e.g. 340 g or 1.0 t (CO2e).", max_length=32),
+                "saved": string("Saved by carbon-aware timing, e.g. 12 g (negative: waiting cost carbon).",
+                                max_length=32),
+            }),
             "updatedAt": string("When this object was last written.", fmt="date-time"),
             "ledger": obj("Energy intervals and last readings per pod (the operator's bookkeeping).",
                           preserve_unknown=True),

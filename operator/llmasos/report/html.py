@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+from llmasos.api.units import energy_text, moment_text
 from llmasos.report.aggregate import Report, Totals
 from llmasos.report.caps import cap_cost, cap_explanation
 from llmasos.report.methodology import CHOICES, FORMULAS, DataSource, data_sources
@@ -45,8 +46,8 @@ def _cost(t: Totals) -> str:
     return ", ".join(f"{v:,.2f} {escape(k)}" for k, v in t.cost_by_currency.items()) or "&ndash;"
 
 
-GROUP_HEAD = ("jobs", "energy kWh", "facility kWh", "gCO2e", "g/kWh", "saved: time shift g", "saved: pool g",
-              "saved: power caps g", "J/token", "offset t", "offset cost")
+GROUP_HEAD = ("jobs", "energy kWh", "facility kWh", "gCO2e", "g/kWh", "saved: time shift gCO2e",
+              "saved: pool gCO2e", "saved: power caps gCO2e", "J/token", "offset t", "offset cost")
 
 
 def _group_table(title: str, groups: dict[str, Totals]) -> str:
@@ -61,12 +62,12 @@ def _group_table(title: str, groups: dict[str, Totals]) -> str:
 
 
 def _jobs_table(jobs: Sequence[JobRecord]) -> str:
-    head = ("namespace/name", "team", "model", "pool", "zone", "start", "kWh", "PUE", "gCO2e", "run-now g",
+    head = ("namespace/name", "team", "model", "pool", "zone", "start", "kWh", "PUE", "gCO2e", "run-now gCO2e",
             "saved %", "cap saved kWh", "J/token", "source", "factors", "estimated")
     rows = []
     for j in jobs:
         pct = 100.0 * j.time_shift_saved_g / j.run_now_grams if j.run_now_grams > 0 else None
-        cells = (escape(j.team), escape(j.model), escape(j.pool), escape(j.zone), escape(j.start[:16]),
+        cells = (escape(j.team), escape(j.model), escape(j.pool), escape(j.zone), escape(moment_text(j.start)),
                  _num(j.energy_kwh), _num(j.pue, 2), _num(j.grams, 1), _num(j.run_now_grams, 1), _num(pct, 1),
                  _num(j.power_cap_saved_kwh, 4), _num(j.joules_per_token, 4), escape(j.source),
                  escape(j.emission_factor_type), "yes" if j.is_estimated else "no")
@@ -117,7 +118,7 @@ def render_html(report: Report, title: str = "LLMasOS sustainability report") ->
     t = report.totals
     period = f"{escape(report.period[0])} to {escape(report.period[1]) or 'now'}" if report.period else "no jobs"
     cards = "".join((
-        _card("IT energy", f"{t.energy_kwh:,.3f} kWh", f"facility {t.facility_kwh:,.3f} kWh"),
+        _card("IT energy", energy_text(t.energy_kwh), f"facility {energy_text(t.facility_kwh)}"),
         _card("Emissions", mass(t.grams), f"{_num(t.average_intensity, 1)} gCO2e/kWh average"),
         _card("Saved by time shifting", mass(t.time_shift_g),
               f"{t.time_shift_percent:.1f} % of run-now" if t.time_shift_percent is not None else ""),
@@ -140,7 +141,7 @@ def render_html(report: Report, title: str = "LLMasOS sustainability report") ->
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title><style>{CSS}</style></head>
 <body><h1>{escape(title)}</h1>
-<p class="meta">Generated {escape(report.generated_at.isoformat(timespec="seconds"))} &middot; {t.jobs} job(s)
+<p class="meta">Generated {escape(moment_text(report.generated_at))} &middot; {t.jobs} job(s)
 &middot; {period} &middot; location-based &middot; see <a href="#methodology">methodology</a></p>
 <div class="cards">{cards}</div>{cap_note}{missing}
 <h2>Charts</h2>{_charts(report)}

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 
+from llmasos.api.units import mass_text, moment_text
+
 PALETTE = ("#2e7d32", "#c62828", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f")
 FONT = 'font-family="system-ui, sans-serif" font-size="12"'
 XMLNS = 'xmlns="http://www.w3.org/2000/svg"'
@@ -36,13 +38,8 @@ def fmt(value: float) -> str:
 
 
 def mass(grams: float) -> str:
-    """Grams in the unit a reader expects: g, kg or t."""
-    a = abs(grams)
-    if a >= 1e6:
-        return f"{grams / 1e6:,.3f} t"
-    if a >= 1e3:
-        return f"{grams / 1e3:,.2f} kg"
-    return f"{grams:,.1f} g"
+    """Grams in the unit a reader expects: g, kg or t (the project's one convention, `api.units`)."""
+    return mass_text(grams)
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -137,7 +134,7 @@ TIMELINE_LANES = 40  # lanes drawn at most; the rest are counted in a note (the 
 
 
 def _moment(t: datetime) -> str:
-    return t.strftime("%Y-%m-%d %H:%M")
+    return moment_text(t)
 
 
 def timeline(title: str, unit: str, line: tuple[str, Sequence[tuple[datetime, datetime, float]]],

@@ -42,8 +42,17 @@ def test_every_schema_field_has_a_description() -> None:
 
 
 def test_printer_columns() -> None:
-    names = [c["name"] for c in build_llmjob_crd()["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert names == ["Phase", "Strategy", "Workers", "Pool", "Start", "Energy", "gCO2e", "Age"]
+    columns = build_llmjob_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
+    default = [c["name"] for c in columns if not c.get("priority")]
+    wide = [c["name"] for c in columns if c.get("priority") == 1]
+    assert default == ["Phase", "Workers", "Planned Start", "Started", "Energy", "CO2e", "Age"]
+    assert wide == ["Saved CO2e", "Strategy", "Pool", "Zone"]
+    by_name = {c["name"]: c["jsonPath"] for c in columns}
+    # Planned and actual start are two facts; the human-scaled values carry their unit (status.carbon.display).
+    assert by_name["Planned Start"] == ".status.plan.startAt"
+    assert by_name["Started"] == ".status.startTime"
+    assert by_name["Energy"] == ".status.carbon.display.energy"
+    assert by_name["CO2e"] == ".status.carbon.display.emissions"
 
 
 def test_parse_defaults_and_derived_data_parallel() -> None:

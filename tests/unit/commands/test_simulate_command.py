@@ -59,7 +59,7 @@ def test_simulate_writes_svg_and_html(tmp_path: Path, capsys: pytest.CaptureFixt
         bars = [e for e in root.iter(f"{NS}rect") if e.get("data-lane") == job and e.get("data-series") == "planned"]
         titles = [e.findtext(f"{NS}title") or "" for e in bars]
         assert [t.split(": ")[1] for t in titles] == [
-            s.replace("T", " ").replace(":00Z", "") for s in segments.split(", ")]
+            s.replace("T", " ").replace(":00Z", " UTC") for s in segments.split(", ")]
         assert [e for e in root.iter(f"{NS}rect") if e.get("data-lane") == job and e.get("data-series") == "run now"]
     shades = [e for e in root.iter(f"{NS}rect") if e.get("data-shade") == "planned"]
     assert len(shades) == sum(len(v.split(", ")) for v in rows.values())

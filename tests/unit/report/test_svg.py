@@ -89,9 +89,9 @@ def test_timeline_draws_the_steps_lanes_and_shades() -> None:
     assert (points[0][0], points[-1][0]) == (110, 450)  # the plot spans left..width-20 over the four hours
     planned, run_now = drawn(root, "planned"), drawn(root, "run now")
     assert [(e.get("data-lane"), tip(e)) for e in planned] == [
-        ("j1", "j1 planned: 2024-03-06 02:00 .. 2024-03-06 03:00"),
-        ("j2", "j2 planned: 2024-03-06 01:00 .. 2024-03-06 02:00"),
-        ("j2", "j2 planned: 2024-03-06 03:00 .. 2024-03-06 04:00")]
+        ("j1", "j1 planned: 2024-03-06 02:00 UTC .. 2024-03-06 03:00 UTC"),
+        ("j2", "j2 planned: 2024-03-06 01:00 UTC .. 2024-03-06 02:00 UTC"),
+        ("j2", "j2 planned: 2024-03-06 03:00 UTC .. 2024-03-06 04:00 UTC")]
     assert [e.get("data-lane") for e in run_now] == ["j1", "j2"]
     assert float(run_now[1].get("width") or 0) == pytest.approx(2 * 85)  # two of four hours over 340 px
     shades = [e for e in root.iter(f"{NS}rect") if e.get("data-shade") == "planned"]

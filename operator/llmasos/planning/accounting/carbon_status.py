@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from llmasos.api.units import energy_text, mass_text
 from llmasos.planning.accounting.integral import (
     AccountingError,
     CapRecord,
@@ -84,6 +85,7 @@ def build_carbon_status(inputs: CarbonInputs) -> dict[str, Any]:
         "source": inputs.source,
         "isEstimated": bool(inputs.source_estimated or actual.gap_energy_j > 0 or now_run.gap_energy_j > 0),
         "offset": offset(actual.grams, inputs.price_per_tonne, inputs.currency),
+        "display": display(actual.energy_kwh, actual.grams, saved),
     }
     if inputs.tokens:
         status["tokens"] = round(finite_nonneg(inputs.tokens, "tokens"))
@@ -91,6 +93,11 @@ def build_carbon_status(inputs: CarbonInputs) -> dict[str, Any]:
     if inputs.pool_choice is not None:
         status["poolChoiceSavedGCO2e"] = round(pool_choice_saved_grams(actual.grams, *inputs.pool_choice), 3)
     return {k: v for k, v in status.items() if v is not None}
+
+
+def display(energy_kwh: float, grams: float, saved_grams: float) -> dict[str, str]:
+    """status.carbon.display: the same numbers scaled for people (kubectl's columns): "1.2 kWh", "340 g", "1.0 t"."""
+    return {"energy": energy_text(energy_kwh), "emissions": mass_text(grams), "saved": mass_text(saved_grams)}
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -6,7 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from llmasos.planning.accounting.carbon_status import CarbonInputs, build_carbon_status, offset, should_write_carbon
+from llmasos.planning.accounting.carbon_status import (
+    CarbonInputs,
+    build_carbon_status,
+    display,
+    offset,
+    should_write_carbon,
+)
 from llmasos.planning.accounting.integral import (
     JOULES_PER_KWH,
     AccountingError,
@@ -83,6 +89,7 @@ def test_the_status_dict_end_to_end() -> None:
         "source": "trace",
         "isEstimated": False,
         "offset": {"tonnes": 0.00012, "cost": 0.003, "currency": "EUR"},
+        "display": {"energy": "1.0 kWh", "emissions": "120 g", "saved": "480 g"},
     }
 
 
@@ -123,3 +130,9 @@ def test_write_throttle(
 ) -> None:
     last_written = None if last is None else T0 + last * M
     assert should_write_carbon(previous, current, last_written, T0 + now_min * M, final=final) is expected
+
+
+def test_display_scales_for_kubectl_columns() -> None:
+    # A one-tonne job reads 1.0 t, not 1000000.000; energy below a kWh reads in Wh.
+    assert display(2400.0, 1_000_000.0, -12.0) == {"energy": "2.4 MWh", "emissions": "1.0 t", "saved": "-12.0 g"}
+    assert display(0.34, 340.0, 0.0) == {"energy": "340 Wh", "emissions": "340 g", "saved": "0 g"}
