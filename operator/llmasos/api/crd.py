@@ -16,7 +16,7 @@ from llmasos.api.schema import llmjob_schema
 
 # Units travel with the values (status.carbon.display scales them: "1.2 kWh", "340 g", "1.0 t"); the planned start
 # (status.plan.startAt) and the actual one (status.startTime) are two columns; priority 1 shows with -o wide.
-PRINTER_COLUMNS = [
+PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Workers", "type": "string", "jsonPath": ".status.workers.summary", "description": "Ready/requested pods"},
     {"name": "Planned Start", "type": "string", "jsonPath": ".status.plan.startAt",

@@ -81,9 +81,10 @@ def render_reference() -> str:
         "",
         "## `kubectl get llmjobs` columns",
         "",
-        "| column | from |",
-        "| --- | --- |",
-        *[f"| {c['name']} | `{c['jsonPath']}` |" for c in PRINTER_COLUMNS],
+        "| column | from | shown | what |",
+        "| --- | --- | --- | --- |",
+        *[f"| {c['name']} | `{c['jsonPath']}` | {'with -o wide' if c.get('priority') else 'always'} | "
+          f"{c.get('description', '')} |" for c in PRINTER_COLUMNS],
         "",
     ]
     return "\n".join(lines)
