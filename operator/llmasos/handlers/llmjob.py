@@ -40,11 +40,12 @@ from llmasos.handlers.indexes import (
     reports_for,
     slim_body,
 )
-from llmasos.handlers.worker_health import workers_ready
+from llmasos.handlers.worker_health import worker_exit, workers_ready
 from llmasos.planning.lifecycle import EnsureJob, decide, placed_pool
 from llmasos.planning.placement import select_pool, with_pending
 from llmasos.planning.power_status import build_power_status
 from llmasos.planning.status import build_status, placement_status
+from llmasos.planning.worker_faults import with_worker_exit
 
 TERMINAL = ("Succeeded", "Failed")
 # How long a pass triggered by a child Job's change waits, so that the changes of one gang's pods share a pass.
@@ -212,13 +213,15 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     # The current Job is bound (node affinity) to the pool it was created for; if that pool lost its nodes and the
     # job was placed anew, the group restarts there (lifecycle.decide), instead of waiting for nodes that are gone.
     pool_lost = placed_on if placed_on and placed_on != pool and observed else ""
+    exited = await worker_exit(ctx, ns, observed)  # a failed attempt: its container's reason, exit code, log tail
+    observed = with_worker_exit(observed, exited)
     decision = decide(spec, previous_phase, observed, now, int(status.get("attempt", 0) or 0),
                       str(status.get("startTime", "") or ""), hold=hold, pool_lost=pool_lost)
     await apply_actions(ctx, owner, spec, pool, decision.actions, observed_names={j.name for j in observed},
                         job_index=indexes["child_jobs"],
                         service_known=has_service(indexes["child_services"], ns, name, uid))
     scheduled = Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {pool}")
-    workers = await workers_ready(ctx, ns, observed, decision.attempt)
+    workers = await workers_ready(ctx, ns, observed, decision.attempt) or (exited.condition() if exited else None)
     extra = (scheduled, *((data_quality,) if data_quality else ()), *((budget_condition,) if budget_condition else ()),
              *((workers,) if workers else ()))
     has_children = bool(observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
