@@ -16,69 +16,25 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from e2e.images.build import BuiltImage, cached_images
 from e2e.localcluster import LocalCluster
+from e2e.realchart import CHECKPOINTS, helm, install
 from tests.integration.kube import AdminApi, llmjob_path, wait_for
-from tests.integration.realnode import REAL_NODE_SELECTOR
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "llmasos"
 RELEASE, SYSTEM_NS = "llmasos-real", "llmasos-real"
 JOBS_NS = f"real-jobs-{uuid.uuid4().hex[:6]}"
-CHECKPOINTS = "/checkpoints"
-
-
-def _images() -> dict[str, BuiltImage]:
-    images = {image.name: image for image in cached_images()}
-    missing = {"operator", "worker"} - set(images)
-    assert not missing, f"images {sorted(missing)} are not built for these sources: run `make images` (make test does)"
-    return images
-
-
-def helm(cluster: LocalCluster, *args: str) -> str:
-    result = subprocess.run([cluster.binary("helm"), f"--kubeconfig={cluster.paths.kubeconfig}", *args],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
-def chart_values(cluster: LocalCluster, images: dict[str, BuiltImage]) -> dict[str, Any]:
-    """The chart on the local real node: the built images (never pulled), the simulated GPU backend keyed to the
-    device plugin's fake GPUs, and the kubelet's PodResources directory where this node keeps it."""
-    node = cluster.node.n
-    repo, tag = images["operator"].ref.rsplit(":", 1)
-    return {
-        "image": {"repository": repo, "tag": tag, "pullPolicy": "Never"},
-        "operator": {
-            "nodeSelector": REAL_NODE_SELECTOR,
-            "settings": {"workerImage": images["worker"].ref, "checkpointDir": CHECKPOINTS, "resyncSeconds": 5},
-            "extraEnv": [{"name": "LLMASOS_CARBON_SOURCES", "value": "trace,static"}],
-        },
-        "agent": {
-            "gpuBackend": "sim", "gpuMapping": "podresources", "interval": 2, "reportInterval": 5,
-            "nodeSelector": REAL_NODE_SELECTOR, "tolerations": [],
-            "extraArgs": ["--sim-product=nvidia-v100", f"--sim-gpus={4}"],
-            "podResourcesHostPath": str(node.kubelet_root / "pod-resources"),
-            "stateHostPath": str(node.root / "agent-state"),
-        },
-    }
 
 
 @pytest.fixture(scope="module")
 def chart(cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    images = _images()
-    cluster.import_images()
-    values = tmp_path_factory.mktemp("chart") / "values.yaml"
-    values.write_text(yaml.safe_dump(chart_values(cluster, images)))
-    helm(cluster, "upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM_NS, "--create-namespace",
-         "-f", str(values), "--wait", "--timeout=180s")
+    try:
+        install(cluster, RELEASE, SYSTEM_NS, tmp_path_factory.mktemp("chart") / "values.yaml")
+    except RuntimeError as exc:  # images not built (make test builds them), or helm failed: say which
+        pytest.fail(str(exc))
     cluster.kubectl("create", "namespace", JOBS_NS)
     yield RELEASE
     cluster.kubectl("delete", "namespace", JOBS_NS, "--wait=false", check=False)
