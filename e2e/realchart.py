@@ -62,14 +62,21 @@ def chart_values(cluster: LocalCluster, images: dict[str, BuiltImage], resync_se
     }
 
 
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` merged in: mappings key by key, anything else replaced."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def install(cluster: LocalCluster, release: str, namespace: str, values_file: Path,
             extra: dict[str, Any] | None = None) -> dict[str, BuiltImage]:
     """Import the built images into the node's containerd and `helm upgrade --install` the chart (waits until the
-    operator and agent pods are ready). `extra` is merged over the values at the top level."""
+    operator and agent pods are ready). `extra` is merged into the values (mappings key by key)."""
     images = built_images()
     cluster.import_images()
-    values = chart_values(cluster, images)
-    values.update(extra or {})
+    values = merged(chart_values(cluster, images), extra or {})
     values_file.write_text(yaml.safe_dump(values))
     helm(cluster, "upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace",
          "-f", str(values_file), "--wait", "--timeout=180s")

@@ -192,3 +192,92 @@ def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
     steps = wait_for(lambda: of_second("step"), timeout=120, what="steps after the resume")
     assert steps[0]["step"] > suspended["step"]
     cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "suspend", "--wait=false")
+
+
+def condition_of(api: AdminApi, name: str, kind: str) -> dict[str, Any] | None:
+    conditions = api.get(llmjob_path(JOBS_NS, name)).get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == kind), None)
+
+
+def test_a_crash_loop_and_a_missing_volume_say_why_and_what_to_fix(
+        cluster: LocalCluster, chart: str, api: AdminApi) -> None:
+    """A worker that exits 3 at every attempt: the group restarts per backoffLimit, then the job fails, and its
+    conditions carry the container's reason, the exit code, its last log line and what to fix. A worker whose
+    ConfigMap volume does not exist waits in ContainerCreating: WorkersReady carries the kubelet's FailedMount."""
+    crash = "echo 'loading /data/train.bin'; echo 'FileNotFoundError: /data/train.bin' >&2; exit 3"
+    apply(cluster, llmjob_doc("crash", command=["sh", "-c", crash], backoffLimit=1))
+    apply(cluster, llmjob_doc("no-volume", volumes=[{"name": "cfg", "configMap": {"name": "not-created"}}],
+                              volumeMounts=[{"name": "cfg", "mountPath": "/etc/llm"}]))
+    job = wait_for(lambda: (o := api.get(llmjob_path(JOBS_NS, "crash"))).get("status", {}).get("phase")
+                   in ("Succeeded", "Failed") and o, timeout=180, what="the crashing job to fail")
+    status = job["status"]
+    assert status["phase"] == "Failed", status
+    assert status["attempt"] == 1, "backoffLimit 1: the whole group ran twice"
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "WorkerFailed"
+    assert "exit code 3" in failed["message"], failed
+    assert "FileNotFoundError: /data/train.bin" in failed["message"], failed  # the log's tail
+    assert "after 2 attempt(s)" in failed["message"], failed
+    workers = next(c for c in status["conditions"] if c["type"] == "WorkersReady")
+    assert (workers["status"], workers["reason"]) == ("False", "Error"), workers
+    assert "exit code 3" in workers["message"], workers
+    assert "To fix:" in workers["message"], workers
+
+    mount = wait_for(lambda: (c := condition_of(api, "no-volume", "WorkersReady")) and c["status"] == "False" and c,
+                     timeout=120, what="WorkersReady=False with the kubelet's FailedMount")
+    assert mount["reason"] == "FailedMount", mount
+    assert 'configmap "not-created" not found' in mount["message"], mount
+    assert "spec.volumes" in mount["message"], mount
+    cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "crash", "no-volume", "--wait=false")
+
+
+def checkpoint_steps(cluster: LocalCluster, volume: str) -> list[int]:
+    """Steps of the complete checkpoints on the local volume (a step directory is renamed into place only after
+    every rank wrote its shard)."""
+    root = cluster.node.n.root / "volumes" / f"{JOBS_NS}-{volume}"
+    return sorted(int(p.name.split("-")[1]) for p in root.rglob("step-*") if p.is_dir() and p.name[5:].isdigit())
+
+
+def crictl(cluster: LocalCluster, *args: str) -> str:
+    node = cluster.node.n
+    result = subprocess.run([str(node.node_bin / "crictl"), f"--runtime-endpoint=unix://{node.containerd_socket}",
+                             "--timeout=30s", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_a_killed_worker_container_restarts_the_group_from_the_last_complete_checkpoint(
+        cluster: LocalCluster, chart: str, api: AdminApi) -> None:
+    """SIGKILL of one worker's container (crictl stop, no grace) mid-run: that pod fails with 137, the whole group
+    restarts as attempt 1 (backoffLimit 1), and its ranks resume from the last checkpoint complete at the kill."""
+    local_checkpoint_volume(cluster, "gang")
+    doc = llmjob_doc("gang", taskConfig={"steps": 120, "batch_size": 8, "log_every": 5, "seed": 3,
+                                         "checkpoint_every": 10, "keep_checkpoints": 3},
+                     volumes=[{"name": "gang", "persistentVolumeClaim": {"claimName": "gang"}}],
+                     volumeMounts=[{"name": "gang", "mountPath": CHECKPOINTS}])
+    apply(cluster, doc)
+    first = rank0_pod(cluster, "gang")
+    wait_for(lambda: any(e["event"] == "step" and e["step"] >= 25 for e in worker_events(cluster, JOBS_NS, first)),
+             timeout=240, what="25 steps")
+    victim = next(p for p in pods_of(cluster, JOBS_NS, "llmasos.io/llmjob=gang,llmasos.io/attempt=0")
+                  if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "1")
+    container = victim["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+    crictl(cluster, "stop", "--timeout=0", container)
+    complete_at_kill = checkpoint_steps(cluster, "gang")
+    assert complete_at_kill, "checkpoints every 10 steps: two were complete at step 25"
+    assert complete_at_kill[-1] >= 20, complete_at_kill
+    status = wait_for(lambda: (s := api.get(llmjob_path(JOBS_NS, "gang")).get("status", {})).get("attempt") == 1
+                      and s, timeout=120, what="attempt 1 of the whole group")
+    restarting = next(c for c in status["conditions"] if c["type"] == "Running")
+    assert "exit code 137" in restarting["message"], restarting
+    second = rank0_pod(cluster, "gang")
+    assert second != first
+    start = wait_for(lambda: [e for e in worker_events(cluster, JOBS_NS, second) if e["event"] == "start"],
+                     timeout=180, what="the restarted rank 0's start")[0]
+    assert start["resumed_from"] == complete_at_kill[-1], (start, complete_at_kill)
+    job = wait_for(lambda: (o := api.get(llmjob_path(JOBS_NS, "gang"))).get("status", {}).get("phase")
+                   in ("Succeeded", "Failed") and o, timeout=300, what="the restarted group to finish")
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert {p["metadata"]["labels"]["llmasos.io/attempt"]
+            for p in pods_of(cluster, JOBS_NS, "llmasos.io/llmjob=gang")} == {"1"}, "attempt 0's pods are gone"
+    cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "gang", "--wait=false")
