@@ -75,9 +75,16 @@ def install(cluster: LocalCluster, release: str, namespace: str, values_file: Pa
     """Import the built images into the node's containerd and `helm upgrade --install` the chart (waits until the
     operator and agent pods are ready). `extra` is merged into the values (mappings key by key)."""
     images = built_images()
+    # A namespace of an earlier release still terminating refuses the new release's objects.
+    if '"deletionTimestamp"' in cluster.kubectl("get", "namespace", namespace, "-o", "json", check=False).stdout:
+        cluster.kubectl("wait", "--for=delete", f"namespace/{namespace}", "--timeout=180s", check=False)
     cluster.import_images()
     values = merged(chart_values(cluster, images), extra or {})
     values_file.write_text(yaml.safe_dump(values))
     helm(cluster, "upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace",
          "-f", str(values_file), "--wait", "--timeout=180s")
+    # helm's --wait holds a Deployment for available replicas (replicas - maxUnavailable): the second operator
+    # replica may still be starting. Every pod of the release ready: both replicas can lead.
+    cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", f"app.kubernetes.io/instance={release}",
+                    "-n", namespace, "--timeout=120s")
     return images
