@@ -47,10 +47,10 @@ def task_config(args: argparse.Namespace) -> dict[str, Any]:
     return {"steps": args.steps, "batch_size": args.batch, "log_every": 50, "seed": 1, "lr": 1e-3}
 
 
-def llmjob(name: str, ns: str, args: argparse.Namespace) -> dict[str, Any]:
+def llmjob(name: str, ns: str, args: argparse.Namespace, nodes: int = 2) -> dict[str, Any]:
     return {"apiVersion": "llmasos.io/v1alpha1", "kind": "LLMJob", "metadata": {"name": name, "namespace": ns},
             "spec": {"task": "train", "model": {"builtin": args.model},
-                     "parallelism": {"strategy": "ddp", "nodes": 2, "gpusPerNode": 1},
+                     "parallelism": {"strategy": "ddp", "nodes": nodes, "gpusPerNode": 2 // nodes},
                      "resources": {"cpu": args.cpu, "memory": "2Gi"},
                      "env": [{"name": "OMP_NUM_THREADS", "value": str(args.threads)}],
                      "placement": {"nodePools": ["real"]}, "carbon": {"policy": "immediate"},
@@ -71,15 +71,16 @@ def done_event(text: str) -> dict[str, Any] | None:
     return None
 
 
-def run_in_pods(cluster: LocalCluster, ns: str, args: argparse.Namespace, r: int) -> dict[str, float]:
-    name = f"ddp-{r}"
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(llmjob(name, ns, args)))
+def run_in_pods(cluster: LocalCluster, ns: str, args: argparse.Namespace, r: int, nodes: int = 2) -> dict[str, float]:
+    """`nodes` 2: one rank per pod, gloo over the pod network; 1: both ranks in one pod, gloo over its loopback."""
+    name = f"ddp-{r}-{nodes}pod"
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(llmjob(name, ns, args, nodes)))
     created = time.monotonic()
     running_after = None
     deadline = created + args.timeout
     while time.monotonic() < deadline:
         current = pods(cluster, ns, name)
-        if running_after is None and len(current) == 2 and all(p["status"].get("phase") == "Running"
+        if running_after is None and len(current) == nodes and all(p["status"].get("phase") == "Running"
                                                                for p in current):
             running_after = time.monotonic() - created
         phase = cluster.get_json(f"/apis/llmasos.io/v1alpha1/namespaces/{ns}/llmjobs/{name}").get(
@@ -179,6 +180,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each rank, in pods and bare")
     parser.add_argument("--cpu", default="500m", help="CPU request of each worker pod (no CPU limit is set)")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--no-one-pod", dest="one_pod", action="store_false",
+                        help="leave out the diagnostic variant: both ranks in one pod (no pod network)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -197,18 +200,22 @@ def main() -> None:
         load_before = os.getloadavg()
         pod_tps: list[float] = []
         bare_tps: list[float] = []
+        one_pod_tps: list[float] = []
         latency: list[float] = []
         started = time.perf_counter()
         for r in range(args.repeats):
-            order = ("pods", "bare") if r % 2 == 0 else ("bare", "pods")
-            for variant in order:
-                if variant == "pods":
+            order = ["pods", "bare", "one-pod"][r % 3:] + ["pods", "bare", "one-pod"][: r % 3]
+            for variant in order if args.one_pod else [v for v in order if v != "one-pod"]:
+                if variant == "one-pod":
+                    one_pod_tps.append(run_in_pods(cluster, ns, args, r, nodes=1)["tokens_per_second"])
+                elif variant == "pods":
                     res = run_in_pods(cluster, ns, args, r)
                     pod_tps.append(res["tokens_per_second"])
                     latency.append(res["start_latency_s"])
                 else:
                     bare_tps.append(run_bare(args)["tokens_per_second"])
-            print(f"repeat {r}: pods {pod_tps[-1]:.0f} tok/s, bare {bare_tps[-1]:.0f} tok/s, "
+            one = f", one pod {one_pod_tps[-1]:.0f} tok/s" if one_pod_tps else ""
+            print(f"repeat {r}: pods {pod_tps[-1]:.0f} tok/s, bare {bare_tps[-1]:.0f} tok/s{one}, "
                   f"ratio {pod_tps[-1] / bare_tps[-1]:.3f}, pod start {latency[-1]:.2f} s", flush=True)
         minutes = (time.perf_counter() - started) / 60
         load_after = os.getloadavg()
@@ -230,6 +237,12 @@ def main() -> None:
     print(f"  bare  median {statistics.median(bare_tps):8.0f}   runs: {', '.join(f'{v:.0f}' for v in bare_tps)}")
     print(f"  pods / bare, paired per repeat: median {statistics.median(ratios):.3f}x, range {min(ratios):.3f} .. "
           f"{max(ratios):.3f}, best-vs-best {max(pod_tps) / max(bare_tps):.3f}x   (target >= 0.95)")
+    if one_pod_tps:
+        one_ratios = [p / b for p, b in zip(one_pod_tps, bare_tps, strict=True)]
+        print(f"  one pod, both ranks (gloo over the pod's loopback, no pod network): median "
+              f"{statistics.median(one_pod_tps):.0f}   runs: {', '.join(f'{v:.0f}' for v in one_pod_tps)}")
+        print(f"  one pod / bare, paired per repeat: median {statistics.median(one_ratios):.3f}x, range "
+              f"{min(one_ratios):.3f} .. {max(one_ratios):.3f}")
     print(f"pod start latency (LLMJob created -> both workers Running): median {statistics.median(latency):.2f} s, "
           f"runs: {', '.join(f'{v:.2f}' for v in latency)}")
     print_memory("before the first job", mem_before)
@@ -238,7 +251,8 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "args": vars(args) | {"json": str(args.json)}, "pods_tokens_per_second": pod_tps,
-            "bare_tokens_per_second": bare_tps, "ratios": ratios, "start_latency_s": latency,
+            "bare_tokens_per_second": bare_tps, "one_pod_tokens_per_second": one_pod_tps, "ratios": ratios,
+            "start_latency_s": latency,
             "memory_before": mem_before, "memory_after": mem_after, "host_torch": host_torch,
             "worker_image": worker_ref, "load_before": load_before, "load_after": load_after}, indent=2))
 
