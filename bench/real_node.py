@@ -8,13 +8,17 @@
    end of the last). As in bench/worker_ddp.py, the two variants run in turn within each repeat (order alternated),
    the ratio is paired within a repeat, and the median over repeats is printed with its range (target >= 0.95x).
    The bare processes use the host's virtualenv, the pods the worker image: the torch versions are printed.
+   Bare processes run twice per repeat: in the host's root cgroup (as anyone would start them), and in a cpu cgroup
+   beside the node's `kubepods` with the same cpu.shares (NodeCpuCgroup says why: on this shared machine the local
+   node's whole cgroup root weighs as one host process, so under other tenants' load the pods get less CPU than two
+   bare processes, which says nothing about containers). The second ratio is the like-for-like one.
 2. **Pod start latency**: from the LLMJob's create call returning until every worker pod is Running (polled every
    0.1 s), per repeat; the first repeat may include containerd's first start of the worker image.
 3. **Operator and agent resident memory as containers**: for each chart container, the sum of VmRSS of the
    processes in its cgroup (read on the host from the node's cgroup v1 memory hierarchy), and the cgroup's own
    total_rss and usage_in_bytes; before the first job and after the last.
 
-    LLMASOS_CACHE_DIR=... .venv/bin/python -m bench.real_node [--repeats 5] [--steps 300] [--json out.json]
+    LLMASOS_CACHE_DIR=... .venv/bin/python -m bench.real_node [--repeats 4] [--steps 400] [--no-one-pod] [--json F]
 
 It uses the cluster of LLMASOS_CLUSTER_DIR / LLMASOS_CLUSTER_PORT_OFFSET (started if not running, left as found),
 and installs the chart from the images `make images` built (release llmasos-bench; uninstalled at the end).
@@ -23,6 +27,7 @@ and installs the chart from the images `make images` built (release llmasos-benc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -40,6 +45,7 @@ from e2e.realchart import helm, install
 
 RELEASE = SYSTEM_NS = "llmasos-bench"
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory")
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
 
 
 # ------------------------------------------------------------------------------------------------ the job
@@ -103,8 +109,30 @@ def run_in_pods(cluster: LocalCluster, ns: str, args: argparse.Namespace, r: int
             "start_latency_s": running_after if running_after is not None else float("nan")}
 
 
-def run_bare(args: argparse.Namespace) -> dict[str, float]:
-    """The same job as two bare worker processes on the host: one per "node", one rank each."""
+class NodeCpuCgroup:
+    """A cpu cgroup beside the node's `kubepods` under the node's cgroup root, with kubepods' cpu.shares: bare
+    processes started in it get the CPU weight the pods get. The local node's cgroup root is one entry at the host's
+    top level (cpu.shares 1024), so under other tenants' load all its pods together weigh as much as one host
+    process, while two bare processes in the host's root cgroup weigh as two. Removed by `close()`."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        root = CGROUP_CPU / cluster.node.n.cgroup_root.lstrip("/")
+        self.path = root / "bench-bare"
+        self.path.mkdir(exist_ok=True)
+        (self.path / "cpu.shares").write_text((root / "kubepods" / "cpu.shares").read_text())
+
+    def enter(self) -> None:
+        """Called in the child before exec."""
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+
+def run_bare(args: argparse.Namespace, cgroup: NodeCpuCgroup | None = None) -> dict[str, float]:
+    """The same job as two bare worker processes on the host: one per "node", one rank each (in `cgroup`, if
+    given)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("LLMASOS_", "RANK", "LOCAL_RANK", "NODE_RANK"))}
     base.update({"LLMASOS_JOB_NAME": "bare", "LLMASOS_NAMESPACE": "bench", "LLMASOS_TASK": "train",
                  "LLMASOS_STRATEGY": "ddp", "NNODES": "2", "NPROC_PER_NODE": "1", "WORLD_SIZE": "2",
@@ -114,7 +142,8 @@ def run_bare(args: argparse.Namespace) -> dict[str, float]:
                  "OMP_NUM_THREADS": str(args.threads), "HOME": tempfile.gettempdir()})
     procs = [subprocess.Popen([sys.executable, "-m", "llmasos_worker"],
                               env={**base, "NODE_RANK": str(rank), "LLMASOS_PROGRESS_PORT": str(free_port())},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=cgroup.enter if cgroup else None) for rank in (0, 1)]
     outs = [p.communicate(timeout=args.timeout) for p in procs]
     if any(p.returncode for p in procs):
         raise SystemExit(f"bare worker failed: {outs[0][1][-2000:]}{outs[1][1][-2000:]}")
@@ -193,6 +222,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         images = install(cluster, RELEASE, SYSTEM_NS, Path(tmp) / "values.yaml")
     cluster.kubectl("create", "namespace", ns)
+    cgroup = NodeCpuCgroup(cluster)
     try:
         time.sleep(5)  # let the freshly started operators settle (peering, first list) before measuring
         mem_before = chart_memory(cluster)
@@ -200,13 +230,16 @@ def main() -> None:
         load_before = os.getloadavg()
         pod_tps: list[float] = []
         bare_tps: list[float] = []
+        node_bare_tps: list[float] = []
         one_pod_tps: list[float] = []
         latency: list[float] = []
         started = time.perf_counter()
         for r in range(args.repeats):
-            order = ["pods", "bare", "one-pod"][r % 3:] + ["pods", "bare", "one-pod"][: r % 3]
-            for variant in order if args.one_pod else [v for v in order if v != "one-pod"]:
-                if variant == "one-pod":
+            names = ["pods", "bare", "node-bare"] + (["one-pod"] if args.one_pod else [])
+            for variant in names[r % len(names):] + names[: r % len(names)]:
+                if variant == "node-bare":
+                    node_bare_tps.append(run_bare(args, cgroup)["tokens_per_second"])
+                elif variant == "one-pod":
                     one_pod_tps.append(run_in_pods(cluster, ns, args, r, nodes=1)["tokens_per_second"])
                 elif variant == "pods":
                     res = run_in_pods(cluster, ns, args, r)
@@ -215,12 +248,16 @@ def main() -> None:
                 else:
                     bare_tps.append(run_bare(args)["tokens_per_second"])
             one = f", one pod {one_pod_tps[-1]:.0f} tok/s" if one_pod_tps else ""
-            print(f"repeat {r}: pods {pod_tps[-1]:.0f} tok/s, bare {bare_tps[-1]:.0f} tok/s{one}, "
-                  f"ratio {pod_tps[-1] / bare_tps[-1]:.3f}, pod start {latency[-1]:.2f} s", flush=True)
+            print(f"repeat {r}: pods {pod_tps[-1]:.0f} tok/s, bare {bare_tps[-1]:.0f} tok/s, bare in the node's "
+                  f"cgroup {node_bare_tps[-1]:.0f} tok/s{one}; ratios {pod_tps[-1] / bare_tps[-1]:.3f} and "
+                  f"{pod_tps[-1] / node_bare_tps[-1]:.3f}, pod start {latency[-1]:.2f} s, "
+                  f"load {os.getloadavg()[0]:.1f}",
+                  flush=True)
         minutes = (time.perf_counter() - started) / 60
         load_after = os.getloadavg()
         mem_after = chart_memory(cluster)
     finally:
+        cgroup.close()
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
         helm(cluster, "uninstall", RELEASE, "--namespace", SYSTEM_NS, "--wait", "--timeout=120s")
         cluster.kubectl("delete", "namespace", SYSTEM_NS, "--wait=false", check=False)
@@ -235,8 +272,14 @@ def main() -> None:
     print("rank 0's steady tokens/s:")
     print(f"  pods  median {statistics.median(pod_tps):8.0f}   runs: {', '.join(f'{v:.0f}' for v in pod_tps)}")
     print(f"  bare  median {statistics.median(bare_tps):8.0f}   runs: {', '.join(f'{v:.0f}' for v in bare_tps)}")
+    print(f"  bare in the node's cgroup  median {statistics.median(node_bare_tps):8.0f}   runs: "
+          f"{', '.join(f'{v:.0f}' for v in node_bare_tps)}")
     print(f"  pods / bare, paired per repeat: median {statistics.median(ratios):.3f}x, range {min(ratios):.3f} .. "
           f"{max(ratios):.3f}, best-vs-best {max(pod_tps) / max(bare_tps):.3f}x   (target >= 0.95)")
+    node_ratios = [p / b for p, b in zip(pod_tps, node_bare_tps, strict=True)]
+    print(f"  pods / bare in the node's cgroup (same CPU weight), paired: median {statistics.median(node_ratios):.3f}x,"
+          f" range {min(node_ratios):.3f} .. {max(node_ratios):.3f}, best-vs-best "
+          f"{max(pod_tps) / max(node_bare_tps):.3f}x   (target >= 0.95)")
     if one_pod_tps:
         one_ratios = [p / b for p, b in zip(one_pod_tps, bare_tps, strict=True)]
         print(f"  one pod, both ranks (gloo over the pod's loopback, no pod network): median "
@@ -251,7 +294,8 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "args": vars(args) | {"json": str(args.json)}, "pods_tokens_per_second": pod_tps,
-            "bare_tokens_per_second": bare_tps, "one_pod_tokens_per_second": one_pod_tps, "ratios": ratios,
+            "bare_tokens_per_second": bare_tps, "node_cgroup_bare_tokens_per_second": node_bare_tps,
+            "one_pod_tokens_per_second": one_pod_tps, "ratios": ratios,
             "start_latency_s": latency,
             "memory_before": mem_before, "memory_after": mem_after, "host_torch": host_torch,
             "worker_image": worker_ref, "load_before": load_before, "load_after": load_after}, indent=2))
