@@ -77,6 +77,13 @@ def done_event(text: str) -> dict[str, Any] | None:
     return None
 
 
+def tokens_per_cpu_second(done: dict[str, Any], args: argparse.Namespace) -> float:
+    """Global tokens of the steady steps per CPU-second of rank 0's process: what other tenants disturb least (they
+    take wall-clock time, not the CPU time a step needs)."""
+    seq = float(done["tokens"]) / args.steps / args.batch  # tokens = steps x batch x sequence length
+    return float((args.steps - 1) * args.batch * seq / float(done["steady_cpu_seconds"]))
+
+
 def run_in_pods(cluster: LocalCluster, ns: str, args: argparse.Namespace, r: int, nodes: int = 2) -> dict[str, float]:
     """`nodes` 2: one rank per pod, gloo over the pod network; 1: both ranks in one pod, gloo over its loopback."""
     name = f"ddp-{r}-{nodes}pod"
@@ -106,6 +113,7 @@ def run_in_pods(cluster: LocalCluster, ns: str, args: argparse.Namespace, r: int
         raise SystemExit(f"no done event in the log of {rank0['metadata']['name']}")
     cluster.kubectl("delete", "llmjob", "-n", ns, name, "--wait=true", "--timeout=120s", check=False)
     return {"tokens_per_second": float(done["steady_tokens_per_second"]),
+            "tokens_per_cpu_second": tokens_per_cpu_second(done, args),
             "start_latency_s": running_after if running_after is not None else float("nan")}
 
 
@@ -150,7 +158,8 @@ def run_bare(args: argparse.Namespace, cgroup: NodeCpuCgroup | None = None) -> d
     done = done_event(outs[0][0])
     if done is None:
         raise SystemExit("no done event from the bare rank 0")
-    return {"tokens_per_second": float(done["steady_tokens_per_second"])}
+    return {"tokens_per_second": float(done["steady_tokens_per_second"]),
+            "tokens_per_cpu_second": tokens_per_cpu_second(done, args)}
 
 
 # ---------------------------------------------------------------------------------------------- memory
@@ -228,6 +237,7 @@ def main() -> None:
         mem_before = chart_memory(cluster)
         host_torch, worker_ref = torch_versions(images)
         load_before = os.getloadavg()
+        cpu: dict[str, list[float]] = {"pods": [], "bare": [], "node-bare": []}
         pod_tps: list[float] = []
         bare_tps: list[float] = []
         node_bare_tps: list[float] = []
@@ -238,15 +248,20 @@ def main() -> None:
             names = ["pods", "bare", "node-bare"] + (["one-pod"] if args.one_pod else [])
             for variant in names[r % len(names):] + names[: r % len(names)]:
                 if variant == "node-bare":
-                    node_bare_tps.append(run_bare(args, cgroup)["tokens_per_second"])
+                    res = run_bare(args, cgroup)
+                    node_bare_tps.append(res["tokens_per_second"])
+                    cpu[variant].append(res["tokens_per_cpu_second"])
                 elif variant == "one-pod":
                     one_pod_tps.append(run_in_pods(cluster, ns, args, r, nodes=1)["tokens_per_second"])
                 elif variant == "pods":
                     res = run_in_pods(cluster, ns, args, r)
                     pod_tps.append(res["tokens_per_second"])
+                    cpu[variant].append(res["tokens_per_cpu_second"])
                     latency.append(res["start_latency_s"])
                 else:
-                    bare_tps.append(run_bare(args)["tokens_per_second"])
+                    res = run_bare(args)
+                    bare_tps.append(res["tokens_per_second"])
+                    cpu[variant].append(res["tokens_per_cpu_second"])
             one = f", one pod {one_pod_tps[-1]:.0f} tok/s" if one_pod_tps else ""
             print(f"repeat {r}: pods {pod_tps[-1]:.0f} tok/s, bare {bare_tps[-1]:.0f} tok/s, bare in the node's "
                   f"cgroup {node_bare_tps[-1]:.0f} tok/s{one}; ratios {pod_tps[-1] / bare_tps[-1]:.3f} and "
@@ -286,6 +301,12 @@ def main() -> None:
               f"{statistics.median(one_pod_tps):.0f}   runs: {', '.join(f'{v:.0f}' for v in one_pod_tps)}")
         print(f"  one pod / bare, paired per repeat: median {statistics.median(one_ratios):.3f}x, range "
               f"{min(one_ratios):.3f} .. {max(one_ratios):.3f}")
+    cpu_ratios = [p / b for p, b in zip(cpu["pods"], cpu["node-bare"], strict=True)]
+    print("rank 0's tokens per CPU-second of its process (steady steps):")
+    for name, values in cpu.items():
+        print(f"  {name:10s} median {statistics.median(values):8.0f}   runs: {', '.join(f'{v:.0f}' for v in values)}")
+    print(f"  pods / bare in the node's cgroup, paired: median {statistics.median(cpu_ratios):.3f}x, range "
+          f"{min(cpu_ratios):.3f} .. {max(cpu_ratios):.3f}")
     print(f"pod start latency (LLMJob created -> both workers Running): median {statistics.median(latency):.2f} s, "
           f"runs: {', '.join(f'{v:.2f}' for v in latency)}")
     print_memory("before the first job", mem_before)
@@ -295,7 +316,7 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "args": vars(args) | {"json": str(args.json)}, "pods_tokens_per_second": pod_tps,
             "bare_tokens_per_second": bare_tps, "node_cgroup_bare_tokens_per_second": node_bare_tps,
-            "one_pod_tokens_per_second": one_pod_tps, "ratios": ratios,
+            "one_pod_tokens_per_second": one_pod_tps, "ratios": ratios, "tokens_per_cpu_second": cpu,
             "start_latency_s": latency,
             "memory_before": mem_before, "memory_after": mem_after, "host_torch": host_torch,
             "worker_image": worker_ref, "load_before": load_before, "load_after": load_after}, indent=2))
