@@ -263,11 +263,12 @@ def test_a_killed_worker_container_restarts_the_group_from_the_last_complete_che
                   if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "1")
     container = victim["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
     crictl(cluster, "stop", "--timeout=0", container)
+    wait_for(lambda: api.get(llmjob_path(JOBS_NS, "gang")).get("status", {}).get("attempt") == 1, timeout=120,
+             what="attempt 1 of the whole group")
+    # Attempt 0 has failed (every pod stopped) and attempt 1's ranks are still starting: nothing writes now.
     complete_at_kill = checkpoint_steps(cluster, "gang")
     assert complete_at_kill, "checkpoints every 10 steps: two were complete at step 25"
     assert complete_at_kill[-1] >= 20, complete_at_kill
-    wait_for(lambda: api.get(llmjob_path(JOBS_NS, "gang")).get("status", {}).get("attempt") == 1, timeout=120,
-             what="attempt 1 of the whole group")
     out = cluster.kubectl("get", "events", "-n", JOBS_NS, "-o", "json",
                           "--field-selector=involvedObject.name=gang,reason=WorkerFailed").stdout
     restarts = [e["message"] for e in json.loads(out)["items"]]
