@@ -124,11 +124,11 @@ def test_the_other_replica_takes_over_and_no_child_is_duplicated(cluster: LocalC
           f"({'the other replica' if now[1] != pod else 'the killed pod, restarted'})")
 
 
-def worker_log_events(cluster: LocalCluster, job: str) -> list[dict[str, Any]]:
-    """The JSON events of the job's index-0 pod (the driver / rank 0)."""
+def worker_log_events(cluster: LocalCluster, job: str, index: int = 0) -> list[dict[str, Any]]:
+    """The JSON events of the job's pod of completion index `index` (0: rank 0, the Ray head and driver)."""
     out = cluster.kubectl("get", "pods", "-n", JOBS_NS, "-l", f"llmasos.io/llmjob={job}", "-o", "json").stdout
     pod = next(p for p in json.loads(out)["items"]
-               if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "0")
+               if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == str(index))
     logs = cluster.kubectl("logs", "-n", JOBS_NS, pod["metadata"]["name"]).stdout
     events = []
     for line in logs.splitlines():
@@ -169,8 +169,10 @@ def test_strategy_runs_in_pods_on_the_real_node(cluster: LocalCluster, chart: st
     if kind in ("tp2", "pp2"):
         start = next(e for e in events if e["event"] == "start")
         assert (start["world_size"], start["tp"], start["pp"]) == ((2, 2, 1) if kind == "tp2" else (2, 1, 2))
-        losses = [e["loss"] for e in events if e["event"] == "step"]
-        assert len(losses) == 8, kinds
+        # The loss is logged by the last pipeline stage: rank 1, in pod 1, for PP=2.
+        logged = events if kind == "tp2" else worker_log_events(cluster, name, 1)
+        losses = [e["loss"] for e in logged if e["event"] == "step"]
+        assert len(losses) == 8, [e["event"] for e in logged]
         assert losses[-1] < losses[0], losses
     elif kind == "compress":
         assert set(done["methods"]) == {"quantize", "prune_magnitude"}, done
