@@ -223,9 +223,10 @@ def test_a_crash_loop_and_a_missing_volume_say_why_and_what_to_fix(
     assert "exit code 3" in workers["message"], workers
     assert "To fix:" in workers["message"], workers
 
-    mount = wait_for(lambda: (c := condition_of(api, "no-volume", "WorkersReady")) and c["status"] == "False" and c,
-                     timeout=120, what="WorkersReady=False with the kubelet's FailedMount")
-    assert mount["reason"] == "FailedMount", mount
+    # Until the GPUs of the module's earlier jobs are free, its pods may first be WorkersUnschedulable (also right).
+    mount = wait_for(lambda: (c := condition_of(api, "no-volume", "WorkersReady")) and c["reason"] == "FailedMount"
+                     and c, timeout=180, what="WorkersReady=False with the kubelet's FailedMount")
+    assert mount["status"] == "False", mount
     assert 'configmap "not-created" not found' in mount["message"], mount
     assert "spec.volumes" in mount["message"], mount
     cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "crash", "no-volume", "--wait=false")
