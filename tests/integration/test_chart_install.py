@@ -219,6 +219,7 @@ MUST = [
     (OPERATOR_SA, "delete", "jobs.batch", "-n", "anywhere"),
     (OPERATOR_SA, "create", "services", "-n", "anywhere"),
     (OPERATOR_SA, "create", "events", "-n", "anywhere"),
+    (OPERATOR_SA, "list", "events", "-n", "anywhere"),  # a worker's FailedMount (planning/worker_faults.py)
     (OPERATOR_SA, "list", "nodes"),
     (OPERATOR_SA, "list", "pods", "-A"),
     (OPERATOR_SA, "watch", "configmaps", "-A"),

@@ -16,69 +16,25 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from e2e.images.build import BuiltImage, cached_images
 from e2e.localcluster import LocalCluster
+from e2e.realchart import CHECKPOINTS, helm, install
 from tests.integration.kube import AdminApi, llmjob_path, wait_for
-from tests.integration.realnode import REAL_NODE_SELECTOR
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "llmasos"
 RELEASE, SYSTEM_NS = "llmasos-real", "llmasos-real"
 JOBS_NS = f"real-jobs-{uuid.uuid4().hex[:6]}"
-CHECKPOINTS = "/checkpoints"
-
-
-def _images() -> dict[str, BuiltImage]:
-    images = {image.name: image for image in cached_images()}
-    missing = {"operator", "worker"} - set(images)
-    assert not missing, f"images {sorted(missing)} are not built for these sources: run `make images` (make test does)"
-    return images
-
-
-def helm(cluster: LocalCluster, *args: str) -> str:
-    result = subprocess.run([cluster.binary("helm"), f"--kubeconfig={cluster.paths.kubeconfig}", *args],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
-def chart_values(cluster: LocalCluster, images: dict[str, BuiltImage]) -> dict[str, Any]:
-    """The chart on the local real node: the built images (never pulled), the simulated GPU backend keyed to the
-    device plugin's fake GPUs, and the kubelet's PodResources directory where this node keeps it."""
-    node = cluster.node.n
-    repo, tag = images["operator"].ref.rsplit(":", 1)
-    return {
-        "image": {"repository": repo, "tag": tag, "pullPolicy": "Never"},
-        "operator": {
-            "nodeSelector": REAL_NODE_SELECTOR,
-            "settings": {"workerImage": images["worker"].ref, "checkpointDir": CHECKPOINTS, "resyncSeconds": 5},
-            "extraEnv": [{"name": "LLMASOS_CARBON_SOURCES", "value": "trace,static"}],
-        },
-        "agent": {
-            "gpuBackend": "sim", "gpuMapping": "podresources", "interval": 2, "reportInterval": 5,
-            "nodeSelector": REAL_NODE_SELECTOR, "tolerations": [],
-            "extraArgs": ["--sim-product=nvidia-v100", f"--sim-gpus={4}"],
-            "podResourcesHostPath": str(node.kubelet_root / "pod-resources"),
-            "stateHostPath": str(node.root / "agent-state"),
-        },
-    }
 
 
 @pytest.fixture(scope="module")
 def chart(cluster: LocalCluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    images = _images()
-    cluster.import_images()
-    values = tmp_path_factory.mktemp("chart") / "values.yaml"
-    values.write_text(yaml.safe_dump(chart_values(cluster, images)))
-    helm(cluster, "upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM_NS, "--create-namespace",
-         "-f", str(values), "--wait", "--timeout=180s")
+    try:
+        install(cluster, RELEASE, SYSTEM_NS, tmp_path_factory.mktemp("chart") / "values.yaml")
+    except RuntimeError as exc:  # images not built (make test builds them), or helm failed: say which
+        pytest.fail(str(exc))
     cluster.kubectl("create", "namespace", JOBS_NS)
     yield RELEASE
     cluster.kubectl("delete", "namespace", JOBS_NS, "--wait=false", check=False)
@@ -236,3 +192,96 @@ def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
     steps = wait_for(lambda: of_second("step"), timeout=120, what="steps after the resume")
     assert steps[0]["step"] > suspended["step"]
     cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "suspend", "--wait=false")
+
+
+def condition_of(api: AdminApi, name: str, kind: str) -> dict[str, Any] | None:
+    conditions = api.get(llmjob_path(JOBS_NS, name)).get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == kind), None)
+
+
+def test_a_crash_loop_and_a_missing_volume_say_why_and_what_to_fix(
+        cluster: LocalCluster, chart: str, api: AdminApi) -> None:
+    """A worker that exits 3 at every attempt: the group restarts per backoffLimit, then the job fails, and its
+    conditions carry the container's reason, the exit code, its last log line and what to fix. A worker whose
+    ConfigMap volume does not exist waits in ContainerCreating: WorkersReady carries the kubelet's FailedMount."""
+    crash = "echo 'loading /data/train.bin'; echo 'FileNotFoundError: /data/train.bin' >&2; exit 3"
+    apply(cluster, llmjob_doc("crash", command=["sh", "-c", crash], backoffLimit=1))
+    apply(cluster, llmjob_doc("no-volume", volumes=[{"name": "cfg", "configMap": {"name": "not-created"}}],
+                              volumeMounts=[{"name": "cfg", "mountPath": "/etc/llm"}]))
+    job = wait_for(lambda: (o := api.get(llmjob_path(JOBS_NS, "crash"))).get("status", {}).get("phase")
+                   in ("Succeeded", "Failed") and o, timeout=180, what="the crashing job to fail")
+    status = job["status"]
+    assert status["phase"] == "Failed", status
+    assert status["attempt"] == 1, "backoffLimit 1: the whole group ran twice"
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "WorkerFailed"
+    assert "exit code 3" in failed["message"], failed
+    assert "FileNotFoundError: /data/train.bin" in failed["message"], failed  # the log's tail
+    assert "after 2 attempt(s)" in failed["message"], failed
+    workers = next(c for c in status["conditions"] if c["type"] == "WorkersReady")
+    assert (workers["status"], workers["reason"]) == ("False", "Error"), workers
+    assert "exit code 3" in workers["message"], workers
+    assert "To fix:" in workers["message"], workers
+
+    # Until the GPUs of the module's earlier jobs are free, its pods may first be WorkersUnschedulable (also right).
+    mount = wait_for(lambda: (c := condition_of(api, "no-volume", "WorkersReady")) and c["reason"] == "FailedMount"
+                     and c, timeout=180, what="WorkersReady=False with the kubelet's FailedMount")
+    assert mount["status"] == "False", mount
+    assert 'configmap "not-created" not found' in mount["message"], mount
+    assert "spec.volumes" in mount["message"], mount
+    cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "crash", "no-volume", "--wait=false")
+
+
+def checkpoint_steps(cluster: LocalCluster, volume: str) -> list[int]:
+    """Steps of the complete checkpoints on the local volume (a step directory is renamed into place only after
+    every rank wrote its shard)."""
+    root = cluster.node.n.root / "volumes" / f"{JOBS_NS}-{volume}"
+    return sorted(int(p.name.split("-")[1]) for p in root.rglob("step-*") if p.is_dir() and p.name[5:].isdigit())
+
+
+def crictl(cluster: LocalCluster, *args: str) -> str:
+    node = cluster.node.n
+    result = subprocess.run([str(node.node_bin / "crictl"), f"--runtime-endpoint=unix://{node.containerd_socket}",
+                             "--timeout=30s", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_a_killed_worker_container_restarts_the_group_from_the_last_complete_checkpoint(
+        cluster: LocalCluster, chart: str, api: AdminApi) -> None:
+    """SIGKILL of one worker's container (crictl stop, no grace) mid-run: that pod fails with 137, the whole group
+    restarts as attempt 1 (backoffLimit 1), and its ranks resume from the last checkpoint complete at the kill."""
+    local_checkpoint_volume(cluster, "gang")
+    doc = llmjob_doc("gang", taskConfig={"steps": 60, "batch_size": 8, "log_every": 5, "seed": 3,
+                                         "checkpoint_every": 10, "keep_checkpoints": 3},
+                     volumes=[{"name": "gang", "persistentVolumeClaim": {"claimName": "gang"}}],
+                     volumeMounts=[{"name": "gang", "mountPath": CHECKPOINTS}])
+    apply(cluster, doc)
+    first = rank0_pod(cluster, "gang")
+    wait_for(lambda: any(e["event"] == "step" and e["step"] >= 25 for e in worker_events(cluster, JOBS_NS, first)),
+             timeout=240, what="25 steps")
+    victim = next(p for p in pods_of(cluster, JOBS_NS, "llmasos.io/llmjob=gang,llmasos.io/attempt=0")
+                  if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "1")
+    container = victim["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+    crictl(cluster, "stop", "--timeout=0", container)
+    wait_for(lambda: api.get(llmjob_path(JOBS_NS, "gang")).get("status", {}).get("attempt") == 1, timeout=120,
+             what="attempt 1 of the whole group")
+    # Attempt 0 has failed (every pod stopped) and attempt 1's ranks are still starting: nothing writes now.
+    complete_at_kill = checkpoint_steps(cluster, "gang")
+    assert complete_at_kill, "checkpoints every 10 steps: two were complete at step 25"
+    assert complete_at_kill[-1] >= 20, complete_at_kill
+    out = cluster.kubectl("get", "events", "-n", JOBS_NS, "-o", "json",
+                          "--field-selector=involvedObject.name=gang,reason=WorkerFailed").stdout
+    restarts = [e["message"] for e in json.loads(out)["items"]]
+    assert any("exit code 137" in m and "attempt 1 of 1" in m for m in restarts), restarts
+    second = rank0_pod(cluster, "gang")
+    assert second != first
+    start = wait_for(lambda: [e for e in worker_events(cluster, JOBS_NS, second) if e["event"] == "start"],
+                     timeout=180, what="the restarted rank 0's start")[0]
+    assert start["resumed_from"] == complete_at_kill[-1], (start, complete_at_kill)
+    job = wait_for(lambda: (o := api.get(llmjob_path(JOBS_NS, "gang"))).get("status", {}).get("phase")
+                   in ("Succeeded", "Failed") and o, timeout=300, what="the restarted group to finish")
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    assert {p["metadata"]["labels"]["llmasos.io/attempt"]
+            for p in pods_of(cluster, JOBS_NS, "llmasos.io/llmjob=gang")} == {"1"}, "attempt 0's pods are gone"
+    cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "gang", "--wait=false")

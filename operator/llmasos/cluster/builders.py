@@ -140,6 +140,9 @@ def build_pod_template(owner: Owner, spec: LLMJobSpec, attempt: int, pool: str, 
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER, "image": image, "command": command, "env": env, "ports": ports,
         "resources": resources,
+        # A worker that fails gets the tail of its log as its termination message: the operator quotes it in the
+        # LLMJob's conditions (planning/worker_faults.py) before the failed attempt's pods are deleted.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, {"name": "dshm", "mountPath": "/dev/shm"},
                          *spec.volume_mounts],
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,

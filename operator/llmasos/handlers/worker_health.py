@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from llmasos.api.conditions import Condition
-from llmasos.cluster.kube import PODS
+from llmasos.cluster.kube import EVENTS, PODS
 from llmasos.handlers.context import OperatorContext
 from llmasos.planning.lifecycle.decision import ObservedJob
+from llmasos.planning.lifecycle.worker_faults import (
+    WorkerExit,
+    observe_mount_failure,
+    observe_worker_exit,
+    stuck_creating,
+)
 from llmasos.planning.lifecycle.worker_health import observe_worker_problem, workers_ready_condition
 
 
@@ -21,4 +28,29 @@ async def workers_ready(ctx: OperatorContext, namespace: str, observed: Sequence
     if job.ready >= job.active:
         return workers_ready_condition(None, all_ready=True)
     pods = await ctx.kube.list(PODS, namespace=namespace, label_selector=f"job-name={job.name}")
-    return workers_ready_condition(observe_worker_problem(pods), all_ready=False)
+    problem = observe_worker_problem(pods)
+    if problem is None:
+        return await mount_failure(ctx, namespace, pods)
+    return workers_ready_condition(problem, all_ready=False)
+
+
+async def worker_exit(ctx: OperatorContext, namespace: str, observed: Sequence[ObservedJob]) -> WorkerExit | None:
+    """What the failed container of the newest attempt said (reason, exit code, log tail): one pod list, only in a
+    pass whose newest Job has failed (its pods go with it when the group restarts)."""
+    newest = max(observed, key=lambda j: j.attempt, default=None)
+    if newest is None or not newest.is_failed:
+        return None
+    pods = await ctx.kube.list(PODS, namespace=namespace, label_selector=f"job-name={newest.name}")
+    return observe_worker_exit(pods)
+
+
+async def mount_failure(ctx: OperatorContext, namespace: str, pods: Sequence[dict[str, Any]]) -> Condition | None:
+    """WorkersReady from the kubelet's FailedMount events of a worker stuck in ContainerCreating (a missing ConfigMap
+    or Secret volume): one event list, only for the first pod that has been creating for longer than the grace."""
+    for pod in stuck_creating(pods, ctx.clock())[:1]:
+        events = await ctx.kube.list(EVENTS, namespace=namespace,
+                                     field_selector=f"involvedObject.kind=Pod,involvedObject.name={pod}")
+        failure = observe_mount_failure(pod, events)
+        if failure is not None:
+            return failure.condition()
+    return None
