@@ -3,7 +3,8 @@
 Each example mutates a valid LLMJob at one or two spec fields (wrong types, out-of-range numbers, unknown enum
 values, unknown fields, nulls) and POSTs it with strict field validation. A rejection must name the spec field
 (`spec.` in the message) and leave nothing behind; an accepted object must also be accepted by the operator's
-own parser (otherwise the user learns of the problem only later, as an InvalidSpec condition).
+own parser (otherwise the user learns of the problem only later, as an InvalidSpec condition), and `llmasos plan -f`'s
+validator (`api.validate`) must agree with the API server both ways, naming a field the server names.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from llmasos.api.spec import parse_spec
+from llmasos.api.validate import manifest_problems
 from llmasos.errors import SpecError
 from tests.integration.kube import AdminApi, llmjob, llmjob_path
 
@@ -31,7 +33,7 @@ FIELDS = [
     "carbon.safetyMargin", "carbon.interruptible", "carbon.zone", "power.policy", "power.fraction",
     "power.limitWatts", "backoffLimit", "maxRuntime", "suspend", "ttlSecondsAfterFinished", "placement.nodePools",
     "placement.preferEfficient", "resources.cpu", "resources.memory", "image", "accounting.pue", "unknownField",
-    "parallelism.unknown",
+    "parallelism.unknown", "carbon.polcy", "carbon.expectedDurration", "model.bultin", "power.limitWats",
 ]
 values = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 5), st.integers(-(2**40), 2**40),
@@ -82,7 +84,9 @@ def test_generated_specs_are_rejected_naming_the_field_or_accepted_by_both(
     for path, value in changes:
         mutate(doc, path, value)
     r = api.request("POST", llmjob_path(fuzz_ns) + "?fieldValidation=Strict", doc)
+    offline = manifest_problems(doc)  # what `llmasos plan -f` says of the same manifest
     if r.status_code == 201:
+        assert offline == [], f"the API server accepted {changes} but plan -f refuses it: {offline}"
         stored = r.json()
         try:
             parse_spec(dict(stored["spec"]))
@@ -93,6 +97,8 @@ def test_generated_specs_are_rejected_naming_the_field_or_accepted_by_both(
         return
     assert r.status_code in (400, 422), f"{changes}: {r.status_code} {r.text[:300]}"
     message = r.json().get("message", "")
+    assert offline, f"the API server refused {changes} but plan -f accepts it: {message[:400]}"
+    assert any(p.field in message for p in offline), f"{changes}: plan -f names {offline}, the server: {message[:400]}"
     assert "spec." in message or ".spec" in message, f"{changes}: the rejection names no field: {message[:400]}"
     assert api.request("GET", llmjob_path(fuzz_ns, name)).status_code == 404, "nothing is partially applied"
 
