@@ -161,12 +161,8 @@ class Ecosystem:
             for f in sorted((self.bin_dir / "crds" / group).glob("*.yaml")):
                 docs.extend(d for d in yaml.safe_load_all(f.read_text()) if d)
         stamp = f"{self.bin_dir.name}/{self.port('kueue-webhook')}"  # the build and the webhook URL they point at
-        have = self.cluster.kubectl("get", "crd", "-o", "json", check=False)
-        if have.returncode == 0:
-            applied = {c["metadata"]["name"] for c in json.loads(have.stdout)["items"]
-                       if (c["metadata"].get("annotations") or {}).get(CRD_STAMP) == stamp}
-            if {d["metadata"]["name"] for d in docs} <= applied:
-                return  # these very CRDs are there already: applying 3 MB of schemas again costs 20-60 s here
+        if {d["metadata"]["name"] for d in docs} <= self._stamped_crds(stamp):
+            return  # these very CRDs are there already: applying 3 MB of schemas again costs 20-60 s here
         for crd in docs:
             crd["metadata"].setdefault("annotations", {})[CRD_STAMP] = stamp
             if crd["spec"]["group"] == "kueue.x-k8s.io" and crd["spec"]["names"]["plural"] in KUEUE_CONVERTED:
@@ -176,6 +172,16 @@ class Ecosystem:
                              "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
         names = [f"crd/{d['metadata']['name']}" for d in docs]
         self.cluster.kubectl("wait", "--for=condition=Established", *names, "--timeout=60s")
+
+    def _stamped_crds(self, stamp: str) -> set[str]:
+        """Names of the CRDs applied by this build (their metadata only: the full list is megabytes)."""
+        req = urllib.request.Request(
+            f"{self.cluster.paths.server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"})
+        with urllib.request.urlopen(req, timeout=30, context=self.cluster._ssl()) as r:
+            items = json.load(r)["items"]
+        return {i["metadata"]["name"] for i in items
+                if (i["metadata"].get("annotations") or {}).get(CRD_STAMP) == stamp}
 
     def _apply_webhooks(self) -> None:
         manifests = self._kueue_source_manifests()

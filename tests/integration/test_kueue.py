@@ -14,6 +14,7 @@ LocalQueue are suspended by Kueue's webhook and admitted by its scheduler. One s
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from e2e.localcluster import LocalCluster
 from e2e.localcluster.ecosystem import Ecosystem
 from llmasos.handlers.admission_check import CONTROLLER_NAME
 from llmasos.planning.timing import admission_gate as g
+from tests.chart.conftest import KUBE_VERSION
 from tests.integration.kube import AdminApi, delete_namespace, wait_for
 from tests.integration.operator_proc import OperatorProcess
 from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply
@@ -264,3 +266,46 @@ def test_rayjob_is_gated_by_kueue_and_the_check_then_run_by_kuberay(
                     timeout=60, what="the RayCluster's pods")
     gpu_pods = [p for p in pods if p["metadata"]["labels"].get("ray.io/node-type") == "worker"]
     assert all(p["spec"].get("nodeSelector", {}).get("llmasos.io/pool") == "l4" for p in gpu_pods), gpu_pods
+
+
+# ------------------------------------------------------------------------- the chart's RBAC for the check
+CHART_SA = "system:serviceaccount:llmasos-kueue-rbac:llmasos-operator"
+CHECK_NEEDS = [("get", "workloads.kueue.x-k8s.io"), ("list", "workloads.kueue.x-k8s.io"),
+               ("watch", "workloads.kueue.x-k8s.io"), ("patch", "workloads.kueue.x-k8s.io", "--subresource=status"),
+               ("watch", "admissionchecks.kueue.x-k8s.io"),
+               ("patch", "admissionchecks.kueue.x-k8s.io", "--subresource=status"),
+               ("get", "resourceflavors.kueue.x-k8s.io"), ("get", "jobs.batch"), ("get", "rayjobs.ray.io"),
+               ("create", "events")]
+CHECK_MUST_NOT = [("update", "workloads.kueue.x-k8s.io"), ("patch", "workloads.kueue.x-k8s.io"),
+                  ("delete", "workloads.kueue.x-k8s.io"), ("create", "workloads.kueue.x-k8s.io"),
+                  ("patch", "admissionchecks.kueue.x-k8s.io"), ("patch", "clusterqueues.kueue.x-k8s.io"),
+                  ("patch", "jobs.batch"), ("get", "secrets")]
+
+
+@pytest.fixture(scope="module")
+def check_rbac(cluster: LocalCluster, kueue: Ecosystem) -> Iterator[None]:
+    """The chart's templates/kueue/ (AdmissionCheck, ClusterRole, binding), rendered by helm and applied."""
+    rendered = subprocess.run(
+        [cluster.binary("helm"), "template", "llmasos", str(Path(__file__).resolve().parents[2] / "charts/llmasos"),
+         "--namespace", "llmasos-kueue-rbac", "--kube-version", KUBE_VERSION,
+         "--set", "kueue.admissionCheck.enabled=true", "--set", "kueue.admissionCheck.name=llmasos-carbon-rbac",
+         "--show-only", "templates/kueue/admissioncheck.yaml", "--show-only", "templates/kueue/rbac.yaml"],
+        check=True, capture_output=True, text=True).stdout
+    cluster.kubectl("apply", "-f", "-", input=rendered)
+    yield
+    cluster.kubectl("delete", "-f", "-", "--ignore-not-found", input=rendered, check=False)
+
+
+def can_i(cluster: LocalCluster, verb: str, resource: str, *extra: str) -> bool:
+    result = cluster.kubectl("auth", "can-i", verb, resource, f"--as={CHART_SA}", "--all-namespaces", *extra,
+                             check=False)
+    assert result.stdout.strip() in ("yes", "no"), result.stdout + result.stderr
+    return result.stdout.strip() == "yes"
+
+
+def test_chart_rbac_for_the_check_allows_what_it_uses_and_no_more(
+        cluster: LocalCluster, api: AdminApi, check_rbac: None) -> None:
+    assert [n for n in CHECK_NEEDS if not can_i(cluster, *n)] == []
+    assert [n for n in CHECK_MUST_NOT if can_i(cluster, *n)] == []
+    check = api.get(f"{KUEUE}/admissionchecks/llmasos-carbon-rbac")
+    assert check["spec"]["controllerName"] == CONTROLLER_NAME
