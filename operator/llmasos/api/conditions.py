@@ -19,6 +19,7 @@ FAILED = "Failed"
 CARBON_DATA_DEGRADED = "CarbonDataDegraded"
 CARBON_BUDGET = "CarbonBudget"
 WORKERS_READY = "WorkersReady"
+CARBON_DATA_REPLAY = "CarbonDataReplay"
 
 # Reasons
 POOL_SELECTED = "PoolSelected"
@@ -44,6 +45,8 @@ NODE_POOL_LOST = "NodePoolLost"
 NOT_FINISHED = "NotFinished"
 CARBON_SOURCE_FALLBACK = "CarbonSourceFallback"
 CARBON_SOURCE_OK = "CarbonSourceOK"
+CARBON_DATA_IS_REPLAY = "CarbonDataIsReplay"
+CARBON_DATA_IS_FORECAST = "CarbonDataIsForecast"
 # WorkersReady=False also carries the kubelet's own container reasons (ErrImageNeverPull, ImagePullBackOff,
 # CreateContainerConfigError, CrashLoopBackOff, ...): see planning/lifecycle/worker_health.py.
 WORKER_UNSCHEDULABLE = "WorkersUnschedulable"
@@ -85,3 +88,16 @@ def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any
 def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
     cond = get_condition(conditions, type_)
     return cond is not None and cond.get("status") == "True"
+
+
+def carbon_replay_condition(replay: bool, source: str, zone: str) -> Condition:
+    """CarbonDataReplay: True (a Warning: post an Event of type Warning with this reason and message) when the plan
+    was made on the shipped trace, i.e. 2020-21 history replayed as today (`Plan.replay`, status.plan.dataKind ==
+    "replay"); False once a real forecast (Electricity Maps) or the static average is used."""
+    if replay:
+        return Condition(CARBON_DATA_REPLAY, "True", CARBON_DATA_IS_REPLAY,
+                         f"carbon intensity for {zone or 'the zone'} is a historical replay, not a forecast: the "
+                         f"{source} source shifts 2020-21 hourly data to today, so the chosen window and the expected "
+                         "savings are illustrative. Set an Electricity Maps token (docs/carbon.md) for real forecasts")
+    return Condition(CARBON_DATA_REPLAY, "False", CARBON_DATA_IS_FORECAST,
+                     f"carbon intensity for {zone or 'the zone'} comes from {source}, not a replay")

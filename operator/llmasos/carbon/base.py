@@ -19,6 +19,16 @@ from llmasos.planning.timing.forecast import Forecast
 _LATLON = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
+def normalize_zone(key: str) -> str:
+    """ "de" -> "DE", " us-cal-ciso " -> "US-CAL-CISO", "GCP:Europe-West4" -> "gcp:europe-west4"."""
+    key = key.strip()
+    if ":" in key:
+        cloud, region = key.split(":", 1)
+        return f"{cloud.strip().lower()}:{region.strip().lower()}"
+    return key.upper()
+
+
+
 @dataclass(frozen=True, slots=True)
 class Location:
     """Where intensity is wanted: an Electricity Maps zone key ("DE", "US-CAL-CISO") or a latitude/longitude."""
@@ -35,6 +45,8 @@ class Location:
                 raise ValueError(f"lat/lon out of range: {self.lat}, {self.lon}")
         elif not self.zone.strip():
             raise ValueError("zone must not be empty")
+        else:  # the one place zone keys are normalised: "de" and "DE" are the same zone everywhere
+            object.__setattr__(self, "zone", normalize_zone(self.zone))
 
     @classmethod
     def parse(cls, text: str | Location) -> Location:
@@ -44,7 +56,7 @@ class Location:
         match = _LATLON.match(text)
         if match:
             return cls(lat=float(match.group(1)), lon=float(match.group(2)))
-        return cls(zone=text.strip())
+        return cls(zone=text)
 
     @property
     def key(self) -> str:

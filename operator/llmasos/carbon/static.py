@@ -102,6 +102,15 @@ class StaticSource:
 
     def lookup(self, key: str) -> tuple[float, str]:
         """(intensity, the key that matched); raises CarbonSourceError for unknown keys without a default."""
+        found = self.lookup_or_none(key)
+        if found is not None:
+            return found
+        if self.default_intensity is not None:
+            return self.default_intensity, "world-average"
+        raise CarbonSourceError(f"no annual intensity for {key!r}", SOURCE, delay=3600, kind=Kind.NO_DATA)
+
+    def lookup_or_none(self, key: str) -> tuple[float, str] | None:
+        """(intensity, the key that matched), or None when the table has nothing for `key` (the default aside)."""
         table = self.table
         raw = key.strip()
         candidates = [raw.upper(), raw.lower()]
@@ -113,9 +122,7 @@ class StaticSource:
         for candidate in candidates:
             if candidate in table:
                 return table[candidate], candidate
-        if self.default_intensity is not None:
-            return self.default_intensity, "world-average"
-        raise CarbonSourceError(f"no annual intensity for {key!r}", SOURCE, delay=3600, kind=Kind.NO_DATA)
+        return None
 
     def _value(self, location: str | Location) -> tuple[str, float]:
         loc = Location.parse(location)

@@ -23,10 +23,11 @@ from llmasos.api.clock import Clock, utc_now
 from llmasos.carbon.base import Location, Observation
 from llmasos.errors import CarbonFailureKind as Kind
 from llmasos.errors import CarbonSourceError
+from llmasos.planning.timing.carbon_window import REPLAY_SOURCE
 from llmasos.planning.timing.forecast import Forecast, ensure_utc, parse_instant
 from llmasos.planning.timing.forecast_error import ForecastErrorModel
 
-SOURCE = "trace"
+SOURCE = REPLAY_SOURCE  # "trace": plans on it say "historical replay, not a forecast"
 YEAR_52_WEEKS = timedelta(weeks=52)
 _FILE = re.compile(r"^ci_(?P<zone>[A-Za-z0-9-]+?)_\d{4}.*\.csv$")
 

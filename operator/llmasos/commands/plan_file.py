@@ -25,6 +25,7 @@ from llmasos.carbon.base import IntensitySource
 from llmasos.carbon.fallback import FallbackSource, default_chain
 from llmasos.carbon.static import StaticSource
 from llmasos.carbon.trace import TraceSource, shipped_trace_files
+from llmasos.carbon.zones import check_zone
 from llmasos.commands import InputError, write_text
 from llmasos.errors import CarbonSourceError
 from llmasos.planning.placement.pool_choice import PoolChoice, PoolOption, choose_pool
@@ -167,7 +168,7 @@ def plan_manifest(manifest: dict[str, Any], args: argparse.Namespace, now: datet
     job = carbon_job(spec.carbon, created)
     gpus = spec.parallelism.nodes * spec.parallelism.gpus_per_node
     pools = load_pools(args.pools, spec.node_pools) if args.pools else []
-    zone = args.zone or spec.carbon.zone
+    zone = check_zone(args.zone or spec.carbon.zone)
     if pools and not zone:
         zones = sorted({p.zone for p in pools})
     elif zone:

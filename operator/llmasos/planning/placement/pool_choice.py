@@ -79,6 +79,17 @@ def run_time_on(
     return reference_duration * (ref.relative_throughput / target.relative_throughput)
 
 
+def duration_note(written: timedelta, run_time: timedelta, product: str, reference: str = REFERENCE_PRODUCT) -> str:
+    """Why the planned run time differs from expectedDuration: it is read as time on the reference GPU."""
+    return (f"expectedDuration {_minutes(written)} is read as run time on the reference GPU ({reference}) and "
+            f"rescaled to {_minutes(run_time)} on {product} by their relative throughput (docs/carbon.md)")
+
+
+def _minutes(d: timedelta) -> str:
+    total = round(d.total_seconds() / 60)
+    return f"{total // 60}h{total % 60:02d}m" if total >= 60 else f"{total}m"
+
+
 def estimate_pool(
     job: CarbonJob,
     gpus: int,
@@ -97,6 +108,8 @@ def estimate_pool(
     if pool.free_gpus < gpus:
         return PoolEstimate(pool, run_time, None, energy_kwh, None, None, f"{pool.free_gpus} of {gpus} GPUs free")
     plan = plan_start(replace(job, duration=run_time), forecast or Forecast((), zone=pool.zone), now)
+    if run_time != job.duration:
+        plan = replace(plan, duration_note=duration_note(job.duration, run_time, pool.gpu_product, reference))
     if not plan.feasible:
         return PoolEstimate(pool, run_time, plan, energy_kwh, None, None, "cannot finish before the deadline")
     grams = energy_kwh * plan.expected_intensity if plan.expected_intensity is not None else None

@@ -84,6 +84,12 @@ class Segment:
         return {"start": format_instant(self.start), "end": format_instant(self.end)}
 
 
+# The trace source (carbon/trace.py takes its name from here) replays 2020-21 measurements shifted to today: its
+# "forecast" is history, and every plan made on it says so (status.plan, `llmasos plan`, the report).
+REPLAY_SOURCE = "trace"
+REPLAY_NOTE = "historical replay, not a forecast: hourly intensities measured in 2020-21, shifted to today"
+
+
 @dataclass(frozen=True)
 class Plan:
     """The planner's decision and its expected effect; intensities are time-weighted means in gCO2e/kWh."""
@@ -101,6 +107,13 @@ class Plan:
     source: str = ""
     forecast_issued_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # How the run time was derived when it is not expectedDuration as written (e.g. rescaled to the pool's GPU).
+    duration_note: str = ""
+
+    @property
+    def replay(self) -> bool:
+        """True when the plan was made on replayed history (the trace source), not on a forecast."""
+        return self.source == REPLAY_SOURCE
 
     @property
     def start_at(self) -> datetime:
@@ -150,6 +163,8 @@ class Plan:
             "feasible": self.feasible,
             "estimatedFraction": round(self.estimated_fraction, 3),
             "reason": self.reason,
+            **({"dataKind": "replay", "dataNote": REPLAY_NOTE} if self.replay else {}),
+            **({"durationNote": self.duration_note} if self.duration_note else {}),
         }
 
 
