@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from typing import Any
 
 import kopf
 
 from llmasos.api import constants as c
-from llmasos.api.conditions import WORKERS_READY
 from llmasos.api.node_report import REPORT_LABEL, parse_node_report
 from llmasos.api.phase import TERMINAL, Phase
 from llmasos.cluster.kube import LLMJOBS
@@ -25,8 +23,6 @@ from llmasos.cluster.priority import request_priority
 from llmasos.errors import KubeApiError
 from llmasos.handlers import steps
 from llmasos.handlers.context import NEW_PASS_QUIET_SECONDS, PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
-from llmasos.handlers.worker_health import worker_exit
-from llmasos.planning.lifecycle.worker_faults import with_worker_exit
 
 # How long a pass triggered by a child Job's change waits, so that the changes of one gang's pods share a pass.
 CHILD_EVENT_COALESCE_SECONDS = 1.0
@@ -83,13 +79,10 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
         return
     job, budget_condition = budgeted
     timing = await steps.gate(ctx, job, placement, budget_condition)
-    exited = await worker_exit(ctx, job.namespace, job.observed)  # a failed attempt: reason, exit code, log tail
-    job = replace(job, observed=with_worker_exit(job.observed, exited))
+    job, exited = await steps.exits(ctx, job)
     decision = steps.decide_pass(job, placement, timing)
     await steps.apply(ctx, job, placement, decision)
-    extra = await steps.conditions(ctx, job, placement, timing, decision)
-    if exited is not None and not any(c.type == WORKERS_READY for c in extra):
-        extra = (*extra, exited.condition())
+    extra = await steps.conditions(ctx, job, placement, timing, decision, exited)
     carbon = await steps.account(ctx, job, placement, decision, logger)
     new = steps.render(job, placement, timing, decision, extra, carbon)
     await steps.write(ctx, job, placement, timing, decision, new)

@@ -1,7 +1,7 @@
 """The named steps of a reconcile pass (ARCHITECTURE habit 13), run in this order by `handlers/llmjob.py`:
 
-read -> (finish, for a job already over) -> admit -> place -> budget -> gate -> decide -> apply -> account ->
-render -> write.
+read -> (finish, for a job already over) -> admit -> place -> budget -> gate -> exits -> decide -> apply ->
+conditions -> account -> render -> write.
 
 Each step is a function of the OperatorContext and what the steps before it found (a `Pass`, a `Placement`, a
 `Timing`), and does one thing. A step that ends the pass early (an invalid spec, no pool can host the job, a budget
@@ -41,10 +41,11 @@ from llmasos.handlers.indexes import (
     reports_for,
     slim_body,
 )
-from llmasos.handlers.worker_health import workers_ready
+from llmasos.handlers.worker_health import worker_exit, workers_ready
 from llmasos.planning.accounting.power_status import build_power_status
 from llmasos.planning.lifecycle.decision import Decision, EnsureJob, ObservedJob, decide, placed_pool
 from llmasos.planning.lifecycle.status import build_status, placement_status
+from llmasos.planning.lifecycle.worker_faults import WorkerExit, with_worker_exit
 from llmasos.planning.placement.feasible import select_pool, with_pending
 from llmasos.planning.timing.carbon_gate import Gate
 
@@ -268,6 +269,14 @@ async def gate(ctx: OperatorContext, job: Pass, placement: Placement, budget_con
     return Timing(gate=verdict, data_quality=data_quality, budget=budget_condition)
 
 
+async def exits(ctx: OperatorContext, job: Pass) -> tuple[Pass, WorkerExit | None]:
+    """What the failed container of the newest attempt said (reason, exit code, log tail), folded into the child
+    Jobs the decision reads, so the Restarting and Failed conditions and their Events carry it. One pod list, only
+    in a pass whose newest Job has failed."""
+    exited = await worker_exit(ctx, job.namespace, job.observed)
+    return replace(job, observed=with_worker_exit(job.observed, exited)), exited
+
+
 def decide_pass(job: Pass, placement: Placement, timing: Timing) -> Decision:
     """The lifecycle decision (pure). The current Job is bound (node affinity) to the pool it was created for; if that
     pool lost its nodes and the job was placed anew, the group restarts there instead of waiting for nodes that are
@@ -293,12 +302,13 @@ async def account(ctx: OperatorContext, job: Pass, placement: Placement, decisio
 
 
 async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timing: Timing,
-                     decision: Decision) -> tuple[Condition, ...]:
+                     decision: Decision, exited: WorkerExit | None = None) -> tuple[Condition, ...]:
     """The conditions of this pass besides the decision's: Scheduled, data quality, budget and workers' readiness
-    (one pod list while some are not ready)."""
+    (one pod list while some are not ready; else the failed worker's exit, from `exits`)."""
     workers = await workers_ready(ctx, job.namespace, job.observed, decision.attempt)
     found = (Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {placement.pool}"),
-             timing.data_quality, timing.budget, workers)
+             timing.data_quality, timing.budget, workers,
+             exited.condition() if exited is not None and workers is None else None)
     return tuple(c for c in found if c is not None)
 
 

@@ -283,6 +283,38 @@ def test_conditions_ask_the_pods_why_workers_are_not_ready_only_while_some_are_n
     assert kube.calls == [("GET", PODS.path("ns"))]
 
 
+def test_exits_reads_the_failed_workers_exit_into_the_decision_and_its_condition() -> None:
+    ctx, kube, body, indexes = world(status={"pool": "a100", "phase": "Running"},
+                                     spec={**make_raw(), "backoffLimit": 0})
+    observe(indexes, ObservedJob("j-a0", 0, pool="a100", failed_reason="BackoffLimitExceeded"))
+    kube.put(PODS.path("ns", "j-a0-0"), {
+        "metadata": {"name": "j-a0-0", "namespace": "ns", "labels": {"job-name": "j-a0"}},
+        "status": {"containerStatuses": [{"state": {"terminated": {
+            "exitCode": 137, "reason": "OOMKilled", "message": "loading shard 3",
+            "finishedAt": "2026-03-06T11:59:00Z"}}}]}})
+    job, exited = run(steps.exits(ctx, run(read(ctx, body, indexes))))
+    assert exited is not None
+    assert (exited.reason, exited.exit_code) == ("OOMKilled", 137)
+    placement = steps.Placement(pool="a100", zone="DE", placed_on="a100")
+    timing = steps.Timing(gate=Gate(hold=False, plan=None))
+    decision = steps.decide_pass(job, placement, timing)
+    assert decision.phase == Phase.FAILED
+    assert "OOMKilled" in decision.message, "the Failed condition says what the worker said"
+    found = run(steps.conditions(ctx, job, placement, timing, decision, exited))
+    assert [c.type for c in found] == ["Scheduled", "WorkersReady"]
+    assert found[1].reason == "OOMKilled"
+    assert kube.calls == [("GET", PODS.path("ns"))], "one pod list; none for readiness of a failed Job"
+
+
+def test_exits_costs_no_request_while_the_newest_job_has_not_failed() -> None:
+    ctx, kube, body, indexes = world(status={"pool": "a100", "phase": "Running"})
+    observe(indexes, ObservedJob("j-a0", 0, active=2, ready=2, pool="a100"))
+    job, exited = run(steps.exits(ctx, run(read(ctx, body, indexes))))
+    assert exited is None
+    assert job.observed == [ObservedJob("j-a0", 0, active=2, ready=2, pool="a100")]
+    assert kube.calls == []
+
+
 def test_account_without_power_reports_keeps_the_previous_carbon_status() -> None:
     ctx, _, body, indexes = world()
     job = run(read(ctx, body, indexes))
