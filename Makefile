@@ -22,6 +22,7 @@ help:
 	@echo "make test        lint, type-check and run every test (unit + integration on the local control plane)"
 	@echo "make chaos       fault tests alone, heavy ones included (SIGKILL storms, control-plane restarts)"
 	@echo "make cluster-up  start the local control plane (idempotent); cluster-down stops it"
+	@echo "make chart-package  the chart as dist/charts/llmasos-<version>.tgz plus a chart repository index.yaml"
 	@echo "make images      build the operator and worker images without a container engine (cached by input hash)"
 
 $(STAMP): pyproject.toml
@@ -49,6 +50,14 @@ system-deps:
 APT_PACKAGES += mmdebstrap buildah
 images: venv system-deps
 	$(PY) -m e2e.images build
+
+# The chart as a Helm package and a chart repository index in dist/charts/ (llmasos-<version>.tgz and index.yaml,
+# with the helm of the local toolchain): serve that folder as a chart repository, or `helm install` the .tgz.
+.PHONY: chart-package
+chart-package: venv binaries
+	@helm=$$($(PY) -c 'from e2e.localcluster.cluster import find_binaries; print(find_binaries() / "helm")'); \
+	mkdir -p dist/charts; $$helm package charts/llmasos --destination dist/charts; $$helm repo index dist/charts; \
+	ls dist/charts
 
 binaries: system-deps
 	@e2e/toolchain/build.sh >/dev/null

@@ -451,3 +451,28 @@ def test_agent_and_operator_are_admitted_under_their_own_pod_security_levels(cha
     assert refused.status_code == 403, refused.text
     assert "violates PodSecurity" in refused.text
     helm(chart_cluster, "uninstall", psa_release, "--namespace", op_ns, "--wait=false")
+
+
+def test_install_from_the_packaged_chart(chart_cluster: LocalCluster, release: str, admin: AdminApi,
+                                         tmp_path: Path) -> None:
+    """issue 20, item 1: what `make chart-package` writes (`helm package` + `helm repo index`) installs as a release
+    of its own beside the first one, with the package's version, and the index names the package by digest."""
+    pkg_release, pkg_ns = "llmasos-pkg", "llmasos-pkg"
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    helm(chart_cluster, "package", str(CHART), "--destination", str(tmp_path))
+    tgz = tmp_path / f"llmasos-{chart['version']}.tgz"
+    assert tgz.is_file()
+    helm(chart_cluster, "repo", "index", str(tmp_path))
+    entry = yaml.safe_load((tmp_path / "index.yaml").read_text())["entries"]["llmasos"][0]
+    assert entry["version"] == chart["version"]
+    assert entry["urls"] == [tgz.name]
+    assert entry["digest"]
+    helm(chart_cluster, "install", pkg_release, str(tgz), "--namespace", pkg_ns, "--create-namespace",
+         "--wait=false", "--set", "agent.enabled=false")
+    status = json.loads(helm(chart_cluster, "status", pkg_release, "--namespace", pkg_ns, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed"
+    listed = json.loads(helm(chart_cluster, "list", "--namespace", pkg_ns, "-o", "json").stdout)
+    assert [r["chart"] for r in listed] == [f"llmasos-{chart['version']}"]
+    deploy = admin.get(f"/apis/apps/v1/namespaces/{pkg_ns}/deployments/{pkg_release}-operator")
+    assert deploy["metadata"]["labels"]["helm.sh/chart"] == f"llmasos-{chart['version']}"
+    helm(chart_cluster, "uninstall", pkg_release, "--namespace", pkg_ns, "--wait=false")

@@ -153,3 +153,13 @@ true
 {{- end -}}
 {{- join ", " $skipped -}}
 {{- end -}}
+
+{{/* The minimum Kubernetes version (see Chart.yaml), checked only against a live cluster: lookup answers nothing
+in an offline `helm template`, where .Capabilities.KubeVersion is helm's compiled-in default, not a cluster's. */}}
+{{- define "llmasos.checkKubeVersion" -}}
+{{- if lookup "v1" "Namespace" "" "kube-system" -}}
+{{- if not (semverCompare ">=1.31.0-0" .Capabilities.KubeVersion.Version) -}}
+{{- fail (printf "llmasos needs Kubernetes >= 1.31 (Job successPolicy and podFailurePolicy); this cluster is %s" .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
