@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from html import escape
 
 from llmasos.api.units import energy_text, moment_text
+from llmasos.planning.timing.carbon_window import REPLAY_NOTE, REPLAY_SOURCE
 from llmasos.report.aggregate import Report, Totals
 from llmasos.report.caps import cap_cost, cap_explanation
 from llmasos.report.methodology import CHOICES, FORMULAS, DataSource, data_sources
@@ -61,6 +62,10 @@ def _group_table(title: str, groups: dict[str, Totals]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _source(source: str) -> str:
+    return escape(source + (" (historical replay)" if source == REPLAY_SOURCE else ""))
+
+
 def _jobs_table(jobs: Sequence[JobRecord]) -> str:
     head = ("namespace/name", "team", "model", "pool", "zone", "start", "kWh", "PUE", "gCO2e", "run-now gCO2e",
             "saved %", "cap saved kWh", "J/token", "source", "factors", "estimated")
@@ -69,7 +74,7 @@ def _jobs_table(jobs: Sequence[JobRecord]) -> str:
         pct = 100.0 * j.time_shift_saved_g / j.run_now_grams if j.run_now_grams > 0 else None
         cells = (escape(j.team), escape(j.model), escape(j.pool), escape(j.zone), escape(moment_text(j.start)),
                  _num(j.energy_kwh), _num(j.pue, 2), _num(j.grams, 1), _num(j.run_now_grams, 1), _num(pct, 1),
-                 _num(j.power_cap_saved_kwh, 4), _num(j.joules_per_token, 4), escape(j.source),
+                 _num(j.power_cap_saved_kwh, 4), _num(j.joules_per_token, 4), _source(j.source),
                  escape(j.emission_factor_type), "yes" if j.is_estimated else "no")
         rows.append(f"<tr><td>{escape(j.namespace)}/{escape(j.name)}</td>"
                     + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
@@ -132,6 +137,10 @@ def render_html(report: Report, title: str = "LLMasOS sustainability report") ->
     ))
     why = cap_explanation(t.power_cap_g, report.jobs)
     cap_note = f"<p class='meta'>{escape(why[0].upper() + why[1:])}.</p>" if why else ""
+    replayed = [j for j in report.jobs if j.source == REPLAY_SOURCE]
+    replay = (f"<p class='meta warn'>{len(replayed)} of {len(report.jobs)} job(s) were accounted on the shipped "
+              f"trace: {escape(REPLAY_NOTE)}. Their emissions and savings illustrate the method; they are not "
+              "measurements of today's grid.</p>" if replayed else "")
     missing = (f"<p class='meta'>{len(report.without_accounting)} job(s) without accounting yet (not started): "
                + ", ".join(escape(f"{j.namespace}/{j.name}") for j in report.without_accounting) + "</p>"
                if report.without_accounting else "")
@@ -143,7 +152,7 @@ def render_html(report: Report, title: str = "LLMasOS sustainability report") ->
 <body><h1>{escape(title)}</h1>
 <p class="meta">Generated {escape(moment_text(report.generated_at))} &middot; {t.jobs} job(s)
 &middot; {period} &middot; location-based &middot; see <a href="#methodology">methodology</a></p>
-<div class="cards">{cards}</div>{cap_note}{missing}
+<div class="cards">{cards}</div>{replay}{cap_note}{missing}
 <h2>Charts</h2>{_charts(report)}
 <h2>By namespace</h2>{_group_table("namespace", report.groups["namespace"])}
 <h2>By team</h2>{_group_table("team", report.groups["team"])}
