@@ -115,6 +115,8 @@ class Report:
             "pue": {"min": round(self.pue_range[0], 4), "max": round(self.pue_range[1], 4)} if self.pue_range else None,
             "jobsWithoutAccounting": [f"{j.namespace}/{j.name}" for j in self.without_accounting],
             "jobs": [job_row(j) for j in self.jobs],
+            "energyPerToken": {f"by{dim.capitalize()}": [row.to_dict() for row in energy_per_token(self.jobs, dim)]
+                               for dim in TOKEN_DIMENSIONS},
         }
 
 
@@ -173,3 +175,51 @@ def job_row(j: JobRecord) -> dict[str, Any]:
         j.offset_cost, j.currency,
     )
     return dict(zip(CSV_COLUMNS, values, strict=True))
+
+
+TOKEN_DIMENSIONS = ("model", "namespace")
+
+
+@dataclass(frozen=True)
+class TokenEnergy:
+    """Energy per token of one model or namespace, over the jobs whose workers counted tokens."""
+
+    key: str
+    jobs: int  # jobs of the group with accounting
+    token_jobs: int  # of which reported tokens (status.carbon.tokens)
+    tokens: float
+    energy_kwh: float  # IT energy of the token-reporting jobs only
+    lowest: float | None  # the lowest and highest J/token of one job in the group
+    highest: float | None
+
+    @property
+    def joules_per_token(self) -> float | None:
+        """Energy over tokens: the token-weighted mean of the jobs' status.carbon.joulesPerToken."""
+        return self.energy_kwh * JOULES_PER_KWH / self.tokens if self.tokens else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "jobs": self.jobs, "jobsWithTokens": self.token_jobs, "tokens": self.tokens or None,
+                "energyKWh": round(self.energy_kwh, 6), "joulesPerToken": _r(self.joules_per_token, 6),
+                "lowestJoulesPerToken": _r(self.lowest, 6), "highestJoulesPerToken": _r(self.highest, 6)}
+
+
+def energy_per_token(jobs: Iterable[JobRecord], dimension: str) -> list[TokenEnergy]:
+    """Energy per token per ``dimension`` ("model" or "namespace"), most tokens first.
+
+    Why a table of its own: a group's J/token divides the energy of the jobs that counted tokens by their tokens
+    (``status.carbon.tokens``, which the operator fills from the workers' progress endpoints), so jobs that counted
+    none (custom commands, pods without a worker) neither dilute nor inflate it; how many jobs stand behind the
+    figure, and the spread between its best and worst job, are shown next to it.
+    """
+    groups: dict[str, list[JobRecord]] = {}
+    for job in jobs:
+        groups.setdefault(_key(job, dimension), []).append(job)
+    rows = []
+    for key, members in groups.items():
+        counted = [j for j in members if j.tokens]
+        per_job = [v for j in counted if (v := j.joules_per_token) is not None]
+        rows.append(TokenEnergy(
+            key=key, jobs=len(members), token_jobs=len(counted), tokens=sum(j.tokens or 0.0 for j in counted),
+            energy_kwh=sum(j.energy_kwh for j in counted), lowest=min(per_job) if per_job else None,
+            highest=max(per_job) if per_job else None))
+    return sorted(rows, key=lambda r: (-r.tokens, r.key))

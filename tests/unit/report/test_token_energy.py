@@ -1,0 +1,45 @@
+"""Energy per token by model and by namespace (issue #24): from status.carbon.tokens and each job's energy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from llmasos.report.aggregate import build_report, energy_per_token
+from llmasos.report.model import JobRecord, items_of, parse_llmjob
+from tests.unit.report.sample import carbon, llmjob, sample_jobs
+
+NOW = datetime(2024, 3, 7, tzinfo=UTC)
+
+
+def jobs() -> list[JobRecord]:
+    doc = sample_jobs()
+    # a second gpt-small job in another namespace: 3 kWh for 2e6 tokens = 5.4 J/token
+    doc["items"].append(llmjob("vision", "train-e", carbon=carbon(3, 3.6, 300, 300, 100), tokens=2e6))
+    return [parse_llmjob(o) for o in items_of(doc)]
+
+
+def test_per_model_energy_over_tokens_of_the_jobs_that_counted_them() -> None:
+    rows = {r.key: r for r in energy_per_token([j for j in jobs() if j.has_carbon], "model")}
+    small = rows["gpt-small"]  # train-a (10 kWh, 1e6 tokens: 36 J/token) and train-e (5.4 J/token)
+    assert (small.jobs, small.token_jobs, small.tokens, small.energy_kwh) == (2, 2, 3e6, 13)
+    assert small.joules_per_token == pytest.approx(13 * 3.6e6 / 3e6)  # 15.6 J/token, token-weighted
+    assert (small.lowest, small.highest) == pytest.approx((5.4, 36.0))
+    llama = rows["meta/llama"]  # counted no tokens: no figure, and its 5 kWh are not spread over others' tokens
+    assert (llama.token_jobs, llama.tokens, llama.joules_per_token) == (0, 0, None)
+    assert rows["/models/x"].joules_per_token == pytest.approx(2 * 3.6e6 / 5e5)  # tokens from status.progress
+    assert energy_per_token(jobs(), "model")[0].key == "gpt-small"  # most tokens first
+
+
+def test_per_namespace_and_in_the_outputs() -> None:
+    report = build_report(jobs(), NOW)
+    by_ns = {r["key"]: r for r in report.to_dict()["energyPerToken"]["byNamespace"]}
+    assert by_ns["ml"]["jobsWithTokens"] == 1
+    assert by_ns["ml"]["jobs"] == 2
+    assert by_ns["ml"]["joulesPerToken"] == pytest.approx(36.0)
+    assert by_ns["vision"]["joulesPerToken"] == pytest.approx(5.4)
+    assert by_ns["research"]["jobs"] == 1  # the pending job has no accounting: not in the report's jobs
+    by_model = report.to_dict()["energyPerToken"]["byModel"]
+    assert [r["key"] for r in by_model] == ["gpt-small", "/models/x", "meta/llama"]  # most tokens first
+    assert by_model[-1]["joulesPerToken"] is None
