@@ -137,6 +137,47 @@ def _moment(t: datetime) -> str:
     return moment_text(t)
 
 
+def value_range(values: Sequence[float]) -> tuple[float, float]:
+    """The y range of a line: from 0 when the lowest value is within half the spread of 0 (the baseline then costs
+    little height), else the values' min..max padded by a tenth of their spread, so a curve that varies by a few
+    percent around a high level fills the plot instead of lying flat along its top."""
+    lo, hi = min(values), max(values)
+    spread = hi - lo
+    if lo >= 0 and lo <= spread * 0.5:
+        return 0.0, hi * 1.05 or 1.0
+    pad = spread * 0.1 or abs(hi) * 0.05 or 1.0
+    return lo - pad, hi + pad
+
+
+TICK_HOURS = (1, 2, 3, 6, 12, 24, 48, 72, 168, 336, 672)
+
+
+def time_ticks(t0: datetime, t1: datetime, most: int) -> tuple[list[datetime], str]:
+    """Ticks on round hours or days from t0 to t1, at most `most` of them, and the step's strftime format: a date
+    ("06 Mar") for day steps; within a day "HH:MM", the caller writing the date at midnight (and on a first tick)."""
+    span_h = max((t1 - t0).total_seconds() / 3600, 1e-9)
+    step = next((h for h in TICK_HOURS if span_h / h <= max(most - 1, 1)), TICK_HOURS[-1])
+    day0 = t0.replace(hour=0, minute=0, second=0, microsecond=0)
+    first = day0 + timedelta(hours=math.ceil((t0 - day0).total_seconds() / 3600 / min(step, 24) - 1e-9) * min(step, 24))
+    ticks, t = [], first
+    while t <= t1:
+        ticks.append(t)
+        t += timedelta(hours=step)
+    return ticks, ("%d %b" if step >= 24 else "%H:%M")
+
+
+def _windows(spans: Sequence[tuple[Span, str]]) -> list[tuple[Span, list[str]]]:
+    """Overlapping or touching spans merged into windows, each with the labels of the spans in it."""
+    out: list[tuple[Span, list[str]]] = []
+    for (a, b), label in sorted(spans, key=lambda s: s[0]):
+        if out and a <= out[-1][0][1]:
+            (a0, b0), labels = out[-1]
+            out[-1] = ((a0, max(b0, b)), [*labels, label] if label not in labels else labels)
+        else:
+            out.append(((a, b), [label]))
+    return out
+
+
 def timeline(title: str, unit: str, line: tuple[str, Sequence[tuple[datetime, datetime, float]]],
              lane_series: Sequence[str], lanes: Sequence[Lane], *, shade: int | None = None,
              width: int = 1100) -> str:
@@ -149,20 +190,20 @@ def timeline(title: str, unit: str, line: tuple[str, Sequence[tuple[datetime, da
         raise ValueError("nothing to plot: the series is empty")
     colours = [PALETTE[(0, 1, 3, 4, 5)[k % 5]] for k in range(len(lane_series))]
     drawn, hidden = lanes[:TIMELINE_LANES], max(len(lanes) - TIMELINE_LANES, 0)
-    left, right, top, plot_h, lane_h = 110, width - 20, 48, 300, 12
+    left, right, top, plot_h, lane_h = 110, width - 20, 62, 300, 14
     bottom = top + plot_h
-    lanes_top = bottom + 28
+    lanes_top = bottom + 46
     height = lanes_top + lane_h * len(drawn) + (22 if hidden else 8)
     spans = [s for lane in lanes for series in lane.spans for s in series]
     t0 = min([pieces[0][0], *(s[0] for s in spans)]).timestamp()
     t1 = max([pieces[-1][1], *(s[1] for s in spans)]).timestamp()
-    v1 = max(v for _, _, v in pieces) * 1.05 or 1.0
+    v0, v1 = value_range([v for _, _, v in pieces])
 
     def x(t: datetime) -> float:
         return left + (t.timestamp() - t0) / ((t1 - t0) or 1.0) * (right - left)
 
     def y(v: float) -> float:
-        return bottom - v / v1 * plot_h
+        return bottom - (v - v0) / ((v1 - v0) or 1.0) * plot_h
 
     def bar(s: Span, y0: float, h: float, fill: str, attrs: str, tip: str) -> str:
         return (f'<rect {attrs} x="{x(s[0]):.1f}" y="{y0:.1f}" width="{max(x(s[1]) - x(s[0]), 1.0):.1f}" '
@@ -173,21 +214,42 @@ def timeline(title: str, unit: str, line: tuple[str, Sequence[tuple[datetime, da
              f'<text x="0" y="16" font-size="14" font-weight="600">{escape(title)}</text>',
              _legend([name, *lane_series], [PALETTE[2], *colours], left, 26),
              f'<text x="{left - 6}" y="{top - 6}" text-anchor="end">{escape(unit)}</text>']
-    for v in nice_ticks(0.0, v1):
+    for v in nice_ticks(v0, v1):
         parts.append(f'<line x1="{left}" x2="{right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#e1e1e1"/>'
                      f'<text class="tick-y" x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>')
-    first = datetime.fromtimestamp(t0, pieces[0][0].tzinfo).replace(hour=0, minute=0, second=0, microsecond=0)
-    days = [d for d in (first + timedelta(days=i) for i in range(int((t1 - first.timestamp()) // 86400) + 1))
-            if d.timestamp() >= t0]
-    for day in days[:: max(math.ceil(len(days) / 12), 1)]:
-        parts.append(f'<line x1="{x(day):.1f}" x2="{x(day):.1f}" y1="{top}" y2="{bottom}" stroke="#e1e1e1"/>'
-                     f'<text class="tick-x" x="{x(day):.1f}" y="{bottom + 16}" text-anchor="middle">'
-                     f'{day.strftime("%m-%d")}</text>')
+    tz = pieces[0][0].tzinfo
+    start, end = datetime.fromtimestamp(t0, tz), datetime.fromtimestamp(t1, tz)
+    ticks, fmt_ = time_ticks(start, end, max(int((right - left) // 90), 3))
+    for i, tick in enumerate(ticks):
+        label = tick.strftime(fmt_)
+        if fmt_ == "%H:%M" and (tick.hour, tick.minute) == (0, 0):
+            label = tick.strftime("%d %b")
+        elif fmt_ == "%H:%M" and i == 0:
+            label = tick.strftime("%d %b %H:%M")
+        parts.append(f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{top}" y2="{bottom}" stroke="#e1e1e1"/>'
+                     f'<text class="tick-x" x="{x(tick):.1f}" y="{bottom + 16}" text-anchor="middle">'
+                     f'{escape(label)}</text>')
+    zone = start.tzname() or "UTC"
+    parts.append(f'<text class="axis-x" x="{(left + right) / 2:.1f}" y="{bottom + 34}" text-anchor="middle" '
+                 f'fill="#555">{escape(start.strftime("%Y-%m-%d %H:%M"))} .. {escape(end.strftime("%Y-%m-%d %H:%M"))}'
+                 f' {escape(zone)}</text>')
     if shade is not None:
         for lane in lanes:
             for s in lane.spans[shade]:
                 parts.append(bar(s, top, plot_h, colours[shade], f'data-shade="{escape(lane_series[shade])}" '
                                  'fill-opacity="0.15"', f"{lane.label} {lane_series[shade]}"))
+        # Each window (overlapping shaded spans merged) labelled just above the plot, unless it would overlap the
+        # label before it (about 7 px a character at 12 px).
+        label_end = -math.inf
+        for (a, b), labels in _windows([(s, lane.label) for lane in lanes for s in lane.spans[shade]]):
+            who = labels[0] if len(labels) == 1 else f"{len(labels)} jobs"
+            text = f"{lane_series[shade]}: {who}"
+            half = 3.5 * len(text)
+            mid = min(max((x(a) + x(b)) / 2, left + half), width - half)
+            if mid - half > label_end + 8:
+                label_end = mid + half
+                parts.append(f'<text class="window" x="{mid:.1f}" y="{top - 8}" text-anchor="middle" '
+                             f'fill="{colours[shade]}">{escape(text)}</text>')
     runs: list[list[tuple[datetime, datetime, float]]] = []
     for piece in pieces:
         if runs and runs[-1][-1][1] == piece[0]:
@@ -202,7 +264,7 @@ def timeline(title: str, unit: str, line: tuple[str, Sequence[tuple[datetime, da
                  f'<line x1="{left}" x2="{right}" y1="{bottom}" y2="{bottom}" stroke="#555"/>')
     for i, lane in enumerate(drawn):
         y0 = lanes_top + i * lane_h
-        parts.append(f'<text class="lane" x="{left - 6}" y="{y0 + 9}" text-anchor="end" font-size="10">'
+        parts.append(f'<text class="lane" x="{left - 6}" y="{y0 + 11}" text-anchor="end" font-size="11">'
                      f"{escape(lane.label[:18])}</text>")
         bar_h = (lane_h - 2) / max(len(lane_series), 1)
         for k, series in enumerate(lane.spans):

@@ -98,7 +98,9 @@ def test_timeline_draws_the_steps_lanes_and_shades() -> None:
     assert [e.get("fill-opacity") for e in shades] == ["0.15"] * 3
     assert texts(root, "lane") == ["j1", "j2"]
     assert texts(root, "tick-y") == ["0", "50", "100", "150", "200"]
-    assert texts(root, "tick-x") == ["03-06"]
+    assert texts(root, "tick-x") == ["06 Mar", "02:00", "04:00"]  # the user's dates, round hours
+    assert texts(root, "axis-x") == ["2024-03-06 00:00 .. 2024-03-06 04:00 UTC"]
+    assert texts(root, "window") == ["planned: 2 jobs"]  # j2's and j1's planned spans touch: one window
     assert [t for t in texts(root) if t in ("intensity", "planned", "run now")] == ["intensity", "planned", "run now"]
 
 
@@ -127,3 +129,24 @@ def test_every_report_chart_parses_with_its_series() -> None:
                                                              "power caps: 300.0"]
     assert len(drawn(charts[2], "IT energy")) == 3  # nlp, vision, unassigned
     assert [tip(e) for e in drawn(charts[4], "Emissions by start day (UTC)")] == ["2024-03-06: 4.08 k"]
+
+
+def test_timeline_y_axis_hugs_a_line_far_from_zero_and_fonts_are_readable() -> None:
+    """issue 20, item 7: a curve between 300 and 340 fills the plot (no axis from 0 that flattens it); several days
+    get date ticks; no text smaller than 11 px."""
+    pieces = [(T0 + i * H, T0 + (i + 1) * H, 300.0 + (i % 5) * 10) for i in range(72)]
+    lanes = [Lane("long-job-name", (((T0 + 30 * H, T0 + 34 * H),),))]
+    svg = timeline("T", "g/kWh", ("intensity", pieces), ("planned",), lanes, shade=0)
+    root = parse(svg)
+    ticks = [float(t) for t in texts(root, "tick-y")]
+    assert ticks[0] >= 290
+    assert ticks[-1] <= 350
+    assert len(ticks) >= 3
+    (line,) = drawn(root, "intensity", "polyline")
+    ys = [float(p.split(",")[1]) for p in (line.get("points") or "").split()]
+    assert max(ys) - min(ys) > 200  # of a 300 px plot
+    assert texts(root, "tick-x")[:4] == ["06 Mar", "12:00", "07 Mar", "12:00"]
+    assert texts(root, "window") == ["planned: long-job-name"]
+    sizes = [int(v) for v in re.findall(r'font-size="(\d+)"', svg)]
+    assert sizes
+    assert min(sizes) >= 11
