@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmasos.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from llmasos.commands.progress import Progress
 from llmasos.errors import ConfigError, LLMasOSError
 from llmasos.report.aggregate import build_report
 from llmasos.report.caps import cap_clause, cap_cost, cap_explanation
@@ -80,21 +81,30 @@ def run_report(args: argparse.Namespace, fetch: Fetch, now: Callable[[], datetim
     except (ValueError, UnicodeDecodeError) as exc:  # an export that is not an LLMJob list
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ConfigError as exc:  # no kubeconfig, or a bad one
-        why = str(exc) if args.kubeconfig or os.environ.get("KUBECONFIG") else (
-            "no kubeconfig: KUBECONFIG is not set, ~/.kube/config does not exist, and this is not a pod")
-        print(f"error: no cluster to read ({why}); {NO_CLUSTER_HINT}", file=sys.stderr)
+    except ConfigError as exc:  # no kubeconfig, or a bad one (unreadable, no context, a failing exec plugin)
+        if args.kubeconfig or os.environ.get("KUBECONFIG") or (Path.home() / ".kube" / "config").exists():
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            why = "no kubeconfig: KUBECONFIG is not set, ~/.kube/config does not exist, and this is not a pod"
+            print(f"error: no cluster to read ({why}); {NO_CLUSTER_HINT}", file=sys.stderr)
         return EXIT_USAGE
     except LLMasOSError as exc:  # the API server refused or could not be reached, an exec plugin failed
         print(f"error: cannot read LLMJobs from the cluster: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     if args.namespace and args.from_file is not None:
         records = [r for r in records if r.namespace == args.namespace]
-    report = build_report(records, now())
-    try:
-        files = write_report(report, args.out, args.title)
-    except OSError as exc:
-        print(f"error: cannot write the report into {args.out}: {exc.strerror or exc}", file=sys.stderr)
+    with Progress("report") as bar:  # stderr, on a terminal only
+        bar.stage(f"building the report over {len(records)} LLMJob(s)")
+        report = build_report(records, now())
+        bar.stage(f"writing into {args.out}")
+        try:
+            files = write_report(report, args.out, args.title)
+        except OSError as exc:
+            failed = f"error: cannot write the report into {args.out}: {exc.strerror or exc}"
+        else:
+            failed = ""
+    if failed:
+        print(failed, file=sys.stderr)
         return EXIT_FAILURE
     t = report.totals
     caps = ("; " if cap_cost(t.power_cap_g) else ", ") + cap_clause(t.power_cap_g)
