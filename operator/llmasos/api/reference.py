@@ -75,6 +75,9 @@ def render_reference() -> str:
         "",
         "## Cross-field rules (checked by the API server)",
         "",
+        "`llmasos plan -f` checks every field and rule here offline, with the same messages (unknown fields are named "
+        "with the closest known one), so a manifest it plans is one `kubectl apply` accepts.",
+        "",
         "| on | rule |",
         "| --- | --- |",
         *[f"| `{where}` | {msg} |" for where, msg in rules],
