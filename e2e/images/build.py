@@ -15,9 +15,10 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 from e2e.images.archive import write_archive
 from e2e.images.base import ensure_base
@@ -25,6 +26,7 @@ from e2e.images.buildah import Buildah
 from e2e.images.check import CHECKS
 from e2e.images.recipe import REPO, STABLE_TAG, ImageSpec, image_key, image_specs
 from e2e.images.wheelhouse import MOUNT, ensure_wheelhouse
+from llmasos.commands.progress import progress_enabled
 
 IMAGE_NAMES = ("operator", "worker")
 Say = Callable[[str], None]
@@ -55,8 +57,22 @@ def full_torch_default() -> bool:
     return os.environ.get("LLMASOS_IMAGES_FULL_TORCH", "0") not in ("", "0")
 
 
-def _say(message: str) -> None:
-    print(f"[images] {message}", file=sys.stderr, flush=True)
+def stage_say(stream: TextIO | None = None, env: Mapping[str, str] | None = None,
+              clock: Callable[[], float] = time.monotonic) -> Say:
+    """The stage lines of a build (base image, wheels, each image, its check): on a terminal outside CI numbered
+    with the time since the build began (`[images 3 +01:12] building ...`), so a several-minute cold build shows
+    where it is; elsewhere (CI, a log file) the plain `[images] ...` lines."""
+    out = sys.stderr if stream is None else stream
+    if not progress_enabled(out, env):
+        return lambda message: print(f"[images] {message}", file=out, flush=True)
+    started, count = clock(), [0]
+
+    def say(message: str) -> None:
+        count[0] += 1
+        elapsed = int(clock() - started)
+        print(f"[images {count[0]} +{elapsed // 60:02d}:{elapsed % 60:02d}] {message}", file=out, flush=True)
+
+    return say
 
 
 def _paths(cache: Path, name: str, key: str) -> tuple[Path, Path]:
@@ -95,12 +111,13 @@ def _locked(cache: Path) -> Iterator[None]:
 
 
 def ensure_images(names: Sequence[str] = IMAGE_NAMES, *, full_torch: bool | None = None,
-                  say: Say = _say) -> list[BuiltImage]:
+                  say: Say | None = None) -> list[BuiltImage]:
     """Return the named images, building those whose inputs changed since they were last built.
 
     A cold build (base image, 3 GB of worker wheels, both images) takes several minutes; a warm call only hashes
     the inputs. `full_torch` (default: LLMASOS_IMAGES_FULL_TORCH) keeps triton in the worker image.
     """
+    say = stage_say() if say is None else say
     unknown = set(names) - set(IMAGE_NAMES)
     if unknown:
         raise ValueError(f"unknown image(s) {sorted(unknown)}; known: {', '.join(IMAGE_NAMES)}")

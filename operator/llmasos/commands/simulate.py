@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
@@ -21,6 +22,7 @@ from typing import Any
 from llmasos.api.durations import parse_duration
 from llmasos.carbon.trace import TraceSource, shipped_trace_files
 from llmasos.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, InputError, OutputError, write_text
+from llmasos.commands.progress import Progress
 from llmasos.errors import CarbonSourceError, LLMasOSError
 from llmasos.planning.timing import backtest
 from llmasos.planning.timing.carbon_window import Segment
@@ -187,10 +189,12 @@ def replay_jobs(
     forecast_at: backtest.ForecastAt,
     *,
     follow_plan: bool = False,
+    on_job: Callable[[], None] = lambda: None,
 ) -> tuple[list[backtest.Outcome], list[SimulatedJob]]:
     """run_now, planner and optimum outcomes of every job (judged on `truth`), and the chart's row per job.
 
     `forecast_at(t)` is the forecast the operator would see at `t`; no I/O, so tests can inject a scenario.
+    `on_job()` is called after each job (the progress bar).
     """
     outcomes: list[backtest.Outcome] = []
     chart_jobs: list[SimulatedJob] = []
@@ -200,6 +204,7 @@ def replay_jobs(
         outcomes += [now_o, plan_o, backtest.optimum(job, truth)]
         saved = 100.0 * (now_o.intensity - plan_o.intensity) / now_o.intensity if now_o.intensity else 0.0
         chart_jobs.append(SimulatedJob(job.id, plan_o.segments, now_o.segments, saved))
+        on_job()
     return outcomes, chart_jobs
 
 
@@ -241,7 +246,9 @@ def _simulate(args: argparse.Namespace) -> int:
     def forecast_at(t: datetime) -> Forecast:
         return pinned.forecast_at(args.zone, t)
 
-    outcomes, chart_jobs = replay_jobs(jobs, truth, forecast_at, follow_plan=args.follow_plan)
+    with Progress("simulate", total=len(jobs)) as bar:  # stderr, on a terminal only
+        outcomes, chart_jobs = replay_jobs(jobs, truth, forecast_at, follow_plan=args.follow_plan,
+                                           on_job=bar.advance)
     summary = backtest.summarize(outcomes)
     start = min(j.submitted_at for j in jobs) - timedelta(hours=6)
     end = max(j.deadline for j in jobs) + timedelta(hours=6)
