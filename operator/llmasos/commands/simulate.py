@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmasos.api.durations import parse_duration
+from llmasos.api.units import moment_text
 from llmasos.carbon.trace import TraceSource, shipped_trace_files
 from llmasos.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, InputError, OutputError, write_text
 from llmasos.commands.progress import Progress
@@ -322,4 +323,5 @@ def _spans(segments: tuple[Segment, ...]) -> tuple[tuple[datetime, datetime], ..
 
 
 def _span(seg: Segment) -> str:
-    return f"{format_instant(seg.start)} .. {format_instant(seg.end)}"
+    """The report's one time format for people (`api.units.moment_text`), as the chart's tooltips use it."""
+    return f"{moment_text(seg.start)} .. {moment_text(seg.end)}"

@@ -98,4 +98,4 @@ def test_dates_are_the_users_own(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert years == {"2026"}
     assert set(re.findall(r"\b(20[12]\d)-\d\d-\d\d", svg)) == {"2026"}
     # Job a: submitted 08:00 on 1 December, 6 h long; its run-now segment is in the user's time.
-    assert "2026-12-01T08:00:00Z .. 2026-12-01T14:00:00Z" in html
+    assert "2026-12-01 08:00 UTC .. 2026-12-01 14:00 UTC" in html
