@@ -25,6 +25,7 @@ from llmasos.cluster.priority import (
     PRIORITY_RESYNC,
     PriorityLimiter,
 )
+from llmasos.handlers.fleet import PoolPlans
 
 __all__ = ["PRIORITY_EVENT", "PRIORITY_NEW", "PRIORITY_RESYNC", "OperatorContext", "PriorityLimiter"]
 from llmasos.gpus.products import DEFAULT_CATALOG, GpuProfile
@@ -58,6 +59,7 @@ class OperatorContext:
     catalog: Mapping[str, GpuProfile] = field(default_factory=lambda: DEFAULT_CATALOG)
     budgets: Mapping[str, Budget] = field(default_factory=dict)
     gpu_usage: GpuUsageCache = field(default_factory=GpuUsageCache)
+    pool_plans: PoolPlans = field(default_factory=PoolPlans)  # deferred jobs planned per pool (handlers/fleet.py)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # resourceVersions seen per LLMJob (etcd revisions: integers in practice; anything else disables the checks).
     _latest_rv: dict[str, int] = field(default_factory=dict)

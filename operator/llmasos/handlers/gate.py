@@ -12,8 +12,8 @@ than the latest start: a job is never held past the time it needs to meet its de
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,12 +23,15 @@ from llmasos.api.conditions import Condition
 from llmasos.api.spec import LLMJobSpec
 from llmasos.errors import CarbonSourceError, PlacementError
 from llmasos.handlers.context import OperatorContext
+from llmasos.handlers.fleet import member_of, planned_starts
 from llmasos.planning.lifecycle.decision import ObservedJob
 from llmasos.planning.placement.feasible import PoolInventory, feasible_pools
 from llmasos.planning.placement.pool_choice import PoolOption, choose_pool
 from llmasos.planning.timing.carbon_gate import Gate, gate_after_start, gate_before_start, plan_status
 from llmasos.planning.timing.carbon_spec import carbon_job
-from llmasos.planning.timing.carbon_window import CarbonJob, plan_start
+from llmasos.planning.timing.carbon_window import CarbonJob, Plan, plan_start
+from llmasos.planning.timing.fleet_gate import apply_assignment
+from llmasos.planning.timing.fleet_status import deadline_condition
 from llmasos.planning.timing.forecast import Forecast
 from llmasos.planning.timing.segment_gate import gate_interruptible
 from llmasos.planning.timing.served import RunState
@@ -109,9 +112,10 @@ def run_state(observed: Sequence[ObservedJob], gang: int) -> RunState:
 
 async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], zone: str, started: bool,
                       now: datetime, fetched: dict[str, ForecastAnswer] | None = None,
-                      observed: Sequence[ObservedJob] = ()) -> tuple[Gate, Condition | None]:
+                      observed: Sequence[ObservedJob] = (), seat: Seat | None = None) -> tuple[Gate, Condition | None]:
     """Hold or run, with the plan for status.plan and the data-quality condition (None for immediate jobs and
-    started jobs that are not interruptible, which are never held)."""
+    started jobs that are not interruptible, which are never held). A job that has not started and has a `seat`
+    is planned with the other jobs of its pool (`plan_in_pool`); the gate then carries its DeadlineAtRisk."""
     status = body.get("status") or {}
     previous = status.get("plan")
     if spec.carbon.policy == "immediate":
@@ -127,5 +131,36 @@ async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, An
         return gate, degraded_condition(answer)
     answer = (fetched or {}).get(zone) or await fetch_forecast(ctx, zone)
     plan = plan_start(job_for(spec, body), answer.forecast, now)
-    return gate_before_start(plan_status(plan, answer.source, answer.degraded, answer.message), previous, now), \
-        degraded_condition(answer)
+    at_risk = None
+    if seat is not None and spec.carbon.policy != "immediate":
+        plan, at_risk = plan_in_pool(ctx, plan, seat, body, zone, answer.forecast, now)
+    gate = gate_before_start(plan_status(plan, answer.source, answer.degraded, answer.message), previous, now)
+    return replace(gate, at_risk=at_risk), degraded_condition(answer)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """The pool a job waits in, as the fleet step needs it: its name, its GPUs, and every LLMJob the operator knows
+    (kopf's `llmjob_bodies` index: namespace/name -> bodies)."""
+
+    pool: str
+    gpus: int
+    bodies: Mapping[tuple[str, str], Iterable[dict[str, Any]]]
+
+
+def plan_in_pool(ctx: OperatorContext, plan: Plan, seat: Seat, body: dict[str, Any], zone: str,
+                 forecast: Forecast, now: datetime) -> tuple[Plan, Condition | None]:
+    """The job's lone plan under its pool's plan (handlers/fleet.py): unchanged when nothing competes; moved to the
+    cleanest window the others leave; DeadlineAtRisk when the pool cannot keep the deadline."""
+    bodies = [b for store in seat.bodies.values() for b in store]
+    members = ctx.pool_plans.members(bodies, seat.pool, job_for)
+    meta = body["metadata"]
+    key = f"{meta['namespace']}/{meta['name']}"
+    if not any(m.key == key for m in members):  # not yet in the index with its pool: plan it as it will be
+        own = member_of({**body, "status": {**(body.get("status") or {}), "pool": seat.pool}}, job_for)
+        members = [*members, *((own,) if own else ())]
+    pool_plan = ctx.pool_plans.plan(members, seat.pool, seat.gpus, zone, forecast, now, planned_starts(bodies), key)
+    assignment = pool_plan.assignment(key)
+    if assignment is None:
+        return plan, None
+    return apply_assignment(plan, assignment, seat.pool), deadline_condition(assignment)

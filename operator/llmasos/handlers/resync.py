@@ -5,12 +5,15 @@ LLMJob, and LLMJobs that cannot be deleted while no operator runs). This loop re
 the first handler call, so it starts once the indexes are filled), checks the peering record the same way kopf does
 (planning/lifecycle/leadership.py), and runs the same level-based pass at the lowest priority. It catches what no watch
 event announces: a deferred job's start time, maxRuntime, ttlSecondsAfterFinished, jobs no node pool could host yet,
-retries after TemporaryErrors, and the at-most-once-a-minute energy accounting of running jobs."""
+retries after TemporaryErrors, and the at-most-once-a-minute energy accounting of running jobs. Between rounds, it
+runs at once (checked every second) the passes of deferred jobs that another job's pool plan moved (handlers/fleet.py),
+so each writes its new plan and Event without waiting for the round."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import kopf
 
@@ -21,6 +24,7 @@ from llmasos.handlers.llmjob import reconcile
 from llmasos.planning.lifecycle.leadership import is_leader
 
 log = logging.getLogger("llmasos.resync")
+MOVED_CHECK_SECONDS = 1.0
 
 
 async def leads(ctx: OperatorContext) -> bool:
@@ -37,8 +41,9 @@ async def leads(ctx: OperatorContext) -> bool:
     return all(is_leader(dict(r.get("status") or {}), ctx.peering_priority, now) for r in records if r)
 
 
-async def resync_once(ctx: OperatorContext) -> int:
-    """One pass per known LLMJob; returns how many passes ran (0 when not leading or not ready)."""
+async def resync_once(ctx: OperatorContext, only: list[tuple[str, str]] | None = None) -> int:
+    """One pass per known LLMJob (or per key of `only`); returns how many passes ran (0 when not leading or not
+    ready)."""
     indexes = ctx.indexes
     if indexes is None:
         return 0
@@ -61,7 +66,7 @@ async def resync_once(ctx: OperatorContext) -> int:
         except (kopf.TemporaryError, kopf.PermanentError) as exc:
             job_log.info(f"resync pass for {namespace}/{name} deferred: {exc}")
 
-    keys = list(bodies_index.keys())
+    keys = list(bodies_index.keys()) if only is None else only
     await asyncio.gather(*(one(ns, name) for ns, name in keys))
     return len(keys)
 
@@ -69,10 +74,21 @@ async def resync_once(ctx: OperatorContext) -> int:
 async def resync_forever(ctx: OperatorContext) -> None:
     """Runs until cancelled (operator clean-up). A failed round is logged with its traceback, counted in
     llmasos_errors_total{kind="resync"}, and the next round runs as usual."""
+    last_round = time.monotonic()
     while True:
-        await asyncio.sleep(ctx.settings.resync_seconds)
+        # Every second: the deferred jobs a new pool plan moved (handlers/fleet.py) get their pass now, so each
+        # writes its new plan without waiting for the round; every resync_seconds: the round over every LLMJob.
+        await asyncio.sleep(min(MOVED_CHECK_SECONDS, ctx.settings.resync_seconds))
+        moved = [(key.split("/", 1)[0], key.split("/", 1)[1]) for key in ctx.pool_plans.take_moved()]
+        round_due = time.monotonic() - last_round >= ctx.settings.resync_seconds
+        if not moved and not round_due:
+            continue
         try:
-            await resync_once(ctx)
+            if round_due:
+                last_round = time.monotonic()
+                await resync_once(ctx)
+            else:
+                await resync_once(ctx, only=moved)
         except Exception:
             ctx.metrics.record_error("resync")
             log.exception("resync round failed; the next one runs in resync_seconds")

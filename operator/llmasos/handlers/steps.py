@@ -31,7 +31,7 @@ from llmasos.errors import AccountingInputError, PlacementError, SpecError
 from llmasos.handlers.account import apply_budget, carbon_accounting
 from llmasos.handlers.children import apply_actions, expire_if_due
 from llmasos.handlers.context import PRIORITY_EVENT, OperatorContext
-from llmasos.handlers.gate import ForecastAnswer, carbon_gate, choose_carbon_pool, job_for
+from llmasos.handlers.gate import ForecastAnswer, Seat, carbon_gate, choose_carbon_pool, job_for
 from llmasos.handlers.indexes import (
     children_from,
     gpus_held_by_pool,
@@ -263,9 +263,15 @@ async def budget(ctx: OperatorContext, job: Pass) -> tuple[Pass, Condition | Non
 
 
 async def gate(ctx: OperatorContext, job: Pass, placement: Placement, budget_condition: Condition | None) -> Timing:
-    """The carbon gate: hold or run now, with the plan for status.plan."""
+    """The carbon gate: hold or run now, with the plan for status.plan; a job not yet started is planned with the
+    other jobs waiting in its pool (`Seat`)."""
+    seat = None
+    if placement.pool and not job.started:
+        gpus = sum(n.allocatable_gpus for store in job.indexes["node_inventory"].values() for n in store
+                   if n.pool == placement.pool)
+        seat = Seat(placement.pool, gpus, job.indexes["llmjob_bodies"])
     verdict, data_quality = await carbon_gate(ctx, job.spec, job.body, placement.zone, job.started, ctx.clock(),
-                                              dict(placement.fetched), job.observed)
+                                              dict(placement.fetched), job.observed, seat)
     return Timing(gate=verdict, data_quality=data_quality, budget=budget_condition)
 
 
@@ -303,11 +309,11 @@ async def account(ctx: OperatorContext, job: Pass, placement: Placement, decisio
 
 async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timing: Timing,
                      decision: Decision, exited: WorkerExit | None = None) -> tuple[Condition, ...]:
-    """The conditions of this pass besides the decision's: Scheduled, data quality, budget and workers' readiness
-    (one pod list while some are not ready; else the failed worker's exit, from `exits`)."""
+    """The conditions of this pass besides the decision's: Scheduled, data quality, budget, workers' readiness (one
+    pod list while some are not ready; else the failed worker's exit, from `exits`) and the pool's DeadlineAtRisk."""
     workers = await workers_ready(ctx, job.namespace, job.observed, decision.attempt)
     found = (Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {placement.pool}"),
-             timing.data_quality, timing.budget, workers,
+             timing.data_quality, timing.budget, workers, timing.gate.at_risk,
              exited.condition() if exited is not None and workers is None else None)
     return tuple(c for c in found if c is not None)
 

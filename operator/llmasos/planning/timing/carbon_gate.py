@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from llmasos.api.clock import format_instant
+from llmasos.api.conditions import Condition
 from llmasos.api.status import PlanStatus
 from llmasos.planning.timing.carbon_window import Plan
 
@@ -42,6 +43,7 @@ class Gate:
     plan: PlanStatus | None  # status.plan as this pass leaves it
     announce: bool = False  # a new or moved deferral worth an Event
     resume_at: str = ""  # a started job held between segments: when its next segment starts
+    at_risk: Condition | None = None  # DeadlineAtRisk, for a job planned with the other jobs of its pool
 
     @property
     def start_at(self) -> str:
