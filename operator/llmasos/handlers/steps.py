@@ -19,9 +19,9 @@ import kopf
 
 from llmasos.api import conditions as cond
 from llmasos.api.clock import parse_instant
-from llmasos.api.conditions import Condition
+from llmasos.api.conditions import Condition, carbon_replay_condition
 from llmasos.api.phase import TERMINAL, Phase
-from llmasos.api.spec import LLMJobSpec, parse_spec
+from llmasos.api.spec import LLMJobSpec, check_deadline, parse_spec
 from llmasos.api.status import PlanStatus
 from llmasos.api.workload_policy import check_workload
 from llmasos.cluster.builders import Owner, job_name, service_name
@@ -171,6 +171,9 @@ async def read(ctx: OperatorContext, body: dict[str, Any], indexes: Mapping[str,
     policy, fold the node reports into status.power, and find the child Jobs."""
     try:
         spec = parse_spec(dict(body.get("spec") or {}))
+        if (body.get("status") or {}).get("phase") not in TERMINAL:  # never fail a finished job retroactively
+            check_deadline(spec.carbon, parse_instant(str(body["metadata"]["creationTimestamp"]),
+                                                      "metadata.creationTimestamp"))
     except SpecError as exc:
         raise await fail_invalid(ctx, body, exc) from exc
     if "power" not in (body.get("spec") or {}):
@@ -312,8 +315,11 @@ async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timi
     """The conditions of this pass besides the decision's: Scheduled, data quality, budget, workers' readiness (one
     pod list while some are not ready; else the failed worker's exit, from `exits`) and the pool's DeadlineAtRisk."""
     workers = await workers_ready(ctx, job.namespace, job.observed, decision.attempt)
+    plan = timing.gate.plan
+    replay = carbon_replay_condition(plan.get("dataKind") == "replay", plan.source or "", placement.zone) \
+        if plan is not None and plan.source else None
     found = (Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {placement.pool}"),
-             timing.data_quality, timing.budget, workers, timing.gate.at_risk,
+             timing.data_quality, timing.budget, workers, timing.gate.at_risk, replay,
              exited.condition() if exited is not None and workers is None else None)
     return tuple(c for c in found if c is not None)
 
@@ -350,6 +356,10 @@ async def write(ctx: OperatorContext, job: Pass, placement: Placement, timing: T
         hold = timing.gate.deferral
         if timing.gate.announce and decision.phase == Phase.DEFERRED and hold is not None:
             await ctx.post_event(job.body, "Normal", cond.DEFERRED, hold.message)
+        replay = next((c for c in new.get("conditions") or () if c.get("type") == cond.CARBON_DATA_REPLAY), None)
+        was = next((c for c in job.status.get("conditions") or () if c.get("type") == cond.CARBON_DATA_REPLAY), None)
+        if replay and replay.get("status") == "True" and not (was and was.get("status") == "True"):
+            await ctx.post_event(job.body, "Warning", str(replay.get("reason")), str(replay.get("message")))
     if placement.fields:
         await ctx.post_event(job.body, "Normal", cond.POOL_SELECTED,
                              f"placed on node pool {placement.pool} ({placement.fields['gpuProduct']})")

@@ -119,6 +119,29 @@ def test_read_of_an_invalid_spec_writes_failed_and_raises_a_permanent_error() ->
     assert ("POST", EVENTS.path("ns")) in kube.calls, "its Event goes at once (a job's end)"
 
 
+def test_read_of_a_deadline_before_the_jobs_creation_fails_it_as_invalid() -> None:
+    carbon = {"policy": "deadline", "deadline": "2026-03-06T10:00:00Z", "expectedDuration": "1h"}
+    ctx, kube, body, indexes = world(spec={**make_raw(), "carbon": carbon})  # created 11:00
+    with pytest.raises(kopf.PermanentError, match=r"invalid spec: spec\.carbon\.deadline"):
+        run(read(ctx, body, indexes))
+    assert stored_status(kube)["phase"] == "Failed"
+    ctx, kube, body, indexes = world(spec={**make_raw(), "carbon": carbon}, status={"phase": "Succeeded"})
+    assert run(read(ctx, body, indexes)).previous_phase == "Succeeded", "a finished job is never failed afterwards"
+
+
+def test_a_plan_on_the_replayed_trace_says_so_in_a_condition_and_a_real_forecast_does_not() -> None:
+    ctx, _, body, indexes = world(status={"pool": "a100", "phase": "Deferred"})
+    job = run(read(ctx, body, indexes))
+    placement = steps.Placement(pool="a100", zone="DE", placed_on="a100")
+    for kind, source, expected in (("replay", "trace", "True"), ("forecast", "electricitymaps", "False")):
+        plan = PlanStatus({"startAt": "2026-03-06T15:00:00Z", "source": source, "dataKind": kind})
+        timing = steps.Timing(gate=Gate(hold=True, plan=plan))
+        found = run(steps.conditions(ctx, job, placement, timing, steps.decide_pass(job, placement, timing)))
+        replay = next(c for c in found if c.type == "CarbonDataReplay")
+        assert replay.status == expected
+        assert ("historical replay, not a forecast" in replay.message) == (expected == "True")
+
+
 def test_admit_refuses_a_volume_the_namespace_does_not_allow() -> None:
     spec = {**make_raw(), "volumes": [{"name": "h", "hostPath": {"path": "/etc"}, "mountPath": "/h"}]}
     ctx, kube, body, indexes = world(spec=spec)
