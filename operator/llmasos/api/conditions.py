@@ -20,9 +20,12 @@ CARBON_DATA_DEGRADED = "CarbonDataDegraded"
 CARBON_BUDGET = "CarbonBudget"
 WORKERS_READY = "WorkersReady"
 CARBON_DATA_REPLAY = "CarbonDataReplay"
+DEADLINE_AT_RISK = "DeadlineAtRisk"  # a deferred job in a shared pool (planning/timing/fleet_status.py)
 
 # Reasons
 POOL_SELECTED = "PoolSelected"
+NO_CAPACITY_BEFORE_DEADLINE = "NoCapacityBeforeDeadline"
+DEADLINE_ON_TRACK = "DeadlineOnTrack"
 UNKNOWN_NODE_POOL = "UnknownNodePool"
 INSUFFICIENT_GPUS = "InsufficientGPUs"
 INVALID_SPEC = "InvalidSpec"

@@ -305,7 +305,8 @@ def _condition() -> Schema:
         "A metav1.Condition.",
         {
             "type": string("Condition type (Scheduled, Deferred, Running, Suspended, Succeeded, Failed, "
-                           "CarbonDataDegraded, CarbonDataReplay).", max_length=316),
+                           "CarbonDataDegraded, CarbonDataReplay, CarbonBudget, WorkersReady, DeadlineAtRisk).",
+                           max_length=316),
             "status": string("True, False or Unknown.", enum=["True", "False", "Unknown"]),
             "reason": string("CamelCase reason.", max_length=1024),
             "message": string("Human-readable details.", max_length=32768),

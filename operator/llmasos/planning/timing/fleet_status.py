@@ -20,15 +20,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from llmasos.api import conditions as cond
 from llmasos.api.conditions import Condition
 from llmasos.planning.timing.carbon_window import CarbonJob
 from llmasos.planning.timing.fleet_types import Assignment, FleetJob, Reservation
 from llmasos.planning.timing.forecast import ensure_utc
 from llmasos.planning.timing.served import RunLedger
 
-DEADLINE_AT_RISK = "DeadlineAtRisk"
-REASON_NO_CAPACITY = "NoCapacityBeforeDeadline"
-REASON_ON_TRACK = "DeadlineOnTrack"
+DEADLINE_AT_RISK = cond.DEADLINE_AT_RISK
+REASON_NO_CAPACITY = cond.NO_CAPACITY_BEFORE_DEADLINE
+REASON_ON_TRACK = cond.DEADLINE_ON_TRACK
 # A started job past its expected duration still holds its GPUs: reserve them at least this long ahead.
 OVERRUN_HOLD = timedelta(minutes=15)
 
