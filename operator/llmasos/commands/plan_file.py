@@ -231,7 +231,9 @@ def _table(job: PlannedJob, *, wide: bool) -> str:
             else "unknown",
         ),
         ("Savings", f"{savings:.1f}%" if savings is not None else "-"),
-        ("Forecast", f"issued {data['forecastIssuedAt'] or '-'} by {plan.source or '-'}"),
+        ("Forecast", f"{data['dataNote']} (trace, {data['forecastIssuedAt'] or '-'})" if data.get("dataNote")
+         else f"issued {data['forecastIssuedAt'] or '-'} by {plan.source or '-'}"),
+        *((("Duration", str(data["durationNote"])),) if data.get("durationNote") else ()),
         ("Reason", plan.reason),
     ]
     if wide:

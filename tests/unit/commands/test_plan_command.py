@@ -128,3 +128,21 @@ def test_plan_file_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     path.write_text("kind: Pod\n")
     assert cli("plan", "-f", str(path)) == 2
     assert "holds no LLMJob" in capsys.readouterr().err
+
+
+def test_the_plan_table_says_replayed_data_and_a_rescaled_duration(capsys: pytest.CaptureFixture[str],
+                                                                    tmp_path: Path) -> None:
+    import yaml
+
+    from llmasos.cli import main
+
+    repo = Path(__file__).resolve().parents[3]
+    pools = yaml.safe_load((repo / "e2e" / "node-pools.yaml").read_text())
+    pools["pools"] = [p for p in pools["pools"] if p["name"] == "l4"]  # an L4: 10m on the A100 reference rescales
+    (tmp_path / "pools.yaml").write_text(yaml.safe_dump(pools))
+    code = main(["plan", "-f", str(repo / "examples" / "02-deadline-deferred.yaml"), "--pools",
+                 str(tmp_path / "pools.yaml")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Forecast      historical replay, not a forecast" in out
+    assert "Duration      expectedDuration 10m is read as run time on the reference GPU" in out
