@@ -63,6 +63,7 @@ binaries: system-deps
 	@e2e/toolchain/build.sh >/dev/null
 	@e2e/toolchain/build-node.sh >/dev/null
 	@e2e/toolchain/build-lint.sh >/dev/null
+	@e2e/toolchain/build-ecosystem.sh >/dev/null
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests e2e bench
