@@ -68,8 +68,12 @@ class PoolPlans:
     moved: set[str] = field(default_factory=set)
 
     def members(self, bodies: Iterable[Mapping[str, Any]], pool: str, job_for: JobFor) -> list[Member]:
-        """The pool's members; each body is parsed once per resourceVersion."""
+        """The pool's members; each body is parsed once per resourceVersion (deleted LLMJobs are forgotten)."""
         out: list[Member] = []
+        bodies = list(bodies)
+        present = {(str(b["metadata"].get("namespace", "")), str(b["metadata"].get("name", ""))) for b in bodies}
+        for gone in self._members.keys() - present:
+            del self._members[gone]
         for body in bodies:
             meta = body["metadata"]
             key = (str(meta.get("namespace", "")), str(meta.get("name", "")))

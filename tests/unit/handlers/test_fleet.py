@@ -70,3 +70,10 @@ def test_a_body_is_parsed_again_only_when_its_resource_version_changes() -> None
     assert m2 is m1, "same resourceVersion: the cached member"
     (m3,) = plans.members([body("a", rv="2", started=True)], "p", job_for)
     assert m3.started
+
+
+def test_a_deleted_llmjob_is_forgotten() -> None:
+    plans = PoolPlans()
+    plans.members([body("a"), body("b")], "p", job_for)
+    assert [m.key for m in plans.members([body("b")], "p", job_for)] == ["ns/b"]
+    assert list(plans._members) == [("ns", "b")]
