@@ -232,34 +232,26 @@ def decide(
     not_suspended = Condition(cond.SUSPENDED, "False", cond.NOT_SUSPENDED, "")
     # Workers that already finished successfully while the Job is not yet Complete: the group ran, it is finishing.
     finishing = bool(current and not current.suspended and current.succeeded > 0)
-    if ready >= total or (finishing and previous_phase == Phase.RUNNING):
+    running = ready >= total or (finishing and previous_phase == Phase.RUNNING)
+    if running:
         msg = f"{ready}/{total} worker(s) running"
         events = () if previous_phase == Phase.RUNNING else (Event("Normal", cond.WORKERS_RUNNING, msg),)
-        return Decision(
-            phase=Phase.RUNNING,
-            conditions=(Condition(cond.RUNNING, "True", cond.WORKERS_RUNNING, msg), not_suspended, *carbon_window),
-            message=msg,
-            actions=actions,
-            workers_ready=ready,
-            workers_total=total,
-            attempt=attempt,
-            job_name=current_name,
-            start_time=start or now,
-            events=events,
-        )
-    msg = f"{ready}/{total} worker(s) ready; waiting for the whole group to start"
-    events = () if previous_phase in (Phase.PENDING, "") else (Event("Normal", cond.WORKERS_STARTING, msg),)
+    else:
+        msg = f"{ready}/{total} worker(s) ready; waiting for the whole group to start"
+        events = () if previous_phase in (Phase.PENDING, "") else (Event("Normal", cond.WORKERS_STARTING, msg),)
     # startTime is "when the first worker started": it is reported with the move to Running (from the Job's own
     # startTime), not while the gang is still being scheduled (which would also cost a status write of its own).
     return Decision(
-        phase=Phase.PENDING,
-        conditions=(Condition(cond.RUNNING, "False", cond.WORKERS_STARTING, msg), not_suspended, *carbon_window),
+        phase=Phase.RUNNING if running else Phase.PENDING,
+        conditions=(Condition(cond.RUNNING, "True" if running else "False",
+                              cond.WORKERS_RUNNING if running else cond.WORKERS_STARTING, msg),
+                    not_suspended, *carbon_window),
         message=msg,
         actions=actions,
         workers_ready=ready,
         workers_total=total,
         attempt=attempt,
         job_name=current_name,
-        start_time=previous_start,
+        start_time=(start or now) if running else previous_start,
         events=events,
     )
