@@ -71,8 +71,10 @@ class ClusterPaths:
         return self.root / "pids"
 
     def port(self, name: str) -> int:
-        base = {"etcd": 16379, "etcd-peer": 16380, "apiserver": 16443, "controller-manager": 16257,
-                "scheduler": 16259, "kwok": 16247}[name]
+        # No two base ports differ by a multiple of 10, so clusters whose offsets are multiples of 10 never share a
+        # port (with kwok at 16247 and the controller-manager at 16257, offsets 30 and 40 collided).
+        base = {"etcd": 16379, "etcd-peer": 16380, "apiserver": 16443, "controller-manager": 16252,
+                "scheduler": 16254, "kwok": 16231}[name]
         return base + self.port_offset
 
     @property
