@@ -28,7 +28,8 @@ from llmasos.planning.accounting.budget import Budget, parse_budgets
 
 @dataclass(frozen=True)
 class Settings:
-    # Image for worker pods when an LLMJob sets no spec.image.
+    # Image for worker pods when an LLMJob sets no spec.image: `name[:tag][@sha256:<64 hex digits>]`; a digest pins
+    # it (the chart's operator.settings.workerImageDigest appends one). Checked at start (image_reference_problem).
     worker_image: str = "ghcr.io/llmasos/worker:0.1.0"
     # Namespaces to watch (empty: all namespaces).
     namespaces: tuple[str, ...] = ()
@@ -88,8 +89,9 @@ class Settings:
     api_concurrency: int = 32
 
     def __post_init__(self) -> None:
-        if not self.worker_image:
-            raise ConfigError("worker_image must not be empty")
+        problem = image_reference_problem(self.worker_image)
+        if problem:
+            raise ConfigError(f"worker_image {self.worker_image!r}: {problem}")
         if not 1.0 <= self.default_pue <= 3.0:
             raise ConfigError(f"default_pue must be between 1.0 and 3.0, got {self.default_pue}")
         if self.resync_seconds < 1:
@@ -170,6 +172,37 @@ class Settings:
         if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
             raise ValueError("must map GPU products to {relativeThroughput, powerWatts}")
         return {str(k): {str(f): float(x) for f, x in v.items()} for k, v in raw.items()}
+
+
+# The grammar of an image reference (github.com/distribution/reference): a registry host (with an optional port),
+# lower-case path components, an optional tag and an optional digest. Only sha256 digests are accepted: the ones
+# registries and `crane digest` give, and a digest cut short (a common copy-paste slip) is then caught at start
+# instead of by every kubelet as ErrImagePull.
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_NAME = re.compile(rf"(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
+
+
+def image_reference_problem(ref: str) -> str | None:
+    """Why `ref` is not an image reference `name[:tag][@sha256:<64 hex digits>]`, or None when it is one."""
+    if not ref:
+        return "must not be empty"
+    rest, at, digest = ref.partition("@")
+    if at and not _DIGEST.fullmatch(digest):
+        return f"the digest after '@' must be sha256: and 64 lower-case hex digits, got {digest!r}"
+    name, tag = rest, ""
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > slash:  # a colon after the last slash starts the tag (before it, it is a registry port)
+        name, tag = rest[:colon], rest[colon + 1:]
+        if not _TAG.fullmatch(tag):
+            return f"the tag must be letters, digits, '_', '.' or '-' (at most 128), got {tag!r}"
+    if len(name) > 255 or not _NAME.fullmatch(name):
+        return ("the name must be [registry[:port]/]path with lower-case path components, "
+                f"as in ghcr.io/llmasos/worker, got {name!r}")
+    return None
 
 
 def electricitymaps_token(env: Mapping[str, str] | None = None) -> str | None:

@@ -80,6 +80,17 @@ true
 {{- end -}}
 {{- end -}}
 
+{{/* "@<operator.settings.workerImageDigest>" when that is set, appended to operator.settings.workerImage. */}}
+{{- define "llmasos.workerImageDigestSuffix" -}}
+{{- $s := .Values.operator.settings -}}
+{{- if $s.workerImageDigest -}}
+{{- if contains "@" $s.workerImage -}}
+{{- fail (printf "operator.settings.workerImage %q already has a digest: leave operator.settings.workerImageDigest empty, or drop the @... part" $s.workerImage) -}}
+{{- end -}}
+{{- printf "@%s" $s.workerImageDigest -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Fail early on combinations that cannot work. */}}
 {{- define "llmasos.validate" -}}
 {{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.leaderElection.enabled) -}}
