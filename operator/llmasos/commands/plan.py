@@ -31,6 +31,10 @@ US-TEX-ERCO); else an annual average for the zone. Choose one with --source.
 
 The carbon zone comes from spec.carbon.zone, or --zone, or the node pools of --pools (each pool has a carbonZone;
 the LLMJob's spec.placement.nodePools picks among them).
+
+The plan shows the deadline, the run time reserved (expectedDuration, rescaled to the chosen pool's GPU, or an
+assumed default, said in words), when it would start, and the expected energy and emissions against running now.
+A deadline that has already passed is an error (exit 2).
 """
 
 EPILOG = f"""\

@@ -9,49 +9,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from llmasos.api.clock import utc_now
-from llmasos.api.spec import parse_manifest
+from llmasos.api.spec import LLMJobSpec, parse_manifest
 from llmasos.carbon.base import IntensitySource
 from llmasos.carbon.fallback import FallbackSource, default_chain
 from llmasos.carbon.static import StaticSource
 from llmasos.carbon.trace import TraceSource, shipped_trace_files
 from llmasos.carbon.zones import check_zone
 from llmasos.commands import InputError, write_text
-from llmasos.errors import CarbonSourceError
-from llmasos.planning.placement.pool_choice import PoolChoice, PoolOption, choose_pool
+from llmasos.commands.plan_output import PlannedJob, render, span_text
+from llmasos.errors import CarbonSourceError, SpecError
+from llmasos.gpus.products import REFERENCE_PRODUCT
+from llmasos.planning.placement.pool_choice import PoolEstimate, PoolOption, choose_pool, estimate_pool
 from llmasos.planning.timing.carbon_spec import carbon_job
-from llmasos.planning.timing.carbon_window import Plan, plan_start
+from llmasos.planning.timing.carbon_window import CarbonJob, window_bounds
 from llmasos.planning.timing.forecast import Forecast, format_instant, parse_instant
+from llmasos.settings import Settings
 
 TOKEN_ENV = ("LLMASOS_ELECTRICITYMAPS_TOKEN", "ELECTRICITYMAPS_TOKEN")
 FORMATS = ("table", "wide", "json", "yaml")
 LOCAL_POOLS = "e2e/node-pools.yaml"
-
-
-@dataclass(frozen=True)
-class PlannedJob:
-    """One LLMJob's plan, ready to print."""
-
-    name: str
-    plan: Plan
-    pool: str
-    zone: str
-    source_note: str
-    choice: PoolChoice | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.plan.to_dict() | {
-            "name": self.name, "pool": self.pool or None, "zone": self.zone, "sourceNote": self.source_note}
+DEFAULT_DURATION = timedelta(hours=1)  # the operator's run time when neither expectedDuration nor maxRuntime is set
 
 
 # -- input --------------------------------------------------------------------------------------------------------
@@ -158,30 +145,78 @@ async def _forecasts(kind: str, zones: list[str], now: datetime) -> dict[str, tu
 
 
 def plan_manifest(manifest: dict[str, Any], args: argparse.Namespace, now: datetime) -> PlannedJob:
-    """One LLMJob's plan, on the same code paths as the operator's."""
+    """One LLMJob's plan, on the same code paths as the operator's (handlers/gate.py: `job_for`, the pools' PUE,
+    `choose_pool`); without pools, the zone's plan on the reference GPU through the same `estimate_pool`."""
     meta = manifest.get("metadata") or {}
     name = str(meta.get("name") or (args.file.stem if str(args.file) != "-" else "llmjob"))
     spec = parse_manifest(manifest, now)
-    created = (
-        parse_instant(str(meta["creationTimestamp"]), "creationTimestamp") if meta.get("creationTimestamp") else now
-    )
-    job = carbon_job(spec.carbon, created)
+    stamp = str(meta.get("creationTimestamp") or "")
+    created = parse_instant(stamp, "creationTimestamp") if stamp else now
+    job = carbon_job(spec.carbon, created, default_duration=spec.max_runtime or DEFAULT_DURATION)
+    deadline_note = check_deadline(name, spec, job, created, bool(stamp), now)
     gpus = spec.parallelism.nodes * spec.parallelism.gpus_per_node
+    pue = spec.pue or Settings.default_pue
     pools = load_pools(args.pools, spec.node_pools) if args.pools else []
     zone = check_zone(args.zone or spec.carbon.zone)
     if pools and not zone:
         zones = sorted({p.zone for p in pools})
     elif zone:
         zones = [zone]
-        pools = [PoolOption(p.name, p.gpu_product, p.free_gpus, zone) for p in pools]
     else:
         raise InputError(no_zone_message(name))
+    pools = [PoolOption(p.name, p.gpu_product, p.free_gpus, zone or p.zone, pue) for p in pools]
     forecasts = asyncio.run(_forecasts(args.source, zones, now))
     if pools:
         choice = choose_pool(job, gpus, pools, {z: f for z, (f, _) in forecasts.items()}, now)
-        return PlannedJob(name, choice.plan, choice.pool.name, choice.pool.zone, forecasts[choice.pool.zone][1],
-                          choice)
-    return PlannedJob(name, plan_start(job, forecasts[zone][0], now), "", zone, forecasts[zone][1])
+        estimate, note = choice.chosen, forecasts[choice.pool.zone][1]
+    else:
+        choice = None
+        reference = PoolOption("", REFERENCE_PRODUCT, gpus, zone, pue)
+        estimate, note = estimate_pool(job, gpus, reference, forecasts[zone][0], now), forecasts[zone][1]
+    return PlannedJob(name, estimate, estimate.pool.zone, note, gpus, job.deadline, deadline_note,
+                      duration_text(spec, estimate), latest_start_text(job, estimate, now), choice)
+
+
+def check_deadline(name: str, spec: LLMJobSpec, job: CarbonJob, created: datetime, stamped: bool,
+                   now: datetime) -> str:
+    """Where the deadline comes from, in words; SpecError (exit 2) when it has already passed at `now`."""
+    carbon = spec.carbon
+    if job.deadline is None:
+        return f"none: policy {carbon.policy} sets no deadline"
+    if carbon.max_delay is not None:
+        since = "the LLMJob's creation" if stamped else "now; the manifest has no creationTimestamp"
+        origin, field = f"maxDelay {span_text(carbon.max_delay)} after {since}", "spec.carbon.maxDelay"
+    else:
+        origin, field = "spec.carbon.deadline", "spec.carbon.deadline"
+    if job.deadline <= now:
+        raise SpecError(f"LLMJob {name}: its deadline {format_instant(job.deadline)} ({origin}) has already passed "
+                        f"at {format_instant(now)}, so no start time can meet it; set a later deadline, or pass "
+                        "--now to plan as of an earlier time", field)
+    return origin
+
+
+def duration_text(spec: LLMJobSpec, estimate: PoolEstimate) -> str:
+    """The run time planned, and how it was derived, in words."""
+    plan = estimate.plan
+    rescaled = plan.duration_note if plan is not None else ""
+    if spec.carbon.expected_duration is not None:
+        return rescaled or f"{span_text(estimate.run_time)}, expectedDuration as written"
+    if spec.max_runtime is not None:
+        how = f"spec.maxRuntime ({span_text(spec.max_runtime)}) is used, as the operator does"
+    else:
+        how = f"the operator's default of {span_text(DEFAULT_DURATION)} is used (set spec.carbon.expectedDuration)"
+    text = f"{span_text(estimate.run_time)}, assumed: no expectedDuration is set, so {how}"
+    return f"{text}; {rescaled}" if rescaled else text
+
+
+def latest_start_text(job: CarbonJob, estimate: PoolEstimate, now: datetime) -> str:
+    """The last start that meets the deadline; when it has passed, say so rather than print the fail-safe start."""
+    plan = estimate.plan
+    if plan is None or plan.feasible:
+        return ""
+    _, latest, _ = window_bounds(replace(job, duration=estimate.run_time), now)
+    return (f"{format_instant(latest)}, already passed: started at once, the job ends after its deadline "
+            f"{format_instant(job.deadline) if job.deadline else ''}").rstrip()
 
 
 def run_file(args: argparse.Namespace) -> int:
@@ -197,56 +232,3 @@ def run_file(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-# -- output -------------------------------------------------------------------------------------------------------
-def render(planned: list[PlannedJob], fmt: str) -> str:
-    """The plans in `fmt`; one job is one object in json/yaml, several are a kubectl-style List."""
-    if fmt in ("json", "yaml"):
-        data: dict[str, Any] | list[Any] = (
-            planned[0].to_dict() if len(planned) == 1
-            else {"apiVersion": "v1", "kind": "List", "items": [p.to_dict() for p in planned]})
-        if fmt == "json":
-            return json.dumps(data, indent=2) + "\n"
-        return yaml.safe_dump(data, sort_keys=False)
-    return "\n".join(_table(p, wide=fmt == "wide") for p in planned)
-
-
-def _table(job: PlannedJob, *, wide: bool) -> str:
-    plan = job.plan
-    data = job.to_dict()
-    savings = plan.expected_savings_percent
-    rows = [
-        ("LLMJob", job.name),
-        ("Policy", plan.policy),
-        ("Pool", job.pool or "-"),
-        ("Zone", f"{job.zone} ({job.source_note})"),
-        ("Start at", format_instant(plan.start_at)),
-        ("Segments", ", ".join(f"{s['start']} .. {s['end']}" for s in data["segments"])),
-        ("Latest start", format_instant(plan.latest_start)),
-        (
-            "Intensity",
-            f"{data['expectedIntensity']} gCO2e/kWh expected, {data['runNowIntensity']} if run now"
-            if plan.expected_intensity is not None
-            else "unknown",
-        ),
-        ("Savings", f"{savings:.1f}%" if savings is not None else "-"),
-        ("Forecast", f"{data['dataNote']} (trace, {data['forecastIssuedAt'] or '-'})" if data.get("dataNote")
-         else f"issued {data['forecastIssuedAt'] or '-'} by {plan.source or '-'}"),
-        *((("Duration", str(data["durationNote"])),) if data.get("durationNote") else ()),
-        ("Reason", plan.reason),
-    ]
-    if wide:
-        rows.append(("Estimated", f"{100 * plan.estimated_fraction:.0f}% of the window priced on estimated values"))
-        if job.choice is not None:
-            rows += [("Pool " + e.pool.name, _estimate(e)) for e in job.choice.estimates]
-    return "".join(f"{key:<13} {value}\n" for key, value in rows)
-
-
-def _estimate(e: Any) -> str:
-    hours = e.run_time.total_seconds() / 3600
-    head = f"{e.pool.gpu_product} in {e.pool.zone}, {e.pool.free_gpus} GPUs, runs {hours:.1f} h, {e.energy_kwh:.1f} kWh"
-    if e.reason:
-        return f"{head}; ruled out: {e.reason}"
-    grams = f"{e.expected_grams / 1000:.2f} kgCO2e expected" if e.expected_grams is not None else "intensity unknown"
-    return f"{head}, {grams}"
