@@ -104,3 +104,33 @@ def test_dashboards_are_scoped_by_cluster_and_job_and_every_panel_is_described(p
             for name, selector in re.findall(r"\b(llmasos_[a-z_]+)(\{[^}]*\})?", target["expr"]):
                 assert 'cluster=~"$cluster"' in selector, (panel["title"], name)
                 assert 'job=~"$job"' in selector, (panel["title"], name)
+
+
+ALERT_RULES = [r for g in yaml.safe_load((CHART / "alerts" / "llmasos-rules.yaml").read_text())["groups"]
+               for r in g["rules"] if "alert" in r]
+
+
+def label_lists(expr: str) -> list[tuple[str, set[str]]]:
+    """Each `by (...)`, `without (...)` and `on (...)` clause of a PromQL expression with its labels."""
+    import re
+
+    return [(kw, {x.strip() for x in labels.split(",") if x.strip()})
+            for kw, labels in re.findall(r"\b(by|without|on)\s*\(([^)]*)\)", expr)]
+
+
+@pytest.mark.parametrize("rule", ALERT_RULES, ids=[r["alert"] for r in ALERT_RULES])
+def test_alerts_keep_the_cluster_apart(rule: dict[str, object]) -> None:
+    """Point 10 for the alerts: every aggregation and vector match keeps `cluster`, so two clusters feeding one
+    Prometheus neither merge into one alert nor break a one-to-one match (a many-to-many error evaluates to nothing:
+    the alert would never fire). `job` too where the series come from our own scrapes (not kube-state-metrics)."""
+    expr = str(rule["expr"])
+    clauses = label_lists(expr)
+    assert not [kw for kw, _ in clauses if kw == "without"], "say what is kept (by), not what is dropped"
+    for kw, labels in clauses:
+        assert "cluster" in labels, f"{kw} ({', '.join(sorted(labels))}) merges clusters"
+        if "kube_" not in expr:
+            assert "job" in labels, f"{kw} ({', '.join(sorted(labels))}) merges scrape jobs"
+
+
+def test_the_cluster_check_catches_a_match_on_node_alone() -> None:
+    assert label_lists("a < on (node, gpu) b") == [("on", {"node", "gpu"})]
