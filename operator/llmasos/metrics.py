@@ -8,7 +8,8 @@ the job, because "which job is waiting, until when" is the question its dashboar
 only while a job is deferred (`clear_deferred` on start or deletion), so they are bounded by the deferred jobs.
 
 Accounting counters are fed from `status.carbon` deltas (`record_carbon(namespace, previous, current)`): the handler
-passes the object it read and the one it wrote, so an operator restart neither re-counts history nor needs memory.
+passes the value it read and the one it wrote (`api.energy_status.CarbonStatus`), so an operator restart neither
+re-counts history nor needs memory.
 Savings are exported as counterfactual emissions (run now, first pool, uncapped) next to the actual ones, so a
 negative saving is not lost to a counter that cannot go down: saved = increase(counterfactual) - increase(actual).
 
@@ -22,14 +23,14 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from llmasos.api.energy_status import CarbonStatus
 from llmasos.api.schema import PHASES
 
 JOULES_PER_KWH = 3.6e6
@@ -206,9 +207,9 @@ class OperatorMetrics:
         self.children_created.labels(kind).inc()
 
     # -- carbon accounting -------------------------------------------------------------------------------------
-    def record_carbon(self, namespace: str, previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> None:
-        """Add what changed between two `status.carbon` objects of one job (previous None: a new job)."""
-        before, after = _carbon_values(previous or {}), _carbon_values(current)
+    def record_carbon(self, namespace: str, previous: CarbonStatus | None, current: CarbonStatus) -> None:
+        """Add what changed between two `status.carbon` values of one job (previous None: a new job)."""
+        before, after = _carbon_values(previous or CarbonStatus()), _carbon_values(current)
         delta = {k: max(after[k] - before[k], 0.0) for k in after}
         self.energy.labels(namespace).inc(delta["energy"])
         self.facility_energy.labels(namespace).inc(delta["facility"])
@@ -262,21 +263,21 @@ class OperatorMetrics:
             start_http_server(port, addr=addr, registry=self.registry)
 
 
-def _carbon_values(carbon: Mapping[str, Any]) -> dict[str, float]:
-    """Joules and grams of one `status.carbon`, with the three counterfactuals derived from its savings."""
+def _carbon_values(carbon: CarbonStatus) -> dict[str, float]:
+    """Joules and grams of one `status.carbon`, with the three counterfactuals derived from its savings (a number
+    missing from an older operator's status counts as 0)."""
 
-    def num(key: str) -> float:
-        value = carbon.get(key)
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    def num(value: float | None) -> float:
+        return 0.0 if value is None else float(value)
 
-    energy_kwh, facility_kwh, grams = num("energyKWh"), num("facilityEnergyKWh"), num("gCO2e")
+    energy_kwh, facility_kwh, grams = num(carbon.energy_kwh), num(carbon.facility_energy_kwh), num(carbon.grams)
     pue = facility_kwh / energy_kwh if energy_kwh > 0 else 1.0
-    cap_grams = num("powerCapSavedKWh") * pue * num("averageIntensity")
+    cap_grams = num(carbon.power_cap_saved_kwh) * pue * num(carbon.average_intensity)
     return {
         "energy": energy_kwh * JOULES_PER_KWH,
         "facility": facility_kwh * JOULES_PER_KWH,
         "grams": grams,
-        "run_now": num("runNowGCO2e") if "runNowGCO2e" in carbon else grams,
-        "first_pool": grams + num("poolChoiceSavedGCO2e"),
+        "run_now": grams if carbon.run_now_grams is None else float(carbon.run_now_grams),
+        "first_pool": grams + num(carbon.pool_choice_saved_grams),
         "uncapped": grams + cap_grams,
     }

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from llmasos.api.energy_status import CarbonStatus
 from llmasos.metrics import OperatorMetrics
 
 
@@ -14,8 +16,8 @@ def value(m: OperatorMetrics, name: str, **labels: str) -> float | None:
     return None if v is None else float(v)
 
 
-FIRST = {"energyKWh": 2.0, "facilityEnergyKWh": 2.4, "gCO2e": 240.0, "averageIntensity": 100.0,
-         "runNowGCO2e": 300.0, "powerCapSavedKWh": 0.5, "poolChoiceSavedGCO2e": 20.0}
+FIRST = CarbonStatus(energy_kwh=2.0, facility_energy_kwh=2.4, grams=240.0, average_intensity=100.0,
+                     run_now_grams=300.0, power_cap_saved_kwh=0.5, pool_choice_saved_grams=20.0)
 
 
 def test_carbon_counters_add_deltas_between_status_objects() -> None:
@@ -29,7 +31,7 @@ def test_carbon_counters_add_deltas_between_status_objects() -> None:
     assert value(m, cf, namespace="ml", scenario="first_pool") == pytest.approx(260.0)
     # uncapped: 240 + 0.5 kWh x PUE 1.2 x 100 g/kWh = 300
     assert value(m, cf, namespace="ml", scenario="uncapped") == pytest.approx(300.0)
-    second = {**FIRST, "energyKWh": 3.0, "facilityEnergyKWh": 3.6, "gCO2e": 360.0, "runNowGCO2e": 290.0}
+    second = replace(FIRST, energy_kwh=3.0, facility_energy_kwh=3.6, grams=360.0, run_now_grams=290.0)
     m.record_carbon("ml", FIRST, second)
     assert value(m, "llmasos_emissions_grams_total", namespace="ml") == pytest.approx(360.0)
     # run-now went down (revised history): a counter never goes down, the decrease is dropped

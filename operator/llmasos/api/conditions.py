@@ -1,13 +1,15 @@
-"""Condition types, CamelCase reasons and pure helpers that keep metav1.Condition semantics.
+"""Condition types, CamelCase reasons, and `status.conditions` as a typed value with metav1.Condition semantics.
 
-One module for every reason string, so docs, tests and alerts can rely on them. `set_condition` keeps
-lastTransitionTime when the status does not flip (the Kubernetes convention).
+One module for every reason string, so docs, tests and alerts can rely on them. A pass reads the conditions once
+(`Conditions.read`), sets what it found (`Conditions.set` keeps lastTransitionTime when the status does not flip, the
+Kubernetes convention) and renders them once (`Conditions.to_status`), as the same JSON list as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 # Condition types
 SCHEDULED = "Scheduled"
@@ -63,34 +65,87 @@ class Condition:
     message: str = ""
 
 
-def set_condition(existing: list[dict[str, Any]], cond: Condition, now: str, generation: int) -> list[dict[str, Any]]:
-    """Return a new condition list with `cond` set; lastTransitionTime changes only when status flips."""
-    out: list[dict[str, Any]] = []
-    found = False
-    for old in existing:
-        if old.get("type") != cond.type:
-            out.append(old)
-            continue
-        found = True
-        flipped = old.get("status") != cond.status
-        out.append({
-            "type": cond.type, "status": cond.status, "reason": cond.reason, "message": cond.message,
-            "lastTransitionTime": now if flipped else old.get("lastTransitionTime", now),
-            "observedGeneration": generation,
-        })
-    if not found:
-        out.append({"type": cond.type, "status": cond.status, "reason": cond.reason, "message": cond.message,
-                    "lastTransitionTime": now, "observedGeneration": generation})
-    return out
+@dataclass(frozen=True)
+class ConditionStatus:
+    """One entry of status.conditions as written (metav1.Condition). Fields an older writer left out are None and
+    stay out; keys this version does not know are kept (`extra`), so `read(x).to_status() == x`."""
+
+    type: str
+    status: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: str | None = None  # RFC 3339, as written; copied, never computed on
+    observed_generation: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    KEYS: ClassVar[dict[str, str]] = {"type": "type", "status": "status", "reason": "reason", "message": "message",
+                                      "last_transition_time": "lastTransitionTime",
+                                      "observed_generation": "observedGeneration"}
+
+    @classmethod
+    def read(cls, raw: Mapping[str, Any]) -> ConditionStatus:
+        def text(key: str) -> str | None:
+            value = raw.get(key)
+            return None if value is None else str(value)
+
+        generation = raw.get("observedGeneration")
+        return cls(str(raw.get("type", "")), text("status"), text("reason"), text("message"),
+                   text("lastTransitionTime"), None if generation is None else int(generation),
+                   {k: v for k, v in raw.items() if k not in cls.KEYS.values()})
+
+    def to_status(self) -> dict[str, Any]:
+        out = {key: getattr(self, name) for name, key in self.KEYS.items() if getattr(self, name) is not None}
+        out.update(self.extra)
+        return out
 
 
-def get_condition(conditions: list[dict[str, Any]], type_: str) -> dict[str, Any] | None:
-    return next((c for c in conditions if c.get("type") == type_), None)
+@dataclass(frozen=True)
+class Conditions:
+    """status.conditions, in the order they were first set."""
 
+    items: tuple[ConditionStatus, ...] = ()
 
-def is_true(conditions: list[dict[str, Any]], type_: str) -> bool:
-    cond = get_condition(conditions, type_)
-    return cond is not None and cond.get("status") == "True"
+    @classmethod
+    def read(cls, raw: object) -> Conditions:
+        """The conditions of a status (none when missing); entries that are not objects are dropped."""
+        if isinstance(raw, Conditions):
+            return raw
+        if not isinstance(raw, list | tuple):
+            return cls()
+        return cls(tuple(ConditionStatus.read(c) for c in raw if isinstance(c, Mapping)))
+
+    def set(self, cond: Condition, now: str, generation: int) -> Conditions:
+        """These conditions with `cond` set; lastTransitionTime changes only when its status flips."""
+        found = False
+        out: list[ConditionStatus] = []
+        for old in self.items:
+            if old.type != cond.type:
+                out.append(old)
+                continue
+            found = True
+            flipped = old.status != cond.status
+            out.append(ConditionStatus(cond.type, cond.status, cond.reason, cond.message,
+                                       now if flipped else old.last_transition_time or now, generation))
+        if not found:
+            out.append(ConditionStatus(cond.type, cond.status, cond.reason, cond.message, now, generation))
+        return Conditions(tuple(out))
+
+    def get(self, type_: str) -> ConditionStatus | None:
+        return next((c for c in self.items if c.type == type_), None)
+
+    def is_true(self, type_: str) -> bool:
+        found = self.get(type_)
+        return found is not None and found.status == "True"
+
+    def to_status(self) -> list[dict[str, Any]]:
+        """The JSON list to write to status.conditions."""
+        return [c.to_status() for c in self.items]
+
+    def __iter__(self) -> Iterator[ConditionStatus]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 def carbon_replay_condition(replay: bool, source: str, zone: str) -> Condition:

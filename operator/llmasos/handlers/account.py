@@ -12,8 +12,9 @@ from functools import cache
 from typing import Any
 
 from llmasos.api import conditions as cond
-from llmasos.api.clock import format_instant, parse_instant, parse_instant_or_none
+from llmasos.api.clock import parse_instant
 from llmasos.api.conditions import Condition
+from llmasos.api.energy_status import CarbonStatus, PowerStatus
 from llmasos.api.spec import LLMJobSpec
 from llmasos.errors import AccountingInputError, CarbonSourceError
 from llmasos.gpus.curves import load_product
@@ -29,18 +30,19 @@ from llmasos.planning.accounting.power_cap import GpuCurves, cap_records
 FACTOR_TYPE = {"electricitymaps": "lifecycle", "static": "lifecycle", "trace": "direct"}
 
 
-async def carbon_accounting(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], power: dict[str, Any] | None,
-                            zone: str, final: bool, start_time: str = "") -> dict[str, Any] | None:
-    """The new status.carbon, or None to keep the previous one (nothing new, throttled, or no data)."""
+async def carbon_accounting(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], power: PowerStatus | None,
+                            previous: CarbonStatus | None, zone: str, final: bool,
+                            start_time: str = "") -> CarbonStatus | None:
+    """The new status.carbon, or None to keep the previous one (nothing new, throttled, or no data). `previous` is
+    the status.carbon the pass read."""
     status = body.get("status") or {}
-    previous = status.get("carbon")
-    if not power or not zone:
+    if power is None or not zone:
         return None
     submitted = parse_instant(str(body["metadata"]["creationTimestamp"]), "metadata.creationTimestamp")
     # A pod's first reading covers its energy since the group started (this pass's start time when it just did).
     first = start_time or status.get("startTime")
     started = parse_instant(str(first), "status.startTime") if first else ctx.clock()
-    ledger = advance_ledger((previous or {}).get("ledger"), power, started)
+    ledger = advance_ledger(previous.ledger if previous is not None else None, power, started)
     intervals = ledger_intervals(ledger)
     if not intervals:
         return None
@@ -52,7 +54,7 @@ async def carbon_accounting(ctx: OperatorContext, spec: LLMJobSpec, body: dict[s
     except CarbonSourceError as exc:
         ctx.metrics.record_carbon_error(exc.source)
         return None
-    pods = power.get("pods", []) or []
+    pods = power.pods
     try:
         caps = cap_records(pods, gpu_curves(str(status.get("gpuProduct") or "")))
         carbon = build_carbon_status(CarbonInputs(
@@ -63,14 +65,12 @@ async def carbon_accounting(ctx: OperatorContext, spec: LLMJobSpec, body: dict[s
             currency=ctx.settings.carbon_price_currency, cap_records=caps, tokens=job_tokens(pods)))
     except AccountingError as exc:
         raise AccountingInputError(str(exc)) from exc
-    carbon["ledger"] = ledger
-    comparable = {k: v for k, v in (previous or {}).items() if k != "updatedAt"}
-    last = previous.get("updatedAt") if previous else None
+    carbon = replace(carbon, ledger=ledger)
     now = ctx.clock()
-    last_written = parse_instant_or_none(last)
-    if not should_write_carbon(comparable if previous else None, carbon, last_written, now, final=final):
+    last_written = previous.updated_at if previous is not None else None
+    if not should_write_carbon(previous, carbon, last_written, now, final=final):
         return None
-    carbon["updatedAt"] = format_instant(now)
+    carbon = replace(carbon, updated_at=now.replace(microsecond=0))
     ctx.metrics.record_carbon(str(body["metadata"]["namespace"]), previous, carbon)
     return carbon
 

@@ -85,7 +85,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     extra = await steps.conditions(ctx, job, placement, timing, decision, exited)
     carbon = await steps.account(ctx, job, placement, decision, logger)
     new = steps.render(job, placement, timing, decision, extra, carbon)
-    await steps.write(ctx, job, placement, timing, decision, new)
+    await steps.write(ctx, job, placement, timing, decision, new, carbon)
 
 
 def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:

@@ -19,7 +19,8 @@ import kopf
 
 from llmasos.api import conditions as cond
 from llmasos.api.clock import parse_instant
-from llmasos.api.conditions import Condition, carbon_replay_condition
+from llmasos.api.conditions import Condition, Conditions, carbon_replay_condition
+from llmasos.api.energy_status import CarbonStatus, PowerStatus
 from llmasos.api.phase import TERMINAL, Phase
 from llmasos.api.spec import LLMJobSpec, check_deadline, parse_spec
 from llmasos.api.status import PlanStatus
@@ -53,13 +54,16 @@ from llmasos.planning.timing.carbon_gate import Gate
 @dataclass(frozen=True)
 class Pass:
     """What a pass knows of its LLMJob before it decides: the body as read, the spec parsed once (with the operator's
-    defaults applied), the power status from the node reports, the child Jobs, kopf's indexes and the pass's instant."""
+    defaults applied), the power status from the node reports, the status.carbon and conditions read once, the child
+    Jobs, kopf's indexes and the pass's instant."""
 
     body: dict[str, Any]
     spec: LLMJobSpec
     indexes: Mapping[str, Any]
     now: str
-    power: dict[str, Any] | None = None
+    power: PowerStatus | None = None
+    carbon: CarbonStatus | None = None
+    conditions: Conditions = field(default_factory=Conditions)
     observed: list[ObservedJob] = field(default_factory=list)
 
     @property
@@ -180,9 +184,11 @@ async def read(ctx: OperatorContext, body: dict[str, Any], indexes: Mapping[str,
         spec = replace(spec, power=ctx.settings.default_power())
     meta, status = body["metadata"], body.get("status") or {}
     ns, name = meta["namespace"], meta["name"]
-    power = build_power_status(reports_for(indexes["power_reports"], ns, name), status.get("power"))
+    power = build_power_status(reports_for(indexes["power_reports"], ns, name), PowerStatus.read(status.get("power")))
     observed = children_from(indexes["child_jobs"], ns, name, meta["uid"])
-    return Pass(body=body, spec=spec, indexes=indexes, now=ctx.now_iso(), power=power, observed=observed)
+    return Pass(body=body, spec=spec, indexes=indexes, now=ctx.now_iso(), power=power,
+                carbon=CarbonStatus.read(status.get("carbon")), conditions=Conditions.read(status.get("conditions")),
+                observed=observed)
 
 
 async def finish(ctx: OperatorContext, job: Pass, logger: Any) -> None:
@@ -191,8 +197,10 @@ async def finish(ctx: OperatorContext, job: Pass, logger: Any) -> None:
     status = job.status
     zone = job.spec.carbon.zone or str(status.get("zone") or "") or ctx.settings.default_zone
     carbon = await _accounting(ctx, job, zone, final=True, logger=logger)
-    if (job.power is not None and job.power != status.get("power")) or carbon is not None:
-        update = {**status, **({"power": job.power} if job.power else {}), **({"carbon": carbon} if carbon else {})}
+    power = job.power.to_status() if job.power is not None else None
+    if (power is not None and power != status.get("power")) or carbon is not None:
+        update = {**status, **({"power": power} if power else {}),
+                  **({"carbon": carbon.to_status()} if carbon is not None else {})}
         await write_status(ctx, job.body, update)
     await expire_if_due(ctx, job.body, job.spec)
     ctx.metrics.record_phase(job.uid, job.previous_phase)
@@ -304,7 +312,7 @@ async def apply(ctx: OperatorContext, job: Pass, placement: Placement, decision:
 
 
 async def account(ctx: OperatorContext, job: Pass, placement: Placement, decision: Decision,
-                  logger: Any) -> dict[str, Any] | None:
+                  logger: Any) -> CarbonStatus | None:
     """status.carbon from the energy measured so far (None keeps the previous one)."""
     return await _accounting(ctx, job, placement.zone, final=decision.phase in TERMINAL, logger=logger,
                              start_time=decision.start_time)
@@ -325,24 +333,27 @@ async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timi
 
 
 def render(job: Pass, placement: Placement, timing: Timing, decision: Decision, extra: tuple[Condition, ...],
-           carbon: dict[str, Any] | None) -> dict[str, Any]:
-    """The new status (pure): the decision, the conditions, the placement, power, plan, children and carbon."""
+           carbon: CarbonStatus | None) -> dict[str, Any]:
+    """The new status (pure): the decision, the conditions, the placement, power, plan, children and carbon; each
+    typed section is rendered to its JSON here, once."""
     has_children = bool(job.observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
     children = {"job": job_name(job.name, decision.attempt), "service": service_name(job.name)} if has_children \
         else None
     plan = timing.gate.plan.to_status() if timing.gate.plan is not None else None
-    new = build_status(job.status, decision, job.generation, job.now, extra, **placement.fields, power=job.power,
-                       plan=plan, children=children, carbon=carbon)
+    new = build_status(job.status, decision, job.generation, job.now, extra, conditions=job.conditions,
+                       **placement.fields, power=job.power.to_status() if job.power is not None else None,
+                       plan=plan, children=children, carbon=carbon.to_status() if carbon is not None else None)
     if decision.phase == Phase.DEFERRED:
         new["scheduledStart"] = timing.gate.start_at or new.get("scheduledStart")
     return new
 
 
 async def write(ctx: OperatorContext, job: Pass, placement: Placement, timing: Timing, decision: Decision,
-                new: dict[str, Any]) -> None:
+                new: dict[str, Any], carbon: CarbonStatus | None = None) -> None:
     """The pass's one status write (skipped when nothing changed, or deferred to the next pass for a job whose first
-    Job was just created), then its Events, then the phase metric."""
-    record_carbon_metrics(ctx, job, decision.phase, timing.gate.plan, new)
+    Job was just created), then its Events, then the phase metric. `carbon`: the status.carbon `account` found (None:
+    the one read is kept)."""
+    record_carbon_metrics(ctx, job, decision.phase, timing.gate.plan, new, carbon if carbon is not None else job.carbon)
     if first_write_can_wait(job.status, job.observed, decision.actions, timing.decided_before_start):
         # The new Job's watch event brings a pass within about a second (coalesced with its pods' first changes);
         # that pass reads the placement back from the Job and writes this status then. In a burst of new LLMJobs
@@ -356,10 +367,9 @@ async def write(ctx: OperatorContext, job: Pass, placement: Placement, timing: T
         hold = timing.gate.deferral
         if timing.gate.announce and decision.phase == Phase.DEFERRED and hold is not None:
             await ctx.post_event(job.body, "Normal", cond.DEFERRED, hold.message)
-        replay = next((c for c in new.get("conditions") or () if c.get("type") == cond.CARBON_DATA_REPLAY), None)
-        was = next((c for c in job.status.get("conditions") or () if c.get("type") == cond.CARBON_DATA_REPLAY), None)
-        if replay and replay.get("status") == "True" and not (was and was.get("status") == "True"):
-            await ctx.post_event(job.body, "Warning", str(replay.get("reason")), str(replay.get("message")))
+        replay = Conditions.read(new.get("conditions")).get(cond.CARBON_DATA_REPLAY)
+        if replay is not None and replay.status == "True" and not job.conditions.is_true(cond.CARBON_DATA_REPLAY):
+            await ctx.post_event(job.body, "Warning", str(replay.reason), str(replay.message))
     if placement.fields:
         await ctx.post_event(job.body, "Normal", cond.POOL_SELECTED,
                              f"placed on node pool {placement.pool} ({placement.fields['gpuProduct']})")
@@ -380,17 +390,18 @@ def first_write_can_wait(status: Mapping[str, Any], observed: Sequence[ObservedJ
 
 
 async def _accounting(ctx: OperatorContext, job: Pass, zone: str, final: bool, logger: Any,
-                      start_time: str = "") -> dict[str, Any] | None:
+                      start_time: str = "") -> CarbonStatus | None:
     try:
-        return await carbon_accounting(ctx, job.spec, job.body, job.power, zone, final, start_time)
+        return await carbon_accounting(ctx, job.spec, job.body, job.power, job.carbon, zone, final, start_time)
     except AccountingInputError as exc:
         logger.warning(f"energy accounting skipped this pass: {exc}")
         return None
 
 
 def record_carbon_metrics(ctx: OperatorContext, job: Pass, phase: str, plan: PlanStatus | None,
-                          new: Mapping[str, Any]) -> None:
-    """Deferral gauges while Deferred; deferral time at first start; intensities once finished."""
+                          new: Mapping[str, Any], carbon: CarbonStatus | None) -> None:
+    """Deferral gauges while Deferred; deferral time at first start; intensities once finished (`carbon`: the
+    status.carbon this pass wrote, else the one it read)."""
     old = job.status
     if phase == Phase.DEFERRED and plan is not None and plan.start_at and plan.latest_start:
         ctx.metrics.record_deferred(job.namespace, job.name, planned_start=plan.start_at,
@@ -402,7 +413,6 @@ def record_carbon_metrics(ctx: OperatorContext, job: Pass, phase: str, plan: Pla
         ctx.metrics.record_deferral((parse_instant(str(new["startTime"]), "status.startTime") - created)
                                     .total_seconds())
     if phase in TERMINAL and old.get("phase") not in TERMINAL:
-        carbon = new.get("carbon") or {}
         ctx.metrics.record_intensities(planned=plan.expected_intensity if plan else None,
-                                       achieved=carbon.get("averageIntensity"),
+                                       achieved=carbon.average_intensity if carbon is not None else None,
                                        run_now=plan.run_now_intensity if plan else None)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from llmasos.api.conditions import Condition, set_condition
 from llmasos.api.crd import GENERATED_FILES, build_llmjob_crd
 from llmasos.api.durations import format_duration, parse_duration
 from llmasos.api.spec import parse_spec
@@ -98,16 +97,6 @@ def test_bad_durations(bad: str) -> None:
 def test_format_duration_round_trips() -> None:
     assert format_duration(timedelta(hours=1, minutes=30)) == "1h30m"
     assert parse_duration(format_duration(timedelta(seconds=93784))) == timedelta(seconds=93784)
-
-
-def test_condition_keeps_transition_time_unless_status_flips() -> None:
-    conds = set_condition([], Condition("Running", "True", "A"), "t1", 1)
-    conds = set_condition(conds, Condition("Running", "True", "B", "msg"), "t2", 2)
-    assert conds[0]["lastTransitionTime"] == "t1"
-    assert conds[0]["reason"] == "B"
-    assert conds[0]["observedGeneration"] == 2
-    conds = set_condition(conds, Condition("Running", "False", "C"), "t3", 2)
-    assert conds[0]["lastTransitionTime"] == "t3"
 
 
 def test_settings_precedence_file_then_env(tmp_path: Path) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import kopf
 import pytest
 
+from llmasos.api.conditions import Conditions
+from llmasos.api.energy_status import CarbonStatus, PowerStatus
 from llmasos.api.phase import Phase
 from llmasos.api.status import PlanStatus
 from llmasos.carbon.base import Location
@@ -57,6 +60,14 @@ class CleanLater:
 
     async def history(self, location: str | Location, start: datetime, end: datetime) -> Forecast:
         return await self.forecast(location)
+
+
+class SteadyHistory(CleanLater):
+    """CleanLater whose past (the accounting's history) was a steady 100 g/kWh."""
+
+    async def history(self, location: str | Location, start: datetime, end: datetime) -> Forecast:
+        points = tuple(IntensityPoint(NOW + timedelta(hours=h), 100.0) for h in range(-6, 6))
+        return Forecast(points, zone=str(location), issued_at=NOW, source="fake")
 
 
 def world(spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None, nodes: int = 2,
@@ -431,3 +442,52 @@ def test_a_pass_over_a_finished_job_only_accounts_and_expires_it() -> None:
     run(reconcile(ctx, body, indexes, LOG))
     assert JOB_PATH not in kube.objects, "deleted: its TTL ran out"
     assert kube.writes() == [("DELETE", JOB_PATH)]
+
+
+def test_a_running_pass_reads_carbon_power_and_conditions_once_and_renders_each_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    status = {"phase": "Running", "pool": "a100", "zone": "DE", "gpuProduct": "nvidia-a100-80gb", "attempt": 0,
+              "startTime": "2026-03-06T11:30:00Z",
+              "conditions": [{"type": "Scheduled", "status": "True", "reason": "PoolSelected",
+                              "message": "node pool a100", "lastTransitionTime": "2026-03-06T11:00:00Z",
+                              "observedGeneration": 1}],
+              # 0.5 kWh accounted up to 11:50, written ten minutes ago
+              "carbon": {"energyKWh": 0.5, "gCO2e": 250.0, "updatedAt": "2026-03-06T11:50:00Z",
+                         "ledger": {"intervals": [["2026-03-06T11:30:00Z", "2026-03-06T11:50:00Z", 1.8e6]],
+                                    "readings": {"j-a0-0": ["2026-03-06T11:50:00Z", 1.8e6]}}}}
+    ctx, kube, body, indexes = world(status=status)
+    observe(indexes, ObservedJob("j-a0", 0, active=2, ready=2, pool="a100", start_time="2026-03-06T11:30:00Z"))
+    indexes["child_services"] = {("ns", "j"): [("u1",)]}
+    report = {"node": "n0", "namespace": "ns", "name": "j-a0-0", "uid": "p1", "llmjob": "j", "gpus": ("GPU-1",),
+              "policy": "none", "limit_w": None, "state": "Default", "energy_j": 3.6e6, "ended_at": None,
+              "reported_at": "2026-03-06T11:59:00Z"}
+    indexes["power_reports"] = {("ns", "j"): [[report]]}
+    calls: dict[str, int] = {}
+
+    ctx = replace(ctx, carbon=FallbackSource([SteadyHistory()]))
+
+    def count(cls: type, name: str, what: str, of: Any = None) -> None:
+        """Count calls of cls.name (a reading: only of the section `of`, the very object read from the API)."""
+        original = cls.__dict__[name]
+        func = original.__func__ if isinstance(original, classmethod) else original
+
+        def spy(*args: Any) -> Any:
+            if of is None or args[1] is of:
+                calls[what] = calls.get(what, 0) + 1
+            return func(*args)
+
+        monkeypatch.setattr(cls, name, classmethod(spy) if isinstance(original, classmethod) else spy)
+
+    # The pass reads each section of the LLMJob's status once (the conditions it writes are read back once more,
+    # for the replay Event: not counted) and renders each once.
+    for cls, what in ((CarbonStatus, "carbon"), (PowerStatus, "power"), (Conditions, "conditions")):
+        count(cls, "read", f"{what} read", body["status"].get(what))
+        count(cls, "to_status", f"{what} rendered")
+    run(reconcile(ctx, body, indexes, LOG))
+    written = stored_status(kube)
+    assert calls == {"carbon read": 1, "power read": 1, "conditions read": 1, "carbon rendered": 1,
+                     "power rendered": 1, "conditions rendered": 1}
+    assert (written["carbon"]["energyKWh"], written["carbon"]["display"]["energy"]) == (1.0, "1.0 kWh")
+    assert written["carbon"]["updatedAt"] == "2026-03-06T12:00:00Z"
+    assert written["power"]["pods"][0]["energyJoules"] == 3.6e6
+    assert condition(written, "Scheduled")["lastTransitionTime"] == "2026-03-06T11:00:00Z", "no flip, kept"

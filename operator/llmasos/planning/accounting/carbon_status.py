@@ -1,17 +1,18 @@
-"""`LLMJob.status.carbon`: the object the operator writes, built from the accounting in planning/accounting/integral.py.
+"""`LLMJob.status.carbon`: the value the operator writes, built from the accounting in planning/accounting/integral.py.
 
-Kept apart from the integral itself: this is the user-facing shape (camelCase keys, rounding, which keys are left
-out when unknown, the offset price) and the rule for how often it is written (at most once a minute while running,
-always when final). Pure: no clock, no I/O.
+Kept apart from the integral itself: this is the user-facing content (rounding, which fields are left out when
+unknown, the offset price; the type and its JSON keys are `api.energy_status.CarbonStatus`) and the rule for how
+often it is written (at most once a minute while running, always when final). Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from llmasos.api.energy_status import CarbonDisplay, CarbonStatus, Offset, PodPower
 from llmasos.api.units import energy_text, mass_text
 from llmasos.planning.accounting.integral import (
     AccountingError,
@@ -33,14 +34,12 @@ METHOD = "location-based"
 WRITE_INTERVAL = timedelta(minutes=1)
 
 
-def offset(grams: float, price_per_tonne: float | None, currency: str = "") -> dict[str, Any]:
-    """{tonnes, cost, currency}: tonnes CO2e and what offsetting them costs; cost and currency only when priced."""
+def offset(grams: float, price_per_tonne: float | None, currency: str = "") -> Offset:
+    """Tonnes CO2e and what offsetting them costs; cost and currency only when priced."""
     tonnes = grams / 1e6
-    out: dict[str, Any] = {"tonnes": round(tonnes, 6)}
-    if price_per_tonne is not None:
-        out["cost"] = round(tonnes * finite_nonneg(price_per_tonne, "price per tonne"), 4)
-        out["currency"] = currency
-    return out
+    if price_per_tonne is None:
+        return Offset(round(tonnes, 6))
+    return Offset(round(tonnes, 6), round(tonnes * finite_nonneg(price_per_tonne, "price per tonne"), 4), currency)
 
 
 @dataclass(frozen=True)
@@ -63,41 +62,41 @@ class CarbonInputs:
     tokens: float | None = None  # the job's tokens as its workers counted them (None: no worker reported any)
 
 
-def build_carbon_status(inputs: CarbonInputs) -> dict[str, Any]:
-    """The exact `status.carbon` object (camelCase, rounded; keys whose value is unknown are left out)."""
+def build_carbon_status(inputs: CarbonInputs) -> CarbonStatus:
+    """The `status.carbon` value (rounded; fields whose value is unknown are None, left out when rendered), without
+    the ledger and the write time, which the caller adds."""
     if inputs.emission_factor_type not in EMISSION_FACTOR_TYPES:
         raise AccountingError(f"emissionFactorType must be lifecycle or direct, got {inputs.emission_factor_type!r}")
     kw: dict[str, Any] = {"run_spans": inputs.run_spans, "gap_intensity": inputs.gap_intensity}
     actual = emissions(inputs.intervals, inputs.series, inputs.pue, **kw)
     now_run = run_now_emissions(inputs.intervals, inputs.series, inputs.pue, inputs.submitted_at, **kw)
     saved, saved_pct = savings(actual.grams, now_run.grams)
-    status: dict[str, Any] = {
-        "energyKWh": round(actual.energy_kwh, 6),
-        "facilityEnergyKWh": round(actual.facility_kwh, 6),
-        "gCO2e": round(actual.grams, 3),
-        "averageIntensity": _round(actual.average_intensity, 2),
-        "runNowGCO2e": round(now_run.grams, 3),
-        "savedGCO2e": round(saved, 3),
-        "savedPercent": _round(saved_pct, 2),
-        "powerCapSavedKWh": round(power_cap_saved_kwh(inputs.cap_records), 6),
-        "method": METHOD,
-        "emissionFactorType": inputs.emission_factor_type,
-        "source": inputs.source,
-        "isEstimated": bool(inputs.source_estimated or actual.gap_energy_j > 0 or now_run.gap_energy_j > 0),
-        "offset": offset(actual.grams, inputs.price_per_tonne, inputs.currency),
-        "display": display(actual.energy_kwh, actual.grams, saved),
-    }
-    if inputs.tokens:
-        status["tokens"] = round(finite_nonneg(inputs.tokens, "tokens"))
-        status["joulesPerToken"] = _round_sig(actual.energy_j / inputs.tokens, 4) if actual.energy_j > 0 else None
-    if inputs.pool_choice is not None:
-        status["poolChoiceSavedGCO2e"] = round(pool_choice_saved_grams(actual.grams, *inputs.pool_choice), 3)
-    return {k: v for k, v in status.items() if v is not None}
+    tokens = inputs.tokens or None
+    return CarbonStatus(
+        energy_kwh=round(actual.energy_kwh, 6),
+        facility_energy_kwh=round(actual.facility_kwh, 6),
+        grams=round(actual.grams, 3),
+        average_intensity=_round(actual.average_intensity, 2),
+        run_now_grams=round(now_run.grams, 3),
+        saved_grams=round(saved, 3),
+        saved_percent=_round(saved_pct, 2),
+        power_cap_saved_kwh=round(power_cap_saved_kwh(inputs.cap_records), 6),
+        method=METHOD,
+        emission_factor_type=inputs.emission_factor_type,
+        source=inputs.source,
+        is_estimated=bool(inputs.source_estimated or actual.gap_energy_j > 0 or now_run.gap_energy_j > 0),
+        offset=offset(actual.grams, inputs.price_per_tonne, inputs.currency),
+        display=display(actual.energy_kwh, actual.grams, saved),
+        tokens=round(finite_nonneg(tokens, "tokens")) if tokens else None,
+        joules_per_token=_round_sig(actual.energy_j / tokens, 4) if tokens and actual.energy_j > 0 else None,
+        pool_choice_saved_grams=round(pool_choice_saved_grams(actual.grams, *inputs.pool_choice), 3)
+        if inputs.pool_choice is not None else None,
+    )
 
 
-def display(energy_kwh: float, grams: float, saved_grams: float) -> dict[str, str]:
+def display(energy_kwh: float, grams: float, saved_grams: float) -> CarbonDisplay:
     """status.carbon.display: the same numbers scaled for people (kubectl's columns): "1.2 kWh", "340 g", "1.0 t"."""
-    return {"energy": energy_text(energy_kwh), "emissions": mass_text(grams), "saved": mass_text(saved_grams)}
+    return CarbonDisplay(energy_text(energy_kwh), mass_text(grams), mass_text(saved_grams))
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -109,30 +108,28 @@ def _round_sig(value: float, digits: int) -> float:
     return float(f"{value:.{digits}g}")
 
 
-def job_tokens(pods: Iterable[Mapping[str, Any]]) -> float | None:
+def job_tokens(pods: Iterable[PodPower]) -> float | None:
     """A job's tokens from its pods' counters (`status.power.pods[].tokens`): the largest, never the sum.
 
     The worker exports the job's global count (tokens of the global batch, cumulative across resumes), the same on
     every pod of a data-parallel group; summing would count the job once per pod. None when no pod reported any.
     """
-    counts = [float(p["tokens"]) for p in pods
-              if isinstance(p.get("tokens"), int | float) and not isinstance(p.get("tokens"), bool)]
-    best = max(counts, default=0.0)
+    best = max((float(p.tokens) for p in pods if p.tokens is not None), default=0.0)
     return best if best > 0 else None
 
 
 def should_write_carbon(
-    previous: Mapping[str, Any] | None,
-    current: Mapping[str, Any],
+    previous: CarbonStatus | None,
+    current: CarbonStatus,
     last_written: datetime | None,
     now: datetime,
     *,
     final: bool,
     min_interval: timedelta = WRITE_INTERVAL,
 ) -> bool:
-    """Write `status.carbon` now? Never when unchanged; always when final (the job ended) or never written;
-    otherwise at most once per `min_interval` (one minute) while the job runs."""
-    if previous is not None and dict(previous) == dict(current):
+    """Write `status.carbon` now? Never when unchanged (its write time aside); always when final (the job ended) or
+    never written; otherwise at most once per `min_interval` (one minute) while the job runs."""
+    if previous is not None and previous.comparable() == current.comparable():
         return False
     if final or last_written is None:
         return True

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from llmasos.api.energy_status import PodPower
 from llmasos.planning.accounting.integral import AccountingError, CapRecord
 
 RelEnergy = Callable[[float], float]  # energy per unit of work at fraction f of the max limit, relative to f = 1
@@ -63,7 +63,7 @@ def uncapped_energy_ratio(curves: GpuCurves, limit_w: float, default_w: float | 
     return statistics.median(ratios)
 
 
-def cap_records(pods: Iterable[Mapping[str, Any]], curves: GpuCurves | None) -> list[CapRecord]:
+def cap_records(pods: Iterable[PodPower], curves: GpuCurves | None) -> list[CapRecord]:
     """`status.power.pods` entries -> CapRecords for `power_cap_saved_kwh`.
 
     A pod counts when its policy capped (limit, fraction, energyOptimal), it drew energy, and its limit was below
@@ -72,11 +72,11 @@ def cap_records(pods: Iterable[Mapping[str, Any]], curves: GpuCurves | None) -> 
     """
     out: list[CapRecord] = []
     for pod in pods:
-        energy, limit = _num(pod.get("energyJoules")), _num(pod.get("limitWatts"))
-        default = _num(pod.get("defaultWatts")) or (curves.default_w if curves else None)
-        if pod.get("policy") not in CAPPING_POLICIES or not energy or not limit or not default or limit >= default:
+        energy, limit = pod.energy_joules, pod.limit_watts
+        default = pod.default_watts or (curves.default_w if curves else None)
+        if pod.policy not in CAPPING_POLICIES or not energy or not limit or not default or limit >= default:
             continue
-        slowdown = _num(pod.get("slowdown")) if pod.get("policy") == "energyOptimal" else None
+        slowdown = pod.slowdown if pod.policy == "energyOptimal" else None
         if slowdown is not None:  # a measured speed-up under a cap is noise: claim no more than "no slowdown"
             out.append(CapRecord(energy, limit, default, max(slowdown, 1.0)))
             continue
@@ -84,8 +84,3 @@ def cap_records(pods: Iterable[Mapping[str, Any]], curves: GpuCurves | None) -> 
         if ratio is not None:
             out.append(CapRecord(energy, limit, default, None, energy_ratio=ratio))
     return out
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-

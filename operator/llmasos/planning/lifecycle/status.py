@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmasos.api import conditions as cond
-from llmasos.api.conditions import Condition, set_condition
+from llmasos.api.conditions import Condition, Conditions
 from llmasos.api.phase import TERMINAL, Phase
 from llmasos.planning.lifecycle.decision import Decision
 
@@ -16,20 +16,22 @@ def build_status(
     generation: int,
     now: str,
     extra_conditions: tuple[Condition, ...] = (),
+    conditions: Conditions | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """The new status: previous fields kept unless this pass knows better; conditions merged metav1-style."""
+    """The new status: previous fields kept unless this pass knows better; conditions merged metav1-style
+    (`conditions`: the previous ones as the pass read them; read from `previous` when not given)."""
     status = {k: v for k, v in previous.items() if k not in ("kopf",)}
-    conditions = list(previous.get("conditions", []) or [])
     if decision.phase in TERMINAL and previous.get("phase") == decision.phase:
         status["observedGeneration"] = generation
         return status
+    merged = conditions if conditions is not None else Conditions.read(previous.get("conditions"))
     for c in (*decision.conditions, *extra_conditions):
-        conditions = set_condition(conditions, c, now, generation)
+        merged = merged.set(c, now, generation)
     status.update(
         {
             "phase": str(decision.phase),  # the plain string: status is JSON
-            "conditions": conditions,
+            "conditions": merged.to_status(),
             "observedGeneration": generation,
             "message": decision.message,
             "attempt": decision.attempt,
@@ -55,15 +57,13 @@ def placement_status(
 ) -> dict[str, Any]:
     """Status of a job that no pool can host (yet): Pending with Scheduled=False and the reason."""
     status = {k: v for k, v in previous.items() if k not in ("kopf",)}
-    conditions = set_condition(
-        list(previous.get("conditions", []) or []), Condition(cond.SCHEDULED, "False", reason, message), now, generation
-    )
+    conditions = Conditions.read(previous.get("conditions")).set(
+        Condition(cond.SCHEDULED, "False", reason, message), now, generation)
     if phase == Phase.FAILED:
-        conditions = set_condition(conditions, Condition(cond.FAILED, "True", reason, message), now, generation)
-        conditions = set_condition(
-            conditions, Condition(cond.SUCCEEDED, "False", cond.NOT_FINISHED, message), now, generation
-        )
-    status.update({"phase": str(phase), "conditions": conditions, "observedGeneration": generation, "message": message})
+        conditions = conditions.set(Condition(cond.FAILED, "True", reason, message), now, generation)
+        conditions = conditions.set(Condition(cond.SUCCEEDED, "False", cond.NOT_FINISHED, message), now, generation)
+    status.update({"phase": str(phase), "conditions": conditions.to_status(), "observedGeneration": generation,
+                   "message": message})
     if phase == Phase.FAILED:
         status.setdefault("completionTime", now)
     return status

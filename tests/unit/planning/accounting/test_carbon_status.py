@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from llmasos.api.energy_status import CarbonStatus
 from llmasos.planning.accounting.carbon_status import (
     CarbonInputs,
     build_carbon_status,
@@ -54,8 +56,8 @@ def test_pool_choice_saving_scales_the_plans_ratio_to_the_actual() -> None:
 
 
 def test_offset_in_tonnes_and_cost() -> None:
-    assert offset(2_500_000.0, 20.0, "EUR") == {"tonnes": 2.5, "cost": 50.0, "currency": "EUR"}
-    assert offset(1234.0, None) == {"tonnes": 0.001234}
+    assert offset(2_500_000.0, 20.0, "EUR").to_status() == {"tonnes": 2.5, "cost": 50.0, "currency": "EUR"}
+    assert offset(1234.0, None).to_status() == {"tonnes": 0.001234}
 
 
 def test_the_status_dict_end_to_end() -> None:
@@ -74,7 +76,8 @@ def test_the_status_dict_end_to_end() -> None:
         price_per_tonne=25.0,
         currency="EUR",
     )
-    assert build_carbon_status(inputs) == {
+    # The JSON, key for key, that the operator wrote when status.carbon was a dict built here.
+    assert build_carbon_status(inputs).to_status() == {
         "energyKWh": 1.0,
         "facilityEnergyKWh": 1.2,
         "gCO2e": 120.0,
@@ -95,7 +98,7 @@ def test_the_status_dict_end_to_end() -> None:
 
 def test_status_before_any_energy_and_with_gaps() -> None:
     empty = CarbonInputs([], make_forecast([100]), T0, 1.2, "static", "direct", source_estimated=True)
-    status = build_carbon_status(empty)
+    status = build_carbon_status(empty).to_status()
     assert status["energyKWh"] == 0
     assert status["gCO2e"] == 0
     assert "averageIntensity" not in status
@@ -103,7 +106,7 @@ def test_status_before_any_energy_and_with_gaps() -> None:
     assert status["isEstimated"] is True
     assert "poolChoiceSavedGCO2e" not in status
     gap = CarbonInputs([EnergyInterval(T0, T0 + 120 * M, 2 * KWH)], make_forecast([100]), T0, 1.0, "trace", "direct")
-    g = build_carbon_status(gap)
+    g = build_carbon_status(gap).to_status()
     assert g["isEstimated"] is True
     assert g["gCO2e"] == 200.0
     with pytest.raises(AccountingError, match="lifecycle or direct"):
@@ -121,18 +124,26 @@ def test_status_before_any_energy_and_with_gaps() -> None:
     ],
 )
 def test_write_throttle(
-    previous: dict[str, float] | None,
-    current: dict[str, float],
+    previous: dict[str, Any] | None,
+    current: dict[str, Any],
     last: int | None,
     now_min: float,
     final: bool,
     expected: bool,
 ) -> None:
     last_written = None if last is None else T0 + last * M
-    assert should_write_carbon(previous, current, last_written, T0 + now_min * M, final=final) is expected
+    assert should_write_carbon(CarbonStatus.read(previous), CarbonStatus(grams=current["gCO2e"]), last_written,
+                               T0 + now_min * M, final=final) is expected
+
+
+def test_write_time_alone_is_no_change() -> None:
+    before = CarbonStatus(grams=2.0, updated_at=T0)
+    assert not should_write_carbon(before, CarbonStatus(grams=2.0), T0, T0 + 10 * M, final=True)
+    assert should_write_carbon(before, CarbonStatus(grams=2.5), T0, T0 + 10 * M, final=False)
 
 
 def test_display_scales_for_kubectl_columns() -> None:
     # A one-tonne job reads 1.0 t, not 1000000.000; energy below a kWh reads in Wh.
-    assert display(2400.0, 1_000_000.0, -12.0) == {"energy": "2.4 MWh", "emissions": "1.0 t", "saved": "-12.0 g"}
-    assert display(0.34, 340.0, 0.0) == {"energy": "340 Wh", "emissions": "340 g", "saved": "0 g"}
+    assert display(2400.0, 1_000_000.0, -12.0).to_status() == {"energy": "2.4 MWh", "emissions": "1.0 t",
+                                                                "saved": "-12.0 g"}
+    assert display(0.34, 340.0, 0.0).to_status() == {"energy": "340 Wh", "emissions": "340 g", "saved": "0 g"}
