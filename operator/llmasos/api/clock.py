@@ -3,8 +3,8 @@
 Every status field, Event and plan holds instants as "2024-03-06T19:00:00Z"; every parser here accepts what the
 API server and users write ("...Z", "...+02:00", fractions of a second) and refuses a time without a zone (its zone
 would be a guess). The clock is injected (`Clock`): the operator context, the carbon sources and the tests pass one,
-nothing calls `datetime.now` itself. (The node agent counts in epoch seconds, `agent/clock.py`; it renders them with
-`format_epoch`.)
+nothing calls `datetime.now` itself. (The node agent's clocks, `agent/clock.py`, are this Clock too, also read as epoch
+seconds for its sample arithmetic; it renders those with `format_epoch`.)
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def ensure_utc(moment: datetime, what: str = "time") -> datetime:
 
 def parse_instant(text: str, what: str = "time") -> datetime:
     """Parse ISO-8601/RFC 3339 ("2024-03-06T19:00:00.000Z", "...+02:00") into a UTC datetime; naive text is refused
-    (ValueError naming `what`)."""
+    (ValueError naming `what`). The one parser of instants: the spec (`api.spec.parse_time`, as a SpecError), the
+    Kueue deadline annotation, the offline validator and every status field use it."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{what} must be an ISO-8601 string, got {text!r}")
     cleaned = text.strip()
@@ -40,7 +41,9 @@ def parse_instant(text: str, what: str = "time") -> datetime:
         moment = datetime.fromisoformat(cleaned)
     except ValueError:
         raise ValueError(f"{what} {text!r} is not an ISO-8601 time") from None
-    return ensure_utc(moment, f"{what} {text!r}")
+    if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
+        raise ValueError(f"{what} {text!r} has no time zone (add one, e.g. a trailing Z)")
+    return moment.astimezone(UTC)
 
 
 def parse_instant_or_none(value: object) -> datetime | None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from llmasos.api.clock import parse_instant
 from llmasos.api.durations import parse_duration
 
 DEADLINE_ANNOTATION = "llmasos.io/deadline"
@@ -85,15 +86,9 @@ def _duration(text: str, annotation: str) -> timedelta:
 def _instant(text: str) -> datetime:
     """An RFC 3339 time with a zone ("2026-05-01T06:00:00Z", "...+02:00"), in UTC; a time without a zone is refused
     (its meaning would depend on the operator's clock settings)."""
-    cleaned = text.strip()
-    if cleaned.endswith(("Z", "z")):
-        cleaned = cleaned[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(cleaned)
+        return parse_instant(text, DEADLINE_ANNOTATION)
     except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
         raise AnnotationError(
             f"{DEADLINE_ANNOTATION} {text!r} is not an RFC 3339 time with a zone, such as 2026-05-01T06:00:00Z",
-            DEADLINE_ANNOTATION)
-    return moment.astimezone(UTC)
+            DEADLINE_ANNOTATION) from None

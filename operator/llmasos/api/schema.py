@@ -28,6 +28,7 @@ from llmasos.api.openapi import (
     rule,
     string,
 )
+from llmasos.api.phase import Phase
 from llmasos.api.status_schema import carbon_status_schema, power_status_schema
 from llmasos.api.worker_contract import STRATEGIES, TASKS
 from llmasos.api.workload_policy import (
@@ -43,7 +44,7 @@ BUILTIN_MODELS = ["gpt-tiny", "gpt-small"]
 CarbonPolicy = Literal["immediate", "deadline", "threshold"]
 CARBON_POLICIES: tuple[CarbonPolicy, ...] = get_args(CarbonPolicy)
 POWER_POLICIES = ("none", "limit", "fraction", "energyOptimal")
-PHASES = ["Pending", "Deferred", "Running", "Suspended", "Succeeded", "Failed"]
+PHASES = [str(phase) for phase in Phase]  # the one list: api/phase.py
 MAX_NAME_LENGTH = 40
 IMMUTABLE = "is immutable once the LLMJob exists; delete and recreate the LLMJob to change it"
 DEADLINE_OR_MAX_DELAY = "deadline and maxDelay are mutually exclusive"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from llmasos.api.clock import parse_instant
 from llmasos.api.durations import parse_duration
 from llmasos.api.power import PowerSpec
 from llmasos.api.schema import (
@@ -160,13 +161,11 @@ class _Fields:
 
 
 def parse_time(value: str, path: str) -> datetime:
+    """An instant of the spec (UTC), parsed by `api.clock.parse_instant`; what it refuses is a SpecError at `path`."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise SpecError(f"{path}: {value!r} is not an RFC 3339 time", path) from None
-    if parsed.tzinfo is None:
-        raise SpecError(f"{path}: {value!r} needs a time zone (e.g. a trailing Z)", path)
-    return parsed
+        return parse_instant(value, path)
+    except ValueError as exc:
+        raise SpecError(str(exc), path) from None
 
 
 def _parallelism(raw: object) -> ParallelismSpec:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from llmasos.api.clock import parse_instant
 from llmasos.api.openapi import Schema
 from llmasos.api.schema import CARBON_NEEDS, POWER_NEEDS, PolicyNeed, llmjob_schema
 from llmasos.errors import SpecError
@@ -39,10 +40,7 @@ def _after_2000(value: Any) -> bool:
 
 
 def _timestamp(value: Any) -> datetime:
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00").replace("z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError("no time zone")
-    return parsed
+    return parse_instant(str(value))
 
 
 def _need_twin(need: PolicyNeed) -> Twin:

@@ -28,3 +28,15 @@ def test_the_real_clock_is_aware_utc() -> None:
     assert utc_now().tzinfo is UTC
     with pytest.raises(ValueError, match="no time zone"):
         format_instant(datetime(2026, 3, 6))
+
+
+def test_the_spec_parses_times_with_the_clock_and_refuses_them_as_spec_errors() -> None:
+    from llmasos.api.spec import parse_time
+    from llmasos.errors import SpecError
+
+    assert parse_time("2026-03-06T21:00:00+02:00", "spec.carbon.deadline") == datetime(2026, 3, 6, 19, tzinfo=UTC)
+    with pytest.raises(SpecError, match="has no time zone") as naive:
+        parse_time("2026-03-06T19:00:00", "spec.carbon.deadline")
+    assert naive.value.field == "spec.carbon.deadline"
+    with pytest.raises(SpecError, match="'tomorrow' is not an ISO-8601 time"):
+        parse_time("tomorrow", "spec.carbon.deadline")

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from llmasos.api import conditions as cond
+from llmasos.api.clock import parse_instant_or_none
 from llmasos.api.conditions import Condition
 from llmasos.api.worker_contract import EXIT_CONFIG_ERROR, EXIT_SUSPENDED
 from llmasos.planning.lifecycle.decision import ObservedJob
@@ -103,11 +104,8 @@ def with_worker_exit(observed: Sequence[ObservedJob], exited: WorkerExit | None)
 
 
 def _age_seconds(ts: object, now: datetime) -> float | None:
-    try:
-        then = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (now - then).total_seconds() if then.tzinfo is not None else None
+    then = parse_instant_or_none(ts)
+    return (now - then).total_seconds() if then is not None else None
 
 
 def stuck_creating(pods: Iterable[dict[str, Any]], now: datetime,
