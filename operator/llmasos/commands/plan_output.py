@@ -146,9 +146,9 @@ def _emissions(data: dict[str, Any]) -> str:
 
 
 def _estimate(e: PoolEstimate) -> str:
-    hours = e.run_time.total_seconds() / 3600
-    head = f"{e.pool.gpu_product} in {e.pool.zone}, {e.pool.free_gpus} GPUs, runs {hours:.1f} h, {e.energy_kwh:.1f} kWh"
+    head = (f"{e.pool.gpu_product} in {e.pool.zone}, {e.pool.free_gpus} GPUs free, runs {span_text(e.run_time)}, "
+            f"{energy_text(e.energy_kwh)}")
     if e.reason:
         return f"{head}; ruled out: {e.reason}"
-    grams = f"{e.expected_grams / 1000:.2f} kgCO2e expected" if e.expected_grams is not None else "intensity unknown"
+    grams = f"{mass_text(e.expected_grams)} CO2e expected" if e.expected_grams is not None else "intensity unknown"
     return f"{head}, {grams}"

@@ -128,3 +128,15 @@ def test_a_deadline_too_close_shows_one_latest_start(tmp_path: Path, capsys: pyt
                                    "deadline 2026-11-26T13:00:00Z")
     assert got["Reason"] == "cannot finish by the deadline even when started now (latest start 2026-11-26T09:45:00Z)"
     assert got["Emissions"] == "not estimated: the job cannot finish before its deadline"
+
+
+def test_wide_prices_every_pool_in_the_same_units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = DEADLINE_JOB.replace("nodePools: [l4]", "nodePools: [a100, h100, l4]")
+    code, out, _ = plan(tmp_path, capsys, job, "--now", "2026-11-26T06:10:00Z", "--source", "trace",
+                        "--pools", str(REPO / "e2e" / "node-pools.yaml"), "-o", "wide")
+    got = rows(out)
+    assert code == 0
+    assert got["Pool a100"] == "nvidia-a100-80gb in DE, 16 GPUs free, runs 3h00m, 5.8 kWh, 2.5 kg CO2e expected"
+    assert got["Pool l4"] == ("nvidia-l4 in DE, 12 GPUs free, runs 10h00m, 3.5 kWh; ruled out: cannot finish before "
+                              "the deadline")
+    assert got["Emissions"].startswith(f"{got['Pool ' + got['Pool']].split(', ')[-1].removesuffix(' expected')} ")
