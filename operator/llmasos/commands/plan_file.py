@@ -98,7 +98,11 @@ def load_pools(path: Path, allowed: tuple[str, ...]) -> list[PoolOption]:
             gpus = int(p.get("count", 1)) * int(p.get("gpusPerNode", 1))
         except (TypeError, ValueError):
             raise InputError(f"{at}: count and gpusPerNode must be whole numbers") from None
-        pools.append(PoolOption(str(p["name"]), str(p["gpuProduct"]), gpus, str(p["carbonZone"])))
+        try:
+            zone = check_zone(str(p["carbonZone"]))  # the same check and normalisation as --zone (de is DE)
+        except ValueError as exc:
+            raise InputError(f"{at}: {exc}") from None
+        pools.append(PoolOption(str(p["name"]), str(p["gpuProduct"]), gpus, zone))
     chosen = [p for p in pools if not allowed or p.name in allowed]
     if not chosen:
         raise InputError(f"{where} has none of the pools the LLMJob allows (spec.placement.nodePools: "

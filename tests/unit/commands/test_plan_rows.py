@@ -140,3 +140,22 @@ def test_wide_prices_every_pool_in_the_same_units(tmp_path: Path, capsys: pytest
     assert got["Pool l4"] == ("nvidia-l4 in DE, 12 GPUs free, runs 10h00m, 3.5 kWh; ruled out: cannot finish before "
                               "the deadline")
     assert got["Emissions"].startswith(f"{got['Pool ' + got['Pool']].split(', ')[-1].removesuffix(' expected')} ")
+
+
+def test_pool_zones_are_checked_and_normalised_like_zone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = DEADLINE_JOB.replace(", zone: DE", "").replace("nodePools: [l4]", "nodePools: [a100]")
+    outputs = []
+    for zone in ("de", "DE"):
+        pools = tmp_path / "pools.yaml"
+        pools.write_text(yaml.safe_dump({"pools": [
+            {"name": "a100", "gpuProduct": "nvidia-a100-80gb", "count": 2, "gpusPerNode": 8, "carbonZone": zone}]}))
+        code, out, _ = plan(tmp_path, capsys, job, *NOW, "--pools", str(pools), "-o", "json")
+        assert code == 0
+        outputs.append(out)
+    assert outputs[0] == outputs[1]
+    assert json.loads(outputs[0])["zone"] == "DE"
+    pools.write_text(pools.read_text().replace("DE", "XX-NOWHERE"))
+    code, out, err = plan(tmp_path, capsys, job, *NOW, "--pools", str(pools))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: {pools}: pools[0] (a100): unknown carbon zone 'XX-NOWHERE': no trace and no annual "
+                          "average for it")
