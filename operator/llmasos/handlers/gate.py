@@ -21,6 +21,7 @@ from llmasos.api import conditions as cond
 from llmasos.api.clock import parse_instant
 from llmasos.api.conditions import Condition
 from llmasos.api.spec import LLMJobSpec
+from llmasos.cluster.kube import PODS
 from llmasos.errors import CarbonSourceError, PlacementError
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.fleet import member_of, planned_starts
@@ -34,7 +35,7 @@ from llmasos.planning.timing.fleet_gate import apply_assignment
 from llmasos.planning.timing.fleet_status import deadline_condition
 from llmasos.planning.timing.forecast import Forecast
 from llmasos.planning.timing.segment_gate import gate_interruptible
-from llmasos.planning.timing.served import RunState
+from llmasos.planning.timing.served import RunState, gang_ready_since, ledger_from
 
 log = logging.getLogger("llmasos.carbon")
 
@@ -110,6 +111,21 @@ def run_state(observed: Sequence[ObservedJob], gang: int) -> RunState:
     return RunState(exists=True, suspended=current.suspended, ready=current.ready >= gang)
 
 
+async def observe_run(ctx: OperatorContext, namespace: str, observed: Sequence[ObservedJob], gang: int,
+                      run_open: bool) -> RunState:
+    """`run_state`, and the Job's pods while it is not suspended and either no run is open or the Job says its gang
+    is not ready: one list per such pass (WorkersReady lists them then too). The pods say when the gang became
+    ready, and that it is ready before the Job's `status.ready` catches up (served.py), so a lagging Job neither
+    delays the run's start nor closes an open run."""
+    state = run_state(observed, gang)
+    if not state.exists or state.suspended or (run_open and state.ready):
+        return state
+    current = max(observed, key=lambda j: j.attempt)
+    pods = await ctx.kube.list(PODS, namespace=namespace, label_selector=f"job-name={current.name}")
+    since = gang_ready_since(pods, gang)
+    return replace(state, ready=state.ready or since is not None, ready_since=since)
+
+
 async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], zone: str, started: bool,
                       now: datetime, fetched: dict[str, ForecastAnswer] | None = None,
                       observed: Sequence[ObservedJob] = (), seat: Seat | None = None) -> tuple[Gate, Condition | None]:
@@ -125,7 +141,9 @@ async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, An
     if started:
         held_until = str(status.get("scheduledStart") or "") if status.get("phase") == "Deferred" else ""
         answer = await fetch_forecast(ctx, zone)
-        gate = gate_interruptible(previous, job_for(spec, body), run_state(observed, spec.parallelism.nodes),
+        run = await observe_run(ctx, str(body["metadata"]["namespace"]), observed, spec.parallelism.nodes,
+                                ledger_from(previous).running)
+        gate = gate_interruptible(previous, job_for(spec, body), run,
                                   answer.forecast, (answer.source, answer.degraded, answer.message), now, held_until,
                                   user_suspended=spec.suspend)
         return gate, degraded_condition(answer)

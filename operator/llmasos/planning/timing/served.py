@@ -5,8 +5,11 @@ plan: pods start late, a user may suspend the job, a segment may be extended. Th
 (`servedSeconds`, `runningSince`, `suspendedAt`) and changes only when a run opens or closes, so it costs no status
 write of its own. A run opens at the pass that sees the child Job running: not suspended and its whole gang ready
 (a gang stuck Pending, waiting for GPUs, a node scale-up or an image pull, serves nothing; the Job's `startTime` is
-set when it is created or resumed, before any pod runs, so it is not used). That pass comes within seconds, since a
-child Job's readiness is part of what triggers a pass. A run closes when the operator holds the job between
+set when it is created or resumed, before any pod runs, so it is not used). The run is dated from the pods, not from
+that pass: the instant the gang's last worker became Ready (`gang_ready_since`, the pods' Ready conditions), never
+before the last suspension. A pass can come late: the Job's `status.ready` lags behind the pods when the Job
+controller is busy, a watch reconnects, or the operator is starved of CPU; dated from the pass, a run that began
+25 s earlier once counted 1.7 s. A run closes when the operator holds the job between
 segments, or when the Job is seen suspended (spec.suspend), gone, or with fewer ready workers than the gang. Each
 run opened counts towards `maxSegments` (`runs`; a readiness blip that closes and reopens a run counts too).
 Errors lean towards counting too little served time and too many runs: a job that believes it owes more runs
@@ -15,12 +18,12 @@ more, never past its deadline, and one that believes it used more segments is su
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from llmasos.api.clock import format_instant
+from llmasos.api.clock import format_instant, parse_instant_or_none
 from llmasos.api.status import PlanStatus
 
 
@@ -31,6 +34,7 @@ class RunState:
     exists: bool = False
     suspended: bool = False
     ready: bool = True  # every worker of the gang ready (only meaningful when not suspended)
+    ready_since: datetime | None = None  # when the gang's last worker became Ready (from the pods); None: unknown
 
     @property
     def running(self) -> bool:
@@ -61,10 +65,17 @@ class RunLedger:
         """Open a run when the Job is seen running (gang ready), close it when it is not (suspended, gone, not
         ready)."""
         if not self.running and job.running:
-            return RunLedger(self.served, now, self.suspended_at, self.runs + 1)
+            return RunLedger(self.served, self._opened_at(job.ready_since, now), self.suspended_at, self.runs + 1)
         if self.running and not job.running:
             return self.close(now)
         return self
+
+    def _opened_at(self, ready_since: datetime | None, now: datetime) -> datetime:
+        """The open run's start: when the gang became ready, not before the last run closed, not after now."""
+        if ready_since is None:
+            return now
+        floor = self.suspended_at or ready_since
+        return min(max(ready_since, floor), now)
 
     def close(self, now: datetime) -> RunLedger:
         """End the open run at `now` (the pass that suspends the job)."""
@@ -92,3 +103,23 @@ def ledger_from(plan: Mapping[str, Any] | None) -> RunLedger:
     # A ledger written before runs were counted: at least the open run, or one closed run if any time was served.
     counted = read.runs if read.runs is not None else int(since is not None or served > 0)
     return RunLedger(timedelta(seconds=served), since, read.suspended_at, max(counted, 0))
+
+
+def gang_ready_since(pods: Iterable[Mapping[str, Any]], gang: int) -> datetime | None:
+    """When `gang` workers of these pods (one Job's) were first all Ready: the gang-th earliest Ready transition
+    among the pods Ready now and not being deleted. None while fewer than `gang` are Ready, or when a Ready pod
+    does not say since when."""
+    since: list[datetime] = []
+    for pod in pods:
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        ready = next((c for c in (pod.get("status") or {}).get("conditions") or () if c.get("type") == "Ready"), None)
+        if ready is None or ready.get("status") != "True":
+            continue
+        at = parse_instant_or_none(ready.get("lastTransitionTime"))
+        if at is None:
+            return None
+        since.append(at)
+    if gang < 1 or len(since) < gang:
+        return None
+    return sorted(since)[gang - 1]
