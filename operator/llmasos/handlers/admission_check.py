@@ -25,6 +25,7 @@ from typing import Any
 
 import kopf
 
+from llmasos.api.clock import parse_instant_or_none
 from llmasos.api.constants import NODE_CARBON_ZONE_LABEL
 from llmasos.api.kueue_timing import AnnotationError, TimingRequest, parse_timing
 from llmasos.cluster.kube import NODES, Resource
@@ -120,7 +121,7 @@ class CarbonCheck:
         owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
         job = await self._owner(owner, meta["namespace"]) if owner else None
         source = job or workload
-        created = _instant(source["metadata"].get("creationTimestamp")) or self.ctx.clock()
+        created = parse_instant_or_none(source["metadata"].get("creationTimestamp")) or self.ctx.clock()
         try:
             return parse_timing(source["metadata"].get("annotations") or {}, created)
         except AnnotationError as exc:
@@ -232,16 +233,6 @@ def _quota_reserved(status: dict[str, Any]) -> bool:
 
 def _finished(status: dict[str, Any]) -> bool:
     return any(c.get("type") == "Finished" and c.get("status") == "True" for c in status.get("conditions") or [])
-
-
-def _instant(value: object) -> datetime | None:
-    if not value:
-        return None
-    text = str(value).replace("Z", "+00:00")
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def register_admission_check_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:
