@@ -31,6 +31,7 @@ from bench.operator_scale import (
     start_bench_cluster,
 )
 from e2e.localcluster import LocalCluster
+from llmasos.api.phase import TERMINAL
 from e2e.localcluster.cluster import REPO
 from tests.integration.operator_proc import OperatorProcess
 
@@ -117,7 +118,7 @@ async def run(cluster: LocalCluster, args: argparse.Namespace, op: Operator) -> 
         while time.monotonic() - t0 < args.timeout:
             r = await http.get(f"/apis/llmasos.io/v1alpha1/namespaces/{NS}/llmjobs")
             phases = [str(i.get("status", {}).get("phase", "")) for i in r.json()["items"]]
-            if sum(p in ("Succeeded", "Failed") for p in phases) == args.jobs:
+            if sum(p in TERMINAL for p in phases) == args.jobs:
                 break
             await asyncio.sleep(5)
         all_done = time.monotonic() - t0
@@ -129,7 +130,7 @@ async def run(cluster: LocalCluster, args: argparse.Namespace, op: Operator) -> 
     latencies = sorted(seen[k] - created[k] for k in created if k in seen)
     return {"created_all_s": round(created_all, 1), "all_terminal_s": round(all_done, 1),
             "succeeded": phases.count("Succeeded"), "failed": phases.count("Failed"),
-            "not_terminal": sum(p not in ("Succeeded", "Failed") for p in phases),
+            "not_terminal": sum(p not in TERMINAL for p in phases),
             "child_jobs": len(jobs), "llmjobs_with_more_than_one_job": len(owners) - len(set(owners)),
             "llmjobs_without_a_job": args.jobs - len(set(owners)), "services": len(services),
             "latency_p50_s": round(statistics.median(latencies), 2) if latencies else None,

@@ -42,6 +42,7 @@ from typing import Any
 from bench.worker_ddp import free_port
 from e2e.localcluster import LocalCluster
 from e2e.realchart import helm, install
+from llmasos.api.phase import TERMINAL
 
 RELEASE = SYSTEM_NS = "llmasos-bench"
 CGROUP_MEMORY = Path("/sys/fs/cgroup/memory")
@@ -98,7 +99,7 @@ def run_in_pods(cluster: LocalCluster, ns: str, args: argparse.Namespace, r: int
             running_after = time.monotonic() - created
         phase = cluster.get_json(f"/apis/llmasos.io/v1alpha1/namespaces/{ns}/llmjobs/{name}").get(
             "status", {}).get("phase")
-        if phase in ("Succeeded", "Failed"):
+        if phase in TERMINAL:
             break
         time.sleep(0.1 if running_after is None else 1.0)
     else:
