@@ -31,8 +31,8 @@ from bench.operator_scale import (
     start_bench_cluster,
 )
 from e2e.localcluster import LocalCluster
-from llmasos.api.phase import TERMINAL
 from e2e.localcluster.cluster import REPO
+from llmasos.api.phase import TERMINAL
 from tests.integration.operator_proc import OperatorProcess
 
 NS = "chaos-load"
