@@ -88,3 +88,31 @@ def install(cluster: LocalCluster, release: str, namespace: str, values_file: Pa
     cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", f"app.kubernetes.io/instance={release}",
                     "-n", namespace, "--timeout=120s")
     return images
+
+
+def local_volume_docs(cluster: LocalCluster, namespace: str, claim: str) -> tuple[Path, list[dict[str, Any]]]:
+    """A local PersistentVolume on the real node (a directory under its node directory) bound to a claim named
+    `claim` in `namespace`: what a worker's checkpoints are written to, so that they outlive the worker pods, as
+    on a real cluster's storage. Returns the host directory and the two objects (no I/O)."""
+    name = f"{namespace}-{claim}"
+    path = cluster.node.n.root / "volumes" / name
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+          "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "llmasos-local",
+                   "local": {"path": str(path)}, "claimRef": {"namespace": namespace, "name": claim},
+                   "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                       {"key": "kubernetes.io/hostname", "operator": "In", "values": [cluster.node.n.name]}]}]}}}}
+    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": namespace},
+           "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "llmasos-local", "volumeName": name,
+                    "resources": {"requests": {"storage": "1Gi"}}}}
+    return path, [pv, pvc]
+
+
+def ensure_local_volume(cluster: LocalCluster, namespace: str, claim: str) -> Path:
+    """Create the directory and apply `local_volume_docs` (the namespace must exist). Local volumes get no fsGroup
+    ownership change, so the directory is world-writable: the workers run as uid 1000."""
+    path, docs = local_volume_docs(cluster, namespace, claim)
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    return path

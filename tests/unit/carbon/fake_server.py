@@ -42,7 +42,7 @@ class Recorded:
 class FakeElectricityMaps:
     """`queue(path, *replies)` scripts a path (the last reply repeats); `requests` lists what arrived."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, list[Reply]] = {}
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
@@ -78,7 +78,7 @@ class FakeElectricityMaps:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
 
