@@ -153,9 +153,11 @@ def clean_slate(cluster: LocalCluster, api: AdminApi) -> None:
     if sh(cluster, f"helm status {RELEASE} -n {NS}").returncode == 0:
         uninstall = sh(cluster, f"helm uninstall {RELEASE} -n {NS} --wait --timeout 60s")
         assert uninstall.returncode == 0, uninstall.stderr
-    for ns in (JOB_NS, NS):
-        if api.request("GET", f"/api/v1/namespaces/{ns}").status_code == 200:
-            delete_namespace(api, ns)
+    present = [ns for ns in (JOB_NS, NS) if api.request("GET", f"/api/v1/namespaces/{ns}").status_code == 200]
+    for ns in present:  # both at once: each waits about 10 s for the namespace controller's second look
+        api.delete(f"/api/v1/namespaces/{ns}")
+    for ns in present:
+        delete_namespace(api, ns)  # gone already, or deleted again and waited for, with a report on a timeout
     api.request("DELETE", f"/api/v1/nodes/{NODE}")
 
 
