@@ -21,12 +21,12 @@ from datetime import UTC, datetime, timedelta
 
 from llmasos.api.clock import parse_instant
 from llmasos.api.durations import parse_duration
+from llmasos.api.spec import DEFAULT_EXPECTED_DURATION
 
 DEADLINE_ANNOTATION = "llmasos.io/deadline"
 MAX_DELAY_ANNOTATION = "llmasos.io/max-delay"
 EXPECTED_DURATION_ANNOTATION = "llmasos.io/expected-duration"
 ANNOTATIONS = (DEADLINE_ANNOTATION, MAX_DELAY_ANNOTATION, EXPECTED_DURATION_ANNOTATION)
-DEFAULT_EXPECTED_DURATION = timedelta(hours=1)
 
 
 class AnnotationError(ValueError):

@@ -37,6 +37,10 @@ _SAFETY_MARGIN = _default_duration("carbon.safetyMargin")
 _MIN_SEGMENT = _default_duration("carbon.minSegment")
 
 
+# The run time assumed for a job that gives neither spec.carbon.expectedDuration nor spec.maxRuntime (and for a Kueue
+# workload without llmasos.io/expected-duration).
+DEFAULT_EXPECTED_DURATION = timedelta(hours=1)
+
 @dataclass(frozen=True)
 class ModelSpec:
     builtin: str = ""
@@ -123,6 +127,12 @@ class LLMJobSpec:
     backoff_limit: int = spec_default("backoffLimit")
     suspend: bool = spec_default("suspend")
     ttl_seconds_after_finished: int | None = None
+
+    @property
+    def planned_duration(self) -> timedelta:
+        """The run time the planner and the accounting assume: spec.carbon.expectedDuration, else spec.maxRuntime,
+        else `DEFAULT_EXPECTED_DURATION` (the one place this rule is written)."""
+        return self.carbon.expected_duration or self.max_runtime or DEFAULT_EXPECTED_DURATION
 
 
 class _Fields:

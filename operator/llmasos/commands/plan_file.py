@@ -12,14 +12,14 @@ import asyncio
 import os
 import sys
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from llmasos.api.clock import utc_now
-from llmasos.api.spec import LLMJobSpec, parse_manifest
+from llmasos.api.spec import DEFAULT_EXPECTED_DURATION, LLMJobSpec, parse_manifest
 from llmasos.carbon.base import IntensitySource
 from llmasos.carbon.fallback import FallbackSource, default_chain
 from llmasos.carbon.static import StaticSource
@@ -38,7 +38,6 @@ from llmasos.settings import Settings
 TOKEN_ENV = ("LLMASOS_ELECTRICITYMAPS_TOKEN", "ELECTRICITYMAPS_TOKEN")
 FORMATS = ("table", "wide", "json", "yaml")
 LOCAL_POOLS = "e2e/node-pools.yaml"
-DEFAULT_DURATION = timedelta(hours=1)  # the operator's run time when neither expectedDuration nor maxRuntime is set
 
 
 # -- input --------------------------------------------------------------------------------------------------------
@@ -156,7 +155,7 @@ def plan_manifest(manifest: dict[str, Any], args: argparse.Namespace, now: datet
     spec = parse_manifest(manifest, now)
     stamp = str(meta.get("creationTimestamp") or "")
     created = parse_instant(stamp, "creationTimestamp") if stamp else now
-    job = carbon_job(spec.carbon, created, default_duration=spec.max_runtime or DEFAULT_DURATION)
+    job = carbon_job(spec.carbon, created, default_duration=spec.planned_duration)
     deadline_note = check_deadline(name, spec, job, created, bool(stamp), now)
     gpus = spec.parallelism.nodes * spec.parallelism.gpus_per_node
     pue = spec.pue or Settings.default_pue
@@ -208,7 +207,8 @@ def duration_text(spec: LLMJobSpec, estimate: PoolEstimate) -> str:
     if spec.max_runtime is not None:
         how = f"spec.maxRuntime ({span_text(spec.max_runtime)}) is used, as the operator does"
     else:
-        how = f"the operator's default of {span_text(DEFAULT_DURATION)} is used (set spec.carbon.expectedDuration)"
+        how = (f"the operator's default of {span_text(DEFAULT_EXPECTED_DURATION)} is used "
+               "(set spec.carbon.expectedDuration)")
     text = f"{span_text(estimate.run_time)}, assumed: no expectedDuration is set, so {how}"
     return f"{text}; {rescaled}" if rescaled else text
 

@@ -101,7 +101,7 @@ def apply_budget(ctx: OperatorContext, spec: LLMJobSpec, namespace: str,
         return spec, Condition(cond.CARBON_BUDGET, "True", cond.BUDGET_REJECTED, message + "; new jobs are rejected")
     if spec.carbon.policy == "immediate":
         held = replace(spec.carbon, policy="deadline", deadline=None, max_delay=timedelta(hours=24),
-                       expected_duration=spec.carbon.expected_duration or spec.max_runtime or timedelta(hours=1))
+                       expected_duration=spec.planned_duration)
         spec = replace(spec, carbon=held)
     return spec, Condition(cond.CARBON_BUDGET, "True", cond.BUDGET_EXCEEDED,
                            message + "; new jobs only run in their lowest-carbon window within a day")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from llmasos.api import conditions as cond
@@ -50,7 +50,7 @@ class ForecastAnswer:
 
 def job_for(spec: LLMJobSpec, body: dict[str, Any]) -> CarbonJob:
     created = parse_instant(str(body["metadata"]["creationTimestamp"]), "metadata.creationTimestamp")
-    return carbon_job(spec.carbon, created, default_duration=spec.max_runtime or timedelta(hours=1))
+    return carbon_job(spec.carbon, created, default_duration=spec.planned_duration)
 
 
 async def fetch_forecast(ctx: OperatorContext, zone: str) -> ForecastAnswer:
