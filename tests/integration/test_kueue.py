@@ -5,6 +5,8 @@ webhooks (e2e/localcluster/ecosystem.py), and so does KubeRay's ray-operator; pl
 LocalQueue are suspended by Kueue's webhook and admitted by its scheduler. One start of each serves the module.
 
 - admission by quota: two Jobs that each need a flavour's whole GPU quota run one after the other;
+- LLMJobs with spec.queueName: admitted by quota and run on the flavour's pool (not the pool the operator would have
+  picked), and two competing for one flavour's quota: the second reports WaitingForQuota, then runs;
 - the carbon check holds a Job until its lowest-carbon window (a fake Electricity Maps server with 20-second
   forecast steps), then lets it through;
 - with the carbon data down it is released at its latest start, and says so meanwhile;
@@ -28,7 +30,7 @@ from e2e.localcluster.ecosystem import Ecosystem
 from llmasos.handlers.admission_check import CONTROLLER_NAME
 from llmasos.planning.timing import admission_gate as g
 from tests.chart.conftest import KUBE_VERSION
-from tests.integration.kube import AdminApi, delete_namespace, wait_for
+from tests.integration.kube import AdminApi, delete_namespace, llmjob, llmjob_path, wait_for
 from tests.integration.operator_proc import OperatorProcess
 from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply
 
@@ -94,10 +96,10 @@ def em() -> Iterator[FakeElectricityMaps]:
 
 
 @pytest.fixture(scope="module")
-def carbon_operator(cluster: LocalCluster, kueue: Ecosystem, artifacts: Path, em: FakeElectricityMaps
-                    ) -> Iterator[OperatorProcess]:
-    """One operator serving the check for the module; each test scripts the Electricity Maps server first (answers
-    are cached for 1 s)."""
+def carbon_operator(cluster: LocalCluster, crds: None, kueue: Ecosystem, artifacts: Path,
+                    em: FakeElectricityMaps) -> Iterator[OperatorProcess]:
+    """One operator serving the check (and LLMJobs) for the module; each test scripts the Electricity Maps server
+    first (answers are cached for 1 s)."""
     em.queue(FORECAST, Reply({"error": "unavailable"}, 503))
     op = OperatorProcess(cluster, artifacts, "kueue-admission-check", {
         "LLMASOS_KUEUE_ADMISSION_CHECK": "true", "LLMASOS_ELECTRICITYMAPS_TOKEN": "test-token-kueue",
@@ -169,6 +171,70 @@ def test_admission_by_quota(api: AdminApi, ns: str) -> None:
     assert get_job(api, ns, "first")["status"].get("succeeded") == 1
     pods = api.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=job-name=second")["items"]
     assert all(p["spec"].get("nodeSelector", {}).get("llmasos.io/pool") == "l4" for p in pods), pods
+
+
+def queued_llmjob(name: str, queue: str, runs: str) -> dict[str, Any]:
+    """One worker holding a whole l4 node's 4 GPUs, the whole quota of the "quota" ClusterQueue's l4 flavour."""
+    return llmjob(name, queueName=queue, parallelism={"strategy": "ddp", "nodes": 1, "gpusPerNode": 4},
+                  annotations={"sim.llmasos.io/duration": runs})
+
+
+def status_of(api: AdminApi, ns: str, name: str) -> dict[str, Any]:
+    return dict(api.get(llmjob_path(ns, name)).get("status") or {})
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or () if c["type"] == kind), {})
+
+
+def test_llmjob_with_a_queue_is_admitted_by_kueue_and_runs_on_the_flavours_pool(
+        api: AdminApi, ns: str, carbon_operator: OperatorProcess) -> None:
+    """The operator alone would place this job on a100 (free, first by name); the LocalQueue's only flavour is l4.
+    Kueue decides: the Job is queued suspended, admitted on l4, and the LLMJob reports l4."""
+    api.create(llmjob_path(ns), queued_llmjob("queued", "quota", runs="4s"))
+    child = wait_for(lambda: api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs/queued-a0").status_code == 200
+                     and get_job(api, ns, "queued-a0"), timeout=30, what="the child Job")
+    assert child["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "quota"
+    assert "affinity" not in child["spec"]["template"]["spec"], "the operator leaves the flavour to Kueue"
+    running = wait_for(lambda: (s := status_of(api, ns, "queued")).get("phase") == "Running" and s, timeout=40,
+                       what="the queued LLMJob admitted and running")
+    assert running["pool"] == "l4", running
+    admitted = condition(running, "Admitted")
+    assert (admitted["status"], admitted["reason"]) == ("True", "AdmittedByKueue"), admitted
+    assert "flavour l4 (node pool l4)" in admitted["message"]
+    w = workload(api, ns, "queued-a0")
+    assert w is not None
+    assert w["status"]["admission"]["podSetAssignments"][0]["flavors"]["nvidia.com/gpu"] == "l4"
+    pods = api.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=llmasos.io/llmjob=queued")["items"]
+    assert pods
+    assert {p["spec"]["nodeName"].rsplit("-", 1)[0] for p in pods} == {"gpu-l4"}, [p["spec"]["nodeName"] for p in pods]
+    done = wait_for(lambda: (s := status_of(api, ns, "queued")).get("phase") == "Succeeded" and s, timeout=40,
+                    what="the queued LLMJob finished")
+    assert done["pool"] == "l4"
+
+
+def test_two_llmjobs_compete_for_one_flavours_quota(api: AdminApi, ns: str, carbon_operator: OperatorProcess) -> None:
+    api.create(llmjob_path(ns), queued_llmjob("one", "quota", runs="12s"))
+    wait_for(lambda: status_of(api, ns, "one").get("phase") == "Running", timeout=40, what="the first one running")
+    api.create(llmjob_path(ns), queued_llmjob("two", "quota", runs="2s"))
+    waiting = wait_for(lambda: (s := status_of(api, ns, "two")) and
+                       condition(s, "Running").get("reason") == "WaitingForQuota" and s,
+                       timeout=30, what="the second one waiting for quota")
+    assert waiting["phase"] == "Pending"
+    assert condition(waiting, "Admitted")["status"] == "False"
+    assert "nvidia.com/gpu" in waiting["message"], waiting["message"]
+    assert get_job(api, ns, "two-a0")["spec"]["suspend"] is True, "Kueue holds it; the operator never unsuspends it"
+    assert status_of(api, ns, "one").get("phase") == "Running"
+    wait_for(lambda: "WaitingForQuota" in {e["reason"] for e in api.get(
+        f"/api/v1/namespaces/{ns}/events?fieldSelector=involvedObject.name=two")["items"]}, timeout=15,
+        what="the WaitingForQuota Event (posted in the background after the status write)")
+    second = wait_for(lambda: (s := status_of(api, ns, "two")).get("phase") in ("Running", "Succeeded") and s,
+                      timeout=60, what="the second one admitted once the first finished")
+    first = status_of(api, ns, "one")
+    assert first["phase"] == "Succeeded", first
+    assert when(first["completionTime"]) <= when(second["startTime"]) + timedelta(seconds=1), (first, second)
+    assert second["pool"] == "l4"
+    wait_for(lambda: status_of(api, ns, "two").get("phase") == "Succeeded", timeout=40, what="the second finished")
 
 
 def test_job_held_by_the_carbon_check_until_its_window(
