@@ -59,8 +59,8 @@ def apply(api: AdminApi, path: str, body: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def kueue(cluster: LocalCluster, api: AdminApi) -> Iterator[Ecosystem]:
-    """Kueue on the session's cluster, a flavour per kwok pool (l4: 4 GPUs of quota, one node's worth), a
-    ClusterQueue without and one with the carbon check."""
+    """Kueue on the session's cluster, a flavour per kwok pool (4 GPUs of quota each, one l4 node's worth),
+    ClusterQueues without (l4, a100) and with the carbon check (l4, a100)."""
     eco = Ecosystem(cluster)
     was_running = eco.is_healthy()
     eco.up()
@@ -72,7 +72,8 @@ def kueue(cluster: LocalCluster, api: AdminApi) -> Iterator[Ecosystem]:
                                              "metadata": {"name": CHECK}, "spec": {"controllerName": CONTROLLER_NAME}})
     # carbon-pjm: the a100 flavour, whose nodes are in US-MIDA-PJM, a zone the fail-safe test never serves data for
     # (the carbon sources keep a zone's last good forecast when a refresh fails).
-    for cq, flavour, checks in (("quota", "l4", []), ("carbon", "l4", [CHECK]), ("carbon-pjm", "a100", [CHECK])):
+    for cq, flavour, checks in (("quota", "l4", []), ("quota-a100", "a100", []), ("carbon", "l4", [CHECK]),
+                                ("carbon-pjm", "a100", [CHECK])):
         spec: dict[str, Any] = {
             "namespaceSelector": {},
             "resourceGroups": [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"], "flavors": [
@@ -112,7 +113,7 @@ def carbon_operator(cluster: LocalCluster, crds: None, kueue: Ecosystem, artifac
 @pytest.fixture
 def ns(api: AdminApi, kueue: Ecosystem) -> Iterator[str]:
     name = api.namespace("kueue")
-    for cq in ("quota", "carbon", "carbon-pjm"):
+    for cq in ("quota", "quota-a100", "carbon", "carbon-pjm"):
         apply(api, f"{KUEUE}/namespaces/{name}/localqueues", {
             "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue", "metadata": {"name": cq},
             "spec": {"clusterQueue": f"llmasos-test-{cq}"}})
@@ -174,7 +175,7 @@ def test_admission_by_quota(api: AdminApi, ns: str) -> None:
 
 
 def queued_llmjob(name: str, queue: str, runs: str) -> dict[str, Any]:
-    """One worker holding a whole l4 node's 4 GPUs, the whole quota of the "quota" ClusterQueue's l4 flavour."""
+    """One worker holding 4 GPUs (a whole l4 node), the whole GPU quota of a ClusterQueue's flavour."""
     return llmjob(name, queueName=queue, parallelism={"strategy": "ddp", "nodes": 1, "gpusPerNode": 4},
                   annotations={"sim.llmasos.io/duration": runs})
 
@@ -189,28 +190,31 @@ def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def test_llmjob_with_a_queue_is_admitted_by_kueue_and_runs_on_the_flavours_pool(
         api: AdminApi, ns: str, carbon_operator: OperatorProcess) -> None:
-    """The operator alone would place this job on a100 (free, first by name); the LocalQueue's only flavour is l4.
-    Kueue decides: the Job is queued suspended, admitted on l4, and the LLMJob reports l4."""
-    api.create(llmjob_path(ns), queued_llmjob("queued", "quota", runs="4s"))
+    """The operator alone would place this job on l4 (the most energy-efficient pool: its own log says "placing on
+    pool l4"); the LocalQueue's only flavour is a100. Kueue decides: the Job is queued suspended, admitted on a100,
+    and the LLMJob reports a100, its GPU product and its carbon zone."""
+    api.create(llmjob_path(ns), queued_llmjob("queued", "quota-a100", runs="4s"))
     child = wait_for(lambda: api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs/queued-a0").status_code == 200
                      and get_job(api, ns, "queued-a0"), timeout=30, what="the child Job")
-    assert child["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "quota"
+    assert child["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "quota-a100"
     assert "affinity" not in child["spec"]["template"]["spec"], "the operator leaves the flavour to Kueue"
     running = wait_for(lambda: (s := status_of(api, ns, "queued")).get("phase") == "Running" and s, timeout=40,
                        what="the queued LLMJob admitted and running")
-    assert running["pool"] == "l4", running
+    assert (running["pool"], running["gpuProduct"], running["zone"]) == ("a100", "nvidia-a100-80gb", "US-MIDA-PJM")
     admitted = condition(running, "Admitted")
     assert (admitted["status"], admitted["reason"]) == ("True", "AdmittedByKueue"), admitted
-    assert "flavour l4 (node pool l4)" in admitted["message"]
+    assert "flavour a100 (node pool a100)" in admitted["message"]
+    assert condition(running, "Scheduled")["message"] == "node pool a100 (flavour a100, assigned by Kueue)"
     w = workload(api, ns, "queued-a0")
     assert w is not None
-    assert w["status"]["admission"]["podSetAssignments"][0]["flavors"]["nvidia.com/gpu"] == "l4"
+    assert w["status"]["admission"]["podSetAssignments"][0]["flavors"]["nvidia.com/gpu"] == "a100"
     pods = api.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=llmasos.io/llmjob=queued")["items"]
     assert pods
-    assert {p["spec"]["nodeName"].rsplit("-", 1)[0] for p in pods} == {"gpu-l4"}, [p["spec"]["nodeName"] for p in pods]
+    nodes = [p["spec"]["nodeName"] for p in pods]
+    assert {n.rsplit("-", 1)[0] for n in nodes} == {"gpu-a100"}, nodes
     done = wait_for(lambda: (s := status_of(api, ns, "queued")).get("phase") == "Succeeded" and s, timeout=40,
                     what="the queued LLMJob finished")
-    assert done["pool"] == "l4"
+    assert done["pool"] == "a100"
 
 
 def test_two_llmjobs_compete_for_one_flavours_quota(api: AdminApi, ns: str, carbon_operator: OperatorProcess) -> None:
@@ -222,6 +226,9 @@ def test_two_llmjobs_compete_for_one_flavours_quota(api: AdminApi, ns: str, carb
                        timeout=30, what="the second one waiting for quota")
     assert waiting["phase"] == "Pending"
     assert condition(waiting, "Admitted")["status"] == "False"
+    assert "pool" not in waiting, "no pool before Kueue assigns a flavour"
+    assert (condition(waiting, "Scheduled")["status"], condition(waiting, "Scheduled")["reason"]) == \
+        ("False", "WaitingForQuota")
     assert "nvidia.com/gpu" in waiting["message"], waiting["message"]
     assert get_job(api, ns, "two-a0")["spec"]["suspend"] is True, "Kueue holds it; the operator never unsuspends it"
     assert status_of(api, ns, "one").get("phase") == "Running"

@@ -55,6 +55,7 @@ CARBON_DATA_IS_FORECAST = "CarbonDataIsForecast"
 # CreateContainerConfigError, CrashLoopBackOff, ...): see planning/lifecycle/worker_health.py.
 WORKER_UNSCHEDULABLE = "WorkersUnschedulable"
 # An LLMJob queued by Kueue (spec.queueName), from its child Job's Workload (planning/lifecycle/queueing.py).
+NOT_QUEUED_YET = "NotQueuedYet"  # no child Job yet (held for its carbon window, or about to be created)
 QUEUED = "Queued"  # the child Job exists; Kueue has not made its Workload yet
 WAITING_FOR_QUOTA = "WaitingForQuota"
 WAITING_FOR_ADMISSION_CHECKS = "WaitingForAdmissionChecks"

@@ -84,7 +84,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     placement, timing = (queued.placement, queued.timing) if queued is not None else (placement, timing)
     decision = queueing.decided(queued, job, steps.decide_pass(job, placement, timing))
     await steps.apply(ctx, job, placement, decision)
-    extra = await steps.conditions(ctx, job, placement, timing, decision, exited)
+    extra = queueing.scheduled(queued, await steps.conditions(ctx, job, placement, timing, decision, exited))
     carbon = await steps.account(ctx, job, placement, decision, logger)
     new = steps.render(job, placement, timing, decision, extra, carbon)
     await steps.write(ctx, job, placement, timing, decision, new)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from llmasos.api import conditions as cond
+from llmasos.api.conditions import Condition
 from llmasos.api.constants import NODE_POOL_LABEL
 from llmasos.api.phase import TERMINAL
 from llmasos.handlers.admission_check import RESOURCE_FLAVORS, WORKLOADS
@@ -48,7 +49,7 @@ async def observe(ctx: OperatorContext, job: Pass, placement: Placement, timing:
     if not job.spec.queue_name:
         return None
     if not job.observed or job.previous_phase in TERMINAL:
-        return Queued(None, placement, timing)
+        return Queued(None, replace(placement, fields={}), timing)
     newest = max(job.observed, key=lambda j: j.attempt)
     workload = await _workload(ctx, job.namespace, newest.name)
     pools = {f: await _flavor_pool(ctx, f) for f in flavors_of(workload)}
@@ -71,13 +72,29 @@ def decided(queued: Queued | None, job: Pass, decision: Decision) -> Decision:
     return mirror(queued.state, decision, previous)
 
 
+def scheduled(queued: Queued | None, found: tuple[Condition, ...]) -> tuple[Condition, ...]:
+    """The pass's conditions with Scheduled saying where Kueue placed a queued job (False until it admitted it)."""
+    if queued is None:
+        return found
+    state = queued.state
+    if state is not None and state.admitted and state.pool:
+        placed = Condition(cond.SCHEDULED, "True", cond.ADMITTED_BY_KUEUE,
+                           f"node pool {state.pool} (flavour {', '.join(state.flavors)}, assigned by Kueue)")
+    else:
+        placed = Condition(cond.SCHEDULED, "False", state.reason if state is not None else cond.NOT_QUEUED_YET,
+                           "Kueue assigns the node pool (a ResourceFlavor) when it admits the job")
+    return tuple(placed if c.type == cond.SCHEDULED else c for c in found)
+
+
 def _placed(job: Pass, placement: Placement, state: QueueState) -> Placement:
-    """The pool of the flavour Kueue assigned, once it assigned one (before that, the pool the carbon window was
-    planned for). Never re-placed by the operator (placed_on = pool): Kueue moves a queued job, by evicting and
-    re-admitting it."""
+    """The pool of the flavour Kueue assigned, once it assigned one; before that, the pool the operator would pick
+    only serves to plan (its zone), and is not recorded. Never re-placed by the operator (placed_on = pool): Kueue
+    moves a queued job, by evicting and re-admitting it."""
     pool = state.pool
-    if not pool or pool == placement.pool:
-        return replace(placement, placed_on=placement.pool)
+    if not pool:
+        return replace(placement, placed_on=placement.pool, fields={})
+    if pool == str(job.status.get("pool", "") or ""):
+        return replace(placement, pool=pool, placed_on=pool, fields={})
     node = next((n for store in job.indexes["node_inventory"].values() for n in store if n.pool == pool), None)
     node_zone = node.carbon_zone if node is not None else ""
     fields = {"pool": pool, "zone": node_zone, "gpuProduct": node.gpu_product if node is not None else ""}
