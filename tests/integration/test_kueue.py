@@ -6,7 +6,8 @@ LocalQueue are suspended by Kueue's webhook and admitted by its scheduler. One s
 
 - admission by quota: two Jobs that each need a flavour's whole GPU quota run one after the other;
 - LLMJobs with spec.queueName: admitted by quota and run on the flavour's pool (not the pool the operator would have
-  picked), and two competing for one flavour's quota: the second reports WaitingForQuota, then runs;
+  picked); two competing for one flavour's quota: the second reports WaitingForQuota, then runs; one with a carbon
+  deadline is held out of the queue (no child Job, no Workload) until its window, then queued and admitted;
 - the carbon check holds a Job until its lowest-carbon window (a fake Electricity Maps server with 20-second
   forecast steps), then lets it through;
 - with the carbon data down it is released at its latest start, and says so meanwhile;
@@ -242,6 +243,39 @@ def test_two_llmjobs_compete_for_one_flavours_quota(api: AdminApi, ns: str, carb
     assert when(first["completionTime"]) <= when(second["startTime"]) + timedelta(seconds=1), (first, second)
     assert second["pool"] == "l4"
     wait_for(lambda: status_of(api, ns, "two").get("phase") == "Succeeded", timeout=40, what="the second finished")
+
+
+def test_a_queued_llmjob_is_held_out_of_the_queue_until_its_carbon_window(
+        api: AdminApi, ns: str, em: FakeElectricityMaps, carbon_operator: OperatorProcess) -> None:
+    """The order of docs/kueue.md: the carbon plan first, with no child Job (so no Workload, no quota held) while
+    Deferred; at the window the Job is created, queued, and Kueue admits it."""
+    t = datetime.now(UTC).replace(microsecond=0)
+    base = t - timedelta(seconds=10)
+    series = [DIRTY, DIRTY, CLEAN, CLEAN, *[DIRTY] * 30]  # the window opens at t+30 s
+    em.queue(FORECAST, Reply({"zone": "US-CAL-CISO", "updatedAt": iso(t),
+                              "forecast": [{"carbonIntensity": v, "datetime": iso(base + i * STEP)}
+                                           for i, v in enumerate(series)]}))
+    time.sleep(1.5)  # a previous answer leaves the operator's 1-second cache
+    job_body = queued_llmjob("timed", "quota", runs="3s")
+    job_body["spec"]["carbon"] = {"policy": "deadline", "maxDelay": "4m", "expectedDuration": "20s",
+                                  "safetyMargin": "1s"}
+    job_body["spec"]["placement"] = {"nodePools": ["l4"]}  # the quota queue's flavour; only its zone is asked for
+    api.create(llmjob_path(ns), job_body)
+    deferred = wait_for(lambda: (s := status_of(api, ns, "timed")).get("phase") == "Deferred" and s, timeout=30,
+                        what="the queued LLMJob deferred to its window")
+    window = base + 2 * STEP
+    assert deferred["plan"]["startAt"] == iso(window), deferred["plan"]
+    assert condition(deferred, "Scheduled")["reason"] == "NotQueuedYet"
+    while datetime.now(UTC) < window - timedelta(seconds=3):
+        assert api.get(f"/apis/batch/v1/namespaces/{ns}/jobs?labelSelector=llmasos.io/llmjob=timed")["items"] == []
+        assert api.get(f"{KUEUE}/namespaces/{ns}/workloads")["items"] == [], "held out of the queue: no Workload"
+        time.sleep(2)
+    started = wait_for(lambda: (s := status_of(api, ns, "timed")).get("startTime") and s,
+                       timeout=(window - datetime.now(UTC)).total_seconds() + 30, what="queued and run at its window")
+    assert when(started["startTime"]) >= window - timedelta(seconds=1), (started["startTime"], window)
+    assert condition(started, "Admitted")["reason"] == "AdmittedByKueue"
+    assert started["pool"] == "l4"
+    assert workload(api, ns, "timed-a0") is not None
 
 
 def test_job_held_by_the_carbon_check_until_its_window(
