@@ -4,7 +4,8 @@ mapping in planning/lifecycle/queueing.py.
 It runs between `exits` and `decide` (handlers/llmjob.py), and only for a queued job that has a child Job: it reads
 the Workload Kueue made for the newest Job (a list of the namespace's Workloads, matched by owner) and the
 ResourceFlavors it was assigned, turns the user's spec.suspend into the Workload's spec.active (the way to suspend a
-job under Kueue: Kueue evicts it and suspends the Job itself), and reports the assigned flavour's pool as the job's
+job under Kueue: Kueue evicts it and suspends the Job itself; resuming reactivates it, while a Workload Kueue
+deactivated on its own stays so), and reports the assigned flavour's pool as the job's
 pool. The carbon hold and the budget act before this step, while the job has no child Job: a job is held out of the
 queue until its window and enters it then; once queued, a carbon plan never suspends it again (Kueue owns the Job's
 suspend flag, and may preempt it itself). `decided` then rewrites the decision: child Jobs created suspended, never
@@ -31,6 +32,7 @@ from llmasos.planning.lifecycle.queueing import (
     pool_of_flavor,
     queued_actions,
     read_workload,
+    wanted_active,
 )
 
 
@@ -54,9 +56,11 @@ async def observe(ctx: OperatorContext, job: Pass, placement: Placement, timing:
     workload = await _workload(ctx, job.namespace, newest.name)
     pools = {f: await _flavor_pool(ctx, f) for f in flavors_of(workload)}
     state = read_workload(job.spec.queue_name, workload, pools)
-    if workload is not None and state.active == job.spec.suspend:
-        await ctx.kube.patch(WORKLOADS, workload["metadata"]["name"], {"spec": {"active": not job.spec.suspend}},
-                             job.namespace)
+    active = wanted_active(job.spec.suspend, state.active, job.previous_phase) if workload is not None else None
+    if workload is not None and active is not None:
+        await ctx.kube.patch(WORKLOADS, workload["metadata"]["name"], {"spec": {"active": active}}, job.namespace)
+        workload = {**workload, "spec": {**(workload.get("spec") or {}), "active": active}}
+        state = read_workload(job.spec.queue_name, workload, pools)
     return Queued(state, _placed(job, placement, state), replace(timing, gate=replace(timing.gate, hold=False)))
 
 

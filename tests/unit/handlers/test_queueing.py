@@ -26,9 +26,10 @@ class KueueFake(FakeKube):
         return path.endswith("/workloads") or FakeKube._is_collection(path)
 
 
-def queued_world(suspend: bool = False, ready: int = 0, job_suspended: bool = True
+def queued_world(suspend: bool = False, ready: int = 0, job_suspended: bool = True, phase: str = ""
                  ) -> tuple[Any, KueueFake, dict[str, Any], dict[str, Any]]:
-    ctx, plain, _, indexes = world(spec={**make_raw(nodes=1, gpus=4), "queueName": "gpu", "suspend": suspend})
+    ctx, plain, _, indexes = world(spec={**make_raw(nodes=1, gpus=4), "queueName": "gpu", "suspend": suspend},
+                                   status={"phase": phase} if phase else None)
     kube = KueueFake()
     kube.objects = plain.objects
     ctx = type(ctx)(settings=ctx.settings, kube=kube, metrics=ctx.metrics, clock=ctx.clock, carbon=ctx.carbon)
@@ -42,7 +43,8 @@ def queued_world(suspend: bool = False, ready: int = 0, job_suspended: bool = Tr
     return ctx, kube, kube.objects[JOB_PATH], indexes
 
 
-def put_workload(kube: FakeKube, *conditions: tuple[str, str, str], admitted_on: str = "") -> None:
+def put_workload(kube: FakeKube, *conditions: tuple[str, str, str], admitted_on: str = "", active: bool = True
+                 ) -> None:
     status: dict[str, Any] = {"conditions": [{"type": t, "status": s, "reason": "R", "message": m}
                                              for t, s, m in conditions]}
     if admitted_on:
@@ -50,7 +52,7 @@ def put_workload(kube: FakeKube, *conditions: tuple[str, str, str], admitted_on:
             {"name": "main", "flavors": {"nvidia.com/gpu": admitted_on, "cpu": admitted_on}, "count": 1}]}
     kube.put(WORKLOAD_PATH, {"metadata": {"name": "job-j-a0-x1", "ownerReferences": [
         {"apiVersion": "batch/v1", "kind": "Job", "name": "j-a0", "uid": "uid-j-a0", "controller": True}]},
-        "spec": {"active": True, "queueName": "gpu"}, "status": status})
+        "spec": {"active": active, "queueName": "gpu"}, "status": status})
 
 
 def test_first_pass_creates_the_job_suspended_with_the_queue_label_and_no_pool() -> None:
@@ -98,3 +100,17 @@ def test_spec_suspend_deactivates_the_workload_instead_of_suspending_the_job() -
     writes = len(kube.writes())
     run(reconcile(ctx, kube.objects[JOB_PATH], indexes, LOG))
     assert len(kube.writes()) == writes, "deactivated once"
+
+
+def test_resuming_reactivates_the_workload_but_one_kueue_deactivated_stays_so() -> None:
+    ctx, kube, body, indexes = queued_world(phase="Suspended")
+    put_workload(kube, ("Evicted", "True", "The workload is deactivated"), active=False)
+    run(reconcile(ctx, body, indexes, LOG))
+    assert kube.objects[WORKLOAD_PATH]["spec"]["active"] is True
+    assert condition(stored_status(kube), "Running")["reason"] == "EvictedByKueue", "re-queued: waiting for quota again"
+    ctx, kube, body, indexes = queued_world(phase="Pending")
+    put_workload(kube, ("Evicted", "True", "exceeded the maximum number of re-queuing retries"), active=False)
+    run(reconcile(ctx, body, indexes, LOG))
+    assert kube.objects[WORKLOAD_PATH]["spec"]["active"] is False, "Kueue's own deactivation is left alone"
+    status = stored_status(kube)
+    assert (status["phase"], condition(status, "Running")["reason"]) == ("Pending", "WorkloadDeactivated")

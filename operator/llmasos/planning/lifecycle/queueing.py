@@ -114,6 +114,15 @@ def read_workload(queue: str, workload: Mapping[str, Any] | None, flavor_pools: 
                       f"waiting for quota in LocalQueue {queue}" + (f": {why}" if why else ""), (), "", active)
 
 
+def wanted_active(suspend: bool, active: bool, previous_phase: str) -> bool | None:
+    """The Workload's spec.active to write for the LLMJob's spec.suspend, or None to leave it: False when the user
+    suspends the job; True only when resuming a job that was Suspended, so a Workload that Kueue itself deactivated
+    (its re-queue limit, waitForPodsReady) stays deactivated and is reported as such."""
+    if suspend:
+        return False if active else None
+    return True if not active and previous_phase == Phase.SUSPENDED else None
+
+
 def queued_actions(actions: Iterable[Action], existing_attempts: Iterable[int]) -> tuple[Action, ...]:
     """The decision's child actions for a queued job: a new attempt's Job is created suspended (Kueue unsuspends it
     on admission), an existing Job's `suspend` is never written (Kueue's to set)."""

@@ -9,7 +9,14 @@ import pytest
 
 from llmasos.api import conditions as cond
 from llmasos.planning.lifecycle.decision import DeleteJob, EnsureJob, EnsureService, decide
-from llmasos.planning.lifecycle.queueing import flavors_of, mirror, pool_of_flavor, queued_actions, read_workload
+from llmasos.planning.lifecycle.queueing import (
+    flavors_of,
+    mirror,
+    pool_of_flavor,
+    queued_actions,
+    read_workload,
+    wanted_active,
+)
 from tests.unit.builders import make_job, make_spec
 
 NOW = "2026-11-25T12:00:00Z"
@@ -102,3 +109,15 @@ def test_kueue_owns_the_suspend_flag() -> None:
     assert queued_actions(actions, []) == (EnsureService(), EnsureJob(1, True), DeleteJob("j-a0"))
     assert queued_actions(actions, [0, 1]) == (EnsureService(), DeleteJob("j-a0"))
     assert queued_actions((EnsureJob(0, True),), [0]) == ()
+
+
+@pytest.mark.parametrize(("suspend", "active", "previous", "write"), [
+    (True, True, "Running", False),  # the user suspends: deactivate
+    (True, False, "Suspended", None),  # already done
+    (False, False, "Suspended", True),  # the user resumes: reactivate
+    (False, False, "Pending", None),  # Kueue deactivated it on its own: leave it so, report WorkloadDeactivated
+    (False, True, "Running", None),
+])
+def test_spec_suspend_is_the_workloads_spec_active(suspend: bool, active: bool, previous: str,
+                                                   write: bool | None) -> None:
+    assert wanted_active(suspend, active, previous) is write
