@@ -41,6 +41,7 @@ def observe_job(job: dict[str, Any]) -> ObservedJob:
         completion_time=str(status.get("completionTime", "") or ""),
         pool=_affinity_pool(spec),
         gpus=_job_gpus(spec),
+        uid=str(meta.get("uid", "") or ""),
     )
 
 

@@ -37,7 +37,7 @@ def queued_world(suspend: bool = False, ready: int = 0, job_suspended: bool = Tr
     kube.put(f"{RESOURCE_FLAVORS.path()}/l4-flavour", {"metadata": {"name": "l4-flavour"},
                                                        "spec": {"nodeLabels": {"llmasos.io/pool": "l4"}}})
     kube.put(JOBS.path("ns", "j-a0"), {"metadata": {"name": "j-a0"}, "spec": {"suspend": job_suspended}})
-    observe(indexes, ObservedJob("j-a0", 0, suspended=job_suspended, active=ready, ready=ready,
+    observe(indexes, ObservedJob("j-a0", 0, suspended=job_suspended, active=ready, ready=ready, uid="uid-j-a0",
                                  start_time="2026-03-06T12:00:05Z" if ready else ""))
     indexes["child_services"] = {("ns", "j"): [("u1",)]}
     return ctx, kube, kube.objects[JOB_PATH], indexes
@@ -50,7 +50,12 @@ def put_workload(kube: FakeKube, *conditions: tuple[str, str, str], admitted_on:
     if admitted_on:
         status["admission"] = {"clusterQueue": "cq", "podSetAssignments": [
             {"name": "main", "flavors": {"nvidia.com/gpu": admitted_on, "cpu": admitted_on}, "count": 1}]}
-    kube.put(WORKLOAD_PATH, {"metadata": {"name": "job-j-a0-x1", "ownerReferences": [
+    kube.put(f"{WORKLOADS.path('ns')}/job-other", {"metadata": {  # another Job's, by label and owner
+        "name": "job-other", "labels": {"kueue.x-k8s.io/job-uid": "uid-other"}, "ownerReferences": [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": "other", "uid": "uid-other", "controller": True}]},
+        "spec": {"active": True}, "status": {"conditions": [{"type": "Admitted", "status": "True"}]}})
+    kube.put(WORKLOAD_PATH, {"metadata": {"name": "job-j-a0-x1", "labels": {"kueue.x-k8s.io/job-uid": "uid-j-a0"},
+                                          "ownerReferences": [
         {"apiVersion": "batch/v1", "kind": "Job", "name": "j-a0", "uid": "uid-j-a0", "controller": True}]},
         "spec": {"active": active, "queueName": "gpu"}, "status": status})
 

@@ -31,6 +31,7 @@ from llmasos.api.phase import TERMINAL, Phase
 from llmasos.planning.lifecycle.decision import Action, Decision, EnsureJob, Event
 
 NOT_MIRRORED = (*TERMINAL, Phase.SUSPENDED, Phase.DEFERRED)
+JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"  # on a Workload: the uid of the job it stands for
 
 
 @dataclass(frozen=True)
