@@ -179,7 +179,7 @@ class Ecosystem:
             f"{self.cluster.paths.server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
             headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"})
         with urllib.request.urlopen(req, timeout=30, context=self.cluster._ssl()) as r:
-            items = json.load(r)["items"]
+            items = json.load(r).get("items") or []  # null, not [], on a cluster without CRDs
         return {i["metadata"]["name"] for i in items
                 if (i["metadata"].get("annotations") or {}).get(CRD_STAMP) == stamp}
 

@@ -57,3 +57,15 @@ def test_no_rbac_without_rbac_create(render: Render) -> None:
     objects = render(set_values=(*ON, "rbac.create=false"))
     assert one(objects, "AdmissionCheck")
     assert not [r for r in by_kind(objects, "ClusterRole") if r["metadata"]["name"].endswith("-kueue-admission-check")]
+
+
+def test_queued_llmjobs_rbac_lists_and_patches_workloads_and_reads_flavours_only(render: Render) -> None:
+    """kueue.llmJobs.enabled: what handlers/queueing.py uses (list Workloads, patch spec.active, get flavours)."""
+    assert not [r for r in by_kind(render(), "ClusterRole") if r["metadata"]["name"].endswith("-kueue-llmjobs")]
+    objects = render(set_values=("kueue.llmJobs.enabled=true",))
+    role = one(objects, "ClusterRole", "-kueue-llmjobs")
+    assert _rules(role) == {(WORKLOADS.group, "workloads"): {"list", "patch"},
+                            (RESOURCE_FLAVORS.group, "resourceflavors"): {"get"}}
+    binding = one(objects, "ClusterRoleBinding", "-kueue-llmjobs")
+    operator_sa = one(objects, "Deployment", "-operator")["spec"]["template"]["spec"]["serviceAccountName"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": operator_sa, "namespace": "llmasos-system"}]

@@ -5,6 +5,9 @@ webhooks (e2e/localcluster/ecosystem.py), and so does KubeRay's ray-operator; pl
 LocalQueue are suspended by Kueue's webhook and admitted by its scheduler. One start of each serves the module.
 
 - admission by quota: two Jobs that each need a flavour's whole GPU quota run one after the other;
+- LLMJobs with spec.queueName: admitted by quota and run on the flavour's pool (not the pool the operator would have
+  picked); two competing for one flavour's quota: the second reports WaitingForQuota, then runs; one with a carbon
+  deadline is held out of the queue (no child Job, no Workload) until its window, then queued and admitted;
 - the carbon check holds a Job until its lowest-carbon window (a fake Electricity Maps server with 20-second
   forecast steps), then lets it through;
 - with the carbon data down it is released at its latest start, and says so meanwhile;
@@ -28,7 +31,7 @@ from e2e.localcluster.ecosystem import Ecosystem
 from llmasos.handlers.admission_check import CONTROLLER_NAME
 from llmasos.planning.timing import admission_gate as g
 from tests.chart.conftest import KUBE_VERSION
-from tests.integration.kube import AdminApi, delete_namespace, wait_for
+from tests.integration.kube import AdminApi, delete_namespace, llmjob, llmjob_path, wait_for
 from tests.integration.operator_proc import OperatorProcess
 from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply
 
@@ -57,8 +60,8 @@ def apply(api: AdminApi, path: str, body: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def kueue(cluster: LocalCluster, api: AdminApi) -> Iterator[Ecosystem]:
-    """Kueue on the session's cluster, a flavour per kwok pool (l4: 4 GPUs of quota, one node's worth), a
-    ClusterQueue without and one with the carbon check."""
+    """Kueue on the session's cluster, a flavour per kwok pool (4 GPUs of quota each, one l4 node's worth),
+    ClusterQueues without (l4, a100) and with the carbon check (l4, a100)."""
     eco = Ecosystem(cluster)
     was_running = eco.is_healthy()
     eco.up()
@@ -70,7 +73,8 @@ def kueue(cluster: LocalCluster, api: AdminApi) -> Iterator[Ecosystem]:
                                              "metadata": {"name": CHECK}, "spec": {"controllerName": CONTROLLER_NAME}})
     # carbon-pjm: the a100 flavour, whose nodes are in US-MIDA-PJM, a zone the fail-safe test never serves data for
     # (the carbon sources keep a zone's last good forecast when a refresh fails).
-    for cq, flavour, checks in (("quota", "l4", []), ("carbon", "l4", [CHECK]), ("carbon-pjm", "a100", [CHECK])):
+    for cq, flavour, checks in (("quota", "l4", []), ("quota-a100", "a100", []), ("carbon", "l4", [CHECK]),
+                                ("carbon-pjm", "a100", [CHECK])):
         spec: dict[str, Any] = {
             "namespaceSelector": {},
             "resourceGroups": [{"coveredResources": ["cpu", "memory", "nvidia.com/gpu"], "flavors": [
@@ -94,10 +98,10 @@ def em() -> Iterator[FakeElectricityMaps]:
 
 
 @pytest.fixture(scope="module")
-def carbon_operator(cluster: LocalCluster, kueue: Ecosystem, artifacts: Path, em: FakeElectricityMaps
-                    ) -> Iterator[OperatorProcess]:
-    """One operator serving the check for the module; each test scripts the Electricity Maps server first (answers
-    are cached for 1 s)."""
+def carbon_operator(cluster: LocalCluster, crds: None, kueue: Ecosystem, artifacts: Path,
+                    em: FakeElectricityMaps) -> Iterator[OperatorProcess]:
+    """One operator serving the check (and LLMJobs) for the module; each test scripts the Electricity Maps server
+    first (answers are cached for 1 s)."""
     em.queue(FORECAST, Reply({"error": "unavailable"}, 503))
     op = OperatorProcess(cluster, artifacts, "kueue-admission-check", {
         "LLMASOS_KUEUE_ADMISSION_CHECK": "true", "LLMASOS_ELECTRICITYMAPS_TOKEN": "test-token-kueue",
@@ -110,7 +114,7 @@ def carbon_operator(cluster: LocalCluster, kueue: Ecosystem, artifacts: Path, em
 @pytest.fixture
 def ns(api: AdminApi, kueue: Ecosystem) -> Iterator[str]:
     name = api.namespace("kueue")
-    for cq in ("quota", "carbon", "carbon-pjm"):
+    for cq in ("quota", "quota-a100", "carbon", "carbon-pjm"):
         apply(api, f"{KUEUE}/namespaces/{name}/localqueues", {
             "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue", "metadata": {"name": cq},
             "spec": {"clusterQueue": f"llmasos-test-{cq}"}})
@@ -169,6 +173,109 @@ def test_admission_by_quota(api: AdminApi, ns: str) -> None:
     assert get_job(api, ns, "first")["status"].get("succeeded") == 1
     pods = api.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=job-name=second")["items"]
     assert all(p["spec"].get("nodeSelector", {}).get("llmasos.io/pool") == "l4" for p in pods), pods
+
+
+def queued_llmjob(name: str, queue: str, runs: str) -> dict[str, Any]:
+    """One worker holding 4 GPUs (a whole l4 node), the whole GPU quota of a ClusterQueue's flavour."""
+    return llmjob(name, queueName=queue, parallelism={"strategy": "ddp", "nodes": 1, "gpusPerNode": 4},
+                  annotations={"sim.llmasos.io/duration": runs})
+
+
+def status_of(api: AdminApi, ns: str, name: str) -> dict[str, Any]:
+    return dict(api.get(llmjob_path(ns, name)).get("status") or {})
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or () if c["type"] == kind), {})
+
+
+def test_llmjob_with_a_queue_is_admitted_by_kueue_and_runs_on_the_flavours_pool(
+        api: AdminApi, ns: str, carbon_operator: OperatorProcess) -> None:
+    """The operator alone would place this job on l4 (the most energy-efficient pool: its own log says "placing on
+    pool l4"); the LocalQueue's only flavour is a100. Kueue decides: the Job is queued suspended, admitted on a100,
+    and the LLMJob reports a100, its GPU product and its carbon zone."""
+    api.create(llmjob_path(ns), queued_llmjob("queued", "quota-a100", runs="4s"))
+    child = wait_for(lambda: api.request("GET", f"/apis/batch/v1/namespaces/{ns}/jobs/queued-a0").status_code == 200
+                     and get_job(api, ns, "queued-a0"), timeout=30, what="the child Job")
+    assert child["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "quota-a100"
+    assert "affinity" not in child["spec"]["template"]["spec"], "the operator leaves the flavour to Kueue"
+    running = wait_for(lambda: (s := status_of(api, ns, "queued")).get("phase") == "Running" and s, timeout=40,
+                       what="the queued LLMJob admitted and running")
+    assert (running["pool"], running["gpuProduct"], running["zone"]) == ("a100", "nvidia-a100-80gb", "US-MIDA-PJM")
+    admitted = condition(running, "Admitted")
+    assert (admitted["status"], admitted["reason"]) == ("True", "AdmittedByKueue"), admitted
+    assert "flavour a100 (node pool a100)" in admitted["message"]
+    assert condition(running, "Scheduled")["message"] == "node pool a100 (flavour a100, assigned by Kueue)"
+    w = workload(api, ns, "queued-a0")
+    assert w is not None
+    assert w["status"]["admission"]["podSetAssignments"][0]["flavors"]["nvidia.com/gpu"] == "a100"
+    pods = api.get(f"/api/v1/namespaces/{ns}/pods?labelSelector=llmasos.io/llmjob=queued")["items"]
+    assert pods
+    nodes = [p["spec"]["nodeName"] for p in pods]
+    assert {n.rsplit("-", 1)[0] for n in nodes} == {"gpu-a100"}, nodes
+    done = wait_for(lambda: (s := status_of(api, ns, "queued")).get("phase") == "Succeeded" and s, timeout=40,
+                    what="the queued LLMJob finished")
+    assert done["pool"] == "a100"
+
+
+def test_two_llmjobs_compete_for_one_flavours_quota(api: AdminApi, ns: str, carbon_operator: OperatorProcess) -> None:
+    api.create(llmjob_path(ns), queued_llmjob("one", "quota", runs="12s"))
+    wait_for(lambda: status_of(api, ns, "one").get("phase") == "Running", timeout=40, what="the first one running")
+    api.create(llmjob_path(ns), queued_llmjob("two", "quota", runs="2s"))
+    waiting = wait_for(lambda: (s := status_of(api, ns, "two")) and
+                       condition(s, "Running").get("reason") == "WaitingForQuota" and s,
+                       timeout=30, what="the second one waiting for quota")
+    assert waiting["phase"] == "Pending"
+    assert condition(waiting, "Admitted")["status"] == "False"
+    assert "pool" not in waiting, "no pool before Kueue assigns a flavour"
+    assert (condition(waiting, "Scheduled")["status"], condition(waiting, "Scheduled")["reason"]) == \
+        ("False", "WaitingForQuota")
+    assert "nvidia.com/gpu" in waiting["message"], waiting["message"]
+    assert get_job(api, ns, "two-a0")["spec"]["suspend"] is True, "Kueue holds it; the operator never unsuspends it"
+    assert status_of(api, ns, "one").get("phase") == "Running"
+    wait_for(lambda: "WaitingForQuota" in {e["reason"] for e in api.get(
+        f"/api/v1/namespaces/{ns}/events?fieldSelector=involvedObject.name=two")["items"]}, timeout=15,
+        what="the WaitingForQuota Event (posted in the background after the status write)")
+    second = wait_for(lambda: (s := status_of(api, ns, "two")).get("phase") in ("Running", "Succeeded") and s,
+                      timeout=60, what="the second one admitted once the first finished")
+    first = status_of(api, ns, "one")
+    assert first["phase"] == "Succeeded", first
+    assert when(first["completionTime"]) <= when(second["startTime"]) + timedelta(seconds=1), (first, second)
+    assert second["pool"] == "l4"
+    wait_for(lambda: status_of(api, ns, "two").get("phase") == "Succeeded", timeout=40, what="the second finished")
+
+
+def test_a_queued_llmjob_is_held_out_of_the_queue_until_its_carbon_window(
+        api: AdminApi, ns: str, em: FakeElectricityMaps, carbon_operator: OperatorProcess) -> None:
+    """The order of docs/kueue.md: the carbon plan first, with no child Job (so no Workload, no quota held) while
+    Deferred; at the window the Job is created, queued, and Kueue admits it."""
+    t = datetime.now(UTC).replace(microsecond=0)
+    base = t - timedelta(seconds=10)
+    series = [DIRTY, DIRTY, CLEAN, CLEAN, *[DIRTY] * 30]  # the window opens at t+30 s
+    em.queue(FORECAST, Reply({"zone": "US-CAL-CISO", "updatedAt": iso(t),
+                              "forecast": [{"carbonIntensity": v, "datetime": iso(base + i * STEP)}
+                                           for i, v in enumerate(series)]}))
+    time.sleep(1.5)  # a previous answer leaves the operator's 1-second cache
+    job_body = queued_llmjob("timed", "quota", runs="3s")
+    job_body["spec"]["carbon"] = {"policy": "deadline", "maxDelay": "4m", "expectedDuration": "20s",
+                                  "safetyMargin": "1s"}
+    job_body["spec"]["placement"] = {"nodePools": ["l4"]}  # the quota queue's flavour; only its zone is asked for
+    api.create(llmjob_path(ns), job_body)
+    deferred = wait_for(lambda: (s := status_of(api, ns, "timed")).get("phase") == "Deferred" and s, timeout=30,
+                        what="the queued LLMJob deferred to its window")
+    window = base + 2 * STEP
+    assert deferred["plan"]["startAt"] == iso(window), deferred["plan"]
+    assert condition(deferred, "Scheduled")["reason"] == "NotQueuedYet"
+    while datetime.now(UTC) < window - timedelta(seconds=3):
+        assert api.get(f"/apis/batch/v1/namespaces/{ns}/jobs?labelSelector=llmasos.io/llmjob=timed")["items"] == []
+        assert api.get(f"{KUEUE}/namespaces/{ns}/workloads")["items"] == [], "held out of the queue: no Workload"
+        time.sleep(2)
+    started = wait_for(lambda: (s := status_of(api, ns, "timed")).get("startTime") and s,
+                       timeout=(window - datetime.now(UTC)).total_seconds() + 30, what="queued and run at its window")
+    assert when(started["startTime"]) >= window - timedelta(seconds=1), (started["startTime"], window)
+    assert condition(started, "Admitted")["reason"] == "AdmittedByKueue"
+    assert started["pool"] == "l4"
+    assert workload(api, ns, "timed-a0") is not None
 
 
 def test_job_held_by_the_carbon_check_until_its_window(

@@ -22,6 +22,7 @@ CARBON_DATA_DEGRADED = "CarbonDataDegraded"
 CARBON_BUDGET = "CarbonBudget"
 WORKERS_READY = "WorkersReady"
 CARBON_DATA_REPLAY = "CarbonDataReplay"
+QUEUE_ADMITTED = "Admitted"  # an LLMJob queued by Kueue: its Workload's admission (planning/lifecycle/queueing.py)
 DEADLINE_AT_RISK = "DeadlineAtRisk"  # a deferred job in a shared pool (planning/timing/fleet_status.py)
 
 # Reasons
@@ -55,6 +56,14 @@ CARBON_DATA_IS_FORECAST = "CarbonDataIsForecast"
 # WorkersReady=False also carries the kubelet's own container reasons (ErrImageNeverPull, ImagePullBackOff,
 # CreateContainerConfigError, CrashLoopBackOff, ...): see planning/lifecycle/worker_health.py.
 WORKER_UNSCHEDULABLE = "WorkersUnschedulable"
+# An LLMJob queued by Kueue (spec.queueName), from its child Job's Workload (planning/lifecycle/queueing.py).
+NOT_QUEUED_YET = "NotQueuedYet"  # no child Job yet (held for its carbon window, or about to be created)
+QUEUED = "Queued"  # the child Job exists; Kueue has not made its Workload yet
+WAITING_FOR_QUOTA = "WaitingForQuota"
+WAITING_FOR_ADMISSION_CHECKS = "WaitingForAdmissionChecks"
+EVICTED_BY_KUEUE = "EvictedByKueue"
+WORKLOAD_DEACTIVATED = "WorkloadDeactivated"
+ADMITTED_BY_KUEUE = "AdmittedByKueue"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ NODE_CARBON_ZONE_LABEL = "llmasos.io/carbon-zone"
 NODE_GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_RESOURCE = "nvidia.com/gpu"
 
+# Kueue's conventional label naming the LocalQueue of a job (spec.queueName is copied to the child Job under it).
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
 # The LLMJob's spec.power as JSON on every worker pod, read by the node agent.
 POWER_ANNOTATION = "llmasos.io/power"
 

@@ -292,6 +292,10 @@ def spec_schema() -> Schema:
                 "suspended and resumed with suspend) it limits each segment, not the total run time."),
             "backoffLimit": integer("How many times the whole worker group is restarted after a worker fails.",
                                     default=2, minimum=0, maximum=20),
+            "queueName": string("The Kueue LocalQueue to queue the job in (docs/kueue.md). The child Job carries it "
+                                "as the kueue.x-k8s.io/queue-name label, is created suspended, and Kueue decides when "
+                                "it is admitted and on which flavour (node pool). Read when a child Job is created.",
+                                max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
             "suspend": boolean("true removes the running pods (the job keeps its place); false resumes it.",
                                default=False),
             "ttlSecondsAfterFinished": integer("Delete the LLMJob this many seconds after it finished.",
@@ -306,7 +310,8 @@ def _condition() -> Schema:
         "A metav1.Condition.",
         {
             "type": string("Condition type (Scheduled, Deferred, Running, Suspended, Succeeded, Failed, "
-                           "CarbonDataDegraded, CarbonDataReplay, CarbonBudget, WorkersReady, DeadlineAtRisk).",
+                           "CarbonDataDegraded, CarbonDataReplay, CarbonBudget, WorkersReady, DeadlineAtRisk, "
+                           "Admitted).",
                            max_length=316),
             "status": string("True, False or Unknown.", enum=["True", "False", "Unknown"]),
             "reason": string("CamelCase reason.", max_length=1024),

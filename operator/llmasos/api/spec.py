@@ -127,6 +127,7 @@ class LLMJobSpec:
     backoff_limit: int = spec_default("backoffLimit")
     suspend: bool = spec_default("suspend")
     ttl_seconds_after_finished: int | None = None
+    queue_name: str = ""  # a Kueue LocalQueue: Kueue admits the child Job (docs/kueue.md)
 
     @property
     def planned_duration(self) -> timedelta:
@@ -252,6 +253,7 @@ def parse_spec(spec: dict[str, Any]) -> LLMJobSpec:
         backoff_limit=int(top.get("backoffLimit")),
         suspend=bool(top.get("suspend")),
         ttl_seconds_after_finished=int(ttl) if ttl is not None else None,
+        queue_name=str(spec.get("queueName") or ""),
     )
 
 

@@ -9,6 +9,9 @@ Disruptions (evictions, preemptions) are ignored by the policy so Kubernetes rec
 ray: the same Indexed Job shape, where index 0 runs the Ray head and the driver, the other indexes run Ray workers
 (`ray start --block`), and a successPolicy on index 0 ends the Job when the driver finishes. This needs no KubeRay;
 the operator never uses the RayJob CRD even when it is installed (one code path, documented in docs/operator.md).
+
+With spec.queueName the Job carries Kueue's queue label, is created suspended and its pods may run on any allowed
+pool: Kueue admits it and chooses the flavour (docs/kueue.md).
 """
 
 from __future__ import annotations
@@ -164,14 +167,23 @@ def build_pod_template(owner: Owner, spec: LLMJobSpec, attempt: int, pool: str, 
             "terminationGracePeriodSeconds": CHECKPOINT_GRACE_SECONDS,
             "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                                 "seccompProfile": {"type": "RuntimeDefault"}},
-            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": c.NODE_POOL_LABEL, "operator": "In", "values": [pool]}]}]}}},
+            **_pool_affinity(spec, pool),
             "tolerations": [{"key": c.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
             "containers": [container],
             "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "dshm", "emptyDir": {"medium": "Memory"}},
                         *spec.volumes],
         },
     }
+
+
+def _pool_affinity(spec: LLMJobSpec, pool: str) -> dict[str, Any]:
+    """Pods are bound to the pool the operator chose; a job queued by Kueue to the pools it allows (any when
+    spec.placement.nodePools is empty): Kueue picks the flavour, and adds its node labels when it admits the Job."""
+    pools = list(spec.node_pools) if spec.queue_name else [pool]
+    if not pools:
+        return {}
+    return {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": c.NODE_POOL_LABEL, "operator": "In", "values": pools}]}]}}}}
 
 
 def build_job(owner: Owner, spec: LLMJobSpec, attempt: int, pool: str, image: str, suspend: bool = False,
@@ -184,7 +196,7 @@ def build_job(owner: Owner, spec: LLMJobSpec, attempt: int, pool: str, image: st
         "completions": p.nodes,
         "parallelism": p.nodes,
         "backoffLimit": 0,
-        "suspend": suspend,
+        "suspend": suspend or bool(spec.queue_name),  # queued: Kueue unsuspends it when it admits it
         "podFailurePolicy": {"rules": [
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
             # The worker checkpointed on SIGTERM and exited EXIT_SUSPENDED: not a failure, the index is re-run.
@@ -200,6 +212,8 @@ def build_job(owner: Owner, spec: LLMJobSpec, attempt: int, pool: str, image: st
     if spec.max_runtime is not None:
         job_spec["activeDeadlineSeconds"] = max(int(spec.max_runtime.total_seconds()), 1)
     labels = {**child_labels(owner, role), c.LABEL_ATTEMPT: str(attempt)}
+    if spec.queue_name:
+        labels[c.KUEUE_QUEUE_LABEL] = spec.queue_name
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": job_name(owner.name, attempt), "namespace": owner.namespace, "labels": labels,

@@ -41,6 +41,7 @@ def observe_job(job: dict[str, Any]) -> ObservedJob:
         completion_time=str(status.get("completionTime", "") or ""),
         pool=_affinity_pool(spec),
         gpus=_job_gpus(spec),
+        uid=str(meta.get("uid", "") or ""),
     )
 
 
@@ -53,13 +54,20 @@ def _job_gpus(job_spec: dict[str, Any]) -> int:
 
 
 def _affinity_pool(job_spec: dict[str, Any]) -> str:
-    """The pool named by the pod template's required node affinity (cluster/builders.py puts it there)."""
-    affinity = (((job_spec.get("template") or {}).get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}
+    """The pool the pod template is bound to: its nodeSelector's pool label (Kueue adds the assigned flavour's node
+    labels there when it admits a queued Job), else the single pool of its required node affinity
+    (cluster/builders.py puts it there; a queued Job may list several allowed pools, which name no one pool)."""
+    template = (job_spec.get("template") or {}).get("spec") or {}
+    selected = (template.get("nodeSelector") or {}).get(c.NODE_POOL_LABEL)
+    if selected:
+        return str(selected)
+    affinity = (template.get("affinity") or {}).get("nodeAffinity") or {}
     required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
     for term in required.get("nodeSelectorTerms") or []:
         for expr in term.get("matchExpressions") or []:
-            if expr.get("key") == c.NODE_POOL_LABEL and expr.get("operator") == "In" and expr.get("values"):
-                return str(expr["values"][0])
+            values = list(expr.get("values") or ())
+            if expr.get("key") == c.NODE_POOL_LABEL and expr.get("operator") == "In" and len(values) == 1:
+                return str(values[0])
     return ""
 
 

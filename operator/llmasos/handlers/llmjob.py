@@ -21,7 +21,7 @@ from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
 from llmasos.cluster.priority import request_priority
 from llmasos.errors import KubeApiError
-from llmasos.handlers import steps
+from llmasos.handlers import queueing, steps
 from llmasos.handlers.context import NEW_PASS_QUIET_SECONDS, PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
 
 # How long a pass triggered by a child Job's change waits, so that the changes of one gang's pods share a pass.
@@ -80,9 +80,11 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     job, budget_condition = budgeted
     timing = await steps.gate(ctx, job, placement, budget_condition)
     job, exited = await steps.exits(ctx, job)
-    decision = steps.decide_pass(job, placement, timing)
+    queued = await queueing.observe(ctx, job, placement, timing)  # spec.queueName: Kueue admits the child Job
+    placement, timing = (queued.placement, queued.timing) if queued is not None else (placement, timing)
+    decision = queueing.decided(queued, job, steps.decide_pass(job, placement, timing))
     await steps.apply(ctx, job, placement, decision)
-    extra = await steps.conditions(ctx, job, placement, timing, decision, exited)
+    extra = queueing.scheduled(queued, await steps.conditions(ctx, job, placement, timing, decision, exited))
     carbon = await steps.account(ctx, job, placement, decision, logger)
     new = steps.render(job, placement, timing, decision, extra, carbon)
     await steps.write(ctx, job, placement, timing, decision, new, carbon)

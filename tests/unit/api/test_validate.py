@@ -120,8 +120,8 @@ def test_every_cel_rule_has_a_python_twin_that_refuses_with_the_crd_message(at: 
     ({"carbon": {"maxDelay": "soon"}}, "spec.carbon.maxDelay", "'soon' does not match the expected format"),
     ({"resources": {"cpu": "lots"}}, "spec.resources.cpu", "'lots' is not a quantity"),
     ({"zzz": 1}, "spec.zzz", 'unknown field "spec.zzz"; known fields: accounting, args, backoffLimit, carbon, '
-     'command, env, image, maxRuntime, model, parallelism, placement, power, resources, suspend, task, taskConfig, '
-     'ttlSecondsAfterFinished, volumeMounts, volumes'),
+     'command, env, image, maxRuntime, model, parallelism, placement, power, queueName, resources, suspend, task, '
+     'taskConfig, ttlSecondsAfterFinished, volumeMounts, volumes'),
 ])
 def test_plan_refuses_what_the_api_server_refuses(spec: dict[str, Any], field: str, message: str) -> None:
     with pytest.raises(SpecError) as err:

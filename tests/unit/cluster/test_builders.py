@@ -140,3 +140,25 @@ def test_checkpoint_dir_only_where_the_job_mounts_a_volume() -> None:
     assert bare.get("LLMASOS_CHECKPOINT_DIR", "") == ""
     assert _env(build_job(OWNER, make_spec(), 0, "a100", "img:1", checkpoint_dir="/tmp/ckpt"))[
         "LLMASOS_CHECKPOINT_DIR"] == "/tmp/ckpt"
+
+
+def test_queued_job_carries_the_queue_label_starts_suspended_and_leaves_the_flavour_to_kueue() -> None:
+    """spec.queueName: Kueue admits the Job (it unsuspends it) and picks the flavour among the allowed pools."""
+    from llmasos.cluster.observe import observe_job
+
+    job = build_job(OWNER, make_spec(nodes=1, gpus=2, queueName="gpu"), 0, "l4", "img:1", suspend=False)
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu"
+    assert job["spec"]["suspend"] is True
+    assert "affinity" not in job["spec"]["template"]["spec"], "any pool: the ClusterQueue's flavours decide"
+    assert observe_job(job).pool == ""
+    allowed = build_job(OWNER, make_spec(nodes=1, gpus=2, queueName="gpu", placement={"nodePools": ["l4", "a100"]}),
+                        0, "l4", "img:1")
+    affinity = allowed["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    terms = affinity["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["l4", "a100"]
+    assert observe_job(allowed).pool == "", "two allowed pools name no one pool"
+    allowed["spec"]["template"]["spec"]["nodeSelector"] = {"llmasos.io/pool": "a100"}  # what Kueue adds on admission
+    assert observe_job(allowed).pool == "a100"
+    plain = build_job(OWNER, make_spec(nodes=1, gpus=2), 0, "l4", "img:1")
+    assert "kueue.x-k8s.io/queue-name" not in plain["metadata"]["labels"]
+    assert plain["spec"]["suspend"] is False

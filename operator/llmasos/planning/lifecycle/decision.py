@@ -36,6 +36,7 @@ class ObservedJob:
     completion_time: str = ""
     pool: str = ""  # the node pool its pods are bound to (node affinity)
     gpus: int = 0  # GPUs its running pods hold together (parallelism x the pod template's GPU request)
+    uid: str = ""  # its metadata.uid (Kueue labels the Workload of a queued Job with it)
 
     @property
     def holds_gpus(self) -> bool:

@@ -1,0 +1,121 @@
+"""The Kueue step of a pass (handlers/queueing.py) in whole passes against the fake API server: a queued LLMJob's
+child Job is created suspended with the queue label, its suspend flag is never written afterwards, the Workload's
+state and the assigned flavour's pool reach the status, and spec.suspend becomes the Workload's spec.active."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmasos.cluster.kube import JOBS
+from llmasos.handlers.admission_check import RESOURCE_FLAVORS, WORKLOADS
+from llmasos.handlers.llmjob import reconcile
+from llmasos.planning.lifecycle.decision import ObservedJob
+from llmasos.planning.placement.feasible import NodeCapacity
+from tests.unit.builders import make_raw
+from tests.unit.handlers.fake_kube import FakeKube
+from tests.unit.handlers.test_steps import JOB_PATH, LOG, condition, observe, run, stored_status, world
+
+WORKLOAD_PATH = f"{WORKLOADS.path('ns')}/job-j-a0-x1"
+
+
+class KueueFake(FakeKube):
+    """The fake API server, also serving lists of Kueue's Workloads."""
+
+    @staticmethod
+    def _is_collection(path: str) -> bool:
+        return path.endswith("/workloads") or FakeKube._is_collection(path)
+
+
+def queued_world(suspend: bool = False, ready: int = 0, job_suspended: bool = True, phase: str = ""
+                 ) -> tuple[Any, KueueFake, dict[str, Any], dict[str, Any]]:
+    ctx, plain, _, indexes = world(spec={**make_raw(nodes=1, gpus=4), "queueName": "gpu", "suspend": suspend},
+                                   status={"phase": phase} if phase else None)
+    kube = KueueFake()
+    kube.objects = plain.objects
+    ctx = type(ctx)(settings=ctx.settings, kube=kube, metrics=ctx.metrics, clock=ctx.clock, carbon=ctx.carbon)
+    indexes["node_inventory"]["l0"] = [NodeCapacity("l0", "l4", "nvidia-l4", "US-CAL-CISO", 4)]
+    kube.put(f"{RESOURCE_FLAVORS.path()}/l4-flavour", {"metadata": {"name": "l4-flavour"},
+                                                       "spec": {"nodeLabels": {"llmasos.io/pool": "l4"}}})
+    kube.put(JOBS.path("ns", "j-a0"), {"metadata": {"name": "j-a0"}, "spec": {"suspend": job_suspended}})
+    observe(indexes, ObservedJob("j-a0", 0, suspended=job_suspended, active=ready, ready=ready, uid="uid-j-a0",
+                                 start_time="2026-03-06T12:00:05Z" if ready else ""))
+    indexes["child_services"] = {("ns", "j"): [("u1",)]}
+    return ctx, kube, kube.objects[JOB_PATH], indexes
+
+
+def put_workload(kube: FakeKube, *conditions: tuple[str, str, str], admitted_on: str = "", active: bool = True
+                 ) -> None:
+    status: dict[str, Any] = {"conditions": [{"type": t, "status": s, "reason": "R", "message": m}
+                                             for t, s, m in conditions]}
+    if admitted_on:
+        status["admission"] = {"clusterQueue": "cq", "podSetAssignments": [
+            {"name": "main", "flavors": {"nvidia.com/gpu": admitted_on, "cpu": admitted_on}, "count": 1}]}
+    kube.put(f"{WORKLOADS.path('ns')}/job-other", {"metadata": {  # another Job's, by label and owner
+        "name": "job-other", "labels": {"kueue.x-k8s.io/job-uid": "uid-other"}, "ownerReferences": [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": "other", "uid": "uid-other", "controller": True}]},
+        "spec": {"active": True}, "status": {"conditions": [{"type": "Admitted", "status": "True"}]}})
+    kube.put(WORKLOAD_PATH, {"metadata": {"name": "job-j-a0-x1", "labels": {"kueue.x-k8s.io/job-uid": "uid-j-a0"},
+                                          "ownerReferences": [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": "j-a0", "uid": "uid-j-a0", "controller": True}]},
+        "spec": {"active": active, "queueName": "gpu"}, "status": status})
+
+
+def test_first_pass_creates_the_job_suspended_with_the_queue_label_and_no_pool() -> None:
+    ctx, plain, body, indexes = world(spec={**make_raw(nodes=1, gpus=4), "queueName": "gpu"})
+    run(reconcile(ctx, body, indexes, LOG))
+    job = plain.objects[JOBS.path("ns", "j-a0")]
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu"
+    assert "affinity" not in job["spec"]["template"]["spec"]
+
+
+def test_waiting_for_quota_leaves_the_job_suspended_and_reports_no_pool() -> None:
+    ctx, kube, body, indexes = queued_world()
+    put_workload(kube, ("QuotaReserved", "False", "insufficient unused quota for nvidia.com/gpu in flavor l4-flavour"))
+    run(reconcile(ctx, body, indexes, LOG))
+    status = stored_status(kube)
+    assert status["phase"] == "Pending"
+    assert condition(status, "Running")["reason"] == "WaitingForQuota"
+    assert status["message"] == ("waiting for quota in LocalQueue gpu: insufficient unused quota for nvidia.com/gpu "
+                                 "in flavor l4-flavour")
+    assert (condition(status, "Scheduled")["status"], condition(status, "Admitted")["status"]) == ("False", "False")
+    assert "pool" not in status
+    assert [w for w in kube.writes() if w[1].startswith(JOBS.path("ns"))] == [], "the Job's suspend flag is Kueue's"
+
+
+def test_admitted_and_running_on_the_flavours_pool_without_touching_the_job() -> None:
+    ctx, kube, body, indexes = queued_world(ready=1, job_suspended=False)
+    put_workload(kube, ("QuotaReserved", "True", ""), ("Admitted", "True", ""), admitted_on="l4-flavour")
+    run(reconcile(ctx, body, indexes, LOG))
+    status = stored_status(kube)
+    assert (status["phase"], status["pool"], status["zone"], status["gpuProduct"]) == \
+        ("Running", "l4", "US-CAL-CISO", "nvidia-l4")
+    assert condition(status, "Admitted")["reason"] == "AdmittedByKueue"
+    assert condition(status, "Scheduled")["message"] == "node pool l4 (flavour l4-flavour, assigned by Kueue)"
+    assert [w for w in kube.writes() if w[1].startswith(JOBS.path("ns"))] == []
+
+
+def test_spec_suspend_deactivates_the_workload_instead_of_suspending_the_job() -> None:
+    ctx, kube, body, indexes = queued_world(suspend=True, ready=1, job_suspended=False)
+    put_workload(kube, ("QuotaReserved", "True", ""), ("Admitted", "True", ""), admitted_on="l4-flavour")
+    run(reconcile(ctx, body, indexes, LOG))
+    assert kube.objects[WORKLOAD_PATH]["spec"]["active"] is False
+    assert stored_status(kube)["phase"] == "Suspended"
+    assert [w for w in kube.writes() if w[1].startswith(JOBS.path("ns"))] == []
+    writes = len(kube.writes())
+    run(reconcile(ctx, kube.objects[JOB_PATH], indexes, LOG))
+    assert len(kube.writes()) == writes, "deactivated once"
+
+
+def test_resuming_reactivates_the_workload_but_one_kueue_deactivated_stays_so() -> None:
+    ctx, kube, body, indexes = queued_world(phase="Suspended")
+    put_workload(kube, ("Evicted", "True", "The workload is deactivated"), active=False)
+    run(reconcile(ctx, body, indexes, LOG))
+    assert kube.objects[WORKLOAD_PATH]["spec"]["active"] is True
+    assert condition(stored_status(kube), "Running")["reason"] == "EvictedByKueue", "re-queued: waiting for quota again"
+    ctx, kube, body, indexes = queued_world(phase="Pending")
+    put_workload(kube, ("Evicted", "True", "exceeded the maximum number of re-queuing retries"), active=False)
+    run(reconcile(ctx, body, indexes, LOG))
+    assert kube.objects[WORKLOAD_PATH]["spec"]["active"] is False, "Kueue's own deactivation is left alone"
+    status = stored_status(kube)
+    assert (status["phase"], condition(status, "Running")["reason"]) == ("Pending", "WorkloadDeactivated")
