@@ -70,7 +70,7 @@ def test_a_late_pass_opens_the_run_when_the_gang_became_ready_never_before_the_l
 
 
 def test_the_pods_open_the_run_before_the_jobs_ready_count_catches_up() -> None:
-    ctx, kube = world(pod("j-a0-0", NOW - 26 * S), pod("j-a0-1", NOW - 25 * S), pod("other", NOW, job="x-a0"))
+    ctx, _ = world(pod("j-a0-0", NOW - 26 * S), pod("j-a0-1", NOW - 25 * S), pod("other", NOW, job="x-a0"))
     lagging = ObservedJob("j-a0", 0, active=2, ready=0)
     state = run(observe_run(ctx, "ns", [lagging], 2, run_open=False))
     assert (state.running, state.ready_since) == (True, NOW - 25 * S)
