@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from llmasos.api.worker_contract import EXIT_OK, EXIT_SUSPENDED, WorkerEnv
+from llmasos.api.worker_contract import (
+    EXIT_OK,
+    EXIT_SUSPENDED,
+    TERMINATION_LOG,
+    WorkerEnv,
+    final_progress_message,
+)
 from llmasos_worker.config import TaskConfig
 from llmasos_worker.progress import Progress, ProgressServer, energy_meter
 from llmasos_worker.threads import ThreadPlan, apply_threads, cpu_budget, plan_threads
@@ -117,22 +123,45 @@ def run_rank(env: WorkerEnv, cfg: TaskConfig, rank: int, local_rank: int) -> int
     if env.progress_port and local_rank == 0:
         labels = {"job": env.job_name, "namespace": env.namespace, "task": env.task, "node_rank": str(env.node_rank)}
         server = ProgressServer(ctx.progress, energy_meter(), labels, env.progress_bind, env.progress_port).start()
+    code: int | None = None
     try:
-        if env.task in ("train", "finetune"):
-            from llmasos_worker.train import run_train
-
-            return run_train(ctx)
-        if env.task == "inference":
-            from llmasos_worker.inference import run_inference
-
-            return run_inference(ctx)
-        from llmasos_worker.compress import run_compress
-
-        return run_compress(ctx)
+        code = _run_task(ctx)
+        return code
     finally:
         if server is not None:
+            if code == EXIT_OK:
+                write_final_progress(ctx.progress)
             server.stop()
         sys.stdout.flush()
+
+
+def _run_task(ctx: RunContext) -> int:
+    if ctx.env.task in ("train", "finetune"):
+        from llmasos_worker.train import run_train
+
+        return run_train(ctx)
+    if ctx.env.task == "inference":
+        from llmasos_worker.inference import run_inference
+
+        return run_inference(ctx)
+    from llmasos_worker.compress import run_compress
+
+    return run_compress(ctx)
+
+
+def write_final_progress(progress: Progress, path: str | None = None) -> bool:
+    """The last count into the container's termination message (see `final_progress_message`), so the node agent
+    has it after the pod ended, whenever it last read /metrics. Only where the kubelet made the file (never outside
+    Kubernetes); LLMASOS_TERMINATION_LOG names another path (tests). Returns whether it was written."""
+    target = Path(path or os.environ.get("LLMASOS_TERMINATION_LOG", "") or TERMINATION_LOG)
+    if not target.is_file():
+        return False
+    snap = progress.snapshot()
+    try:
+        target.write_text(final_progress_message(snap.step, snap.tokens))
+    except OSError:  # not writable: the agent keeps its last reading of /metrics
+        return False
+    return True
 
 
 __all__ = ["EXIT_OK", "RunContext", "StopFlag", "emit", "exit_on_signal", "run_rank"]

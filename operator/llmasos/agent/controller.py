@@ -7,7 +7,8 @@ One `tick()` is one level-based pass (the same whether a pod started, changed, e
 3. map pods to GPUs; pods that disappeared or reached a terminal phase get their GPUs' default limits back;
 4. per live GPU pod, compute the target limit (static policies, or one energyOptimal step) and apply it, and read
    the worker's token counter (every pass for energyOptimal, which needs progress anyway; otherwise at most every
-   `progress_interval_s`, backing off while the worker does not answer) for the operator's energy per token;
+   `progress_interval_s`, backing off while the worker does not answer) for the operator's energy per token; an
+   ended pod's last count comes from its termination message (`_final_tokens`);
 5. publish a snapshot; write the report when due.
 
 Caps are recorded before they are applied and forgotten after they are undone (`state`), so `start()` can restore
@@ -146,6 +147,7 @@ class PowerAgent:
             self._on_assign(assignment, live)
         for uid in [u for u in self._controls if u not in assignment]:
             self._end(uid, now)
+        self._final_tokens()
         for uid, gpus in assignment.items():
             self._control(live[uid], gpus, now)
         self._owners = {i: self._controls[uid].ref for uid, gpus in assignment.items() for i in gpus}
@@ -316,6 +318,17 @@ class PowerAgent:
         self._ended[ctl.ref] = (now, ctl)
         self._state = replace(self._state, ended=(*self._state.ended, (uid, now)))
         self._dirty = self._unsaved = True
+
+    def _final_tokens(self) -> None:
+        """An ended pod's count from its termination message, where it is more than the last /metrics reading: the
+        steps after that reading (a short job may end before its first). Also after an agent restart, which keeps
+        ended pods' energy but not their readings, while the pod object is still there."""
+        for _, ctl in self._ended.values():
+            view = self._views.get(ctl.ref.uid)
+            final = view.final_tokens if view is not None else None
+            if final is not None and final > (ctl.tokens or 0.0):
+                ctl.tokens = final
+                self._dirty = True
 
     def _expire(self, now: float) -> None:
         old = {ref for ref, (t, _) in self._ended.items() if now - t >= self.settings.retention_s}

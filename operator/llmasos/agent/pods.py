@@ -3,6 +3,9 @@
 The agent never talks to the API server itself: `PodLister` (pods on my node) and `ReportSink` (publish my node's
 report) are injected, so the agent runs the same against the real cluster, a pods file, or a test double.
 
+A worker that ended cleanly leaves its last token count in its termination message (`final_tokens`): the agent reads
+/metrics only every few seconds, and the pod's endpoint is gone once it exits.
+
 Where the power policy comes from: the operator copies the LLMJob's `spec.power` onto each worker pod as the
 annotation `llmasos.io/power` (JSON), so the agent reads pods only (one watch per node, no LLMJob access).
 """
@@ -17,6 +20,7 @@ from typing import Protocol
 
 from llmasos.agent.power_policy import PowerSpec
 from llmasos.api import constants
+from llmasos.api.worker_contract import parse_final_tokens
 from llmasos.errors import SpecError, TransientError
 
 POWER_ANNOTATION = constants.POWER_ANNOTATION
@@ -59,6 +63,12 @@ class NodePodView(Protocol):
         """Port of the worker's progress endpoint (LLMASOS_PROGRESS_PORT); 0 when unknown."""
         ...
 
+    @property
+    def final_tokens(self) -> float | None:
+        """The worker's last token count from its termination message (written on a clean exit, see
+        `worker_contract.final_progress_message`); None while it runs, or when it wrote none."""
+        ...
+
 
 class PodLister(Protocol):
     def list_node_pods(self) -> Sequence[NodePodView]:
@@ -86,6 +96,7 @@ class NodePod:
     power: PowerSpec = field(default_factory=PowerSpec)
     pod_ip: str = ""
     progress_port: int = 0
+    final_tokens: float | None = None
 
     @property
     def key(self) -> str:
@@ -139,7 +150,20 @@ def node_pod_from_object(obj: Mapping[str, object]) -> NodePod:
         power=power,
         pod_ip=_str(status.get("podIP")),
         progress_port=port,
+        final_tokens=_final_tokens(status),
     )
+
+
+def _final_tokens(status: Mapping[str, object]) -> float | None:
+    """The largest count any of the pod's terminated containers left in its termination message."""
+    found = []
+    statuses = status.get("containerStatuses")
+    for cs in statuses if isinstance(statuses, list) else []:
+        terminated = _map(_map(_map(cs).get("state")).get("terminated"))
+        tokens = parse_final_tokens(_str(terminated.get("message")))
+        if tokens is not None:
+            found.append(tokens)
+    return max(found, default=None)
 
 
 class PodsFile:

@@ -25,6 +25,31 @@ EXIT_OK = 0
 EXIT_CONFIG_ERROR = 2
 EXIT_SUSPENDED = 75  # EX_TEMPFAIL: checkpoint written on SIGTERM, resume later
 
+# The worker's last count, for the node agent once the pod has ended (its /metrics went with it, and the agent reads
+# that only every few seconds): on a clean exit, local rank 0 writes one JSON object to the container's termination
+# message file, which the kubelet copies into status.containerStatuses[].state.terminated.message. Never written on
+# a failure, where the kubelet then shows the log's tail instead (terminationMessagePolicy FallbackToLogsOnError).
+TERMINATION_LOG = "/dev/termination-log"
+FINAL_PROGRESS_KEY = "llmasosFinalProgress"
+
+
+def final_progress_message(step: int, tokens: int) -> str:
+    return json.dumps({FINAL_PROGRESS_KEY: {"step": step, "tokens": tokens}}, sort_keys=True)
+
+
+def parse_final_tokens(message: str) -> float | None:
+    """The tokens of a termination message `final_progress_message` wrote (the kubelet may prefix the runtime's
+    own message, "...: {...}"); None for any other message."""
+    start = message.find("{")
+    try:
+        doc = json.loads(message[start:]) if start >= 0 else None
+    except json.JSONDecodeError:
+        return None
+    final = doc.get(FINAL_PROGRESS_KEY) if isinstance(doc, dict) else None
+    tokens = final.get("tokens") if isinstance(final, dict) else None
+    return float(tokens) if isinstance(tokens, int | float) and not isinstance(tokens, bool) else None
+
+
 # A Kubernetes CPU quantity as LLMJobs write it: "2", "0.5", "500m" (decimal SI suffixes accepted too).
 _CPU_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E)?$")
 _SI = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -16,12 +17,13 @@ from llmasos.agent.clock import ManualClock
 from llmasos.agent.controller import AgentSettings, PowerAgent
 from llmasos.agent.mapping import FallbackMapper
 from llmasos.agent.node_report import build_node_report
-from llmasos.agent.pods import NodePod, NodePodView
+from llmasos.agent.pods import NodePod, NodePodView, node_pod_from_object
 from llmasos.agent.progress import HttpProgressReader, ProgressReading
 from llmasos.agent.sim import SimBackend
 from llmasos.agent.state import MemoryStateStore
 from llmasos.api.node_report import parse_node_report
 from llmasos_worker.progress import NoEnergy, Progress, ProgressServer
+from llmasos_worker.runtime import write_final_progress
 from tests.unit.agent.builders import Sink, make_node, pod
 
 
@@ -141,3 +143,72 @@ def test_reports_of_older_agents_parse_without_tokens() -> None:
     old = {**body, "data": {"report.json": json.dumps(doc)}}
     parsed = parse_node_report(old)[0]
     assert (parsed.tokens, parsed.slowdown, parsed.default_w) == (None, None, None)
+
+
+def k8s_worker_pod(phase: str, message: str | None, port: int) -> dict[str, object]:
+    """A worker pod as the API returns it; `message` is the container's termination message, once it ended."""
+    state = {"running": {}} if message is None else {"terminated": {"exitCode": 0, "reason": "Completed",
+                                                                       "message": message}}
+    return {"metadata": {"name": "w", "namespace": "default", "uid": "uid-w", "labels": {"llmasos.io/llmjob": "j"}},
+            "spec": {"containers": [{"name": "worker", "resources": {"limits": {"nvidia.com/gpu": "2"}},
+                                     "env": [{"name": "LLMASOS_PROGRESS_PORT", "value": str(port)}]}]},
+            "status": {"phase": phase, "podIP": "127.0.0.1", "containerStatuses": [{"name": "worker",
+                                                                                    "state": state}]}}
+
+
+def test_the_steps_after_the_last_read_come_from_the_termination_message(
+        worker: tuple[Progress, int], tmp_path: Path) -> None:
+    """The agent reads /metrics every 10 s; a job's last steps (or all of a short job's) fall after the last read,
+    and the endpoint is gone with the pod. The worker's termination message carries the final count, also to an
+    agent that restarted after the pod ended (its state keeps energy, not readings)."""
+    progress, port = worker
+    clock, store = ManualClock(), MemoryStateStore()
+    sim = SimBackend("nvidia-a100-80gb", 4, clock, node_name="node-1")
+
+    class Pods:
+        pods = [k8s_worker_pod("Running", None, port)]
+
+        def list_node_pods(self) -> list[NodePodView]:
+            return [node_pod_from_object(p) for p in self.pods]
+
+    def agent(sink: Sink) -> PowerAgent:
+        return PowerAgent(AgentSettings("node-1", report_interval_s=30), sim, pods, FallbackMapper(),
+                          HttpProgressReader(timeout_s=2.0), store, clock, report_sink=sink)
+
+    pods, sink = Pods(), Sink()
+    first = agent(sink)
+    first.start()
+    progress.update(10, 40960)
+    first.tick()
+    clock.advance(5)
+    progress.update(60, 245760)  # the last steps, within the 10 s between reads
+    log = tmp_path / "termination-log"
+    log.touch()
+    assert write_final_progress(progress, str(log))  # as the worker does on its clean exit
+    pods.pods = [k8s_worker_pod("Succeeded", log.read_text(), port)]
+    first.tick()
+    assert agent_tokens(first, "w") == 245760.0
+    clock.advance(30)
+    first.tick()
+    assert report_pods(sink)["w"]["tokens"] == 245760.0
+    assert report_pods(sink)["w"]["state"] == "Ended"
+
+    restarted_sink = Sink()
+    restarted = agent(restarted_sink)  # a new agent on the same node and state, the pod object still there
+    restarted.start()
+    restarted.tick()
+    assert agent_tokens(restarted, "w") == 245760.0
+    assert parse_node_report(restarted_sink.bodies[-1])[0].tokens == 245760.0
+
+
+def test_a_failed_workers_log_tail_is_no_count(worker: tuple[Progress, int]) -> None:
+    _, port = worker
+    failed = k8s_worker_pod("Failed", "Traceback (most recent call last):\n  ...\nValueError: corpus", port)
+    assert node_pod_from_object(failed).final_tokens is None
+    assert node_pod_from_object(k8s_worker_pod("Running", None, port)).final_tokens is None
+
+
+def agent_tokens(agent: PowerAgent, name: str) -> float | None:
+    pod = agent.snapshot.pod(name)
+    assert pod is not None
+    return pod.tokens
