@@ -43,10 +43,10 @@ def register(subparsers: Any, fetch: Fetch = fetch_from_cluster) -> argparse.Arg
     p: argparse.ArgumentParser = subparsers.add_parser(
         "report", help="write a sustainability report (HTML with charts, CSV, JSON) from LLMJob status",
         description="Totals by namespace, team and model; savings from time shifting, pool choice and power caps; "
-                    "energy per token; offsets; methodology. Writes report.html, report.json, llmjobs.csv and "
-                    "totals.csv into --out. Works offline on an export (--from-file). Exit codes: 0 written; "
-                    "1 the cluster could not be read or a file could not be written; 2 bad flags or input, or no "
-                    "kubeconfig.")
+                    "energy per token by model and namespace; offsets; methodology. Writes report.html, report.json, "
+                    "llmjobs.csv, totals.csv and energy-per-token.csv into --out. Works offline on an export "
+                    "(--from-file). Exit codes: 0 written; 1 the cluster could not be read or a file could not be "
+                    "written; 2 bad flags or input, or no kubeconfig.")
     source = p.add_mutually_exclusive_group()
     source.add_argument("-f", "--from-file", type=Path, metavar="FILE",
                         help="LLMJobs exported with `kubectl get llmjobs -A -o yaml` (or -o json); `-` reads stdin. "

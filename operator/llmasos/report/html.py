@@ -11,7 +11,7 @@ from html import escape
 
 from llmasos.api.units import energy_text, moment_text
 from llmasos.planning.timing.carbon_window import REPLAY_NOTE, REPLAY_SOURCE
-from llmasos.report.aggregate import Report, Totals
+from llmasos.report.aggregate import Report, TokenEnergy, Totals, energy_per_token
 from llmasos.report.caps import cap_cost, cap_explanation
 from llmasos.report.methodology import CHOICES, FORMULAS, DataSource, data_sources
 from llmasos.report.model import JobRecord
@@ -60,6 +60,21 @@ def _group_table(title: str, groups: dict[str, Totals]) -> str:
                  _num(t.power_cap_g, 1), _num(t.joules_per_token, 4), _num(t.offset_tonnes, 6), _cost(t))
         rows.append(f"<tr><td>{escape(key)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+TOKEN_HEAD = ("jobs", "jobs with tokens", "tokens", "energy kWh", "J/token", "lowest job J/token",
+              "highest job J/token")
+
+
+def _token_table(title: str, rows: Sequence[TokenEnergy]) -> str:
+    """Energy per token of each model or namespace: over the jobs whose workers counted tokens only."""
+    head = "".join(f"<th>{h}</th>" for h in (title, *TOKEN_HEAD))
+    body = []
+    for r in rows:
+        cells = (str(r.jobs), str(r.token_jobs), _num(r.tokens or None, 0), _num(r.energy_kwh if r.tokens else None),
+                 _num(r.joules_per_token, 4), _num(r.lowest, 4), _num(r.highest, 4))
+        body.append(f"<tr><td>{escape(r.key)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def _source(source: str) -> str:
@@ -157,6 +172,10 @@ def render_html(report: Report, title: str = "LLMasOS sustainability report") ->
 <h2>By namespace</h2>{_group_table("namespace", report.groups["namespace"])}
 <h2>By team</h2>{_group_table("team", report.groups["team"])}
 <h2>By model</h2>{_group_table("model", report.groups["model"])}
+<h2>Energy per token</h2><p class="meta">IT energy over the tokens the workers counted (status.carbon.tokens), of the
+jobs that counted tokens only; the lowest and highest job show the spread behind each figure.</p>
+{_token_table("model", energy_per_token(report.jobs, "model"))}
+{_token_table("namespace", energy_per_token(report.jobs, "namespace"))}
 <h2>Jobs</h2>{_jobs_table(report.jobs)}
 {_methodology(report, data_sources())}
 </body></html>

@@ -1,5 +1,5 @@
-"""Write the report's three forms: report.html (people), report.json (tools), llmjobs.csv and totals.csv
-(spreadsheets). One function, one directory, atomic per file so a reader never sees half a report.
+"""Write the report's three forms: report.html (people), report.json (tools), llmjobs.csv, totals.csv and
+energy-per-token.csv (spreadsheets). One function, one directory, atomic per file so a reader never sees half a report.
 
 The CSV files hold one value per cell, so a spreadsheet can sum any column: offset costs get one column per currency
 (`offsetCostEUR`, `offsetCostUSD`, ...), booleans are `true`/`false`, and a missing value is an empty cell."""
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from llmasos.report.aggregate import CSV_COLUMNS, Report, job_row
+from llmasos.report.aggregate import CSV_COLUMNS, TOKEN_DIMENSIONS, Report, energy_per_token, job_row
 from llmasos.report.html import render_html
 
 TOTALS_COLUMNS = (
@@ -22,6 +22,8 @@ TOTALS_COLUMNS = (
     "tokens", "joulesPerToken", "offsetTonnes",
 )
 COST_COLUMN = "offsetCost{}"  # one column per currency
+TOKEN_COLUMNS = ("dimension", "key", "jobs", "jobsWithTokens", "tokens", "energyKWh", "joulesPerToken",
+                 "lowestJoulesPerToken", "highestJoulesPerToken")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -69,6 +71,12 @@ def totals_rows(report: Report) -> list[dict[str, object]]:
     return rows
 
 
+def token_rows(report: Report) -> list[dict[str, object]]:
+    """energy-per-token.csv: one row per model and per namespace (`energy_per_token`)."""
+    return [{"dimension": dim, **row.to_dict()} for dim in TOKEN_DIMENSIONS
+            for row in energy_per_token(report.jobs, dim)]
+
+
 def write_report(report: Report, out: Path, title: str = "LLMasOS sustainability report") -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -76,9 +84,11 @@ def write_report(report: Report, out: Path, title: str = "LLMasOS sustainability
         "json": out / "report.json",
         "jobs_csv": out / "llmjobs.csv",
         "totals_csv": out / "totals.csv",
+        "tokens_csv": out / "energy-per-token.csv",
     }
     _atomic_write(files["html"], render_html(report, title))
     _atomic_write(files["json"], json.dumps(report.to_dict(), indent=2, sort_keys=False) + "\n")
     _atomic_write(files["jobs_csv"], _csv([job_row(j) for j in report.jobs], CSV_COLUMNS))
     _atomic_write(files["totals_csv"], _csv(totals_rows(report), totals_columns(report)))
+    _atomic_write(files["tokens_csv"], _csv(token_rows(report), TOKEN_COLUMNS))
     return files
