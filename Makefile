@@ -18,7 +18,7 @@ APT_PACKAGES := prometheus chromium libcap2-bin util-linux libseccomp-dev pkg-co
 .PHONY: help venv binaries system-deps lint test test-unit test-integration chaos cluster-up cluster-down ecosystem-up ecosystem-down demo crds bench clean
 
 help:
-	@echo "make demo        the whole story on the local control plane: chart, operator, agents, examples, report"
+	@echo "make demo        the whole story on the local cluster: the chart on the real node, real training, kwok pools, report"
 	@echo "make test        lint, type-check and run every test (unit + integration on the local control plane)"
 	@echo "make chaos       fault tests alone, heavy ones included (SIGKILL storms, control-plane restarts)"
 	@echo "make cluster-up  start the local control plane (idempotent); cluster-down stops it"
@@ -103,7 +103,7 @@ ecosystem-up: venv binaries
 ecosystem-down: venv
 	$(PY) -m e2e.localcluster ecosystem-down
 
-demo: venv binaries
+demo: venv binaries system-deps images
 	$(PY) -m e2e.demo
 
 crds: venv

@@ -1,19 +1,23 @@
-"""`make demo`: the whole LLMasOS story on the local control plane, with no manual step.
+"""`make demo`: the whole LLMasOS story on the local cluster, with no manual step.
 
-1. bring up the local control plane (real etcd/kube-apiserver/controller-manager/scheduler, kwok GPU nodes);
-2. `helm upgrade --install` the chart with ci/local-values.yaml: CRDs, ServiceAccounts, RBAC, peering object (there
-   is no container runtime, so no Deployment/DaemonSet);
-3. start the operator and one node agent per fake GPU node as local processes, each authenticated with a
-   TokenRequest token of the chart's ServiceAccount (so the chart's RBAC is what they run with);
-4. apply examples/*.yaml and show `kubectl get llmjobs` as they progress; the interruptible job is suspended and
-   resumed on screen;
-5. finish with the sustainability report's path (when `llmasos report` exists).
+1. bring up the local cluster: a real control plane, kwok GPU pools (fake nodes, simulated pods) and one real node
+   (kubelet, containerd, CNI, CoreDNS, a fake-GPU device plugin) on this machine;
+2. `helm upgrade --install` the chart from the images `make images` built (e2e/realchart.py): the operator
+   Deployment (2 replicas, kopf peering) and the agent DaemonSet run as containers on the real node, exactly as the
+   chart defines them; the kwok GPU nodes, which have no kubelet to run a DaemonSet pod, get one simulated agent pod
+   each on the real node (e2e/kwokagents.py);
+3. apply the examples: the DDP and the interruptible job in their real-node variants (examples/real-node/), whose
+   workers train gpt-tiny for real in pods; the others (examples/02, 03, 05, 06, 07) on the kwok GPU pools, where
+   kwok marks each pod done after its sim.llmasos.io/duration. The screen says which job runs where;
+4. suspend the interruptible job while it trains (real SIGTERM from the kubelet, a checkpoint on a local
+   PersistentVolume) and resume it: rank 0 continues from the step it saved;
+5. finish with each job's outcome (the real workers' loss from their logs) and the sustainability report.
 
 Carbon data: the embedded trace source (real 2020-2021 grid series shipped in the package) with a pinned clock
 offset that puts "now" a few minutes before a steep drop in the l4 pool's grid intensity, and a perfect forecast,
 so the deadline jobs' deferrals play out in minutes instead of hours.
 
-    python -m e2e.demo [--timeout 900] [--keep-running]
+    python -m e2e.demo [--timeout 900]
 """
 
 from __future__ import annotations
@@ -21,29 +25,32 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import signal
-import socket
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from e2e import realchart
+from e2e.demo_real import Interruption, loss_line, rank0_events, rank0_pod
+from e2e.kwokagents import start_kwok_agents
 from e2e.localcluster import LocalCluster
 
 REPO = Path(__file__).resolve().parents[1]
-CHART = REPO / "charts" / "llmasos"
 RELEASE, NAMESPACE, DEMO_NS = "llmasos", "llmasos-system", "ml"
 DEFERRED_POOL_ZONE = "US-CAL-CISO"  # the l4 pool's llmasos.io/carbon-zone (e2e/node-pools.yaml)
 LEAD = timedelta(minutes=3)  # how long before the intensity drop "now" lands
-INTERRUPTIBLE = "gpt-small-interruptible"
+REAL_EXAMPLES = ("real-node/01-ddp.yaml", "real-node/04-interruptible.yaml")
+KWOK_EXAMPLES = ("02-deadline-deferred.yaml", "03-power-capped.yaml", "05-tensor-pipeline.yaml",
+                 "06-ray-inference.yaml", "07-compression.yaml")
+INTERRUPTIBLE = "gpt-tiny-interruptible"
+CHECKPOINT_CLAIM = "checkpoints"  # examples/real-node/04-interruptible.yaml mounts it at realchart.CHECKPOINTS
 TERMINAL = ("Succeeded", "Failed")
+REAL, KWOK = "real node", "kwok"
 
 
 def say(text: str) -> None:
@@ -54,10 +61,8 @@ def note(text: str) -> None:
     print(f"   {text}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def clock_text(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
 
 
 # ---------------------------------------------------------------------------------------------- carbon clock
@@ -81,78 +86,35 @@ def demo_trace_offset(zone: str = DEFERRED_POOL_ZONE, now: datetime | None = Non
 
 
 # ------------------------------------------------------------------------------------------------- cluster
-def helm(cluster: LocalCluster, *args: str) -> str:
-    result = subprocess.run([cluster.binary("helm"), f"--kubeconfig={cluster.paths.kubeconfig}", *args],
-                            capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        raise SystemExit(f"helm {' '.join(args[:2])} failed:\n{result.stderr}")
-    return result.stdout
+def fresh_namespace(cluster: LocalCluster) -> None:
+    """A second run starts from nothing: the demo namespace, its jobs and the checkpoint volume of the last run."""
+    if cluster.kubectl("get", "namespace", DEMO_NS, check=False).returncode == 0:
+        note(f"deleting namespace {DEMO_NS} left by an earlier run")
+        cluster.kubectl("delete", "llmjobs", "--all", "-n", DEMO_NS, "--wait=true", "--timeout=120s", check=False)
+        cluster.kubectl("delete", "namespace", DEMO_NS, "--wait=true", "--timeout=180s", check=False)
+    path, docs = realchart.local_volume_docs(cluster, DEMO_NS, CHECKPOINT_CLAIM)
+    cluster.kubectl("delete", "pv", docs[0]["metadata"]["name"], "--ignore-not-found", check=False)
+    shutil.rmtree(path, ignore_errors=True)
 
 
-def token_kubeconfig(cluster: LocalCluster, service_account: str, path: Path) -> Path:
-    token = cluster.kubectl("create", "token", service_account, "-n", NAMESPACE, "--duration=24h").stdout.strip()
-    doc = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "local", "cluster": {"server": cluster.paths.server,
-                                                  "certificate-authority": str(cluster.paths.pki / "ca.crt")}}],
-        "users": [{"name": service_account, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": service_account}}],
-    }
-    path.write_text(yaml.safe_dump(doc))
-    path.chmod(0o600)
-    return path
+def chart_extra(offset: str) -> dict[str, Any]:
+    """The demo's values on top of realchart's: the pinned trace clock and a perfect forecast."""
+    return {"carbon": {"sources": ["trace", "static"], "trace": {"offset": offset, "forecastError": 0}}}
 
 
-def gpu_nodes(cluster: LocalCluster) -> list[tuple[str, str, int]]:
-    nodes = json.loads(cluster.kubectl("get", "nodes", "-l", "nvidia.com/gpu.product", "-o", "json").stdout)
-    out = []
-    for n in nodes["items"]:
-        labels = n["metadata"]["labels"]
-        gpus = int(labels.get("nvidia.com/gpu.count", 8))
-        out.append((n["metadata"]["name"], labels["nvidia.com/gpu.product"], gpus))
-    return sorted(out)
+def example_docs(names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The LLMJobs of these example files (their Namespace documents left out: the demo creates `ml` first)."""
+    return [d for name in names for d in yaml.safe_load_all((REPO / "examples" / name).read_text())
+            if d and d["kind"] != "Namespace"]
 
 
-# ----------------------------------------------------------------------------------------------- processes
-class Processes:
-    """Child processes in their own sessions, stopped with SIGTERM (the agents restore power limits on it)."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
-        self.procs[name] = subprocess.Popen(argv, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, cwd=REPO)
-        log.close()
-
-    def check(self) -> None:
-        for name, p in self.procs.items():
-            if p.poll() is not None:
-                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
-                raise SystemExit(f"{name} exited with {p.returncode}; last log lines:\n{tail}")
-
-    def stop_all(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=10)
-
-
-@contextmanager
-def running(log_dir: Path) -> Iterator[Processes]:
-    procs = Processes(log_dir)
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
+def placement_line(cluster: LocalCluster) -> str:
+    pods = json.loads(cluster.kubectl("get", "pods", "-n", NAMESPACE, "-o", "json").stdout)["items"]
+    counts: dict[str, int] = {}
+    for pod in pods:
+        component = pod["metadata"].get("labels", {}).get("app.kubernetes.io/component", "?")
+        counts[component] = counts.get(component, 0) + 1
+    return ", ".join(f"{n} {c}" for c, n in sorted(counts.items()))
 
 
 # ------------------------------------------------------------------------------------------------- watching
@@ -161,14 +123,27 @@ def llmjobs(cluster: LocalCluster) -> list[dict[str, Any]]:
     return list(json.loads(out.stdout)["items"]) if out.returncode == 0 else []
 
 
-def show_table(cluster: LocalCluster) -> str:
-    return cluster.kubectl("get", "llmjobs", "-n", DEMO_NS, check=False).stdout
+def where(job: dict[str, Any]) -> str:
+    pools = (job.get("spec") or {}).get("placement", {}).get("nodePools") or []
+    return REAL if pools == ["real"] else KWOK
+
+
+def show_table(jobs: list[dict[str, Any]]) -> str:
+    """kubectl's columns that matter here, plus WHERE: the real node (real pods) or kwok (simulated pods)."""
+    rows = [("NAME", "WHERE", "PHASE", "POOL", "WORKERS", "START")]
+    for job in sorted(jobs, key=lambda j: (where(j), j["metadata"]["name"])):
+        status = job.get("status") or {}
+        rows.append((job["metadata"]["name"], where(job), status.get("phase", ""), status.get("pool", ""),
+                     (status.get("workers") or {}).get("summary", ""), status.get("scheduledStart", "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "".join("   " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n"
+                   for r in rows)
 
 
 def state_of(job: dict[str, Any]) -> tuple[str, ...]:
     status = job.get("status") or {}
     return (job["metadata"]["name"], status.get("phase", ""), (status.get("workers") or {}).get("summary", ""),
-            status.get("pool", ""), status.get("scheduledStart", ""), str((status.get("carbon") or {}).get("gCO2e")))
+            status.get("pool", ""), status.get("scheduledStart", ""))
 
 
 def narrate(jobs: list[dict[str, Any]], told: set[str]) -> None:
@@ -180,54 +155,39 @@ def narrate(jobs: list[dict[str, Any]], told: set[str]) -> None:
             continue
         told.add(key)
         if phase == "Deferred" and plan:
-            note(f"{name} is Deferred until {plan.get('startAt')} on {status.get('pool')} ({plan.get('zone')}): "
-                 f"{plan.get('expectedIntensity')} instead of {plan.get('runNowIntensity')} gCO2e/kWh now, "
-                 f"expected saving {plan.get('expectedSavingsPercent')}%")
+            note(f"{name} ({where(job)}) is Deferred until {plan.get('startAt')} on {status.get('pool')} "
+                 f"({plan.get('zone')}): {plan.get('expectedIntensity')} instead of {plan.get('runNowIntensity')} "
+                 f"gCO2e/kWh now, expected saving {plan.get('expectedSavingsPercent')}%")
+        elif phase == "Running" and where(job) == REAL:
+            note(f"{name}: Running on the real node: its workers are pods of the worker image, training for real")
         elif phase in ("Running", "Succeeded", "Failed", "Suspended"):
-            note(f"{name}: {phase} on pool {status.get('pool', '?')}")
+            note(f"{name}: {phase} on pool {status.get('pool', '?')} ({where(job)})")
 
 
-def patch_suspend(cluster: LocalCluster, suspend: bool) -> None:
-    cluster.kubectl("patch", "llmjob", INTERRUPTIBLE, "-n", DEMO_NS, "--type", "merge",
-                    "-p", json.dumps({"spec": {"suspend": suspend}}))
-
-
-def watch(cluster: LocalCluster, procs: Processes, timeout: float) -> list[dict[str, Any]]:
-    """Print the table when it changes; suspend and resume the interruptible job once; stop when all are done."""
+def watch(cluster: LocalCluster, interruption: Interruption, timeout: float) -> list[dict[str, Any]]:
+    """Print the table when it changes, drive the interruptible job's suspension; stop when all are done."""
     end, last, told = time.monotonic() + timeout, "", set[str]()
-    suspended_at: float | None = None
-    resumed = False
     jobs: list[dict[str, Any]] = []
     while time.monotonic() < end:
-        procs.check()
         jobs = llmjobs(cluster)
-        state = repr(sorted(state_of(j) for j in jobs))  # reprint only when something but the age changed
+        state = repr(sorted(state_of(j) for j in jobs))
         if state != last:
-            print(f"\n[{datetime.now().strftime('%H:%M:%S')}] kubectl get llmjobs -n {DEMO_NS}\n"
-                  f"{show_table(cluster)}", end="", flush=True)
+            print(f"\n[{datetime.now().strftime('%H:%M:%S')}] LLMJobs in namespace {DEMO_NS}\n{show_table(jobs)}",
+                  end="", flush=True)
             last = state
         narrate(jobs, told)
         phases = {j["metadata"]["name"]: (j.get("status") or {}).get("phase", "") for j in jobs}
-        if phases.get(INTERRUPTIBLE) == "Running" and suspended_at is None:
-            say(f"suspending {INTERRUPTIBLE} (what the operator does between the segments of an interruptible "
-                "plan; the trace's segments are hours apart, so the demo shows it by hand)")
-            patch_suspend(cluster, True)
-            suspended_at = time.monotonic()
-        elif suspended_at and not resumed and phases.get(INTERRUPTIBLE) == "Suspended" and \
-                time.monotonic() - suspended_at > 15:
-            say(f"resuming {INTERRUPTIBLE}: the same Job continues, workers restart from their checkpoint")
-            patch_suspend(cluster, False)
-            resumed = True
-        if jobs and all(p in TERMINAL for p in phases.values()) and (resumed or INTERRUPTIBLE not in phases):
+        interruption.advance(phases.get(INTERRUPTIBLE, ""))
+        if jobs and all(p in TERMINAL for p in phases.values()) and interruption.done:
             return jobs
-        time.sleep(3)
+        time.sleep(2)
     say(f"timed out after {timeout:.0f}s; jobs still going are left running")
     return jobs
 
 
-def summary(jobs: list[dict[str, Any]]) -> None:
+def summary(cluster: LocalCluster, jobs: list[dict[str, Any]]) -> None:
     say("outcome")
-    for job in sorted(jobs, key=lambda j: j["metadata"]["name"]):
+    for job in sorted(jobs, key=lambda j: (where(j), j["metadata"]["name"])):
         status = job.get("status") or {}
         carbon, plan = status.get("carbon") or {}, status.get("plan") or {}
         extra = []
@@ -239,8 +199,16 @@ def summary(jobs: list[dict[str, Any]]) -> None:
             limits = sorted({p.get("limitWatts") for p in status["power"].get("pods", [])} - {None})
             if limits:
                 extra.append(f"GPU limit {limits} W")
-        note(f"{job['metadata']['name']:26s} {status.get('phase', ''):10s} {status.get('pool', ''):5s} "
-             + "; ".join(extra))
+        note(f"{job['metadata']['name']:24s} {where(job):9s} {status.get('phase', ''):10s} "
+             f"{status.get('pool', ''):5s} " + "; ".join(extra))
+        if where(job) == REAL:
+            pod = rank0_pod(cluster, DEMO_NS, job["metadata"]["name"], running=False)
+            events = rank0_events(cluster, DEMO_NS, pod) if pod else []
+            done = next((e for e in events if e["event"] == "done"), None)
+            trained = loss_line(events)
+            if trained:
+                note(f"{'':24s} rank 0 ({pod}): {trained}"
+                     + (f", {done['tokens_per_second']:.0f} tokens/s" if done else ""))
 
 
 def report(cluster: LocalCluster, out_dir: Path) -> None:
@@ -267,23 +235,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timeout", type=float, default=900, help="seconds to watch the jobs (default 900)")
-    parser.add_argument("--keep-running", action="store_true", help="keep operator and agents running until Ctrl-C")
+    parser.add_argument("--suspend-at", type=int, default=300,
+                        help="suspend the interruptible job once its rank 0 passed this step (default 300)")
     args = parser.parse_args(argv)
+    began = time.monotonic()
 
     cluster = LocalCluster()
-    say("local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok GPU nodes)")
+    if not cluster.paths.real_node:
+        raise SystemExit("the demo runs its training jobs on the real node: unset LLMASOS_REAL_NODE=0")
+    try:
+        images = realchart.built_images()
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    say("local cluster: control plane, kwok GPU pools, and one real node (kubelet, containerd, CNI, CoreDNS)")
     t0 = time.monotonic()
     cluster.up()
     note(f"ready in {time.monotonic() - t0:.1f}s; export KUBECONFIG={cluster.paths.kubeconfig}")
     print(cluster.kubectl("get", "nodes", "-L", "llmasos.io/pool,nvidia.com/gpu.product,llmasos.io/carbon-zone")
           .stdout, end="")
-
-    say(f"helm upgrade --install {RELEASE} charts/llmasos -n {NAMESPACE} -f charts/llmasos/ci/local-values.yaml")
-    helm(cluster, "upgrade", "--install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace",
-         "-f", str(CHART / "ci" / "local-values.yaml"), "--wait=false")
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmjobs.llmasos.io", "--timeout=60s")
-    note("CRDs, ServiceAccounts llmasos-operator and llmasos-agent, their ClusterRoles/Roles, ClusterKopfPeering")
-    note("(no container runtime here: the operator and agents run as local processes with those accounts' tokens)")
+    fresh_namespace(cluster)
 
     work = cluster.paths.root / "demo"
     work.mkdir(parents=True, exist_ok=True)
@@ -293,46 +263,51 @@ def main(argv: list[str] | None = None) -> int:
          f"{int(LEAD.total_seconds() // 60)} min before its intensity drops {info['from']:.0f} -> {info['to']:.0f} "
          "gCO2e/kWh; forecastError 0 (perfect forecast)")
 
-    operator_kc = token_kubeconfig(cluster, "llmasos-operator", work / "operator.kubeconfig")
-    agent_kc = token_kubeconfig(cluster, "llmasos-agent", work / "agent.kubeconfig")
-    with running(work) as procs:
-        say("operator: llmasos operator, as system:serviceaccount:llmasos-system:llmasos-operator")
-        metrics, health = free_port(), free_port()
-        procs.start("operator", [sys.executable, "-m", "llmasos.cli", "operator"], {
-            "KUBECONFIG": str(operator_kc), "LLMASOS_PEERING_NAME": RELEASE, "LLMASOS_TRACE_OFFSET": offset,
-            "LLMASOS_FORECAST_ERROR": "0", "LLMASOS_CARBON_SOURCES": "trace,static", "LLMASOS_RESYNC_SECONDS": "5",
-            "LLMASOS_METRICS_PORT": str(metrics),
-            "LLMASOS_HEALTH_PORT": str(health)})
-        note(f"metrics http://127.0.0.1:{metrics}/metrics, log {work / 'operator.log'}")
-        nodes = gpu_nodes(cluster)
-        say(f"node agents: one per fake GPU node ({len(nodes)}), simulated GPUs, as "
-            "system:serviceaccount:llmasos-system:llmasos-agent")
-        for node, product, gpus in nodes:
-            procs.start(f"agent-{node}", [
-                sys.executable, "-m", "llmasos.cli", "node-agent", "--node-name", node, "--gpu-backend", "sim",
-                "--sim-product", product, "--sim-gpus", str(gpus), "--sim-hardware-file", str(work / f"hw-{node}.json"),
-                "--state-file", str(work / f"state-{node}.json"), "--gpu-mapping", "fallback", "--interval", "1",
-                "--report-interval", "5", "--metrics-port", "0"], {"KUBECONFIG": str(agent_kc),
-                                                                   "POD_NAMESPACE": NAMESPACE})
-            note(f"{node}: {gpus} x {product}")
-        time.sleep(3)
-        procs.check()
+    say(f"helm upgrade --install {RELEASE} charts/llmasos -n {NAMESPACE} (values: {work / 'values.yaml'})")
+    note(f"images {images['operator'].ref} and {images['worker'].ref}, imported into the real node's containerd, "
+         "never pulled")
+    t0 = time.monotonic()
+    try:
+        realchart.install(cluster, RELEASE, NAMESPACE, work / "values.yaml", chart_extra(offset), images)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    note(f"installed and every pod Ready in {time.monotonic() - t0:.0f}s: {placement_line(cluster)} (containers "
+         f"on {cluster.node.n.name}; non-root, read-only root filesystem, probes as the chart defines them)")
+    print(cluster.kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide").stdout, end="")
 
-        say("kubectl apply -f examples/")
-        print(cluster.kubectl("apply", "-f", str(REPO / "examples")).stdout, end="")
-        jobs = watch(cluster, procs, args.timeout)
-        summary(jobs)
-        report(cluster, work)
-        if args.keep_running:
-            say("operator and agents keep running; Ctrl-C stops them")
-            try:
-                while True:
-                    procs.check()
-                    time.sleep(5)
-            except KeyboardInterrupt:
-                pass
-    say("done. The control plane is still up: explore with kubectl, stop it with `make cluster-down`")
-    note(f"export KUBECONFIG={cluster.paths.kubeconfig}; kubectl describe llmjob -n {DEMO_NS} gpt-tiny-deadline")
+    say("simulated agents for the kwok GPU nodes (no kubelet there to run the DaemonSet): one pod each, on the "
+        f"real node, as the chart's ServiceAccount {RELEASE}-agent")
+    t0 = time.monotonic()
+    try:
+        nodes = start_kwok_agents(cluster, images["operator"].ref, NAMESPACE, f"{RELEASE}-agent")
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
+    note(f"{len(nodes)} agent pods reporting in {time.monotonic() - t0:.0f}s: "
+         + ", ".join(f"{n} ({g} x {p})" for n, p, g in nodes))
+
+    say("kubectl apply: on the REAL node " + ", ".join(f"examples/{n}" for n in REAL_EXAMPLES)
+        + "; on the KWOK pools " + ", ".join(f"examples/{n}" for n in KWOK_EXAMPLES))
+    cluster.kubectl("create", "namespace", DEMO_NS, check=False)
+    realchart.ensure_local_volume(cluster, DEMO_NS, CHECKPOINT_CLAIM)
+    note(f"claim {CHECKPOINT_CLAIM} in {DEMO_NS}: a local PersistentVolume on {cluster.node.n.name} (the interruptible "
+         "job's checkpoints outlive its pods there)")
+    docs = example_docs(REAL_EXAMPLES) + example_docs(KWOK_EXAMPLES)
+    print(cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs)).stdout, end="")
+
+    def patch(suspend: bool) -> None:
+        cluster.kubectl("patch", "llmjob", INTERRUPTIBLE, "-n", DEMO_NS, "--type", "merge",
+                        "-p", json.dumps({"spec": {"suspend": suspend}}))
+
+    interruption = Interruption(cluster, DEMO_NS, INTERRUPTIBLE, patch, say, note, at_step=args.suspend_at)
+    jobs = watch(cluster, interruption, args.timeout)
+    if interruption.follower is not None:
+        interruption.follower.close()
+    summary(cluster, jobs)
+    report(cluster, work)
+    say(f"done in {clock_text(time.monotonic() - began)}. The cluster is still up: explore with kubectl, stop it "
+        "with `make cluster-down`")
+    note(f"export KUBECONFIG={cluster.paths.kubeconfig}; kubectl logs -n {NAMESPACE} deploy/{RELEASE}-operator; "
+         f"kubectl describe llmjob -n {DEMO_NS} {INTERRUPTIBLE}")
     return 0
 
 

@@ -71,14 +71,16 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def install(cluster: LocalCluster, release: str, namespace: str, values_file: Path,
-            extra: dict[str, Any] | None = None) -> dict[str, BuiltImage]:
+            extra: dict[str, Any] | None = None, images: dict[str, BuiltImage] | None = None) -> dict[str, BuiltImage]:
     """Import the built images into the node's containerd and `helm upgrade --install` the chart (waits until the
-    operator and agent pods are ready). `extra` is merged into the values (mappings key by key)."""
-    images = built_images()
+    operator and agent pods are ready). `extra` is merged into the values (mappings key by key). `images`: those
+    resolved earlier by the caller (default: `built_images()` now), so a caller installs the images it announced."""
+    images = images or built_images()
     # A namespace of an earlier release still terminating refuses the new release's objects.
     if '"deletionTimestamp"' in cluster.kubectl("get", "namespace", namespace, "-o", "json", check=False).stdout:
         cluster.kubectl("wait", "--for=delete", f"namespace/{namespace}", "--timeout=180s", check=False)
-    cluster.import_images()
+    cluster.import_images(product=False)  # the node's own images; then exactly these (skipped when there)
+    cluster.node.import_images([image.archive for image in images.values()])
     values = merged(chart_values(cluster, images), extra or {})
     values_file.write_text(yaml.safe_dump(values))
     helm(cluster, "upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace",
