@@ -60,7 +60,7 @@ def em(cluster: LocalCluster) -> Iterator[FakeElectricityMaps]:
 @pytest.fixture(scope="module")
 def chart(cluster: LocalCluster, crds: None, em: FakeElectricityMaps,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    host, port = em.server.server_address[:2]
+    port = em.server.server_address[1]
     # A namespace of an earlier run still terminating refuses the Secret.
     if '"deletionTimestamp"' in cluster.kubectl("get", "namespace", SYSTEM_NS, "-o", "json", check=False).stdout:
         cluster.kubectl("wait", "--for=delete", f"namespace/{SYSTEM_NS}", "--timeout=180s", check=False)
@@ -73,7 +73,7 @@ def chart(cluster: LocalCluster, crds: None, em: FakeElectricityMaps,
         "operator": {"settings": {"resyncSeconds": 1}, "extraEnv": []},
         "carbon": {"sources": ["electricitymaps"], "cacheSeconds": 1,
                    "electricityMaps": {"existingSecret": TOKEN_SECRET, "url": em.url}},
-        "networkPolicy": {"carbonApiCidrs": [f"{host}/32"], "carbonApiPort": port},
+        "networkPolicy": {"carbonApiCidrs": [f"{cluster.node.n.host_ip}/32"], "carbonApiPort": port},
     }
     try:
         install(cluster, RELEASE, SYSTEM_NS, tmp_path_factory.mktemp("chart") / "values.yaml", extra)
