@@ -39,6 +39,7 @@ from e2e import realchart
 from e2e.demo_real import Interruption, loss_line, rank0_events, rank0_pod
 from e2e.kwokagents import start_kwok_agents
 from e2e.localcluster import LocalCluster
+from llmasos.api.phase import TERMINAL
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE, NAMESPACE, DEMO_NS = "llmasos", "llmasos-system", "ml"
@@ -49,7 +50,6 @@ KWOK_EXAMPLES = ("02-deadline-deferred.yaml", "03-power-capped.yaml", "05-tensor
                  "06-ray-inference.yaml", "07-compression.yaml")
 INTERRUPTIBLE = "gpt-tiny-interruptible"
 CHECKPOINT_CLAIM = "checkpoints"  # examples/real-node/04-interruptible.yaml mounts it at realchart.CHECKPOINTS
-TERMINAL = ("Succeeded", "Failed")
 REAL, KWOK = "real node", "kwok"
 
 

@@ -20,14 +20,15 @@ from typing import Protocol
 
 from llmasos.agent.power_policy import PowerSpec
 from llmasos.api import constants
+from llmasos.api.phase import POD_TERMINAL
 from llmasos.api.worker_contract import parse_final_tokens
 from llmasos.errors import SpecError, TransientError
 
 POWER_ANNOTATION = constants.POWER_ANNOTATION
 LLMJOB_LABEL = "llmasos.io/llmjob"
 GPU_RESOURCE = "nvidia.com/gpu"
-# A pod's phase (core/v1 PodStatus.phase), not an LLMJob's (api/phase.py): the two APIs happen to share these names.
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+# A pod's phase (core/v1 PodStatus.phase), not an LLMJob's: the two APIs happen to share these names.
+TERMINAL_PHASES = POD_TERMINAL
 
 
 class NodePodView(Protocol):

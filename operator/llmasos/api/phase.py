@@ -23,6 +23,11 @@ class Phase(StrEnum):
 TERMINAL: frozenset[str] = frozenset({Phase.SUCCEEDED, Phase.FAILED})
 
 
+# A Pod's phases that never change (Kubernetes' pod phases, not an LLMJob's): the agent stops metering such a pod, and
+# the operator reads its container's exit from it.
+POD_TERMINAL: frozenset[str] = frozenset({"Succeeded", "Failed"})
+
+
 def is_terminal(phase: object) -> bool:
     """Whether a phase read from status (a string, possibly missing) is final."""
     return phase in TERMINAL

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmasos.api import constants as c
+from llmasos.api.phase import POD_TERMINAL
 from llmasos.planning.lifecycle.decision import ObservedJob
 from llmasos.planning.placement.feasible import NodeCapacity
 
@@ -92,7 +93,7 @@ def observe_node(node: dict[str, Any], requested_gpus: int = 0) -> NodeCapacity:
 
 def pod_gpu_request(pod: dict[str, Any]) -> int:
     """GPUs a pod holds on its node (0 once it has finished)."""
-    if (pod.get("status", {}) or {}).get("phase") in ("Succeeded", "Failed"):
+    if (pod.get("status", {}) or {}).get("phase") in POD_TERMINAL:
         return 0
     total = 0
     for container in pod.get("spec", {}).get("containers", []) or []:

@@ -11,10 +11,10 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llmasos.api.clock import Clock, utc_now
 from llmasos.commands import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from llmasos.commands.progress import Progress
 from llmasos.errors import ConfigError, LLMasOSError
@@ -69,7 +69,7 @@ NO_CLUSTER_HINT = ("pass --kubeconfig FILE or set KUBECONFIG, or report on an ex
                    "kubectl get llmjobs -A -o yaml > llmjobs.yaml; llmasos report -f llmjobs.yaml")
 
 
-def run_report(args: argparse.Namespace, fetch: Fetch, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> int:
+def run_report(args: argparse.Namespace, fetch: Fetch, now: Clock = utc_now) -> int:
     try:
         if args.from_file is not None:
             records = load_file(args.from_file)
