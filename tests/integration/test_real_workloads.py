@@ -2,9 +2,11 @@
 DaemonSet run as containers from the locally built images, and LLMJobs train inside pods.
 
 - A DDP job of two workers rendezvouses through its headless Service's name (CoreDNS) with gloo, its loss falls,
-  and the agent attributes energy to both pods through the kubelet's PodResources API, so status.carbon fills.
+  and the agent attributes energy to both pods through the kubelet's PodResources API, so status.carbon fills;
+  status.carbon.tokens is exactly the count in the workers' own result.json (from their progress endpoints and final
+  termination messages, through the agent's node report), and joulesPerToken is that energy over those tokens.
 - `spec.suspend: true` makes the kubelet send SIGTERM; the workers checkpoint to a local PersistentVolume on the
-  node, and the resumed workers continue from that step.
+  node, and the resumed workers continue from that step; the job's tokens add up over both runs.
 - A worker that cannot start says why in the LLMJob's WorkersReady condition.
 
 No host process stands in for the operator or the agent here: the only operator running is the chart's.
@@ -16,6 +18,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,8 +98,11 @@ def test_chart_runs_operator_and_agent_as_containers_on_the_real_node(cluster: L
     assert all(logs), "kubectl logs shows every operator and agent container"
 
 
-def test_ddp_job_trains_in_pods_and_gets_its_carbon(cluster: LocalCluster, chart: str, api: AdminApi) -> None:
-    apply(cluster, llmjob_doc("ddp"))
+def test_ddp_job_trains_in_pods_and_gets_its_carbon_and_tokens(
+        cluster: LocalCluster, chart: str, api: AdminApi) -> None:
+    local_checkpoint_volume(cluster, "ddp-out")  # where rank 0 writes result.json (its output directory)
+    apply(cluster, llmjob_doc("ddp", volumes=[{"name": "out", "persistentVolumeClaim": {"claimName": "ddp-out"}}],
+                              volumeMounts=[{"name": "out", "mountPath": CHECKPOINTS}]))
     job = wait_for(lambda: (o := api.get(llmjob_path(JOBS_NS, "ddp"))).get("status", {}).get("phase")
                    in ("Succeeded", "Failed") and o, timeout=420, what="the DDP job to succeed")
     assert job["status"]["phase"] == "Succeeded", json.dumps(job["status"], indent=1)
@@ -114,6 +120,14 @@ def test_ddp_job_trains_in_pods_and_gets_its_carbon(cluster: LocalCluster, chart
                       timeout=120, what="status.carbon from the agent's energy")
     assert float(carbon) > 0
 
+    # Tokens: the workers' own count (rank 0's result.json on the volume, and its `done` log line) is the job's.
+    result = json.loads((volume_dir(cluster, "ddp-out") / "result.json").read_text())
+    done = next(e for e in events if e["event"] == "done")
+    assert result["tokens"] == done["tokens"] > 0, (result, done)
+    assert (result["steps"], result["resumed_from"]) == (60, 0), result
+    carbon = carbon_with_tokens(api, "ddp", result["tokens"])
+    assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3)
+
 
 def test_a_worker_that_cannot_start_says_why(cluster: LocalCluster, chart: str, api: AdminApi) -> None:
     apply(cluster, llmjob_doc("no-image", image="localhost/llmasos/not-built:1"))
@@ -130,7 +144,7 @@ def test_a_worker_that_cannot_start_says_why(cluster: LocalCluster, chart: str, 
 def local_checkpoint_volume(cluster: LocalCluster, name: str) -> None:
     """A local PersistentVolume on the real node (a directory under its node directory) and its claim: the
     checkpoints outlive the worker pods, as on a real cluster's storage."""
-    path = cluster.node.n.root / "volumes" / f"{JOBS_NS}-{name}"
+    path = volume_dir(cluster, name)
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o777)  # local volumes get no fsGroup ownership change; the workers run as uid 1000
     pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{JOBS_NS}-{name}"},
@@ -145,6 +159,27 @@ def local_checkpoint_volume(cluster: LocalCluster, name: str) -> None:
                     "volumeName": f"{JOBS_NS}-{name}", "resources": {"requests": {"storage": "1Gi"}}}}
     apply(cluster, pv)
     apply(cluster, pvc)
+
+
+def volume_dir(cluster: LocalCluster, name: str) -> Path:
+    return cluster.node.n.root / "volumes" / f"{JOBS_NS}-{name}"
+
+
+def carbon_with_tokens(api: AdminApi, name: str, tokens: int, timeout: float = 120) -> dict[str, Any]:
+    """status.carbon once its tokens equal `tokens` (node reports arrive every few seconds, and the operator's final
+    write can follow the job's end); fails showing the last status.carbon seen."""
+    seen: dict[str, Any] = {}
+
+    def matches() -> dict[str, Any] | None:
+        seen.clear()
+        seen.update(api.get(llmjob_path(JOBS_NS, name))["status"].get("carbon") or {})
+        return dict(seen) if seen.get("tokens") == tokens and seen.get("joulesPerToken") else None
+
+    try:
+        return dict(wait_for(matches, timeout=timeout, interval=1.0, what=f"status.carbon.tokens == {tokens}"))
+    except AssertionError:
+        shown = {k: v for k, v in seen.items() if k != "ledger"}
+        raise AssertionError(f"status.carbon.tokens never reached the workers' {tokens}: {shown}") from None
 
 
 def rank0_pod(cluster: LocalCluster, job: str) -> str:
@@ -191,6 +226,18 @@ def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
     assert start["resumed_from"] == suspended["step"]
     steps = wait_for(lambda: of_second("step"), timeout=120, what="steps after the resume")
     assert steps[0]["step"] > suspended["step"]
+
+    # Tokens add up over the two runs: the resumed workers count on from the suspended step, so the job's tokens
+    # are all 400 steps' (the second run's result.json counts only its own steps).
+    job = wait_for(lambda: (o := api.get(llmjob_path(JOBS_NS, "suspend"))).get("status", {}).get("phase")
+                   in ("Succeeded", "Failed") and o, timeout=300, what="the resumed job to finish")
+    assert job["status"]["phase"] == "Succeeded", job["status"]
+    result = json.loads((volume_dir(cluster, "ckpt") / "result.json").read_text())
+    assert (result["steps"], result["resumed_from"]) == (400, suspended["step"]), result
+    per_step = result["tokens"] // (400 - suspended["step"])
+    assert result["tokens"] == (400 - suspended["step"]) * per_step, result
+    carbon = carbon_with_tokens(api, "suspend", 400 * per_step)
+    assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3)
     cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "suspend", "--wait=false")
 
 
@@ -235,7 +282,7 @@ def test_a_crash_loop_and_a_missing_volume_say_why_and_what_to_fix(
 def checkpoint_steps(cluster: LocalCluster, volume: str) -> list[int]:
     """Steps of the complete checkpoints on the local volume (a step directory is renamed into place only after
     every rank wrote its shard)."""
-    root = cluster.node.n.root / "volumes" / f"{JOBS_NS}-{volume}"
+    root = volume_dir(cluster, volume)
     return sorted(int(p.name.split("-")[1]) for p in root.rglob("step-*") if p.is_dir() and p.name[5:].isdigit())
 
 
