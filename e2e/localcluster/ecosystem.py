@@ -11,6 +11,8 @@ module versions. What a cluster add-on normally gets from its Deployment and Ser
   enabled here (Kueue's own kinds, batch Jobs, Ray) are registered, so a stopped Kueue cannot block Pods or
   Deployments anywhere; `down()` deletes them before stopping the process, so it cannot block Jobs either.
 - **Identity**: a client certificate each (pki.CLIENTS), like the other components.
+- **KubeRay's dashboard client**: `-use-kubernetes-proxy` (the host cannot resolve cluster DNS names; it does route
+  to the real node's pod IPs, which the API server's proxy dials).
 - **Kueue's metrics certificate**: Kueue 0.17 reads one from the fixed path /etc/kueue/metrics/certs when its internal
   cert management is off, so a copy of the webhook's key pair is written there once (metrics themselves are off).
 
@@ -125,6 +127,10 @@ class Ecosystem:
             f"-metrics-addr=127.0.0.1:{self.port('ray-metrics')}",
             f"-health-probe-bind-address=127.0.0.1:{self.port('ray-health')}",
             "-enable-leader-election=false", "-log-stdout-encoder=console",
+            # KubeRay follows a RayJob through the head's dashboard at <head-svc>.<ns>.svc.cluster.local:8265, a
+            # name only the cluster's DNS resolves; on the host this fails ("lookup ...: no such host"). Through
+            # the API server's services/proxy it reaches the head pod's IP, which the host routes to the real node.
+            "-use-kubernetes-proxy",
         ])
         self._wait(lambda: self._ready("ray-health"), "ray-operator /readyz", deadline)
 

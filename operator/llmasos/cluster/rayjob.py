@@ -158,6 +158,14 @@ def _head_ready(cluster_status: dict[str, Any]) -> bool:
     return cluster_status.get("state") == "ready"
 
 
+def _ready(deployment: str, cluster_status: dict[str, Any], workers: int) -> int:
+    """Ready Ray pods. KubeRay copies the Ray cluster's status into the RayJob's only once it reaches the dashboard;
+    before that, `Running` alone says the cluster was provisioned (KubeRay submits only when all pods were ready)."""
+    if not (cluster_status.get("conditions") or cluster_status.get("state")):
+        return 1 + workers if deployment == "Running" else 0
+    return int(_head_ready(cluster_status)) + _int(cluster_status.get("readyWorkerReplicas"))
+
+
 def observe_rayjob(rayjob: dict[str, Any]) -> ObservedJob:
     """A RayJob as the decision reads a child Job: its Ray cluster's ready pods (head + workers) while it runs;
     complete when KubeRay says the job SUCCEEDED; failed with KubeRay's reason (`DeadlineExceeded` for
@@ -175,7 +183,7 @@ def observe_rayjob(rayjob: dict[str, Any]) -> ObservedJob:
     failed = deployment in ("Failed", "ValidationFailed") or (deployment == "Complete" and not complete)
     cluster_status = status.get("rayClusterStatus") or {}
     live = deployment in _LIVE and not suspended
-    ready = (int(_head_ready(cluster_status)) + _int(cluster_status.get("readyWorkerReplicas"))) if live else 0
+    ready = _ready(deployment, cluster_status, workers) if live else 0
     reason = str(status.get("reason") or (f"Job{job_status.title()}" if job_status else deployment))
     return ObservedJob(
         name=str(meta.get("name", "")),

@@ -148,3 +148,9 @@ def test_the_fingerprint_ignores_kuberays_status_touches() -> None:
     assert rayjob_fingerprint(rayjob_with(running)) == rayjob_fingerprint(rayjob_with(touched))
     done = {**running, "jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}
     assert rayjob_fingerprint(rayjob_with(running)) != rayjob_fingerprint(rayjob_with(done))
+
+
+def test_running_without_a_copied_cluster_status_means_the_cluster_was_provisioned() -> None:
+    bare = {"jobDeploymentStatus": "Running", "rayClusterStatus": {"desiredCPU": "0", "head": {}}}
+    assert observe_rayjob(rayjob_with(bare)).ready == 3
+    assert observe_rayjob(rayjob_with({**bare, "jobDeploymentStatus": "Initializing"})).ready == 0

@@ -1,0 +1,150 @@
+"""`strategy: ray` through KubeRay: the operator creates a RayJob where the RayJob CRD is served, and the real
+KubeRay ray-operator (e2e/localcluster/ecosystem.py) runs it.
+
+- **Finished, on the real node**: a one-node Ray inference LLMJob becomes a RayJob (no Indexed Job, no Service) whose
+  head runs on the real node from the worker image; KubeRay submits the entrypoint (`llmasos-worker`) through the
+  head's dashboard, reports `SUCCEEDED`, removes the Ray cluster (`shutdownAfterJobFinishes`), and the LLMJob
+  mirrors it: Running, then Succeeded with KubeRay's end time. KubeRay on the host reaches the dashboard through the
+  API server's services/proxy (`-use-kubernetes-proxy`: the host cannot resolve cluster DNS names).
+- **Suspend, on a kwok pool**: spec.suspend sets the RayJob's spec.suspend, KubeRay tears its cluster down
+  (`Suspended`), the LLMJob reads Suspended; resuming starts a new Ray cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from e2e.images.build import cached_images
+from e2e.localcluster import LocalCluster
+from e2e.localcluster.ecosystem import Ecosystem
+from tests.integration.kube import AdminApi, delete_namespace, llmjob_path, wait_for
+from tests.integration.operator_proc import OperatorProcess
+
+pytestmark = pytest.mark.integration
+RAY = "/apis/ray.io/v1"
+WORKER_DEV = "localhost/llmasos/worker:dev"
+
+
+def worker_image(cluster: LocalCluster) -> str:
+    """The worker image on the real node: the one `make images` built for these sources (imported), else a
+    `:dev` image already in the node's containerd; fails saying what to run when there is none."""
+    built = {i.name: i for i in cached_images(("worker",))}
+    if "worker" in built:
+        cluster.node.import_images([built["worker"].archive])
+        return built["worker"].ref
+    n = cluster.node.n
+    listed = subprocess.run([str(n.node_bin / "ctr"), f"--address={n.containerd_socket}", "--namespace=k8s.io",
+                             "images", "list", "-q"], capture_output=True, text=True, check=False).stdout.split()
+    if WORKER_DEV not in listed:
+        pytest.fail("the worker image is not built for these sources: run `make images`")
+    return WORKER_DEV
+
+
+@pytest.fixture(scope="module")
+def kuberay(cluster: LocalCluster) -> Iterator[Ecosystem]:
+    eco = Ecosystem(cluster)
+    was_running = eco.is_healthy()
+    eco.up()
+    yield eco
+    if not was_running:
+        eco.down()
+
+
+@pytest.fixture(scope="module")
+def ray_operator(cluster: LocalCluster, crds: None, kuberay: Ecosystem, artifacts: Any) -> Iterator[OperatorProcess]:
+    if not cluster.paths.real_node:
+        pytest.fail("the local cluster runs without its real node (LLMASOS_REAL_NODE=0)")
+    op = OperatorProcess(cluster, artifacts, "operator-kuberay",
+                         {"LLMASOS_WORKER_IMAGE": worker_image(cluster)}).start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def ns(api: AdminApi) -> Iterator[str]:
+    name = api.namespace("kuberay")
+    yield name
+    api.request("DELETE", llmjob_path(name), None)  # every LLMJob: its RayJob and Ray cluster go with it
+    delete_namespace(api, name, timeout=120)
+
+
+def get_or_none(api: AdminApi, path: str) -> Any:
+    r = api.request("GET", path)
+    return r.json() if r.status_code == 200 else None
+
+
+def ray_llmjob(name: str, ns: str, pool: str, **extra: Any) -> dict[str, Any]:
+    return {"apiVersion": "llmasos.io/v1alpha1", "kind": "LLMJob", "metadata": {"name": name, "namespace": ns},
+            "spec": {"task": "inference", "model": {"builtin": "gpt-tiny"},
+                     "parallelism": {"strategy": "ray", "nodes": 1, "gpusPerNode": 1},
+                     "resources": {"cpu": "250m", "memory": "3Gi"}, "placement": {"nodePools": [pool]},
+                     "carbon": {"policy": "immediate"}, "backoffLimit": 0,
+                     "taskConfig": {"prompts": ["The grid is cleanest when"], "max_new_tokens": 8,
+                                    "temperature": 0.0, "ray_actors": 1}, **extra}}
+
+
+def status(api: AdminApi, ns: str, name: str) -> dict[str, Any]:
+    return api.get(llmjob_path(ns, name)).get("status") or {}
+
+
+def test_a_ray_llmjob_runs_as_a_rayjob_on_the_real_node_and_finishes(
+        cluster: LocalCluster, api: AdminApi, ns: str, ray_operator: OperatorProcess) -> None:
+    started = time.monotonic()
+    api.create(f"/apis/llmasos.io/v1alpha1/namespaces/{ns}/llmjobs", ray_llmjob("ray-done", ns, "real"))
+    rayjob = wait_for(lambda: get_or_none(api, f"{RAY}/namespaces/{ns}/rayjobs/ray-done-a0"), timeout=30,
+                      what="the operator creates the RayJob")
+    spec = rayjob["spec"]
+    assert (spec["entrypoint"], spec["shutdownAfterJobFinishes"], spec.get("suspend", False)) == \
+        ("llmasos-worker", True, False)
+    assert not spec["rayClusterSpec"].get("workerGroupSpecs"), "nodes: 1 is the head alone"
+    head = spec["rayClusterSpec"]["headGroupSpec"]["template"]
+    assert head["metadata"]["labels"]["llmasos.io/llmjob"] == "ray-done"
+    assert api.get(f"/apis/batch/v1/namespaces/{ns}/jobs")["items"] == [], "no Indexed Job"
+    assert get_or_none(api, f"/api/v1/namespaces/{ns}/services/ray-done") is None, "no headless Service"
+    head_pod = wait_for(lambda: next((p for p in api.get(f"/api/v1/namespaces/{ns}/pods?labelSelector="
+                                                         "llmasos.io/llmjob=ray-done")["items"]
+                                      if p["spec"].get("nodeName")), None),
+                        timeout=60, what="KubeRay's head pod, scheduled")
+    assert head_pod["spec"]["nodeName"] == cluster.node.n.name, "the real node: its pool is `real`"
+    wait_for(lambda: status(api, ns, "ray-done").get("phase") in ("Running", "Succeeded", "Failed"), timeout=180,
+             what="the LLMJob runs")
+    done = wait_for(lambda: status(api, ns, "ray-done") if status(api, ns, "ray-done").get("phase")
+                    in ("Succeeded", "Failed") else None, timeout=180, what="the LLMJob finishes")
+    final = api.get(f"{RAY}/namespaces/{ns}/rayjobs/ray-done-a0")["status"]
+    assert (final["jobDeploymentStatus"], final["jobStatus"]) == ("Complete", "SUCCEEDED"), json.dumps(final)[:800]
+    assert done["phase"] == "Succeeded", done
+    assert done["completionTime"] == final["endTime"]
+    assert done["children"] == {"job": "ray-done-a0"}
+    assert done["pool"] == "real"
+    wait_for(lambda: not api.get(f"{RAY}/namespaces/{ns}/rayclusters")["items"], timeout=60,
+             what="shutdownAfterJobFinishes removes the Ray cluster")
+    print(f"RayJob finished: LLMJob Succeeded {time.monotonic() - started:.0f} s after its create")
+
+
+def test_suspend_and_resume_a_ray_llmjob_through_its_rayjob(api: AdminApi, ns: str,
+                                                            ray_operator: OperatorProcess) -> None:
+    path = llmjob_path(ns, "ray-pause")
+    api.create(f"/apis/llmasos.io/v1alpha1/namespaces/{ns}/llmjobs", ray_llmjob("ray-pause", ns, "l4"))
+    rayjob_path = f"{RAY}/namespaces/{ns}/rayjobs/ray-pause-a0"
+    wait_for(lambda: get_or_none(api, rayjob_path), timeout=30, what="the RayJob")
+    wait_for(lambda: api.get(f"{RAY}/namespaces/{ns}/rayclusters")["items"], timeout=30, what="its Ray cluster")
+    api.request("PATCH", path, {"spec": {"suspend": True}}, content_type="application/merge-patch+json")
+    wait_for(lambda: api.get(rayjob_path)["spec"].get("suspend") is True, timeout=30,
+             what="the operator suspends the RayJob")
+    wait_for(lambda: (api.get(rayjob_path).get("status") or {}).get("jobDeploymentStatus") == "Suspended",
+             timeout=60, what="KubeRay suspends it")
+    wait_for(lambda: not api.get(f"{RAY}/namespaces/{ns}/rayclusters")["items"], timeout=60,
+             what="KubeRay deletes the suspended job's Ray cluster")
+    wait_for(lambda: status(api, ns, "ray-pause").get("phase") == "Suspended", timeout=30, what="LLMJob Suspended")
+    api.request("PATCH", path, {"spec": {"suspend": False}}, content_type="application/merge-patch+json")
+    wait_for(lambda: not api.get(rayjob_path)["spec"].get("suspend"), timeout=30, what="resumed")
+    wait_for(lambda: api.get(f"{RAY}/namespaces/{ns}/rayclusters")["items"], timeout=60,
+             what="a new Ray cluster for the resumed job")
+    wait_for(lambda: status(api, ns, "ray-pause").get("phase") in ("Pending", "Running"), timeout=30,
+             what="the LLMJob is no longer Suspended")
