@@ -1,11 +1,12 @@
 """`strategy: ray` through KubeRay: the operator creates a RayJob where the RayJob CRD is served, and the real
 KubeRay ray-operator (e2e/localcluster/ecosystem.py) runs it.
 
-- **Finished, on the real node**: a one-node Ray inference LLMJob becomes a RayJob (no Indexed Job, no Service) whose
-  head runs on the real node from the worker image; KubeRay submits the entrypoint (`llmasos-worker`) through the
-  head's dashboard, reports `SUCCEEDED`, removes the Ray cluster (`shutdownAfterJobFinishes`), and the LLMJob
-  mirrors it: Running, then Succeeded with KubeRay's end time. KubeRay on the host reaches the dashboard through the
-  API server's services/proxy (`-use-kubernetes-proxy`: the host cannot resolve cluster DNS names).
+- **Finished, on the real node**: a two-node Ray inference LLMJob becomes a RayJob (no Indexed Job, no Service)
+  whose head and worker run on the real node from the worker image, both ready (Running, 2/2); KubeRay submits the
+  entrypoint (`llmasos-worker`) through the head's dashboard, reports `SUCCEEDED`, removes the Ray cluster
+  (`shutdownAfterJobFinishes`), and the LLMJob mirrors it: Succeeded with KubeRay's end time. KubeRay on the host
+  reaches the dashboard through the API server's services/proxy (`-use-kubernetes-proxy`: the host cannot resolve
+  cluster DNS names).
 - **Suspend, on a kwok pool**: spec.suspend sets the RayJob's spec.suspend, KubeRay tears its cluster down
   (`Suspended`), the LLMJob reads Suspended; resuming starts a new Ray cluster.
 """
@@ -79,10 +80,10 @@ def get_or_none(api: AdminApi, path: str) -> Any:
     return r.json() if r.status_code == 200 else None
 
 
-def ray_llmjob(name: str, ns: str, pool: str, **extra: Any) -> dict[str, Any]:
+def ray_llmjob(name: str, ns: str, pool: str, nodes: int = 1, **extra: Any) -> dict[str, Any]:
     return {"apiVersion": "llmasos.io/v1alpha1", "kind": "LLMJob", "metadata": {"name": name, "namespace": ns},
             "spec": {"task": "inference", "model": {"builtin": "gpt-tiny"},
-                     "parallelism": {"strategy": "ray", "nodes": 1, "gpusPerNode": 1},
+                     "parallelism": {"strategy": "ray", "nodes": nodes, "gpusPerNode": 1},
                      "resources": {"cpu": "250m", "memory": "3Gi"}, "placement": {"nodePools": [pool]},
                      "carbon": {"policy": "immediate"}, "backoffLimit": 0,
                      "taskConfig": {"prompts": ["The grid is cleanest when"], "max_new_tokens": 8,
@@ -93,16 +94,22 @@ def status(api: AdminApi, ns: str, name: str) -> dict[str, Any]:
     return api.get(llmjob_path(ns, name)).get("status") or {}
 
 
+def status_in(api: AdminApi, ns: str, name: str, *phases: str) -> dict[str, Any] | None:
+    now = status(api, ns, name)
+    return now if now.get("phase") in phases else None
+
+
 def test_a_ray_llmjob_runs_as_a_rayjob_on_the_real_node_and_finishes(
         cluster: LocalCluster, api: AdminApi, ns: str, ray_operator: OperatorProcess) -> None:
     started = time.monotonic()
-    api.create(f"/apis/llmasos.io/v1alpha1/namespaces/{ns}/llmjobs", ray_llmjob("ray-done", ns, "real"))
+    api.create(f"/apis/llmasos.io/v1alpha1/namespaces/{ns}/llmjobs", ray_llmjob("ray-done", ns, "real", nodes=2))
     rayjob = wait_for(lambda: get_or_none(api, f"{RAY}/namespaces/{ns}/rayjobs/ray-done-a0"), timeout=30,
                       what="the operator creates the RayJob")
     spec = rayjob["spec"]
     assert (spec["entrypoint"], spec["shutdownAfterJobFinishes"], spec.get("suspend", False)) == \
         ("llmasos-worker", True, False)
-    assert not spec["rayClusterSpec"].get("workerGroupSpecs"), "nodes: 1 is the head alone"
+    [workers] = spec["rayClusterSpec"]["workerGroupSpecs"]
+    assert workers["replicas"] == 1, "nodes: 2 is the head and one worker"
     head = spec["rayClusterSpec"]["headGroupSpec"]["template"]
     assert head["metadata"]["labels"]["llmasos.io/llmjob"] == "ray-done"
     assert api.get(f"/apis/batch/v1/namespaces/{ns}/jobs")["items"] == [], "no Indexed Job"
@@ -112,10 +119,12 @@ def test_a_ray_llmjob_runs_as_a_rayjob_on_the_real_node_and_finishes(
                                       if p["spec"].get("nodeName")), None),
                         timeout=60, what="KubeRay's head pod, scheduled")
     assert head_pod["spec"]["nodeName"] == cluster.node.n.name, "the real node: its pool is `real`"
-    wait_for(lambda: status(api, ns, "ray-done").get("phase") in ("Running", "Succeeded", "Failed"), timeout=180,
-             what="the LLMJob runs")
-    done = wait_for(lambda: status(api, ns, "ray-done") if status(api, ns, "ray-done").get("phase")
-                    in ("Succeeded", "Failed") else None, timeout=180, what="the LLMJob finishes")
+    running = wait_for(lambda: status_in(api, ns, "ray-done", "Running", "Succeeded", "Failed"), timeout=180,
+                       what="the LLMJob runs")
+    assert running["phase"] == "Running", "seen Running before it finished"
+    assert running["workers"]["ready"] == 2, "the head and the worker joined (KubeRay's readiness, our probes)"
+    done = wait_for(lambda: status_in(api, ns, "ray-done", "Succeeded", "Failed"), timeout=180,
+                    what="the LLMJob finishes")
     final = api.get(f"{RAY}/namespaces/{ns}/rayjobs/ray-done-a0")["status"]
     assert (final["jobDeploymentStatus"], final["jobStatus"]) == ("Complete", "SUCCEEDED"), json.dumps(final)[:800]
     assert done["phase"] == "Succeeded", done
