@@ -7,6 +7,9 @@ KubeRay ray-operator (e2e/localcluster/ecosystem.py) runs it.
   (`shutdownAfterJobFinishes`), and the LLMJob mirrors it: Succeeded with KubeRay's end time. KubeRay on the host
   reaches the dashboard through the API server's services/proxy (`-use-kubernetes-proxy`: the host cannot resolve
   cluster DNS names).
+- **Queued by Kueue, on a kwok pool**: with spec.queueName the RayJob carries the queue label and is created
+  suspended; Kueue admits it on its flavour (one Workload for the head and the worker pod sets), KubeRay starts it,
+  and the LLMJob reads Admitted/Scheduled by Kueue and Running on the flavour's pool.
 - **Suspend, on a kwok pool**: spec.suspend sets the RayJob's spec.suspend, KubeRay tears its cluster down
   (`Suspended`), the LLMJob reads Suspended; resuming starts a new Ray cluster.
 """
@@ -29,6 +32,7 @@ from tests.integration.operator_proc import OperatorProcess
 
 pytestmark = pytest.mark.integration
 RAY = "/apis/ray.io/v1"
+KUEUE = "/apis/kueue.x-k8s.io/v1beta2"
 WORKER_DEV = "localhost/llmasos/worker:dev"
 
 
@@ -157,3 +161,38 @@ def test_suspend_and_resume_a_ray_llmjob_through_its_rayjob(api: AdminApi, ns: s
              what="a new Ray cluster for the resumed job")
     wait_for(lambda: status(api, ns, "ray-pause").get("phase") in ("Pending", "Running"), timeout=30,
              what="the LLMJob is no longer Suspended")
+
+
+def apply(api: AdminApi, path: str, body: dict[str, Any]) -> None:
+    name = body["metadata"]["name"]
+    r = api.request("PATCH", f"{path}/{name}?fieldManager=llmasos-test&force=true", body,
+                    content_type="application/apply-patch+yaml")
+    assert r.status_code in (200, 201), f"apply {path}/{name}: {r.status_code} {r.text[:500]}"
+
+
+def test_a_queued_ray_llmjob_is_a_rayjob_admitted_by_kueue(api: AdminApi, ns: str,
+                                                           ray_operator: OperatorProcess) -> None:
+    apply(api, f"{KUEUE}/resourceflavors", {"apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ResourceFlavor",
+                                             "metadata": {"name": "l4"},
+                                             "spec": {"nodeLabels": {"llmasos.io/pool": "l4"}}})
+    apply(api, f"{KUEUE}/clusterqueues", {
+        "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "ClusterQueue", "metadata": {"name": "llmasos-test-kuberay"},
+        "spec": {"namespaceSelector": {}, "resourceGroups": [{
+            "coveredResources": ["cpu", "memory", "nvidia.com/gpu"], "flavors": [{"name": "l4", "resources": [
+                {"name": "cpu", "nominalQuota": "96"}, {"name": "memory", "nominalQuota": "1000Gi"},
+                {"name": "nvidia.com/gpu", "nominalQuota": "4"}]}]}]}})
+    apply(api, f"{KUEUE}/namespaces/{ns}/localqueues", {
+        "apiVersion": "kueue.x-k8s.io/v1beta2", "kind": "LocalQueue", "metadata": {"name": "rq"},
+        "spec": {"clusterQueue": "llmasos-test-kuberay"}})
+    api.create(f"/apis/llmasos.io/v1alpha1/namespaces/{ns}/llmjobs",
+               ray_llmjob("ray-queued", ns, "l4", nodes=2, queueName="rq"))
+    rayjob = wait_for(lambda: get_or_none(api, f"{RAY}/namespaces/{ns}/rayjobs/ray-queued-a0"), timeout=30,
+                      what="the RayJob")
+    assert rayjob["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "rq"
+    running = wait_for(lambda: status_in(api, ns, "ray-queued", "Running"), timeout=60,
+                       what="Kueue admits it, KubeRay starts it, the LLMJob runs")
+    kinds = {c["type"]: c["reason"] for c in running["conditions"]}
+    assert (kinds["Admitted"], kinds["Scheduled"], running["pool"]) == ("AdmittedByKueue", "AdmittedByKueue", "l4")
+    [workload] = api.get(f"{KUEUE}/namespaces/{ns}/workloads")["items"]
+    assert workload["metadata"]["ownerReferences"][0]["kind"] == "RayJob"
+    assert len(workload["spec"]["podSets"]) == 2, "the head and the worker group"
