@@ -10,6 +10,9 @@ KubeRay ray-operator (e2e/localcluster/ecosystem.py) runs it.
 - **Queued by Kueue, on a kwok pool**: with spec.queueName the RayJob carries the queue label and is created
   suspended; Kueue admits it on its flavour (one Workload for the head and the worker pod sets), KubeRay starts it,
   and the LLMJob reads Admitted/Scheduled by Kueue and Running on the flavour's pool.
+- **Energy, on a kwok pool**: node agents (simulated GPUs) meter the RayJob's head and worker pods by the LLMJob
+  label the operator put on KubeRay's pod templates; the LLMJob's status.power lists both pods with their energy,
+  and status.carbon turns it into kWh and gCO2e.
 - **Suspend, on a kwok pool**: spec.suspend sets the RayJob's spec.suspend, KubeRay tears its cluster down
   (`Suspended`), the LLMJob reads Suspended; resuming starts a new Ray cluster.
 """
@@ -20,6 +23,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +31,7 @@ import pytest
 from e2e.images.build import cached_images
 from e2e.localcluster import LocalCluster
 from e2e.localcluster.ecosystem import Ecosystem
+from tests.integration.agent_proc import AgentProcess
 from tests.integration.kube import AdminApi, delete_namespace, llmjob_path, wait_for
 from tests.integration.operator_proc import OperatorProcess
 
@@ -196,3 +201,31 @@ def test_a_queued_ray_llmjob_is_a_rayjob_admitted_by_kueue(api: AdminApi, ns: st
     [workload] = api.get(f"{KUEUE}/namespaces/{ns}/workloads")["items"]
     assert workload["metadata"]["ownerReferences"][0]["kind"] == "RayJob"
     assert len(workload["spec"]["podSets"]) == 2, "the head and the worker group"
+
+
+def test_the_rayjobs_pods_are_metered_into_the_llmjobs_energy_and_carbon(
+        api: AdminApi, ns: str, ray_operator: OperatorProcess, cluster: LocalCluster, tmp_path: Path) -> None:
+    agent_ns = "llmasos-system"
+    if api.request("GET", f"/api/v1/namespaces/{agent_ns}").status_code == 404:
+        api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": agent_ns}})
+    agents = [AgentProcess(cluster, f"gpu-l4-00{i}", "nvidia-l4", tmp_path, agent_ns, gpus=4).start()
+              for i in range(3)]
+    try:
+        api.create(f"/apis/llmasos.io/v1alpha1/namespaces/{ns}/llmjobs", ray_llmjob("ray-metered", ns, "l4", nodes=2))
+
+        def metered() -> dict[str, Any] | None:
+            power = status(api, ns, "ray-metered").get("power") or {}
+            pods = power.get("pods") or []
+            return power if len(pods) == 2 and all(p["energyJoules"] > 0 for p in pods) else None
+
+        power = wait_for(metered, timeout=60, what="status.power with the head's and the worker's energy")
+        ray_pods = {p["metadata"]["name"] for p in api.get(
+            f"/api/v1/namespaces/{ns}/pods?labelSelector=llmasos.io/llmjob=ray-metered")["items"]}
+        assert {p["pod"] for p in power["pods"]} <= ray_pods, (power["pods"], ray_pods)
+        assert any("-head-" in p["pod"] for p in power["pods"]), "KubeRay's head pod is metered"
+        carbon = wait_for(lambda: (status(api, ns, "ray-metered").get("carbon") or {}).get("energyKWh"),
+                          timeout=30, what="status.carbon from the metered energy")
+        assert carbon > 0
+    finally:
+        for agent in agents:
+            agent.stop()
