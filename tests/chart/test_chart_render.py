@@ -156,7 +156,8 @@ OPERATOR_CLUSTER_SCOPED = grants("/nodes:list,watch", "/pods:list", "/namespaces
 OPERATOR_NAMESPACED = grants(
     "llmasos.io/llmjobs:get,list,watch,patch,delete", "llmasos.io/llmjobs/status:patch",
     "llmasos.io/llmjobs/finalizers:update", "batch/jobs:get,list,watch,create,patch,delete",
-    "ray.io/rayjobs:get,list,watch,create,patch,delete", "/services:get,list,watch,create", "/events:create,list", "/configmaps:list,watch",
+    "ray.io/rayjobs:get,list,watch,create,patch,delete", "/services:get,list,watch,create", "/events:create,list",
+    "/configmaps:list,watch",
 )
 
 
