@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             from e2e.localcluster.ecosystem import Ecosystem
 
             Ecosystem(cluster).down()
-            print("Kueue and ray-operator stopped; Kueue's webhooks unregistered")
+            print("Kueue and ray-operator stopped; Kueue's webhooks and KubeRay's CRDs removed")
         elif args.command == "status":
             healthy = cluster.is_healthy()
             print("healthy" if healthy else "not running")

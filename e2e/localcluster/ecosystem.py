@@ -3,14 +3,17 @@
 Both are built from their Go modules by e2e/toolchain/build-ecosystem.sh, which also copies their CRDs from the same
 module versions. What a cluster add-on normally gets from its Deployment and Service is done here by hand:
 
-- **CRDs**: applied server-side from the build's `crds/`; Kueue's CRDs that serve two versions get the conversion
-  webhook Kueue's kustomize overlay would add, pointed at the local Kueue.
+- **CRDs**: applied server-side from the build's `crds/` (KubeRay's are removed again by `down()`: a cluster without
+  a running KubeRay serves no RayJob API, so LLMasOS gives its Ray jobs the Indexed Job); Kueue's CRDs that serve
+  two versions get the conversion webhook Kueue's kustomize overlay would add, pointed at the local Kueue.
 - **Webhooks**: Kueue's own webhook configurations (config/components/webhook/manifests.yaml of the module), each
   `clientConfig.service` replaced by a `url:` to https://127.0.0.1:<port> and the local CA as `caBundle`; the
   serving certificate comes from the local CA (pki.ensure_webhook_serving). Only the webhooks of the integrations
   enabled here (Kueue's own kinds, batch Jobs, Ray) are registered, so a stopped Kueue cannot block Pods or
   Deployments anywhere; `down()` deletes them before stopping the process, so it cannot block Jobs either.
 - **Identity**: a client certificate each (pki.CLIENTS), like the other components.
+- **KubeRay's dashboard client**: `-use-kubernetes-proxy` (the host cannot resolve cluster DNS names; it does route
+  to the real node's pod IPs, which the API server's proxy dials).
 - **Kueue's metrics certificate**: Kueue 0.17 reads one from the fixed path /etc/kueue/metrics/certs when its internal
   cert management is off, so a copy of the webhook's key pair is written there once (metrics themselves are off).
 
@@ -46,6 +49,7 @@ KUEUE_FRAMEWORKS = ("batch/job", "ray.io/rayjob", "ray.io/raycluster")
 WEBHOOK_GROUPS = frozenset({"kueue.x-k8s.io", "batch", "ray.io"})
 # Kueue's CRDs that serve v1beta1 and v1beta2 (its kustomize patches/webhook_in_*.yaml).
 KUEUE_CONVERTED = ("localqueues", "clusterqueues", "cohorts", "workloads", "multikueueclusters")
+KUBERAY_CRDS = ("rayjobs.ray.io", "rayclusters.ray.io", "rayservices.ray.io")
 WEBHOOK_CONFIG_NAMES = {"MutatingWebhookConfiguration": "llmasos-local-kueue-mutating",
                         "ValidatingWebhookConfiguration": "llmasos-local-kueue-validating"}
 
@@ -125,13 +129,21 @@ class Ecosystem:
             f"-metrics-addr=127.0.0.1:{self.port('ray-metrics')}",
             f"-health-probe-bind-address=127.0.0.1:{self.port('ray-health')}",
             "-enable-leader-election=false", "-log-stdout-encoder=console",
+            # KubeRay follows a RayJob through the head's dashboard at <head-svc>.<ns>.svc.cluster.local:8265, a
+            # name only the cluster's DNS resolves; on the host this fails ("lookup ...: no such host"). Through
+            # the API server's services/proxy it reaches the head pod's IP, which the host routes to the real node.
+            "-use-kubernetes-proxy",
         ])
         self._wait(lambda: self._ready("ray-health"), "ray-operator /readyz", deadline)
 
     def down(self) -> None:
-        for kind, name in WEBHOOK_CONFIG_NAMES.items():
-            if self.cluster._readyz():
+        """Stop both, unregister Kueue's webhooks and remove KubeRay's CRDs (while the ray-operator still runs to
+        clear its finalizers): without KubeRay running, the ray.io API must not be served either, or the operator
+        would give `strategy: ray` jobs RayJobs that nothing runs (a later test's Indexed-Job Ray jobs included)."""
+        if self.cluster._readyz():
+            for kind, name in WEBHOOK_CONFIG_NAMES.items():
                 self.cluster.kubectl("delete", kind.lower(), name, "--ignore-not-found", check=False)
+            self.cluster.kubectl("delete", "crd", *KUBERAY_CRDS, "--ignore-not-found", "--timeout=60s", check=False)
         for component in reversed(COMPONENTS):
             self.cluster._stop(component)
 
@@ -161,8 +173,11 @@ class Ecosystem:
             for f in sorted((self.bin_dir / "crds" / group).glob("*.yaml")):
                 docs.extend(d for d in yaml.safe_load_all(f.read_text()) if d)
         stamp = f"{self.bin_dir.name}/{self.port('kueue-webhook')}"  # the build and the webhook URL they point at
-        if {d["metadata"]["name"] for d in docs} <= self._stamped_crds(stamp):
-            return  # these very CRDs are there already: applying 3 MB of schemas again costs 20-60 s here
+        # Only those not there already (KubeRay's after a `down()`): applying 3 MB of schemas costs 20-60 s here.
+        present = self._stamped_crds(stamp)
+        docs = [d for d in docs if d["metadata"]["name"] not in present]
+        if not docs:
+            return
         for crd in docs:
             crd["metadata"].setdefault("annotations", {})[CRD_STAMP] = stamp
             if crd["spec"]["group"] == "kueue.x-k8s.io" and crd["spec"]["names"]["plural"] in KUEUE_CONVERTED:

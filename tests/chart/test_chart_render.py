@@ -156,7 +156,8 @@ OPERATOR_CLUSTER_SCOPED = grants("/nodes:list,watch", "/pods:list", "/namespaces
 OPERATOR_NAMESPACED = grants(
     "llmasos.io/llmjobs:get,list,watch,patch,delete", "llmasos.io/llmjobs/status:patch",
     "llmasos.io/llmjobs/finalizers:update", "batch/jobs:get,list,watch,create,patch,delete",
-    "/services:get,list,watch,create", "/events:create,list", "/configmaps:list,watch",
+    "ray.io/rayjobs:get,list,watch,create,patch,delete", "/services:get,list,watch,create", "/events:create,list",
+    "/configmaps:list,watch",
 )
 
 
@@ -181,7 +182,8 @@ def test_namespaced_operator_gets_roles_only_where_it_watches(render: Render) ->
     reports = one(objects, "Role", "-operator-reports")
     assert reports["metadata"]["namespace"] == "llmasos-system"
     assert rules_of([reports], "Role", "-operator-reports") == grants(
-        "/configmaps:list,watch", "llmasos.io/llmjobs:list,watch", "batch/jobs:list,watch", "/services:list,watch"
+        "/configmaps:list,watch", "llmasos.io/llmjobs:list,watch", "batch/jobs:list,watch", "ray.io/rayjobs:list,watch",
+        "/services:list,watch"
     ) | peering
     binding = one(objects, "RoleBinding", "-operator-reports")
     assert binding["roleRef"]["name"] == reports["metadata"]["name"]

@@ -41,20 +41,21 @@ async def ensure_service(kube: KubeClient, body: dict[str, Any], owner_uid: str)
 
 
 async def ensure_job(kube: KubeClient, body: dict[str, Any], owner_uid: str,
-                     existing: dict[str, Any] | None = None) -> bool:
-    """Create the Job, or set its `suspend` flag when it differs. Returns True when something was written."""
+                     existing: dict[str, Any] | None = None, res: Resource = JOBS) -> bool:
+    """Create the Job (or the RayJob, `res`: both have `spec.suspend`), or set its `suspend` flag when it differs.
+    Returns True when something was written."""
     if existing is None:
-        obj, created = await _ensure(kube, JOBS, body, owner_uid)
+        obj, created = await _ensure(kube, res, body, owner_uid)
         if created:
             return True
     else:
         obj = existing
     want = bool(body["spec"].get("suspend", False))
     if bool(obj.get("spec", {}).get("suspend", False)) != want:
-        await kube.patch(JOBS, body["metadata"]["name"], {"spec": {"suspend": want}}, body["metadata"]["namespace"])
+        await kube.patch(res, body["metadata"]["name"], {"spec": {"suspend": want}}, body["metadata"]["namespace"])
         return True
     return False
 
 
-async def delete_job(kube: KubeClient, name: str, namespace: str) -> bool:
-    return await kube.delete(JOBS, name, namespace, propagation="Background")
+async def delete_job(kube: KubeClient, name: str, namespace: str, res: Resource = JOBS) -> bool:
+    return await kube.delete(res, name, namespace, propagation="Background")

@@ -8,7 +8,8 @@ Disruptions (evictions, preemptions) are ignored by the policy so Kubernetes rec
 
 ray: the same Indexed Job shape, where index 0 runs the Ray head and the driver, the other indexes run Ray workers
 (`ray start --block`), and a successPolicy on index 0 ends the Job when the driver finishes. This needs no KubeRay;
-the operator never uses the RayJob CRD even when it is installed (one code path, documented in docs/operator.md).
+where KubeRay's RayJob API is served, a new attempt of a ray job is a RayJob instead (cluster/rayjob.py, rendered
+from this pod template; docs/operator.md, "Ray jobs").
 
 With spec.queueName the Job carries Kueue's queue label, is created suspended and its pods may run on any allowed
 pool: Kueue admits it and chooses the flavour (docs/kueue.md).

@@ -25,6 +25,7 @@ from llmasos.cluster.priority import (
     PRIORITY_RESYNC,
     PriorityLimiter,
 )
+from llmasos.cluster.rayjob_api import RayJobApi
 from llmasos.handlers.fleet import PoolPlans
 
 __all__ = ["PRIORITY_EVENT", "PRIORITY_NEW", "PRIORITY_RESYNC", "OperatorContext", "PriorityLimiter"]
@@ -60,6 +61,7 @@ class OperatorContext:
     budgets: Mapping[str, Budget] = field(default_factory=dict)
     gpu_usage: GpuUsageCache = field(default_factory=GpuUsageCache)
     pool_plans: PoolPlans = field(default_factory=PoolPlans)  # deferred jobs planned per pool (handlers/fleet.py)
+    rayjob_api: RayJobApi = field(default_factory=RayJobApi)  # is KubeRay's RayJob served (handlers/children.py)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # resourceVersions seen per LLMJob (etcd revisions: integers in practice; anything else disables the checks).
     _latest_rv: dict[str, int] = field(default_factory=dict)

@@ -1,9 +1,12 @@
-"""In-memory views of nodes, namespaces, child Jobs and child Services, kept current by kopf's watch streams.
+"""In-memory views of nodes, namespaces, child Jobs, RayJobs and Services, kept current by kopf's watch streams.
 
 Placement and reconciliation read these instead of listing from the API server on every pass, which keeps the
 API load per LLMJob flat as the fleet grows. Index values are small frozen views, not whole objects. The index
 functions are coroutines although they do no I/O: kopf runs plain functions in a thread pool, and the thread hop
 per watch event cost more CPU than the functions themselves (profiled with 500 LLMJobs).
+
+`child_rayjobs` is the RayJobs a `strategy: ray` LLMJob gets where KubeRay is installed (cluster/rayjob.py); kopf
+watches them only while the ray.io/v1 API is served, and the index is empty elsewhere.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from llmasos.api import constants as c
 from llmasos.api.node_report import REPORT_LABEL, parse_node_report
 from llmasos.api.workload_policy import NamespacePolicy
 from llmasos.cluster.observe import observe_job, observe_node
+from llmasos.cluster.rayjob import RAYJOBS, observe_rayjob
 from llmasos.planning.lifecycle.decision import ObservedJob
 from llmasos.planning.placement.feasible import NodeCapacity, PoolInventory, summarize_pools
 
@@ -34,6 +38,13 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
                          **_: Any) -> dict[tuple[str, str], Any]:
         owners = tuple(r.get("uid", "") for r in body.get("metadata", {}).get("ownerReferences", []) or [])
         return {(namespace or "", labels[c.LABEL_LLMJOB]): (observe_job(dict(body)), owners)}
+
+    @kopf.index(RAYJOBS.group, RAYJOBS.version, RAYJOBS.plural, id="child_rayjobs",
+                labels={c.LABEL_LLMJOB: kopf.PRESENT}, registry=registry)
+    async def child_rayjobs(body: kopf.Body, namespace: str | None, labels: kopf.Labels,
+                            **_: Any) -> dict[tuple[str, str], Any]:
+        owners = tuple(r.get("uid", "") for r in body.get("metadata", {}).get("ownerReferences", []) or [])
+        return {(namespace or "", labels[c.LABEL_LLMJOB]): (observe_rayjob(dict(body)), owners)}
 
     @kopf.index("", "v1", "services", id="child_services", labels={c.LABEL_LLMJOB: kopf.PRESENT},
                 registry=registry)
@@ -108,10 +119,11 @@ def inventory_from(node_index: Mapping[str, Iterable[NodeCapacity]],
     return summarize_pools(nodes)
 
 
-def gpus_held_by_pool(job_index: Mapping[tuple[str, str], Iterable[Any]]) -> dict[str, int]:
-    """GPUs the LLMJobs' child Jobs hold or are about to hold, per pool (for planning.placement.with_pending)."""
+def gpus_held_by_pool(*job_indexes: Mapping[tuple[str, str], Iterable[Any]]) -> dict[str, int]:
+    """GPUs the LLMJobs' child Jobs (and RayJobs: pass both indexes) hold or are about to hold, per pool (for
+    planning.placement.with_pending)."""
     held: dict[str, int] = {}
-    for entries in job_index.values():
+    for entries in (e for index in job_indexes for e in index.values()):
         for observed, _owners in entries:
             if observed.pool and observed.holds_gpus:
                 held[observed.pool] = held.get(observed.pool, 0) + observed.gpus
@@ -119,10 +131,12 @@ def gpus_held_by_pool(job_index: Mapping[tuple[str, str], Iterable[Any]]) -> dic
 
 
 def children_from(job_index: Mapping[tuple[str, str], Iterable[Any]], namespace: str, name: str,
-                  owner_uid: str) -> list[ObservedJob]:
-    """Child Jobs of this LLMJob (same name label *and* owned by this uid: a namesake's leftovers are ignored)."""
+                  owner_uid: str, *more: Mapping[tuple[str, str], Iterable[Any]]) -> list[ObservedJob]:
+    """Child Jobs (and RayJobs, from the indexes in `more`) of this LLMJob (same name label *and* owned by this
+    uid: a namesake's leftovers are ignored)."""
     out = []
-    for observed, owners in job_index.get((namespace, name), ()):
-        if owner_uid in owners:
-            out.append(observed)
+    for index in (job_index, *more):
+        for observed, owners in index.get((namespace, name), ()):
+            if owner_uid in owners:
+                out.append(observed)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -20,6 +21,7 @@ from llmasos.api.phase import TERMINAL, Phase
 from llmasos.cluster.kube import LLMJOBS
 from llmasos.cluster.observe import job_fingerprint
 from llmasos.cluster.priority import request_priority
+from llmasos.cluster.rayjob import RAYJOBS, rayjob_fingerprint
 from llmasos.errors import KubeApiError
 from llmasos.handlers import queueing, steps
 from llmasos.handlers.context import NEW_PASS_QUIET_SECONDS, PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
@@ -29,8 +31,8 @@ CHILD_EVENT_COALESCE_SECONDS = 1.0
 # The longest such a pass waits while new LLMJobs' children are being created (see _coalesced_pass).
 CHILD_PASS_MAX_HOLD_SECONDS = 10.0
 # Every kopf index a pass reads (handlers/indexes.py); a test checks this list against the registered indexes.
-INDEX_NAMES = ("node_inventory", "child_jobs", "child_services", "power_reports", "carbon_usage", "llmjob_bodies",
-               "namespace_policies")
+INDEX_NAMES = ("node_inventory", "child_jobs", "child_rayjobs", "child_services", "power_reports", "carbon_usage",
+               "llmjob_bodies", "namespace_policies")
 
 
 async def reconcile(ctx: OperatorContext, body: dict[str, Any], indexes: dict[str, Any],
@@ -130,26 +132,40 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
                    registry=registry)
     async def child_job_event(body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str,
                               logger: Any, **kwargs: Any) -> None:
-        owner_name = labels[c.LABEL_LLMJOB]
-        owners = body.get("metadata", {}).get("ownerReferences") or []
-        if not namespace or not any(o.get("kind") == c.KIND for o in owners):
-            return  # not a child of an LLMJob (a copy made by hand, or the benchmark's floor)
-        uid = body.get("metadata", {}).get("uid", "")
-        if type == "DELETED":
-            ctx.job_fingerprints.pop(uid, None)
-        else:
-            fingerprint = job_fingerprint(dict(body))
-            if ctx.job_fingerprints.get(uid) == fingerprint:
-                return
-            ctx.job_fingerprints[uid] = fingerprint
-        # A gang's pods start within moments of each other: one pass a short while after the first change sees
-        # them all (one status write instead of one per pod). The pass runs in a task of its own and reads the
-        # indexes as they are by then; this handler returns at once, so kopf keeps the Job's index entry current.
-        key = (namespace, owner_name)
-        if key in ctx.coalescing:
+        _child_changed(ctx, dict(body), namespace, labels[c.LABEL_LLMJOB], type, job_fingerprint, indexes_of(kwargs),
+                       logger)
+
+    # The RayJobs of `strategy: ray` jobs where KubeRay is installed (kopf watches them while ray.io/v1 is served).
+    @kopf.on.event(RAYJOBS.group, RAYJOBS.version, RAYJOBS.plural, id="child-rayjob",
+                   labels={c.LABEL_LLMJOB: kopf.PRESENT}, registry=registry)
+    async def child_rayjob_event(body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str,
+                                 logger: Any, **kwargs: Any) -> None:
+        _child_changed(ctx, dict(body), namespace, labels[c.LABEL_LLMJOB], type, rayjob_fingerprint,
+                       indexes_of(kwargs), logger)
+
+
+def _child_changed(ctx: OperatorContext, body: dict[str, Any], namespace: str | None, owner_name: str, type: str,
+                   fingerprint_of: Callable[[dict[str, Any]], tuple[object, ...]], indexes: dict[str, Any],
+                   logger: Any) -> None:
+    """A child Job or RayJob changed: schedule one coalesced pass of its LLMJob, unless nothing that matters did."""
+    owners = body.get("metadata", {}).get("ownerReferences") or []
+    if not namespace or not any(o.get("kind") == c.KIND for o in owners):
+        return  # not a child of an LLMJob (a copy made by hand, or the benchmark's floor)
+    uid = body.get("metadata", {}).get("uid", "")
+    if type == "DELETED":
+        ctx.job_fingerprints.pop(uid, None)
+    else:
+        fingerprint = fingerprint_of(body)
+        if ctx.job_fingerprints.get(uid) == fingerprint:
             return
-        ctx.coalescing[key] = asyncio.create_task(
-            _coalesced_pass(ctx, namespace, owner_name, indexes_of(kwargs), logger))
+        ctx.job_fingerprints[uid] = fingerprint
+    # A gang's pods start within moments of each other: one pass a short while after the first change sees
+    # them all (one status write instead of one per pod). The pass runs in a task of its own and reads the
+    # indexes as they are by then; this handler returns at once, so kopf keeps the Job's index entry current.
+    key = (namespace, owner_name)
+    if key in ctx.coalescing:
+        return
+    ctx.coalescing[key] = asyncio.create_task(_coalesced_pass(ctx, namespace, owner_name, indexes, logger))
 
 
 async def _coalesced_pass(ctx: OperatorContext, namespace: str, name: str, indexes: dict[str, Any],

@@ -54,7 +54,7 @@ async def observe(ctx: OperatorContext, job: Pass, placement: Placement, timing:
     if not job.observed or job.previous_phase in TERMINAL:
         return Queued(None, replace(placement, fields={}), timing)
     newest = max(job.observed, key=lambda j: j.attempt)
-    workload = await _workload(ctx, job.namespace, newest.name, newest.uid)
+    workload = await _workload(ctx, job.namespace, newest.name, newest.uid, newest.kind)
     pools = {f: await _flavor_pool(ctx, f) for f in flavors_of(workload)}
     state = read_workload(job.spec.queue_name, workload, pools)
     active = wanted_active(job.spec.suspend, state.active, job.previous_phase) if workload is not None else None
@@ -107,12 +107,14 @@ def _placed(job: Pass, placement: Placement, state: QueueState) -> Placement:
                    fields=fields)
 
 
-async def _workload(ctx: OperatorContext, namespace: str, job_name: str, job_uid: str) -> dict[str, Any] | None:
-    """The Workload Kueue made for the Job: selected server-side by Kueue's job-uid label, then matched by owner."""
+async def _workload(ctx: OperatorContext, namespace: str, job_name: str, job_uid: str,
+                    kind: str = "Job") -> dict[str, Any] | None:
+    """The Workload Kueue made for the Job (or RayJob, `kind`): selected server-side by Kueue's job-uid label, then
+    matched by owner."""
     selector = f"{JOB_UID_LABEL}={job_uid}" if job_uid else None
     for workload in await ctx.kube.list(WORKLOADS, namespace, label_selector=selector):
         owners = workload.get("metadata", {}).get("ownerReferences") or ()
-        if any(o.get("kind") == "Job" and o.get("name") == job_name for o in owners):
+        if any(o.get("kind") == kind and o.get("name") == job_name for o in owners):
             return workload
     return None
 

@@ -44,7 +44,7 @@ from llmasos.handlers.indexes import (
 )
 from llmasos.handlers.worker_health import worker_exit, workers_ready
 from llmasos.planning.accounting.power_status import build_power_status
-from llmasos.planning.lifecycle.decision import Decision, EnsureJob, ObservedJob, decide, placed_pool
+from llmasos.planning.lifecycle.decision import RAYJOB_KIND, Decision, EnsureJob, ObservedJob, decide, placed_pool
 from llmasos.planning.lifecycle.status import build_status, placement_status
 from llmasos.planning.lifecycle.worker_faults import WorkerExit, with_worker_exit
 from llmasos.planning.placement.feasible import select_pool, with_pending
@@ -185,7 +185,7 @@ async def read(ctx: OperatorContext, body: dict[str, Any], indexes: Mapping[str,
     meta, status = body["metadata"], body.get("status") or {}
     ns, name = meta["namespace"], meta["name"]
     power = build_power_status(reports_for(indexes["power_reports"], ns, name), PowerStatus.read(status.get("power")))
-    observed = children_from(indexes["child_jobs"], ns, name, meta["uid"])
+    observed = children_from(indexes["child_jobs"], ns, name, meta["uid"], indexes["child_rayjobs"])
     return Pass(body=body, spec=spec, indexes=indexes, now=ctx.now_iso(), power=power,
                 carbon=CarbonStatus.read(status.get("carbon")), conditions=Conditions.read(status.get("conditions")),
                 observed=observed)
@@ -232,7 +232,7 @@ async def place(ctx: OperatorContext, job: Pass, logger: Any) -> Placement | Non
     fields: dict[str, str] = {}
     if not pool or pool not in pools_now or outside:
         inventory = with_pending(inventory_from(node_index, await ctx.gpu_usage.requested_by_node(ctx.kube)),
-                                 gpus_held_by_pool(job.indexes["child_jobs"]))
+                                 gpus_held_by_pool(job.indexes["child_jobs"], job.indexes["child_rayjobs"]))
         try:
             if spec.carbon.policy != "immediate" and spec.prefer_efficient:
                 chosen, fetched = await choose_carbon_pool(ctx, spec, job.body, inventory, ctx.clock())
@@ -306,8 +306,7 @@ def decide_pass(job: Pass, placement: Placement, timing: Timing) -> Decision:
 
 async def apply(ctx: OperatorContext, job: Pass, placement: Placement, decision: Decision) -> None:
     """Bring the children in line with the decision (idempotent creates, suspend flips, deletes)."""
-    await apply_actions(ctx, job.owner, job.spec, placement.pool, decision.actions,
-                        observed_names={j.name for j in job.observed}, job_index=job.indexes["child_jobs"],
+    await apply_actions(ctx, job.owner, job.spec, placement.pool, decision.actions, observed=job.observed,
                         service_known=has_service(job.indexes["child_services"], job.namespace, job.name, job.uid))
 
 
@@ -339,6 +338,8 @@ def render(job: Pass, placement: Placement, timing: Timing, decision: Decision, 
     has_children = bool(job.observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
     children = {"job": job_name(job.name, decision.attempt), "service": service_name(job.name)} if has_children \
         else None
+    if children is not None and any(j.kind == RAYJOB_KIND for j in job.observed):
+        del children["service"]  # a RayJob (cluster/rayjob.py): KubeRay names the Ray head's Service
     plan = timing.gate.plan.to_status() if timing.gate.plan is not None else None
     new = build_status(job.status, decision, job.generation, job.now, extra, conditions=job.conditions,
                        **placement.fields, power=job.power.to_status() if job.power is not None else None,

@@ -1,14 +1,19 @@
-"""The WorkersReady step of a pass: ask the pods why workers are not ready, only while some are not."""
+"""The WorkersReady step of a pass: ask the pods why workers are not ready, only while some are not.
+
+A Job's pods carry its `job-name`; a RayJob's (KubeRay names its Ray cluster and pods itself) are found by the
+LLMJob labels the operator puts on its pod templates, the same labels the node agent attributes energy by.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from llmasos.api import constants as c
 from llmasos.api.conditions import Condition
 from llmasos.cluster.kube import EVENTS, PODS
 from llmasos.handlers.context import OperatorContext
-from llmasos.planning.lifecycle.decision import ObservedJob
+from llmasos.planning.lifecycle.decision import RAYJOB_KIND, ObservedJob
 from llmasos.planning.lifecycle.worker_faults import (
     WorkerExit,
     observe_mount_failure,
@@ -27,11 +32,19 @@ async def workers_ready(ctx: OperatorContext, namespace: str, observed: Sequence
         return None
     if job.ready >= job.active:
         return workers_ready_condition(None, all_ready=True)
-    pods = await ctx.kube.list(PODS, namespace=namespace, label_selector=f"job-name={job.name}")
+    pods = await ctx.kube.list(PODS, namespace=namespace, label_selector=pod_selector(job))
     problem = observe_worker_problem(pods)
     if problem is None:
         return await mount_failure(ctx, namespace, pods)
     return workers_ready_condition(problem, all_ready=False)
+
+
+def pod_selector(job: ObservedJob) -> str:
+    """The label selector of one attempt's pods (a RayJob is named `<llmjob>-a<attempt>`, cluster/builders.py)."""
+    if job.kind != RAYJOB_KIND:
+        return f"job-name={job.name}"
+    owner = job.name.removesuffix(f"-a{job.attempt}")
+    return f"{c.LABEL_LLMJOB}={owner},{c.LABEL_ATTEMPT}={job.attempt}"
 
 
 async def worker_exit(ctx: OperatorContext, namespace: str, observed: Sequence[ObservedJob]) -> WorkerExit | None:
@@ -40,7 +53,7 @@ async def worker_exit(ctx: OperatorContext, namespace: str, observed: Sequence[O
     newest = max(observed, key=lambda j: j.attempt, default=None)
     if newest is None or not newest.is_failed:
         return None
-    pods = await ctx.kube.list(PODS, namespace=namespace, label_selector=f"job-name={newest.name}")
+    pods = await ctx.kube.list(PODS, namespace=namespace, label_selector=pod_selector(newest))
     return observe_worker_exit(pods)
 
 

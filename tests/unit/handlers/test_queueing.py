@@ -9,7 +9,7 @@ from typing import Any
 from llmasos.cluster.kube import JOBS
 from llmasos.handlers.admission_check import RESOURCE_FLAVORS, WORKLOADS
 from llmasos.handlers.llmjob import reconcile
-from llmasos.planning.lifecycle.decision import ObservedJob
+from llmasos.planning.lifecycle.decision import RAYJOB_KIND, ObservedJob
 from llmasos.planning.placement.feasible import NodeCapacity
 from tests.unit.builders import make_raw
 from tests.unit.handlers.fake_kube import FakeKube
@@ -119,3 +119,20 @@ def test_resuming_reactivates_the_workload_but_one_kueue_deactivated_stays_so() 
     assert kube.objects[WORKLOAD_PATH]["spec"]["active"] is False, "Kueue's own deactivation is left alone"
     status = stored_status(kube)
     assert (status["phase"], condition(status, "Running")["reason"]) == ("Pending", "WorkloadDeactivated")
+
+
+def test_a_queued_rayjobs_workload_is_found_by_its_rayjob_owner() -> None:
+    """A `strategy: ray` attempt that is a RayJob: Kueue's Workload is owned by the RayJob (kind RayJob), and the
+    pass mirrors it as it does a Job's (it once looked for an owner of kind Job only, and waited forever)."""
+    ctx, kube, body, indexes = queued_world(ready=1, job_suspended=False)
+    put_workload(kube, ("QuotaReserved", "True", ""), ("Admitted", "True", ""), admitted_on="l4-flavour")
+    owner = kube.objects[WORKLOAD_PATH]["metadata"]["ownerReferences"][0]
+    owner.update({"apiVersion": "ray.io/v1", "kind": "RayJob"})
+    indexes["child_jobs"] = {}
+    indexes["child_rayjobs"] = {("ns", "j"): [(ObservedJob("j-a0", 0, active=1, ready=1, uid="uid-j-a0",
+                                                           start_time="2026-03-06T12:00:05Z", kind=RAYJOB_KIND),
+                                               ("u1",))]}
+    run(reconcile(ctx, body, indexes, LOG))
+    status = stored_status(kube)
+    assert (status["phase"], status["pool"]) == ("Running", "l4")
+    assert condition(status, "Admitted")["reason"] == "AdmittedByKueue"

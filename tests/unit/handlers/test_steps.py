@@ -86,7 +86,8 @@ def world(spec: dict[str, Any] | None = None, status: dict[str, Any] | None = No
     indexes: dict[str, Any] = {
         "node_inventory": {f"n{i}": [NodeCapacity(f"n{i}", "a100", "nvidia-a100-80gb", "DE", 4)]
                            for i in range(nodes)},
-        "child_jobs": {}, "child_services": {}, "power_reports": {}, "carbon_usage": {}, "llmjob_bodies": {},
+        "child_jobs": {}, "child_rayjobs": {}, "child_services": {}, "power_reports": {}, "carbon_usage": {},
+        "llmjob_bodies": {},
         "namespace_policies": {},
     }
     return ctx, kube, body, indexes

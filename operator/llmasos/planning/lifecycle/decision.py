@@ -17,10 +17,12 @@ from llmasos.api.phase import TERMINAL, Phase
 from llmasos.api.spec import LLMJobSpec
 from llmasos.planning.timing.carbon_gate import Hold
 
+JOB_KIND, RAYJOB_KIND = "Job", "RayJob"  # the kinds of child an attempt can be (cluster/builders.py, rayjob.py)
+
 
 @dataclass(frozen=True)
 class ObservedJob:
-    """A child batch/v1 Job as seen in the cluster."""
+    """A child of one attempt as seen in the cluster: a batch/v1 Job, or a ray.io/v1 RayJob (`kind`)."""
 
     name: str
     attempt: int
@@ -37,6 +39,7 @@ class ObservedJob:
     pool: str = ""  # the node pool its pods are bound to (node affinity)
     gpus: int = 0  # GPUs its running pods hold together (parallelism x the pod template's GPU request)
     uid: str = ""  # its metadata.uid (Kueue labels the Workload of a queued Job with it)
+    kind: str = JOB_KIND
 
     @property
     def holds_gpus(self) -> bool:
