@@ -144,7 +144,7 @@ class LocalCluster:
         self._start_kwok()
         self._create_nodes()
         if self.paths.real_node:
-            self._start_real_node(deadline)
+            deadline = self._start_real_node(deadline)
         self._wait(self._nodes_ready, "nodes Ready", deadline)
         self._wait(self._default_service_account, "default ServiceAccount", deadline)
         return self.paths.kubeconfig
@@ -325,9 +325,11 @@ class LocalCluster:
             (self.paths.root / out).write_text(yaml.safe_dump(doc))
             (self.paths.root / out).chmod(0o600)
 
-    def _start_real_node(self, deadline: float) -> None:
+    def _start_real_node(self, deadline: float) -> float:
         """Network, containerd (with the sandbox image and any built LLMasOS images), kubelet, kube-proxy, CoreDNS
-        and the fake-GPU device plugin; returns once the node offers its GPUs."""
+        and the fake-GPU device plugin; returns once the node offers its GPUs, with the start's deadline. Importing
+        the worker image into a new node (5.4 GB unpacked) took 20 s to 3 min depending on the machine's load: it
+        does not count against the start's timeout, which then gives the node's processes a minute of their own."""
         node = self.node
         node.prepare(self._write_node_kubeconfig)
         node.apply_cluster_objects(self.kubectl)
@@ -335,9 +337,11 @@ class LocalCluster:
             self._spawn(component, *node.argv(component))
         self._wait(lambda: node.n.containerd_socket.exists(), "containerd", deadline)
         self.import_images(product=self.paths.product_images)
+        deadline = max(deadline, time.monotonic() + 60.0)
         for component in ("kubelet", "kube-proxy", "coredns", "device-plugin"):
             self._spawn(component, *node.argv(component))
         self._wait(self._real_node_gpus, "the real node's GPUs (device plugin)", deadline)
+        return deadline
 
     def import_images(self, product: bool = True) -> None:
         """The node's own images and (`product`) the LLMasOS images `make images` built for these sources into the
