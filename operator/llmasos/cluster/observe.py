@@ -55,14 +55,17 @@ def _job_gpus(job_spec: dict[str, Any]) -> int:
 
 
 def _affinity_pool(job_spec: dict[str, Any]) -> str:
-    """The pool the pod template is bound to: its nodeSelector's pool label (Kueue adds the assigned flavour's node
-    labels there when it admits a queued Job), else the single pool of its required node affinity
+    return template_pool((job_spec.get("template") or {}).get("spec") or {})
+
+
+def template_pool(pod_spec: dict[str, Any]) -> str:
+    """The pool a pod template's spec is bound to: its nodeSelector's pool label (Kueue adds the assigned flavour's
+    node labels there when it admits a queued Job), else the single pool of its required node affinity
     (cluster/builders.py puts it there; a queued Job may list several allowed pools, which name no one pool)."""
-    template = (job_spec.get("template") or {}).get("spec") or {}
-    selected = (template.get("nodeSelector") or {}).get(c.NODE_POOL_LABEL)
+    selected = (pod_spec.get("nodeSelector") or {}).get(c.NODE_POOL_LABEL)
     if selected:
         return str(selected)
-    affinity = (template.get("affinity") or {}).get("nodeAffinity") or {}
+    affinity = (pod_spec.get("affinity") or {}).get("nodeAffinity") or {}
     required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
     for term in required.get("nodeSelectorTerms") or []:
         for expr in term.get("matchExpressions") or []:

@@ -35,6 +35,7 @@ from llmasos.cluster.builders import (
     job_name,
     owner_reference,
 )
+from llmasos.cluster.observe import pod_gpu_request, template_pool
 from llmasos.kube.resources import Resource
 from llmasos.planning.lifecycle.decision import RAYJOB_KIND, ObservedJob
 
@@ -128,29 +129,6 @@ def _int(value: object) -> int:
         return 0
 
 
-def _pod_gpus(template: dict[str, Any]) -> int:
-    total = 0
-    for container in ((template.get("spec") or {}).get("containers") or []):
-        res = container.get("resources") or {}
-        total += _int((res.get("limits") or {}).get(c.GPU_RESOURCE) or (res.get("requests") or {}).get(c.GPU_RESOURCE))
-    return total
-
-
-def _template_pool(template: dict[str, Any]) -> str:
-    pod = template.get("spec") or {}
-    selected = (pod.get("nodeSelector") or {}).get(c.NODE_POOL_LABEL)
-    if selected:
-        return str(selected)
-    required = (((pod.get("affinity") or {}).get("nodeAffinity") or {})
-                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-    for term in required.get("nodeSelectorTerms") or []:
-        for expr in term.get("matchExpressions") or []:
-            values = list(expr.get("values") or ())
-            if expr.get("key") == c.NODE_POOL_LABEL and expr.get("operator") == "In" and len(values) == 1:
-                return str(values[0])
-    return ""
-
-
 def _head_ready(cluster_status: dict[str, Any]) -> bool:
     for item in cluster_status.get("conditions") or []:
         if item.get("type") == "HeadPodReady":
@@ -176,7 +154,7 @@ def observe_rayjob(rayjob: dict[str, Any]) -> ObservedJob:
     head_template = (cluster_spec.get("headGroupSpec") or {}).get("template") or {}
     groups = cluster_spec.get("workerGroupSpecs") or []
     workers = sum(_int(g.get("replicas")) for g in groups)
-    gpus = _pod_gpus(head_template) + sum(_int(g.get("replicas")) * _pod_gpus(g.get("template") or {})
+    gpus = pod_gpu_request(head_template) + sum(_int(g.get("replicas")) * pod_gpu_request(g.get("template") or {})
                                           for g in groups)
     suspended = bool(spec.get("suspend", False))
     complete = deployment == "Complete" and job_status == "SUCCEEDED"
@@ -196,7 +174,7 @@ def observe_rayjob(rayjob: dict[str, Any]) -> ObservedJob:
         failed_message=str(status.get("message") or f"Ray job {job_status or deployment}") if failed else "",
         start_time=str(status.get("startTime") or ""),
         completion_time=str(status.get("endTime") or ""),
-        pool=_template_pool(head_template),
+        pool=template_pool(head_template.get("spec") or {}),
         gpus=gpus,
         uid=str(meta.get("uid") or ""),
         kind=RAYJOB_KIND,
