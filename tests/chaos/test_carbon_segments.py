@@ -24,11 +24,12 @@ import pytest
 from e2e.localcluster import LocalCluster
 from llmasos.api import conditions as cond
 from llmasos.api import constants as c
+from llmasos.api.clock import format_instant, parse_instant
 from llmasos.api.worker_contract import EXIT_SUSPENDED
 from llmasos.cluster.builders import CHECKPOINT_GRACE_SECONDS
 from tests.integration.kube import AdminApi, children, delete_namespace, llmjob, llmjob_path, wait_for, wait_phase
 from tests.integration.operator_proc import OperatorProcess
-from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply
+from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply, forecast_body
 
 # Heavy (make chaos): 2 min 20 s of real time. In one fresh-clone `make test` of four (2026-12-04) the served time at
 # the first suspension read 1.7 s where the gang had been ready for about 27 s: the run was dated from a late pass.
@@ -41,19 +42,9 @@ CLEAN, DIRTY = 50, 400
 FROZEN_SECONDS = 12  # the operator sleeps this long after the gang is Running
 
 
-def iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def forecast(base: datetime, values: list[int], issued: datetime) -> dict[str, Any]:
-    """Electricity Maps' forecast shape: one point per STEP from `base`, then DIRTY for ten minutes."""
-    series = [*values, *[DIRTY] * 30]
-    points = [{"carbonIntensity": v, "datetime": iso(base + i * STEP)} for i, v in enumerate(series)]
-    return {"zone": "US-CAL-CISO", "forecast": points, "updatedAt": iso(issued)}
+    """One point per STEP from `base`, then DIRTY for ten minutes."""
+    return forecast_body("US-CAL-CISO", base, STEP, values, issued, tail=30, tail_value=DIRTY)
 
 
 @pytest.fixture
@@ -117,7 +108,7 @@ def test_interruptible_job_is_suspended_at_segment_end_and_resumed_at_next_segme
         # First segment: the Job is created at once and its pods run on the pool's (kwok) nodes.
         obj = wait_phase(api, ns, name, "Running", timeout=30)
         plan = obj["status"]["plan"]
-        segments = [(when(s["start"]), when(s["end"])) for s in plan["segments"]]
+        segments = [(parse_instant(s["start"]), parse_instant(s["end"])) for s in plan["segments"]]
         assert len(segments) == 2, plan
         (start1, end1), (start2, end2) = segments
         assert start1 <= t + timedelta(seconds=10)
@@ -152,11 +143,11 @@ def test_interruptible_job_is_suspended_at_segment_end_and_resumed_at_next_segme
         deferred, running = condition(obj, "Deferred"), condition(obj, "Running")
         assert (deferred["status"], deferred["reason"]) == ("True", cond.WAITING_FOR_WINDOW)
         assert running["status"] == "False"
-        assert obj["status"]["scheduledStart"] == iso(start2), "the next segment, not the first one"
-        assert obj["status"]["message"].startswith(f"deferred until {iso(start2)}")
+        assert obj["status"]["scheduledStart"] == format_instant(start2), "the next segment, not the first one"
+        assert obj["status"]["message"].startswith(f"deferred until {format_instant(start2)}")
         assert obj["status"]["startTime"], "a started job keeps its startTime"
         announced = wait_for(lambda: events(api, ns, cond.DEFERRED), timeout=10, what="a Deferred event")
-        assert f"deferred until {iso(start2)}" in announced[0]["message"]
+        assert f"deferred until {format_instant(start2)}" in announced[0]["message"]
         served = obj["status"]["plan"]["servedSeconds"]
         assert 20 <= served <= 31, "served time from the Job's run, not from the plan"
 
@@ -164,14 +155,14 @@ def test_interruptible_job_is_suspended_at_segment_end_and_resumed_at_next_segme
         moved = start2 + timedelta(seconds=20)
         em.queue(FORECAST, Reply(forecast(base, [CLEAN, CLEAN, DIRTY, DIRTY, DIRTY, CLEAN, CLEAN],
                                           datetime.now(UTC))))
-        obj = wait_for(lambda: (o := api.get(llmjob_path(ns, name)))["status"].get("scheduledStart") == iso(moved)
-                       and o, timeout=10, what="re-planned onto the newer forecast")
+        obj = wait_for(lambda: (o := api.get(llmjob_path(ns, name)))["status"].get("scheduledStart")
+                       == format_instant(moved) and o, timeout=10, what="re-planned onto the newer forecast")
         assert obj["status"]["phase"] == "Deferred"
         rest = obj["status"]["plan"]["segments"]
-        assert rest[0]["start"] == iso(moved)
-        owed = sum((when(x["end"]) - when(x["start"])).total_seconds() for x in rest)
+        assert rest[0]["start"] == format_instant(moved)
+        owed = sum((parse_instant(x["end"]) - parse_instant(x["start"])).total_seconds() for x in rest)
         assert abs(served + owed - 60) <= 1, "served + owed == expected duration"
-        wait_for(lambda: any(iso(moved) in e["message"] for e in events(api, ns, cond.DEFERRED)), timeout=10,
+        wait_for(lambda: any(format_instant(moved) in e["message"] for e in events(api, ns, cond.DEFERRED)), timeout=10,
                  what="an Event for the moved resume time")
         start2 = moved
 

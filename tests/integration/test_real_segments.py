@@ -24,8 +24,9 @@ import pytest
 from e2e.demo_real import Follower, rank0_events, rank0_pod
 from e2e.localcluster import LocalCluster
 from e2e.realchart import CHECKPOINTS, ensure_local_volume, helm, install, local_volume_docs
+from llmasos.api.clock import format_instant, parse_instant
 from tests.integration.kube import AdminApi, llmjob_path, wait_for
-from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply
+from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply, forecast_body
 
 pytestmark = pytest.mark.integration
 RELEASE, SYSTEM_NS = "llmasos-seg", "llmasos-seg"
@@ -36,19 +37,9 @@ CLEAN, DIRTY = 50, 400
 TOKEN_SECRET = "electricitymaps"
 
 
-def iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def forecast(base: datetime, values: list[int], issued: datetime) -> dict[str, Any]:
-    """Electricity Maps' forecast shape: one point per STEP from `base`, then DIRTY for ten minutes."""
-    series = [*values, *[DIRTY] * 30]
-    points = [{"carbonIntensity": v, "datetime": iso(base + i * STEP)} for i, v in enumerate(series)]
-    return {"zone": "DE", "forecast": points, "updatedAt": iso(issued)}
+    """One point per STEP from `base`, then DIRTY for ten minutes."""
+    return forecast_body("DE", base, STEP, values, issued, tail=30, tail_value=DIRTY)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +112,7 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
         obj = wait_for(lambda: (o := api.get(llmjob_path(JOBS_NS, name))).get("status", {}).get("phase")
                        == "Running" and o, timeout=60, what="segment 1 Running")
         plan = obj["status"]["plan"]
-        segments = [(when(s["start"]), when(s["end"])) for s in plan["segments"]]
+        segments = [(parse_instant(s["start"]), parse_instant(s["end"])) for s in plan["segments"]]
         assert len(segments) == 2, plan
         (start1, end1), (start2, _) = segments
         assert start1 <= t + timedelta(seconds=15), plan
@@ -144,7 +135,7 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
             follower.close()
         obj = api.get(llmjob_path(JOBS_NS, name))
         assert obj["spec"].get("suspend") is not True, "suspended by the plan, not by spec.suspend"
-        assert obj["status"]["scheduledStart"] == iso(start2)
+        assert obj["status"]["scheduledStart"] == format_instant(start2)
         [held] = api.get(f"/apis/batch/v1/namespaces/{JOBS_NS}/jobs")["items"]
         assert held["metadata"]["uid"] == job["metadata"]["uid"]
         assert held["spec"]["suspend"] is True

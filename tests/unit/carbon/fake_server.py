@@ -10,16 +10,28 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from llmasos.api.clock import format_instant
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text("utf-8"))
+
+
+def forecast_body(zone: str, base: datetime, step: timedelta, values: list[int], issued: datetime,
+                  tail: int = 0, tail_value: int = 0) -> dict[str, Any]:
+    """Electricity Maps' forecast shape: one point per `step` from `base` (`values`, then `tail` points of
+    `tail_value`), issued at `issued`."""
+    series = [*values, *[tail_value] * tail]
+    points = [{"carbonIntensity": v, "datetime": format_instant(base + i * step)} for i, v in enumerate(series)]
+    return {"zone": zone, "forecast": points, "updatedAt": format_instant(issued)}
 
 
 @dataclass
