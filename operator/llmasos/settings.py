@@ -83,6 +83,10 @@ class Settings:
     workload_policy: bool = True
     # Serve the Kueue AdmissionCheck `llmasos.io/carbon` (handlers/admission_check.py); needs Kueue's CRDs.
     kueue_admission_check: bool = False
+    # Follow the Workloads of LLMJobs queued by Kueue (spec.queueName; handlers/queueing.py): a change of a Workload's
+    # admission state starts its LLMJob's pass at once instead of at the next resync. Needs Kueue's CRDs and the
+    # right to watch Workloads (the chart's kueue.llmJobs.enabled grants it and sets this).
+    kueue_llm_jobs: bool = False
     # Maximum LLMJobs reconciled concurrently by one operator process.
     max_workers: int = 50
     # Maximum API requests in flight from one operator process (waiters are admitted by pass priority).
@@ -258,6 +262,7 @@ CHART_KEYS = {
     "peering_lifetime_seconds": "operator.leaderElection.lifetimeSeconds", "carbon_sources": "carbon.sources",
     "carbon_cache_seconds": "carbon.cacheSeconds", "trace_offset": "carbon.trace.offset",
     "forecast_error": "carbon.trace.forecastError", "default_power_policy": "power.defaultPolicy",
+    "kueue_admission_check": "kueue.admissionCheck.enabled", "kueue_llm_jobs": "kueue.llmJobs.enabled",
 }
 
 

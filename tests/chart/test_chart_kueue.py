@@ -60,12 +60,16 @@ def test_no_rbac_without_rbac_create(render: Render) -> None:
 
 
 def test_queued_llmjobs_rbac_lists_and_patches_workloads_and_reads_flavours_only(render: Render) -> None:
-    """kueue.llmJobs.enabled: what handlers/queueing.py uses (list Workloads, patch spec.active, get flavours)."""
+    """kueue.llmJobs.enabled: what handlers/queueing.py uses (list and watch Workloads, patch spec.active, get
+    flavours), and the setting that turns the Workload watch on."""
     assert not [r for r in by_kind(render(), "ClusterRole") if r["metadata"]["name"].endswith("-kueue-llmjobs")]
     objects = render(set_values=("kueue.llmJobs.enabled=true",))
     role = one(objects, "ClusterRole", "-kueue-llmjobs")
-    assert _rules(role) == {(WORKLOADS.group, "workloads"): {"list", "patch"},
+    assert _rules(role) == {(WORKLOADS.group, "workloads"): {"list", "watch", "patch"},
                             (RESOURCE_FLAVORS.group, "resourceflavors"): {"get"}}
+    env = {e["name"]: e.get("value") for e in
+           one(objects, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LLMASOS_KUEUE_LLM_JOBS"] == "true"
     binding = one(objects, "ClusterRoleBinding", "-kueue-llmjobs")
     operator_sa = one(objects, "Deployment", "-operator")["spec"]["template"]["spec"]["serviceAccountName"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": operator_sa, "namespace": "llmasos-system"}]

@@ -7,7 +7,8 @@ LocalQueue are suspended by Kueue's webhook and admitted by its scheduler. One s
 - admission by quota: two Jobs that each need a flavour's whole GPU quota run one after the other;
 - LLMJobs with spec.queueName: admitted by quota and run on the flavour's pool (not the pool the operator would have
   picked); two competing for one flavour's quota: the second reports WaitingForQuota, then runs; one with a carbon
-  deadline is held out of the queue (no child Job, no Workload) until its window, then queued and admitted;
+  deadline is held out of the queue (no child Job, no Workload) until its window, then queued and admitted; a
+  Workload's change that leaves its Job alone (deactivated by Kueue) reaches the LLMJob through the Workload watch;
 - the carbon check holds a Job until its lowest-carbon window (a fake Electricity Maps server with 20-second
   forecast steps), then lets it through;
 - with the carbon data down it is released at its latest start, and says so meanwhile;
@@ -97,6 +98,11 @@ def em() -> Iterator[FakeElectricityMaps]:
         yield server
 
 
+OPERATOR_ENV = {"LLMASOS_KUEUE_ADMISSION_CHECK": "true", "LLMASOS_KUEUE_LLM_JOBS": "true",
+                "LLMASOS_ELECTRICITYMAPS_TOKEN": "test-token-kueue", "LLMASOS_CARBON_SOURCES": "electricitymaps",
+                "LLMASOS_CARBON_CACHE_SECONDS": "1"}
+
+
 @pytest.fixture(scope="module")
 def carbon_operator(cluster: LocalCluster, crds: None, kueue: Ecosystem, artifacts: Path,
                     em: FakeElectricityMaps) -> Iterator[OperatorProcess]:
@@ -104,9 +110,7 @@ def carbon_operator(cluster: LocalCluster, crds: None, kueue: Ecosystem, artifac
     first (answers are cached for 1 s)."""
     em.queue(FORECAST, Reply({"error": "unavailable"}, 503))
     op = OperatorProcess(cluster, artifacts, "kueue-admission-check", {
-        "LLMASOS_KUEUE_ADMISSION_CHECK": "true", "LLMASOS_ELECTRICITYMAPS_TOKEN": "test-token-kueue",
-        "LLMASOS_ELECTRICITYMAPS_URL": em.url, "LLMASOS_CARBON_SOURCES": "electricitymaps",
-        "LLMASOS_CARBON_CACHE_SECONDS": "1"}).start()
+        **OPERATOR_ENV, "LLMASOS_ELECTRICITYMAPS_URL": em.url}).start()
     yield op
     op.stop()
 
@@ -243,6 +247,43 @@ def test_two_llmjobs_compete_for_one_flavours_quota(api: AdminApi, ns: str, carb
     assert when(first["completionTime"]) <= when(second["startTime"]) + timedelta(seconds=1), (first, second)
     assert second["pool"] == "l4"
     wait_for(lambda: status_of(api, ns, "two").get("phase") == "Succeeded", timeout=40, what="the second finished")
+
+
+@pytest.fixture
+def no_resync_operator(cluster: LocalCluster, artifacts: Path, em: FakeElectricityMaps,
+                       carbon_operator: OperatorProcess) -> Iterator[OperatorProcess]:
+    """The module's operator, replaced for one test by one whose resync is ten minutes away: what it reports within
+    the test comes from watch events alone."""
+    carbon_operator.stop()
+    op = OperatorProcess(cluster, artifacts, "kueue-no-resync", {
+        **OPERATOR_ENV, "LLMASOS_ELECTRICITYMAPS_URL": em.url, "LLMASOS_RESYNC_SECONDS": "600"}).start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        carbon_operator.start()
+
+
+def test_a_workload_change_reaches_the_llmjob_without_waiting_for_the_resync(
+        api: AdminApi, ns: str, no_resync_operator: OperatorProcess) -> None:
+    """Kueue deactivates a waiting job's Workload (as it does at its re-queue limit): nothing about the child Job
+    changes, so only the Workload watch (settings.kueue_llm_jobs) can tell the LLMJob; its resync is 10 min away."""
+    api.create(llmjob_path(ns), queued_llmjob("holder", "quota", runs="120s"))
+    wait_for(lambda: status_of(api, ns, "holder").get("phase") == "Running", timeout=40, what="the first one running")
+    api.create(llmjob_path(ns), queued_llmjob("waiter", "quota", runs="2s"))
+    wait_for(lambda: condition(status_of(api, ns, "waiter"), "Running").get("reason") == "WaitingForQuota",
+             timeout=30, what="the second one waiting for quota")
+    w = wait_for(lambda: workload(api, ns, "waiter-a0"), timeout=10, what="its Workload")
+    r = api.request("PATCH", f"{KUEUE}/namespaces/{ns}/workloads/{w['metadata']['name']}", {"spec": {"active": False}},
+                    content_type="application/merge-patch+json")
+    assert r.status_code == 200, r.text
+    started = time.monotonic()
+    deactivated = wait_for(lambda: (s := status_of(api, ns, "waiter")) and
+                           condition(s, "Running").get("reason") == "WorkloadDeactivated" and s,
+                           timeout=20, what="the deactivation reported from the Workload watch")
+    print(f"Workload deactivated -> LLMJob status: {time.monotonic() - started:.1f} s")
+    assert deactivated["phase"] == "Pending"
+    assert get_job(api, ns, "waiter-a0")["spec"]["suspend"] is True
 
 
 def test_a_queued_llmjob_is_held_out_of_the_queue_until_its_carbon_window(

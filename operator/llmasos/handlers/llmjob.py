@@ -24,7 +24,9 @@ from llmasos.cluster.priority import request_priority
 from llmasos.cluster.rayjob import RAYJOBS, rayjob_fingerprint
 from llmasos.errors import KubeApiError
 from llmasos.handlers import queueing, steps
+from llmasos.handlers.admission_check import KUEUE_GROUP, KUEUE_VERSION
 from llmasos.handlers.context import NEW_PASS_QUIET_SECONDS, PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
+from llmasos.planning.lifecycle.queueing import workload_fingerprint
 
 # How long a pass triggered by a child Job's change waits, so that the changes of one gang's pods share a pass.
 CHILD_EVENT_COALESCE_SECONDS = 1.0
@@ -132,25 +134,43 @@ def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorConte
                    registry=registry)
     async def child_job_event(body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str,
                               logger: Any, **kwargs: Any) -> None:
-        _child_changed(ctx, dict(body), namespace, labels[c.LABEL_LLMJOB], type, job_fingerprint, indexes_of(kwargs),
-                       logger)
+        if _owned_by_llmjob(dict(body), namespace):
+            _child_changed(ctx, dict(body), namespace or "", labels[c.LABEL_LLMJOB], type, job_fingerprint,
+                           indexes_of(kwargs), logger)
 
     # The RayJobs of `strategy: ray` jobs where KubeRay is installed (kopf watches them while ray.io/v1 is served).
     @kopf.on.event(RAYJOBS.group, RAYJOBS.version, RAYJOBS.plural, id="child-rayjob",
                    labels={c.LABEL_LLMJOB: kopf.PRESENT}, registry=registry)
     async def child_rayjob_event(body: kopf.Body, namespace: str | None, labels: kopf.Labels, type: str,
                                  logger: Any, **kwargs: Any) -> None:
-        _child_changed(ctx, dict(body), namespace, labels[c.LABEL_LLMJOB], type, rayjob_fingerprint,
-                       indexes_of(kwargs), logger)
+        if _owned_by_llmjob(dict(body), namespace):
+            _child_changed(ctx, dict(body), namespace or "", labels[c.LABEL_LLMJOB], type, rayjob_fingerprint,
+                           indexes_of(kwargs), logger)
+
+    if not ctx.settings.kueue_llm_jobs:
+        return
+
+    # The Workloads Kueue makes for queued LLMJobs' children (spec.queueName): a change of admission state (quota
+    # reserved, checks, admitted, evicted, deactivated) starts the LLMJob's pass now, not at the next resync.
+    @kopf.on.event(KUEUE_GROUP, KUEUE_VERSION, "workloads", id="queued-workload", registry=registry)
+    async def workload_event(body: kopf.Body, namespace: str | None, type: str, logger: Any, **kwargs: Any) -> None:
+        owner = queueing.owning_llmjob(dict(body), namespace or "", (kwargs["child_jobs"], kwargs["child_rayjobs"]))
+        if owner is not None:
+            _child_changed(ctx, dict(body), namespace or "", owner, type, workload_fingerprint, indexes_of(kwargs),
+                           logger)
 
 
-def _child_changed(ctx: OperatorContext, body: dict[str, Any], namespace: str | None, owner_name: str, type: str,
+def _owned_by_llmjob(body: dict[str, Any], namespace: str | None) -> bool:
+    """A child made by the operator (not a copy made by hand, or the benchmark's floor, which carry the label)."""
+    owners = body.get("metadata", {}).get("ownerReferences") or []
+    return bool(namespace) and any(o.get("kind") == c.KIND for o in owners)
+
+
+def _child_changed(ctx: OperatorContext, body: dict[str, Any], namespace: str, owner_name: str, type: str,
                    fingerprint_of: Callable[[dict[str, Any]], tuple[object, ...]], indexes: dict[str, Any],
                    logger: Any) -> None:
-    """A child Job or RayJob changed: schedule one coalesced pass of its LLMJob, unless nothing that matters did."""
-    owners = body.get("metadata", {}).get("ownerReferences") or []
-    if not namespace or not any(o.get("kind") == c.KIND for o in owners):
-        return  # not a child of an LLMJob (a copy made by hand, or the benchmark's floor)
+    """A child Job, RayJob or a child's Workload changed: schedule one coalesced pass of its LLMJob, unless nothing
+    that matters did."""
     uid = body.get("metadata", {}).get("uid", "")
     if type == "DELETED":
         ctx.job_fingerprints.pop(uid, None)

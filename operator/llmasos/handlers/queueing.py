@@ -10,10 +10,15 @@ pool. The carbon hold and the budget act before this step, while the job has no 
 queue until its window and enters it then; once queued, a carbon plan never suspends it again (Kueue owns the Job's
 suspend flag, and may preempt it itself). `decided` then rewrites the decision: child Jobs created suspended, never
 flipped, and the Workload's state mirrored into phase and conditions.
+
+With `settings.kueue_llm_jobs` the operator also watches Workloads (handlers/llmjob.py): `owning_llmjob` finds the
+LLMJob whose child a Workload stands for, in the child indexes, so a change of admission state starts that LLMJob's
+pass at once instead of at the next resync.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -122,3 +127,19 @@ async def _workload(ctx: OperatorContext, namespace: str, job_name: str, job_uid
 async def _flavor_pool(ctx: OperatorContext, name: str) -> str:
     flavor = await ctx.kube.get_or_none(RESOURCE_FLAVORS, name)
     return pool_of_flavor(((flavor or {}).get("spec") or {}).get("nodeLabels") or {}, NODE_POOL_LABEL)
+
+
+def owning_llmjob(workload: Mapping[str, Any], namespace: str,
+                  children: Iterable[Mapping[tuple[str, str], Iterable[Any]]]) -> str | None:
+    """The name of the LLMJob whose child Job or RayJob the Workload stands for (its owner reference, matched by uid
+    against the child indexes `child_jobs` / `child_rayjobs`, whose values are (ObservedJob, owner uids)); None for a
+    Workload of anything else (a plain Job queued by hand)."""
+    owners = {str(o.get("uid", "")) for o in (workload.get("metadata") or {}).get("ownerReferences") or ()
+              if o.get("kind") in ("Job", "RayJob")} - {""}
+    if not owners:
+        return None
+    for index in children:
+        for (ns, llmjob), store in index.items():
+            if ns == namespace and any(observed.uid in owners for observed, _ in store):
+                return llmjob
+    return None

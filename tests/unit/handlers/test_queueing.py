@@ -4,11 +4,15 @@ state and the assigned flavour's pool reach the status, and spec.suspend becomes
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
+
+import kopf
 
 from llmasos.cluster.kube import JOBS
 from llmasos.handlers.admission_check import RESOURCE_FLAVORS, WORKLOADS
-from llmasos.handlers.llmjob import reconcile
+from llmasos.handlers.llmjob import reconcile, register_llmjob_handlers
+from llmasos.handlers.queueing import owning_llmjob
 from llmasos.planning.lifecycle.decision import RAYJOB_KIND, ObservedJob
 from llmasos.planning.placement.feasible import NodeCapacity
 from tests.unit.builders import make_raw
@@ -136,3 +140,37 @@ def test_a_queued_rayjobs_workload_is_found_by_its_rayjob_owner() -> None:
     status = stored_status(kube)
     assert (status["phase"], status["pool"]) == ("Running", "l4")
     assert condition(status, "Admitted")["reason"] == "AdmittedByKueue"
+
+
+def test_a_workload_leads_to_the_llmjob_whose_child_it_stands_for() -> None:
+    """The Workload watch (settings.kueue_llm_jobs) passes a Workload's change to the LLMJob that owns its Job or
+    RayJob, matched by uid in the child indexes; a Workload of a Job queued by hand, or of a namesake in another
+    namespace, leads nowhere."""
+    def owned_by(kind: str, uid: str) -> dict[str, Any]:
+        return {"metadata": {"name": "w", "ownerReferences": [{"kind": kind, "name": "x", "uid": uid}]}}
+
+    jobs = {("ns", "j"): [(ObservedJob("j-a0", 0, uid="uid-j-a0"), ("u1",)),
+                          (ObservedJob("j-a1", 1, uid="uid-j-a1"), ("u1",))],
+            ("other", "k"): [(ObservedJob("k-a0", 0, uid="uid-k-a0"), ("u2",))]}
+    rayjobs = {("ns", "r"): [(ObservedJob("r-a0", 0, uid="uid-r-a0", kind=RAYJOB_KIND), ("u3",))]}
+    children = (jobs, rayjobs)
+    assert owning_llmjob(owned_by("Job", "uid-j-a1"), "ns", children) == "j"
+    assert owning_llmjob(owned_by("RayJob", "uid-r-a0"), "ns", children) == "r"
+    assert owning_llmjob(owned_by("Job", "uid-k-a0"), "ns", children) is None
+    assert owning_llmjob(owned_by("Job", "uid-by-hand"), "ns", children) is None
+    assert owning_llmjob(owned_by("Pod", "uid-j-a0"), "ns", children) is None
+    assert owning_llmjob({"metadata": {"name": "w"}}, "ns", children) is None
+
+
+def test_the_workload_watch_is_registered_only_when_asked_for() -> None:
+    """Without Kueue's CRDs (or the right to watch Workloads) a watch would fail forever: it is off by default."""
+    def handler_ids(**settings: Any) -> set[str]:
+        ctx, _, _, _ = world(spec=make_raw(nodes=1, gpus=4))
+        ctx = type(ctx)(settings=replace(ctx.settings, **settings), kube=ctx.kube, metrics=ctx.metrics,
+                        clock=ctx.clock, carbon=ctx.carbon)
+        registry = kopf.OperatorRegistry()
+        register_llmjob_handlers(registry, ctx)
+        return {str(h.id) for h in registry._watching.get_all_handlers()}
+
+    assert "queued-workload" not in handler_ids()
+    assert "queued-workload" in handler_ids(kueue_llm_jobs=True)

@@ -115,6 +115,13 @@ def read_workload(queue: str, workload: Mapping[str, Any] | None, flavor_pools: 
                       f"waiting for quota in LocalQueue {queue}" + (f": {why}" if why else ""), (), "", active)
 
 
+def workload_fingerprint(workload: Mapping[str, Any]) -> tuple[object, ...]:
+    """What about a Workload can change its LLMJob's status (the state `read_workload` maps); Kueue's other updates
+    (requeue counters, resource versions) are noise and start no pass."""
+    state = read_workload("", workload, {})
+    return (state.reason, state.message, state.flavors, state.active)
+
+
 def wanted_active(suspend: bool, active: bool, previous_phase: str) -> bool | None:
     """The Workload's spec.active to write for the LLMJob's spec.suspend, or None to leave it: False when the user
     suspends the job; True only when resuming a job that was Suspended, so a Workload that Kueue itself deactivated

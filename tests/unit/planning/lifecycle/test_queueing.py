@@ -16,6 +16,7 @@ from llmasos.planning.lifecycle.queueing import (
     queued_actions,
     read_workload,
     wanted_active,
+    workload_fingerprint,
 )
 from tests.unit.builders import make_job, make_spec
 
@@ -121,3 +122,17 @@ def test_kueue_owns_the_suspend_flag() -> None:
 def test_spec_suspend_is_the_workloads_spec_active(suspend: bool, active: bool, previous: str,
                                                    write: bool | None) -> None:
     assert wanted_active(suspend, active, previous) is write
+
+
+def test_a_workloads_fingerprint_changes_with_its_state_only() -> None:
+    """The Workload watch starts a pass only when what the LLMJob reports would change: Kueue's bookkeeping (resource
+    versions, requeue counters) starts none."""
+    waiting = workload(("QuotaReserved", "False", QUOTA_MSG))
+    noisy = {**waiting, "metadata": {"name": "job-x-a0-1", "resourceVersion": "42"},
+             "status": {**waiting["status"], "requeueState": {"count": 3}}}
+    assert workload_fingerprint(noisy) == workload_fingerprint(waiting)
+    reserved = workload(("QuotaReserved", "True", ""), flavors={"nvidia.com/gpu": "l4-flavour"})
+    admitted = workload(("QuotaReserved", "True", ""), ("Admitted", "True", ""),
+                        flavors={"nvidia.com/gpu": "l4-flavour"})
+    prints = {workload_fingerprint(w) for w in (waiting, reserved, admitted, workload(active=False))}
+    assert len(prints) == 4
