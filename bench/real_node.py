@@ -14,7 +14,10 @@
    bare processes, which says nothing about containers). The second ratio is the like-for-like one.
 2. **Pod start latency**: from the LLMJob's create call returning until every worker pod is Running (polled every
    0.1 s), per repeat; the first repeat may include containerd's first start of the worker image.
-3. **Operator and agent resident memory as containers**: for each chart container, the sum of VmRSS of the
+3. **Where the CPU went**: for each variant, the CPU cores used by the workers, the kubelet, containerd (with its
+   shims and runc), the chart's operator and agent, the control plane and the rest, and the machine's total
+   (bench/cpu_census.py): on a small machine the pods' missing CPU time shows up there.
+4. **Operator and agent resident memory as containers**: for each chart container, the sum of VmRSS of the
    processes in its cgroup (read on the host from the node's cgroup v1 memory hierarchy), and the cgroup's own
    total_rss and usage_in_bytes; before the first job and after the last.
 
@@ -39,6 +42,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench import cpu_census
 from bench.worker_ddp import free_port
 from e2e.localcluster import LocalCluster
 from e2e.realchart import helm, install
@@ -244,10 +248,12 @@ def main() -> None:
         node_bare_tps: list[float] = []
         one_pod_tps: list[float] = []
         latency: list[float] = []
+        census: dict[str, list[dict[str, float]]] = {}
         started = time.perf_counter()
         for r in range(args.repeats):
             names = ["pods", "bare", "node-bare"] + (["one-pod"] if args.one_pod else [])
             for variant in names[r % len(names):] + names[: r % len(names)]:
+                before = cpu_census.take(time.monotonic())
                 if variant == "node-bare":
                     res = run_bare(args, cgroup)
                     node_bare_tps.append(res["tokens_per_second"])
@@ -263,6 +269,7 @@ def main() -> None:
                     res = run_bare(args)
                     bare_tps.append(res["tokens_per_second"])
                     cpu[variant].append(res["tokens_per_cpu_second"])
+                census.setdefault(variant, []).append(cpu_census.used(before, cpu_census.take(time.monotonic())))
             one = f", one pod {one_pod_tps[-1]:.0f} tok/s" if one_pod_tps else ""
             print(f"repeat {r}: pods {pod_tps[-1]:.0f} tok/s, bare {bare_tps[-1]:.0f} tok/s, bare in the node's "
                   f"cgroup {node_bare_tps[-1]:.0f} tok/s{one}; ratios {pod_tps[-1] / bare_tps[-1]:.3f} and "
@@ -308,6 +315,11 @@ def main() -> None:
         print(f"  {name:10s} median {statistics.median(values):8.0f}   runs: {', '.join(f'{v:.0f}' for v in values)}")
     print(f"  pods / bare in the node's cgroup, paired: median {statistics.median(cpu_ratios):.3f}x, range "
           f"{min(cpu_ratios):.3f} .. {max(cpu_ratios):.3f}")
+    print("CPU cores in use while each variant ran (median over repeats; the whole variant, start to clean-up):")
+    groups = list(next(iter(census.values()))[0])
+    print(f"  {'variant':10s} " + " ".join(f"{g[:22]:>22s}" for g in groups))
+    for variant, readings in census.items():
+        print(f"  {variant:10s} " + " ".join(f"{statistics.median(c[g] for c in readings):22.2f}" for g in groups))
     print(f"pod start latency (LLMJob created -> both workers Running): median {statistics.median(latency):.2f} s, "
           f"runs: {', '.join(f'{v:.2f}' for v in latency)}")
     print_memory("before the first job", mem_before)
@@ -318,7 +330,7 @@ def main() -> None:
             "args": vars(args) | {"json": str(args.json)}, "pods_tokens_per_second": pod_tps,
             "bare_tokens_per_second": bare_tps, "node_cgroup_bare_tokens_per_second": node_bare_tps,
             "one_pod_tokens_per_second": one_pod_tps, "ratios": ratios, "tokens_per_cpu_second": cpu,
-            "start_latency_s": latency,
+            "start_latency_s": latency, "cpu_cores_by_group": census,
             "memory_before": mem_before, "memory_after": mem_after, "host_torch": host_torch,
             "worker_image": worker_ref, "load_before": load_before, "load_after": load_after}, indent=2))
 
