@@ -315,8 +315,9 @@ def main() -> None:
         print(f"  {name:10s} median {statistics.median(values):8.0f}   runs: {', '.join(f'{v:.0f}' for v in values)}")
     print(f"  pods / bare in the node's cgroup, paired: median {statistics.median(cpu_ratios):.3f}x, range "
           f"{min(cpu_ratios):.3f} .. {max(cpu_ratios):.3f}")
-    print("CPU cores in use while each variant ran (median over repeats; the whole variant, start to clean-up):")
-    groups = list(next(iter(census.values()))[0])
+    print("CPU cores in use while each variant ran (median over repeats; the whole variant, start to clean-up; the"
+          " workers themselves have ended by the second reading, so only `machine` includes them):")
+    groups = [g for g in next(iter(census.values()))[0] if g != "workers"]
     print(f"  {'variant':10s} " + " ".join(f"{g[:22]:>22s}" for g in groups))
     for variant, readings in census.items():
         print(f"  {variant:10s} " + " ".join(f"{statistics.median(c[g] for c in readings):22.2f}" for g in groups))
