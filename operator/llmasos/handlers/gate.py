@@ -21,10 +21,10 @@ from llmasos.api import conditions as cond
 from llmasos.api.clock import parse_instant
 from llmasos.api.conditions import Condition
 from llmasos.api.spec import LLMJobSpec
-from llmasos.cluster.kube import PODS
 from llmasos.errors import CarbonSourceError, PlacementError
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.fleet import member_of, planned_starts
+from llmasos.handlers.pod_lists import PodLists
 from llmasos.planning.lifecycle.decision import ObservedJob
 from llmasos.planning.placement.feasible import PoolInventory, feasible_pools
 from llmasos.planning.placement.pool_choice import PoolOption, choose_pool
@@ -112,23 +112,24 @@ def run_state(observed: Sequence[ObservedJob], gang: int) -> RunState:
 
 
 async def observe_run(ctx: OperatorContext, namespace: str, observed: Sequence[ObservedJob], gang: int,
-                      run_open: bool) -> RunState:
+                      run_open: bool, pods: PodLists | None = None) -> RunState:
     """`run_state`, and the Job's pods while it is not suspended and either no run is open or the Job says its gang
-    is not ready: one list per such pass (WorkersReady lists them then too). The pods say when the gang became
+    is not ready: one list per such pass, shared with WorkersReady through `pods`. The pods say when the gang became
     ready, and that it is ready before the Job's `status.ready` catches up (served.py), so a lagging Job neither
     delays the run's start nor closes an open run."""
     state = run_state(observed, gang)
     if not state.exists or state.suspended or (run_open and state.ready):
         return state
     current = max(observed, key=lambda j: j.attempt)
-    pods = await ctx.kube.list(PODS, namespace=namespace, label_selector=f"job-name={current.name}")
-    since = gang_ready_since(pods, gang)
+    listed = await (pods or PodLists()).list(ctx.kube, namespace, f"job-name={current.name}")
+    since = gang_ready_since(listed, gang)
     return replace(state, ready=state.ready or since is not None, ready_since=since)
 
 
 async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], zone: str, started: bool,
                       now: datetime, fetched: dict[str, ForecastAnswer] | None = None,
-                      observed: Sequence[ObservedJob] = (), seat: Seat | None = None) -> tuple[Gate, Condition | None]:
+                      observed: Sequence[ObservedJob] = (), seat: Seat | None = None,
+                      pods: PodLists | None = None) -> tuple[Gate, Condition | None]:
     """Hold or run, with the plan for status.plan and the data-quality condition (None for immediate jobs and
     started jobs that are not interruptible, which are never held). A job that has not started and has a `seat`
     is planned with the other jobs of its pool (`plan_in_pool`); the gate then carries its DeadlineAtRisk."""
@@ -142,7 +143,7 @@ async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, An
         held_until = str(status.get("scheduledStart") or "") if status.get("phase") == "Deferred" else ""
         answer = await fetch_forecast(ctx, zone)
         run = await observe_run(ctx, str(body["metadata"]["namespace"]), observed, spec.parallelism.nodes,
-                                ledger_from(previous).running)
+                                ledger_from(previous).running, pods)
         gate = gate_interruptible(previous, job_for(spec, body), run,
                                   answer.forecast, (answer.source, answer.degraded, answer.message), now, held_until,
                                   user_suspended=spec.suspend)

@@ -42,6 +42,7 @@ from llmasos.handlers.indexes import (
     reports_for,
     slim_body,
 )
+from llmasos.handlers.pod_lists import PodLists
 from llmasos.handlers.worker_health import worker_exit, workers_ready
 from llmasos.planning.accounting.power_status import build_power_status
 from llmasos.planning.lifecycle.decision import RAYJOB_KIND, Decision, EnsureJob, ObservedJob, decide, placed_pool
@@ -65,6 +66,7 @@ class Pass:
     carbon: CarbonStatus | None = None
     conditions: Conditions = field(default_factory=Conditions)
     observed: list[ObservedJob] = field(default_factory=list)
+    pods: PodLists = field(default_factory=PodLists, compare=False)  # the pass's pod lists (handlers/pod_lists.py)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -282,7 +284,7 @@ async def gate(ctx: OperatorContext, job: Pass, placement: Placement, budget_con
                    if n.pool == placement.pool)
         seat = Seat(placement.pool, gpus, job.indexes["llmjob_bodies"])
     verdict, data_quality = await carbon_gate(ctx, job.spec, job.body, placement.zone, job.started, ctx.clock(),
-                                              dict(placement.fetched), job.observed, seat)
+                                              dict(placement.fetched), job.observed, seat, job.pods)
     return Timing(gate=verdict, data_quality=data_quality, budget=budget_condition)
 
 
@@ -290,7 +292,7 @@ async def exits(ctx: OperatorContext, job: Pass) -> tuple[Pass, WorkerExit | Non
     """What the failed container of the newest attempt said (reason, exit code, log tail), folded into the child
     Jobs the decision reads, so the Restarting and Failed conditions and their Events carry it. One pod list, only
     in a pass whose newest Job has failed."""
-    exited = await worker_exit(ctx, job.namespace, job.observed)
+    exited = await worker_exit(ctx, job.namespace, job.observed, job.pods)
     return replace(job, observed=with_worker_exit(job.observed, exited)), exited
 
 
@@ -321,7 +323,7 @@ async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timi
                      decision: Decision, exited: WorkerExit | None = None) -> tuple[Condition, ...]:
     """The conditions of this pass besides the decision's: Scheduled, data quality, budget, workers' readiness (one
     pod list while some are not ready; else the failed worker's exit, from `exits`) and the pool's DeadlineAtRisk."""
-    workers = await workers_ready(ctx, job.namespace, job.observed, decision.attempt)
+    workers = await workers_ready(ctx, job.namespace, job.observed, decision.attempt, job.pods)
     plan = timing.gate.plan
     replay = carbon_replay_condition(plan.get("dataKind") == "replay", plan.source or "", placement.zone) \
         if plan is not None and plan.source else None

@@ -11,8 +11,9 @@ from typing import Any
 
 from llmasos.api import constants as c
 from llmasos.api.conditions import Condition
-from llmasos.cluster.kube import EVENTS, PODS
+from llmasos.cluster.kube import EVENTS
 from llmasos.handlers.context import OperatorContext
+from llmasos.handlers.pod_lists import PodLists
 from llmasos.planning.lifecycle.decision import RAYJOB_KIND, ObservedJob
 from llmasos.planning.lifecycle.worker_faults import (
     WorkerExit,
@@ -24,7 +25,7 @@ from llmasos.planning.lifecycle.worker_health import observe_worker_problem, wor
 
 
 async def workers_ready(ctx: OperatorContext, namespace: str, observed: Sequence[ObservedJob],
-                        attempt: int) -> Condition | None:
+                        attempt: int, pods: PodLists | None = None) -> Condition | None:
     """WorkersReady for the current attempt's Job: one pod list while it has workers that are not ready (the Job
     itself does not say why), none once they all are."""
     job = next((j for j in observed if j.attempt == attempt), None)
@@ -32,10 +33,10 @@ async def workers_ready(ctx: OperatorContext, namespace: str, observed: Sequence
         return None
     if job.ready >= job.active:
         return workers_ready_condition(None, all_ready=True)
-    pods = await ctx.kube.list(PODS, namespace=namespace, label_selector=pod_selector(job))
-    problem = observe_worker_problem(pods)
+    listed = await (pods or PodLists()).list(ctx.kube, namespace, pod_selector(job))
+    problem = observe_worker_problem(listed)
     if problem is None:
-        return await mount_failure(ctx, namespace, pods)
+        return await mount_failure(ctx, namespace, listed)
     return workers_ready_condition(problem, all_ready=False)
 
 
@@ -47,14 +48,14 @@ def pod_selector(job: ObservedJob) -> str:
     return f"{c.LABEL_LLMJOB}={owner},{c.LABEL_ATTEMPT}={job.attempt}"
 
 
-async def worker_exit(ctx: OperatorContext, namespace: str, observed: Sequence[ObservedJob]) -> WorkerExit | None:
+async def worker_exit(ctx: OperatorContext, namespace: str, observed: Sequence[ObservedJob],
+                      pods: PodLists | None = None) -> WorkerExit | None:
     """What the failed container of the newest attempt said (reason, exit code, log tail): one pod list, only in a
     pass whose newest Job has failed (its pods go with it when the group restarts)."""
     newest = max(observed, key=lambda j: j.attempt, default=None)
     if newest is None or not newest.is_failed:
         return None
-    pods = await ctx.kube.list(PODS, namespace=namespace, label_selector=pod_selector(newest))
-    return observe_worker_exit(pods)
+    return observe_worker_exit(await (pods or PodLists()).list(ctx.kube, namespace, pod_selector(newest)))
 
 
 async def mount_failure(ctx: OperatorContext, namespace: str, pods: Sequence[dict[str, Any]]) -> Condition | None:

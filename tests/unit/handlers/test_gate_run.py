@@ -14,13 +14,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from llmasos.cluster.kube import PODS
+from llmasos.handlers import steps
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.gate import observe_run
 from llmasos.metrics import OperatorMetrics
 from llmasos.planning.lifecycle.decision import ObservedJob
 from llmasos.planning.timing.served import RunLedger, RunState, gang_ready_since
 from llmasos.settings import Settings
+from tests.unit.builders import make_raw
 from tests.unit.handlers.fake_kube import FakeKube
+from tests.unit.handlers.test_steps import observe
+from tests.unit.handlers.test_steps import world as pass_world
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)
@@ -89,3 +93,24 @@ def test_pods_are_listed_only_while_the_run_is_not_open_or_the_job_says_the_gang
     assert kube.calls == [("GET", PODS.path("ns"))]
     gone = world(pod("j-a0-0", NOW - 5 * S), pod("j-a0-1", None))[0]
     assert not run(observe_run(gone, "ns", [ObservedJob("j-a0", 0, active=2, ready=1)], 2, run_open=True)).running
+
+
+def test_a_pass_lists_the_pods_once_for_the_ledger_and_for_workers_ready() -> None:
+    """An interruptible job whose gang is not ready yet: the served-time ledger and WorkersReady both need the
+    attempt's pods in the same pass, and one list answers both (handlers/pod_lists.py); it was two."""
+    spec = make_raw(nodes=2, gpus=4, carbon={"policy": "deadline", "maxDelay": "24h", "expectedDuration": "2h",
+                                             "interruptible": True})
+    ctx, kube, body, indexes = pass_world(spec=spec, status={"pool": "a100", "phase": "Running",
+                                                             "startTime": "2026-03-06T11:50:00Z"})
+    observe(indexes, ObservedJob("j-a0", 0, active=2, ready=1, pool="a100"))
+    waiting = pod("b", None)
+    waiting["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                                            "reason": "Unschedulable", "message": "0/2 nodes"}]}
+    for p in (pod("a", NOW - 30 * S), waiting):
+        kube.put(PODS.path("ns", p["metadata"]["name"]), p)
+    job = run(steps.read(ctx, body, indexes))
+    placement = steps.Placement(pool="a100", zone="DE", placed_on="a100")
+    timing = run(steps.gate(ctx, job, placement, None))
+    found = run(steps.conditions(ctx, job, placement, timing, steps.decide_pass(job, placement, timing)))
+    assert next(c for c in found if c.type == "WorkersReady").status == "False"
+    assert [c for c in kube.calls if c == ("GET", PODS.path("ns"))] == [("GET", PODS.path("ns"))]
