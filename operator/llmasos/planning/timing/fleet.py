@@ -14,6 +14,14 @@ past their deadlines. `plan_fleet` plans them together:
   its own deadline, to make room for an urgent arrival; an interruptible job that already ran is passed with the
   run time it still owes and may yield at the boundary where this plan begins.
 
+Lead price (`lead_price`, 0.1 by default): when jobs compete (two or more, or reservations), placements compare
+intensities raised by `lead_price` per 24 hours ahead (x1.1 a day out, x1.2 two days out). The plan knows only the
+jobs that exist; capacity far ahead is also wanted by jobs that have not arrived yet, and the forecast is less sure
+there, so among windows of nearly equal carbon the nearer one is taken and the farther one left free. Measured in
+`bench/fleet_shift.py` (docs/carbon.md): more of the offline optimum's savings and fewer deadlines missed on every
+seed. A lone job is planned on the forecast itself, so it keeps exactly its single-job plan, and reported
+intensities always come from the forecast itself.
+
 Solver choice (`solver="auto"`): the greedy path always runs (about a second for 1,000 pending jobs); the MILP runs
 as well when the fleet is small (at most `SMALL_MILP_VARIABLES` variables) or the greedy plan misses a deadline
 (up to `MAX_MILP_VARIABLES`), within `milp_time_limit` seconds. `"greedy"` and `"milp"` force one path.
@@ -47,6 +55,7 @@ SMALL_MILP_VARIABLES = 4_000
 MAX_MILP_VARIABLES = 40_000
 MIN_SLOT = timedelta(minutes=5)
 MAX_SLOT = timedelta(hours=1)
+DEFAULT_LEAD_PRICE = 0.1  # per 24 h ahead; measured in bench/fleet_shift.py (docs/carbon.md)
 
 
 def plan_fleet(
@@ -60,10 +69,13 @@ def plan_fleet(
     headroom: float = 0.0,
     milp_time_limit: float = 2.0,
     unknown_premium: float = DEFAULT_UNKNOWN_PREMIUM,
+    lead_price: float = DEFAULT_LEAD_PRICE,
 ) -> FleetPlan:
     """Plan every pending job at `now` (module docstring). `forecasts` maps a carbon zone to its forecast.
 
     `headroom` is the share of each pool's GPUs a placement leaves free unless it needs them to meet its deadline.
+    `lead_price` raises the intensity a placement is compared on by that share per 24 h ahead (module docstring);
+    0 compares on the forecast alone.
     Raises ValueError for a job naming an unknown pool or larger than every pool it may use, or a reservation in
     an unknown pool.
     """
@@ -73,7 +85,8 @@ def plan_fleet(
     caps = {name: p.gpus for name, p in pool_map.items()}
     _validate(job_list, pool_map)
     base = _reserved(reservations, caps, now)
-    prepared = _prepare(job_list, pool_map, forecasts, now, unknown_premium)
+    competing = len(job_list) > 1 or any(r.end > now for r in reservations)
+    prepared = _prepare(job_list, pool_map, forecasts, now, unknown_premium, lead_price if competing else 0.0)
     spare = {name: int(headroom * cap) for name, cap in caps.items()}
 
     placed: dict[str, Placement] = {}
@@ -128,8 +141,10 @@ def _prepare(
     forecasts: Mapping[str, Forecast],
     now: datetime,
     premium: float,
+    lead_price: float = 0.0,
 ) -> list[Prepared]:
-    """Each job in microseconds from `now`, with one timeline per forecast shared by every job that uses it."""
+    """Each job in microseconds from `now`, with one timeline per forecast shared by every job that uses it (and,
+    with a `lead_price`, the priced copy the solvers compare on)."""
     horizon = max([*(j.deadline for j in jobs), *(j.earliest_start + j.duration for j in jobs), now], default=now)
     end = horizon + timedelta(hours=1)
     cache: dict[int, Timeline] = {}
@@ -144,11 +159,22 @@ def _prepare(
                 cache[key] = build_timeline(forecast, now, end, premium)
         return cache[key]
 
+    priced: dict[int, Timeline] = {}
+
+    def with_lead_price(line: Timeline) -> Timeline:
+        if id(line) not in priced:
+            priced[id(line)] = Timeline.from_pieces(line.origin, [
+                TimelinePiece(p.start, p.end, p.intensity * (1 + lead_price * p.start / 86_400), p.estimated)
+                for p in line.pieces])
+        return priced[id(line)]
+
     out = []
     for job in jobs:
         lines = {p: timeline(job.forecast or forecasts.get(pools[p].zone)) for p in job.pools}
+        compared = {p: with_lead_price(line) for p, line in lines.items()} if lead_price else lines
         lo = max(_us(job.earliest_start - now), 0)
-        out.append(Prepared(job, lo, _us(job.deadline - now), _us(job.duration), lines))
+        out.append(Prepared(job, lo, _us(job.deadline - now), _us(job.duration), compared,
+                            lines if lead_price else {}))
     return out
 
 
@@ -206,7 +232,10 @@ def _assign(
         if on_time:
             kind = "window" if len(segments) == 1 else f"{len(segments)} segments"
             reason = f"lowest-carbon {kind} with free GPUs in {pl.pool} before the deadline"
-            intensity = pl.cost / (p.job.gpus * p.dur / MICRO)
+            line = p.forecast_lines.get(pl.pool)
+            cost = pl.cost if line is None else p.job.gpus * sum(line.integral(a / MICRO, b / MICRO)
+                                                                 for a, b in pl.spans)
+            intensity = cost / (p.job.gpus * p.dur / MICRO)
             out.append(Assignment(p.job.id, pl.pool, segments, True, reason, intensity))
             continue
         end = segments[-1].end

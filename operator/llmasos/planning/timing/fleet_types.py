@@ -126,13 +126,15 @@ class FleetPlan:
 @dataclass(frozen=True)
 class Prepared:
     """A job in the planner's units: microseconds from the planning instant; `timelines[pool]` prices a second of
-    it in that pool (g/kWh), from the planning instant on."""
+    it in that pool (g/kWh), from the planning instant on, as the solvers compare placements (with the lead price,
+    fleet.py); `forecast_lines[pool]` is the forecast itself, for the intensity a plan reports (empty: the same)."""
 
     job: FleetJob
     lo: int  # earliest start
     deadline: int
     dur: int
     timelines: Mapping[str, Timeline] = field(compare=False)
+    forecast_lines: Mapping[str, Timeline] = field(default_factory=dict, compare=False)
 
     @property
     def hi(self) -> int:
