@@ -14,13 +14,14 @@ past their deadlines. `plan_fleet` plans them together:
   its own deadline, to make room for an urgent arrival; an interruptible job that already ran is passed with the
   run time it still owes and may yield at the boundary where this plan begins.
 
-Lead price (`lead_price`, 0.1 by default): when jobs compete (two or more, or reservations), placements compare
-intensities raised by `lead_price` per 24 hours ahead (x1.1 a day out, x1.2 two days out). The plan knows only the
-jobs that exist; capacity far ahead is also wanted by jobs that have not arrived yet, and the forecast is less sure
-there, so among windows of nearly equal carbon the nearer one is taken and the farther one left free. Measured in
-`bench/fleet_shift.py` (docs/carbon.md): more of the offline optimum's savings and fewer deadlines missed on every
-seed. A lone job is planned on the forecast itself, so it keeps exactly its single-job plan, and reported
-intensities always come from the forecast itself.
+Lead price (`lead_price`, 0.1 by default): in a pool whose GPUs cannot hold all its jobs at once (their GPUs plus
+the reservations' peak exceed it), placements compare intensities raised by `lead_price` per 24 hours ahead (x1.1
+a day out, x1.2 two days out). The plan knows only the jobs that exist; capacity far ahead is also wanted by jobs
+that have not arrived yet, and the forecast is less sure there, so among windows of nearly equal carbon the nearer
+one is taken and the farther one left free. Measured in `bench/fleet_shift.py` (docs/carbon.md): more of the
+offline optimum's savings and fewer deadlines missed on every seed. In a pool with room for everything, jobs are
+planned on the forecast itself, so each keeps exactly its single-job plan; reported intensities always come from
+the forecast itself.
 
 Solver choice (`solver="auto"`): the greedy path always runs (about a second for 1,000 pending jobs); the MILP runs
 as well when the fleet is small (at most `SMALL_MILP_VARIABLES` variables) or the greedy plan misses a deadline
@@ -85,8 +86,8 @@ def plan_fleet(
     caps = {name: p.gpus for name, p in pool_map.items()}
     _validate(job_list, pool_map)
     base = _reserved(reservations, caps, now)
-    competing = len(job_list) > 1 or any(r.end > now for r in reservations)
-    prepared = _prepare(job_list, pool_map, forecasts, now, unknown_premium, lead_price if competing else 0.0)
+    prepared = _prepare(job_list, pool_map, forecasts, now, unknown_premium, lead_price,
+                        _scarce(job_list, caps, base))
     spare = {name: int(headroom * cap) for name, cap in caps.items()}
 
     placed: dict[str, Placement] = {}
@@ -142,9 +143,10 @@ def _prepare(
     now: datetime,
     premium: float,
     lead_price: float = 0.0,
+    scarce: frozenset[str] = frozenset(),
 ) -> list[Prepared]:
     """Each job in microseconds from `now`, with one timeline per forecast shared by every job that uses it (and,
-    with a `lead_price`, the priced copy the solvers compare on)."""
+    with a `lead_price`, the priced copy the solvers compare on in the `scarce` pools)."""
     horizon = max([*(j.deadline for j in jobs), *(j.earliest_start + j.duration for j in jobs), now], default=now)
     end = horizon + timedelta(hours=1)
     cache: dict[int, Timeline] = {}
@@ -171,11 +173,22 @@ def _prepare(
     out = []
     for job in jobs:
         lines = {p: timeline(job.forecast or forecasts.get(pools[p].zone)) for p in job.pools}
-        compared = {p: with_lead_price(line) for p, line in lines.items()} if lead_price else lines
+        priced_here = bool(lead_price) and any(p in scarce for p in lines)
+        compared = {p: with_lead_price(line) if p in scarce else line for p, line in lines.items()}
         lo = max(_us(job.earliest_start - now), 0)
-        out.append(Prepared(job, lo, _us(job.deadline - now), _us(job.duration), compared,
-                            lines if lead_price else {}))
+        out.append(Prepared(job, lo, _us(job.deadline - now), _us(job.duration),
+                            compared if priced_here else lines, lines if priced_here else {}))
     return out
+
+
+def _scarce(jobs: list[FleetJob], caps: Mapping[str, int], base: Mapping[str, Usage]) -> frozenset[str]:
+    """The pools that cannot hold all the jobs that may use them at once, on top of their reservations' peak."""
+    wanted = dict.fromkeys(caps, 0)
+    for job in jobs:
+        for pool in job.pools:
+            wanted[pool] += job.gpus
+    return frozenset(name for name, cap in caps.items()
+                     if wanted[name] + base[name].peak(-(2**62), 2**62) > cap)
 
 
 def _slot(prepared: list[Prepared], forecasts: Mapping[str, Forecast], pools: Mapping[str, PoolCapacity]) -> int:

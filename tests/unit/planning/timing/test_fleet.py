@@ -138,3 +138,32 @@ def test_capacity_violations_counts_touching_intervals_as_disjoint() -> None:
     t = [T0 + i * HOUR for i in range(3)]
     assert capacity_violations({"p": 1}, [("p", t[0], t[1], 1), ("p", t[1], t[2], 1)]) == []
     assert capacity_violations({"p": 1}, [("p", t[0], t[2], 1), ("p", t[1], t[2], 1)]) != []
+
+
+# Two dips of about equal carbon, one 2 h ahead and one 26 h ahead (100 vs 99 g/kWh), 400 g/kWh elsewhere.
+TWO_DIPS = [400.0] * 2 + [100.0] + [400.0] * 23 + [99.0] + [400.0] * 5
+
+
+@pytest.mark.parametrize("solver", ["greedy", "milp"])
+def test_where_gpus_are_scarce_the_nearer_of_two_equal_dips_is_taken(solver: str) -> None:
+    """The lead price: two 1-GPU jobs on a 1-GPU pool, each could use either dip. On the forecast alone the first
+    placed takes the farther dip (99 < 100); priced by lead (x1.1 a day out) the nearer dip is cheaper, so capacity
+    a day out stays free for jobs not yet arrived; the reported intensity is the forecast's own."""
+    fc = {"Z": forecast(TWO_DIPS)}
+    jobs = [job("a", deadline=30), job("b", deadline=31)]
+    priced = plan(jobs, {"p": 1}, forecasts=fc, solver=solver)  # type: ignore[arg-type]
+    assert sorted(hours(priced, j.id)[0] for j in jobs) == [(2.0, 3.0), (26.0, 27.0)]
+    by_id = priced.by_id()
+    assert {by_id[j.id].expected_intensity for j in jobs} == {100.0, 99.0}
+    pools = [PoolCapacity("p", 1, "Z")]
+    plain = plan_fleet(jobs, pools, [], fc, T0, solver=solver, lead_price=0.0)  # type: ignore[arg-type]
+    first = min(jobs, key=lambda j: (j.deadline, j.id))
+    assert [s.start for s in priced.by_id()[first.id].segments] == [T0 + 2 * HOUR]
+    assert [s.start for s in plain.by_id()[first.id].segments] == [T0 + 26 * HOUR]
+
+
+def test_with_room_for_every_job_the_lead_price_changes_nothing() -> None:
+    fc = {"Z": forecast(TWO_DIPS)}
+    jobs = [job("a", deadline=30), job("b", deadline=31)]
+    result = plan(jobs, {"p": 2}, forecasts=fc, solver="greedy")
+    assert hours(result, "a") == hours(result, "b") == [(26.0, 27.0)]
