@@ -18,6 +18,7 @@ Figures: emissions saved against asap (GPU-hour weighted), deadlines missed, pla
 Prints figures; asserts nothing. Usage:
 
     .venv/bin/python -m bench.fleet_shift [--seeds 1,2,3] [--days 5] [--headroom 0] [--solver auto|greedy]
+        [--lead-price 0.1]
     .venv/bin/python -m bench.fleet_shift --timing 1000      # plan 1,000 pending jobs at once, timed
 """
 
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
 from llmasos.carbon.trace import TraceSource, shipped_trace_files
 from llmasos.planning.timing.carbon_window import CarbonJob, plan_start
-from llmasos.planning.timing.fleet import plan_fleet, violations
+from llmasos.planning.timing.fleet import DEFAULT_LEAD_PRICE, plan_fleet, violations
 from llmasos.planning.timing.fleet_types import FleetJob, FleetPlan, PoolCapacity, Reservation, Solver
 from llmasos.planning.timing.forecast import Forecast
 from llmasos.planning.timing.forecast_error import DAY_AHEAD_SIGMA, ForecastErrorModel
@@ -182,7 +183,7 @@ def blind(world: World, jobs: list[Job], cap: int) -> Run:
                            min_segment=timedelta(0))
             if j.interruptible:
                 plan = replan_remaining(cj, run.served[j.id] * STEP, f, world.at(k))
-                steps = set()
+                steps: set[int] = set()
                 for s in plan.segments if plan else ():
                     steps.update(range(max(world.step_of(s.start), k), min(world.step_of(s.end), k + PER_HOUR)))
                 pieces[j.id] = steps
@@ -207,7 +208,8 @@ def blind(world: World, jobs: list[Job], cap: int) -> Run:
     return execute(world, jobs, cap, replan, want)
 
 
-def fleet(world: World, jobs: list[Job], cap: int, headroom: float, solver: Solver) -> Run:
+def fleet(world: World, jobs: list[Job], cap: int, headroom: float, solver: Solver,
+          lead_price: float = DEFAULT_LEAD_PRICE) -> Run:
     """`plan_fleet` on the hour over every pending job; the plan is followed for the hour."""
     plan_steps: dict[str, set[int]] = {}
     pools = [PoolCapacity(z, cap, z) for z in world.zones]
@@ -226,7 +228,8 @@ def fleet(world: World, jobs: list[Job], cap: int, headroom: float, solver: Solv
                                     world.at(j.deadline), j.interruptible, min_segment=timedelta(0)))
         forecasts = {z: world.forecast(z, k) for z in world.zones}
         t0 = time.perf_counter()
-        plan = plan_fleet(pending, pools, reservations, forecasts, world.at(k), solver=solver, headroom=headroom)
+        plan = plan_fleet(pending, pools, reservations, forecasts, world.at(k), solver=solver, headroom=headroom,
+                          lead_price=lead_price)
         run.plan_seconds.append(time.perf_counter() - t0)
         run.over_capacity += bool(violations(plan, pending, pools, reservations))
         plan_steps.clear()
@@ -288,7 +291,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, dict[str, tuple[f
     results: dict[str, dict[str, tuple[float, int]]] = {}
     t0 = time.perf_counter()
     runs = {"asap": asap(world, jobs, args.gpus), "blind": blind(world, jobs, args.gpus)}
-    runs["fleet"] = fleet(world, jobs, args.gpus, args.headroom, args.solver)
+    runs["fleet"] = fleet(world, jobs, args.gpus, args.headroom, args.solver, args.lead_price)
     opt, notes, gaps = optimum(world, jobs, args.gpus, args.milp_seconds)
     runs["optimum"] = opt
     for name, run in runs.items():
@@ -296,7 +299,8 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, dict[str, tuple[f
     f = runs["fleet"]
     busy = sum(j.gpus * j.dur for j in jobs) / (len(zones) * args.gpus * args.days * 24 * PER_HOUR)
     print(f"\n## seed {seed}: {len(jobs)} jobs from {start:%Y-%m-%d}, {args.days} days, utilisation {busy:.0%}, "
-          f"headroom {args.headroom:.0%}, solver {args.solver} ({time.perf_counter() - t0:.0f} s)")
+          f"headroom {args.headroom:.0%}, lead price {args.lead_price}, solver {args.solver} "
+          f"({time.perf_counter() - t0:.0f} s)")
     print(f"fleet: plans over capacity {f.over_capacity} of {len(f.plan_seconds)}, job-steps queued {f.queued}, "
           f"plan time mean {statistics.mean(f.plan_seconds):.2f} s max {max(f.plan_seconds):.2f} s; "
           f"blind job-steps queued {runs['blind'].queued}; optimum MILP {', '.join(notes)}")
@@ -348,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utilisation", type=float, default=0.63)
     parser.add_argument("--headroom", type=float, default=0.0, help="share of each pool kept for urgent work")
     parser.add_argument("--solver", default="auto", choices=("auto", "greedy"))
+    parser.add_argument("--lead-price", type=float, default=DEFAULT_LEAD_PRICE,
+                        help="the fleet plan's lead price per 24 h ahead (0: compare on the forecast alone)")
     parser.add_argument("--milp-seconds", type=float, default=120.0, help="time limit of each offline MILP")
     parser.add_argument("--sigma-scale", type=float, default=1.0,
                         help="forecast error as a multiple of the per-zone day-ahead error (0: perfect forecasts)")
@@ -357,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.timing:
         for load in (0.6, 0.9, 1.2):
             for solver in ("greedy", "auto"):
-                timing(args.timing, solver, load)  # type: ignore[arg-type]
+                timing(args.timing, solver, load)
         return 0
     all_results = [one_seed(args, int(s)) for s in args.seeds.split(",")]
     if len(all_results) > 1:
