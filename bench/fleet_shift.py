@@ -256,7 +256,7 @@ def optimum(world: World, jobs: list[Job], cap: int, time_limit: float) -> tuple
         truth = world.truth_between(zone, 0, world.steps)
         t0 = time.perf_counter()
         plan: FleetPlan = plan_fleet(fj, [PoolCapacity(zone, cap, zone)], [], {zone: truth}, world.start,
-                                     solver="milp", milp_time_limit=time_limit, unknown_premium=0.0)
+                                     solver="milp", milp_time_limit=time_limit, unknown_premium=0.0, lead_price=0.0)
         seconds = time.perf_counter() - t0
         run.plan_seconds.append(seconds)
         gaps[zone] = plan.milp_gap if plan.milp_gap is not None else 1.0
