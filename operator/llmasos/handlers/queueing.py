@@ -131,15 +131,16 @@ async def _flavor_pool(ctx: OperatorContext, name: str) -> str:
 
 def owning_llmjob(workload: Mapping[str, Any], namespace: str,
                   children: Iterable[Mapping[tuple[str, str], Iterable[Any]]]) -> str | None:
-    """The name of the LLMJob whose child Job or RayJob the Workload stands for (its owner reference, matched by uid
-    against the child indexes `child_jobs` / `child_rayjobs`, whose values are (ObservedJob, owner uids)); None for a
-    Workload of anything else (a plain Job queued by hand)."""
-    owners = {str(o.get("uid", "")) for o in (workload.get("metadata") or {}).get("ownerReferences") or ()
-              if o.get("kind") in ("Job", "RayJob")} - {""}
-    if not owners:
-        return None
-    for index in children:
-        for (ns, llmjob), store in index.items():
-            if ns == namespace and any(observed.uid in owners for observed, _ in store):
-                return llmjob
+    """The name of the LLMJob whose child Job or RayJob the Workload stands for; None for a Workload of anything else
+    (a plain Job queued by hand). The owner reference names the child (`<llmjob>-a<attempt>`, cluster/builders.py
+    `job_name`), which gives the key in the child indexes `child_jobs` / `child_rayjobs` (values: ObservedJob, owner
+    uids); the child's uid there must match, so a namesake is never taken for it. One lookup, not a scan."""
+    for ref in (workload.get("metadata") or {}).get("ownerReferences") or ():
+        base, sep, attempt = str(ref.get("name", "")).rpartition("-a")
+        uid = str(ref.get("uid", ""))
+        if ref.get("kind") not in ("Job", "RayJob") or not (sep and attempt.isdigit() and uid):
+            continue
+        for index in children:
+            if any(observed.uid == uid for observed, _ in index.get((namespace, base), ())):
+                return base
     return None

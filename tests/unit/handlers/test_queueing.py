@@ -146,19 +146,20 @@ def test_a_workload_leads_to_the_llmjob_whose_child_it_stands_for() -> None:
     """The Workload watch (settings.kueue_llm_jobs) passes a Workload's change to the LLMJob that owns its Job or
     RayJob, matched by uid in the child indexes; a Workload of a Job queued by hand, or of a namesake in another
     namespace, leads nowhere."""
-    def owned_by(kind: str, uid: str) -> dict[str, Any]:
-        return {"metadata": {"name": "w", "ownerReferences": [{"kind": kind, "name": "x", "uid": uid}]}}
+    def owned_by(kind: str, name: str, uid: str) -> dict[str, Any]:
+        return {"metadata": {"name": "w", "ownerReferences": [{"kind": kind, "name": name, "uid": uid}]}}
 
     jobs = {("ns", "j"): [(ObservedJob("j-a0", 0, uid="uid-j-a0"), ("u1",)),
                           (ObservedJob("j-a1", 1, uid="uid-j-a1"), ("u1",))],
             ("other", "k"): [(ObservedJob("k-a0", 0, uid="uid-k-a0"), ("u2",))]}
     rayjobs = {("ns", "r"): [(ObservedJob("r-a0", 0, uid="uid-r-a0", kind=RAYJOB_KIND), ("u3",))]}
     children = (jobs, rayjobs)
-    assert owning_llmjob(owned_by("Job", "uid-j-a1"), "ns", children) == "j"
-    assert owning_llmjob(owned_by("RayJob", "uid-r-a0"), "ns", children) == "r"
-    assert owning_llmjob(owned_by("Job", "uid-k-a0"), "ns", children) is None
-    assert owning_llmjob(owned_by("Job", "uid-by-hand"), "ns", children) is None
-    assert owning_llmjob(owned_by("Pod", "uid-j-a0"), "ns", children) is None
+    assert owning_llmjob(owned_by("Job", "j-a1", "uid-j-a1"), "ns", children) == "j"
+    assert owning_llmjob(owned_by("RayJob", "r-a0", "uid-r-a0"), "ns", children) == "r"
+    assert owning_llmjob(owned_by("Job", "k-a0", "uid-k-a0"), "ns", children) is None
+    assert owning_llmjob(owned_by("Job", "j-a0", "uid-by-hand"), "ns", children) is None, "a namesake"
+    assert owning_llmjob(owned_by("Job", "by-hand", "uid-j-a0"), "ns", children) is None
+    assert owning_llmjob(owned_by("Pod", "j-a0", "uid-j-a0"), "ns", children) is None
     assert owning_llmjob({"metadata": {"name": "w"}}, "ns", children) is None
 
 

@@ -86,8 +86,8 @@ def plan_fleet(
     caps = {name: p.gpus for name, p in pool_map.items()}
     _validate(job_list, pool_map)
     base = _reserved(reservations, caps, now)
-    prepared = _prepare(job_list, pool_map, forecasts, now, unknown_premium, lead_price,
-                        _scarce(job_list, caps, base))
+    scarce = _scarce(job_list, caps, base) if lead_price else frozenset()
+    prepared = _prepare(job_list, pool_map, forecasts, now, unknown_premium, lead_price, scarce)
     spare = {name: int(headroom * cap) for name, cap in caps.items()}
 
     placed: dict[str, Placement] = {}
@@ -145,8 +145,8 @@ def _prepare(
     lead_price: float = 0.0,
     scarce: frozenset[str] = frozenset(),
 ) -> list[Prepared]:
-    """Each job in microseconds from `now`, with one timeline per forecast shared by every job that uses it (and,
-    with a `lead_price`, the priced copy the solvers compare on in the `scarce` pools)."""
+    """Each job in microseconds from `now`, with one timeline per forecast shared by every job that uses it (and the
+    copy priced by `lead_price` that the solvers compare on, in the `scarce` pools)."""
     horizon = max([*(j.deadline for j in jobs), *(j.earliest_start + j.duration for j in jobs), now], default=now)
     end = horizon + timedelta(hours=1)
     cache: dict[int, Timeline] = {}
@@ -173,11 +173,12 @@ def _prepare(
     out = []
     for job in jobs:
         lines = {p: timeline(job.forecast or forecasts.get(pools[p].zone)) for p in job.pools}
-        priced_here = bool(lead_price) and any(p in scarce for p in lines)
-        compared = {p: with_lead_price(line) if p in scarce else line for p, line in lines.items()}
         lo = max(_us(job.earliest_start - now), 0)
-        out.append(Prepared(job, lo, _us(job.deadline - now), _us(job.duration),
-                            compared if priced_here else lines, lines if priced_here else {}))
+        if scarce.isdisjoint(lines):
+            out.append(Prepared(job, lo, _us(job.deadline - now), _us(job.duration), lines))
+            continue
+        compared = {p: with_lead_price(line) if p in scarce else line for p, line in lines.items()}
+        out.append(Prepared(job, lo, _us(job.deadline - now), _us(job.duration), compared, lines))
     return out
 
 
