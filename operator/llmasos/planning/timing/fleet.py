@@ -37,6 +37,7 @@ from llmasos.planning.timing import fleet_milp
 from llmasos.planning.timing.capacity import MICRO, Usage, capacity_violations
 from llmasos.planning.timing.carbon_window import Segment
 from llmasos.planning.timing.fleet_greedy import place_greedy
+from llmasos.planning.timing.fleet_improve import improve
 from llmasos.planning.timing.fleet_types import (
     MICROSECOND,
     Assignment,
@@ -93,7 +94,8 @@ def plan_fleet(
     placed: dict[str, Placement] = {}
     used, gap = "greedy", None
     if solver in ("auto", "greedy"):
-        placed, _ = place_greedy(prepared, caps, base, spare)
+        placed, usage = place_greedy(prepared, caps, base, spare)
+        placed = improve(prepared, caps, usage, spare, placed)
     if solver != "greedy":
         slot = _slot(prepared, forecasts, pool_map)
         origin = -(_us(now - EPOCH) % slot)

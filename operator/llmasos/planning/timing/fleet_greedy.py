@@ -18,7 +18,7 @@ MILP (`fleet_milp.py`) is tried as well.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from llmasos.planning.timing.capacity import MICRO, Usage, to_us
 from llmasos.planning.timing.carbon_window import REL_TOL, best_contiguous
@@ -34,16 +34,41 @@ BLOCKED_FACTOR = 1e7
 def place_greedy(
     jobs: list[Prepared], caps: Mapping[str, int], base: Mapping[str, Usage], headroom: Mapping[str, int]
 ) -> tuple[dict[str, Placement], dict[str, Usage]]:
-    """Placements of the jobs that meet their deadlines (the others are left out) and the usage they leave."""
+    """Placements of the jobs that meet their deadlines (the others are left out) and the usage they leave: the
+    better of two orders, least room first by latest start and by room itself (more jobs on time, then less cost)."""
+    best = place_in_order(jobs, caps, base, headroom, Prepared.order_key)
+    other = place_in_order(jobs, caps, base, headroom, _room_key)
+    return other if _fewer_late_or_cheaper(other[0], best[0]) else best
+
+
+def _room_key(job: Prepared) -> tuple[int, int, str]:
+    return (job.hi - job.lo, job.hi, job.job.id)
+
+
+def _fewer_late_or_cheaper(a: Mapping[str, Placement], b: Mapping[str, Placement]) -> bool:
+    if len(a) != len(b):
+        return len(a) > len(b)
+    cost_b = sum(p.cost for p in b.values())
+    return sum(p.cost for p in a.values()) < cost_b - max(abs(cost_b) * REL_TOL, EPS)
+
+
+def place_in_order(
+    jobs: list[Prepared],
+    caps: Mapping[str, int],
+    base: Mapping[str, Usage],
+    headroom: Mapping[str, int],
+    key: Callable[[Prepared], tuple[int, int, str]],
+) -> tuple[dict[str, Placement], dict[str, Usage]]:
+    """One greedy pass: the jobs in `key` order, each in its cleanest window left, bumping when it finds none."""
     usage = {name: base[name].copy() if name in base else Usage() for name in caps}
     placed: dict[str, Placement] = {}
     by_id = {p.job.id: p for p in jobs}
-    for job in sorted(jobs, key=Prepared.order_key):
+    for job in sorted(jobs, key=key):
         if not job.alone_feasible:
             continue
         found = best_placement(job, caps, usage, headroom)
         if found is not None:
-            _take(usage, job, found)
+            take(usage, job, found)
             placed[job.job.id] = found
         else:
             _bump(job, caps, usage, headroom, placed, by_id)
@@ -147,7 +172,8 @@ def masked(timeline: Timeline, blocked: list[tuple[int, int]], end: float) -> Ti
     return Timeline.from_pieces(timeline.origin, pieces)
 
 
-def _take(usage: Mapping[str, Usage], job: Prepared, placement: Placement, sign: int = 1) -> None:
+def take(usage: Mapping[str, Usage], job: Prepared, placement: Placement, sign: int = 1) -> None:
+    """Add (sign 1) or remove (sign -1) a placement's GPUs from its pool's usage."""
     for a, b in placement.spans:
         usage[placement.pool].add(a, b, sign * job.job.gpus)
 
@@ -170,24 +196,24 @@ def _bump(
         return
     old = {v.job.id: placed[v.job.id] for v in victims}
     for v in victims:
-        _take(usage, v, old[v.job.id], -1)
+        take(usage, v, old[v.job.id], -1)
     mine = best_placement(job, caps, usage, headroom)
     moved: dict[str, Placement] = {}
     if mine is not None:
-        _take(usage, job, mine)
+        take(usage, job, mine)
         for v in sorted(victims, key=Prepared.order_key):
             again = best_placement(v, caps, usage, headroom)
             if again is None:
                 break
-            _take(usage, v, again)
+            take(usage, v, again)
             moved[v.job.id] = again
     if mine is None or len(moved) < len(victims):
         for jid, p in moved.items():
-            _take(usage, by_id[jid], p, -1)
+            take(usage, by_id[jid], p, -1)
         if mine is not None:
-            _take(usage, job, mine, -1)
+            take(usage, job, mine, -1)
         for v in victims:
-            _take(usage, v, old[v.job.id])
+            take(usage, v, old[v.job.id])
         return
     placed.update(moved)
     placed[job.job.id] = mine
