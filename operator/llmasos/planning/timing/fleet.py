@@ -6,7 +6,8 @@ past their deadlines. `plan_fleet` plans them together:
 * Capacity: at no instant does a pool hold more GPUs than it has, counting the reservations already committed
   (running jobs, segments already promised). Every plan is checked with `capacity_violations` before it is returned.
 * Deadlines: a job whose deadline can be met is planned to meet it. The greedy path (`fleet_greedy.py`) places the
-  jobs with the least room first and moves already-placed deferred jobs out of an urgent job's way; when it still
+  jobs with the least room first and moves already-placed deferred jobs out of an urgent job's way, then
+  `fleet_improve.py` re-places jobs wherever that lowers the carbon and keeps every job on time; when it still
   leaves a job late, the MILP (`fleet_milp.py`) is tried, and the plan that keeps more deadlines (then saves more)
   wins. A job that no plan can keep on time is told so (`feasible` False, `reason`, `earliest_end`) and planned as
   early as the capacity left allows, after the others, never silently late.
@@ -23,9 +24,9 @@ offline optimum's savings and fewer deadlines missed on every seed. In a pool wi
 planned on the forecast itself, so each keeps exactly its single-job plan; reported intensities always come from
 the forecast itself.
 
-Solver choice (`solver="auto"`): the greedy path always runs (about a second for 1,000 pending jobs); the MILP runs
-as well when the fleet is small (at most `SMALL_MILP_VARIABLES` variables) or the greedy plan misses a deadline
-(up to `MAX_MILP_VARIABLES`), within `milp_time_limit` seconds. `"greedy"` and `"milp"` force one path.
+Solver choice (`solver="auto"`): the greedy path always runs (about half a second for 1,000 pending jobs); the
+MILP runs as well when the fleet is small (at most `SMALL_MILP_VARIABLES` variables) or the greedy plan misses a
+deadline (up to `MAX_MILP_VARIABLES`), within `milp_time_limit` seconds. `"greedy"` and `"milp"` force one path.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ the single-job plan. Contention is what changes:
 
 * Order: least room first (latest start, then deadline). Urgent jobs take their few possible windows before jobs
   with a day of slack spread over what is left, so the herd of deadline jobs no longer all picks the same hours.
+  The pass also runs ordered by room itself (latest start minus earliest start) and the better plan is kept;
+  `fleet_improve.py` then re-places jobs where that emits less.
 * Headroom: a placement first tries to leave `headroom` GPUs of its pool free (for urgent work that has not arrived
   yet) and only uses them when it would otherwise miss its deadline.
 * Bumping: a job that finds no room before its deadline takes the place of the jobs already placed in its window,
