@@ -23,8 +23,8 @@ from llmasos.planning.timing.served import RunLedger, RunState, gang_ready_since
 from llmasos.settings import Settings
 from tests.unit.builders import make_raw
 from tests.unit.handlers.fake_kube import FakeKube
-from tests.unit.handlers.test_steps import observe
-from tests.unit.handlers.test_steps import world as pass_world
+from tests.unit.handlers.steps_world import observe
+from tests.unit.handlers.steps_world import world as pass_world
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from llmasos.planning.lifecycle.decision import RAYJOB_KIND, ObservedJob
 from llmasos.planning.placement.feasible import NodeCapacity
 from tests.unit.builders import make_raw
 from tests.unit.handlers.fake_kube import FakeKube
-from tests.unit.handlers.test_steps import JOB_PATH, LOG, condition, observe, run, stored_status, world
+from tests.unit.handlers.steps_world import JOB_PATH, LOG, condition, observe, run, stored_status, world
 
 WORKLOAD_PATH = f"{WORKLOADS.path('ns')}/job-j-a0-x1"
 

@@ -12,7 +12,7 @@ from llmasos.handlers.llmjob import reconcile
 from llmasos.handlers.worker_health import pod_selector
 from tests.unit.builders import make_raw
 from tests.unit.handlers.fake_kube import FakeKube
-from tests.unit.handlers.test_steps import JOB_PATH, LOG, run, stored_status, world
+from tests.unit.handlers.steps_world import JOB_PATH, LOG, run, stored_status, world
 
 RAYJOB_PATH = RAYJOBS.path("ns", "j-a0")
 RAY_SPEC = {**make_raw(nodes=2, gpus=4, strategy="ray"), "task": "inference"}
