@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from e2e.localcluster import LocalCluster
 from e2e.localcluster.node_images import TOOLBOX_REF
+from tests.integration.kube import wait_for
 
 REAL_NODE_SELECTOR = {"llmasos.io/real-node": "true"}
 
@@ -53,3 +55,17 @@ def wait_pod_phase(cluster: LocalCluster, namespace: str, name: str, phases: set
 
 def logs(cluster: LocalCluster, namespace: str, name: str) -> str:
     return cluster.kubectl("logs", "-n", namespace, name).stdout
+
+
+def wait_resumed(events: Callable[[], list[dict[str, Any]]], suspended: dict[str, Any],
+                 start_timeout: float = 120.0) -> None:
+    """Wait for the resumed worker's start and first step (`events` reads its worker events): it must restore the
+    step that the `suspended` event saved and train on from there."""
+
+    def of_kind(kind: str) -> list[dict[str, Any]]:
+        return [e for e in events() if e["event"] == kind]
+
+    start = wait_for(lambda: of_kind("start"), timeout=start_timeout, what="the resumed worker's start")[0]
+    assert start["resumed_from"] == suspended["step"]
+    steps = wait_for(lambda: of_kind("step"), timeout=120, what="steps after the resume")
+    assert steps[0]["step"] > suspended["step"]

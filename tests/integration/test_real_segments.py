@@ -26,6 +26,7 @@ from e2e.localcluster import LocalCluster
 from e2e.realchart import CHECKPOINTS, ensure_local_volume, helm, install, local_volume_docs
 from llmasos.api.clock import format_instant, parse_instant
 from tests.integration.kube import AdminApi, llmjob_path, wait_for
+from tests.integration.realnode import wait_resumed
 from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply, forecast_body
 
 pytestmark = pytest.mark.integration
@@ -153,13 +154,7 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
         second = wait_for(lambda: rank0_pod(cluster, JOBS_NS, name), timeout=60, what="the resumed rank 0")
         assert second != first
 
-        def of_second(kind: str) -> list[dict[str, Any]]:
-            return [e for e in rank0_events(cluster, JOBS_NS, second) if e["event"] == kind]
-
-        start = wait_for(lambda: of_second("start"), timeout=120, what="the resumed worker's start")[0]
-        assert start["resumed_from"] == suspended["step"]
-        steps = wait_for(lambda: of_second("step"), timeout=120, what="steps after the resume")
-        assert steps[0]["step"] > suspended["step"]
+        wait_resumed(lambda: rank0_events(cluster, JOBS_NS, second), suspended)
     finally:
         cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, name, "--wait=false", check=False)
         _, docs = local_volume_docs(cluster, JOBS_NS, "ckpt")

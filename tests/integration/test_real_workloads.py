@@ -26,6 +26,7 @@ import pytest
 from e2e.localcluster import LocalCluster
 from e2e.realchart import CHECKPOINTS, helm, install
 from tests.integration.kube import AdminApi, llmjob_path, wait_for
+from tests.integration.realnode import wait_resumed
 
 pytestmark = pytest.mark.integration
 RELEASE, SYSTEM_NS = "llmasos-real", "llmasos-real"
@@ -219,13 +220,7 @@ def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
                 content_type="application/merge-patch+json")
     second = rank0_pod(cluster, "suspend")
     assert second != first
-    def of_second(kind: str) -> list[dict[str, Any]]:
-        return [e for e in worker_events(cluster, JOBS_NS, second) if e["event"] == kind]
-
-    start = wait_for(lambda: of_second("start"), timeout=180, what="the resumed worker's start")[0]
-    assert start["resumed_from"] == suspended["step"]
-    steps = wait_for(lambda: of_second("step"), timeout=120, what="steps after the resume")
-    assert steps[0]["step"] > suspended["step"]
+    wait_resumed(lambda: worker_events(cluster, JOBS_NS, second), suspended, start_timeout=180)
 
     # Tokens add up over the two runs: the resumed workers count on from the suspended step, so the job's tokens
     # are all 400 steps' (the second run's result.json counts only its own steps).
