@@ -1,11 +1,12 @@
-"""Improving the greedy fleet plan: take the jobs placed across a stretch of one pool out, place them again.
+"""Improving the greedy fleet plan: take out the jobs whose windows meet a stretch of one pool, place them again.
 
 The greedy path places one job at a time, each in the cleanest window left to it, so the order decides who gets
 a dip, and the jobs placed first often leave gaps that no later job fits. Measured on the fleet benchmark's whole
 trace with every job and the true series known in advance (docs/carbon.md), that order alone keeps about 85 % of
 the offline optimum's savings. A large-neighbourhood search closes most of the rest without a solver: each round
 picks one pool and a stretch of `STRETCH` (from a generator seeded by the plan's own size, so the same inputs give
-the same plan), takes out every job placed across it, and places them again, alternately least room first and in a
+the same plan), takes out every placed job that may use that pool and whose window meets the stretch (those placed
+across it, and those that could move into it), and places them again, alternately least room first and in a
 shuffled order. The new placements are kept only when every removed job is on time again and they cost less in
 all; otherwise the old ones are put back. So a round never loses a deadline, never exceeds capacity (each
 placement is made against the usage left by the others) and never raises the cost.
@@ -38,8 +39,8 @@ def improve(
     placed: dict[str, Placement],
     rounds: int = ROUNDS,
 ) -> dict[str, Placement]:
-    """`placed` after `rounds` rounds of re-placing the jobs across a stretch of one pool; `usage` (which must be
-    what `placed` leaves) is kept in step."""
+    """`placed` after `rounds` rounds of re-placing the jobs whose windows meet a stretch of one pool; `usage`
+    (which must be what `placed` leaves) is kept in step."""
     if not placed or rounds <= 0:
         return placed
     by_id = {p.job.id: p for p in jobs}
@@ -48,12 +49,17 @@ def improve(
     rng = random.Random(f"fleet-improve:{len(jobs)}:{len(placed)}")
     for turn in range(rounds):
         pool, start = rng.choice(pools), rng.uniform(0, horizon)
-        out = [jid for jid, p in placed.items() if p.pool == pool and p.spans[0][0] < start + STRETCH and p.end > start]
+        out = [jid for jid in placed if pool in by_id[jid].job.pools and _meets(by_id[jid], start, start + STRETCH)]
         if not out:
             continue
         order = sorted(out, key=lambda j: by_id[j].order_key()) if turn % 2 == 0 else rng.sample(out, len(out))
         _replace(order, by_id, caps, usage, headroom, placed)
     return placed
+
+
+def _meets(job: Prepared, start: float, end: float) -> bool:
+    """Whether the job's window [earliest start, deadline) meets the stretch [start, end)."""
+    return job.lo < end and job.deadline > start
 
 
 def _replace(
