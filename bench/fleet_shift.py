@@ -209,16 +209,18 @@ def blind(world: World, jobs: list[Job], cap: int) -> Run:
 
 
 def fleet(world: World, jobs: list[Job], cap: int, headroom: float, solver: Solver,
-          lead_price: float = DEFAULT_LEAD_PRICE) -> Run:
-    """`plan_fleet` on the hour over every pending job; the plan is followed for the hour."""
+          lead_price: float = DEFAULT_LEAD_PRICE, known_ahead: int = 0) -> Run:
+    """`plan_fleet` on the hour over every pending job; the plan is followed for the hour. `known_ahead` > 0 is an
+    oracle (bench/fleet_gap.py): jobs arriving within that many steps are planned too, from their arrival."""
     plan_steps: dict[str, set[int]] = {}
     pools = [PoolCapacity(z, cap, z) for z in world.zones]
+    by_id = {j.id: j for j in jobs}
 
     def replan(k: int, run: Run) -> None:
         started = {jid for jid, steps in run.ran.items() if steps and jid not in run.done}
         pending, reservations = [], []
         for j in jobs:
-            if j.arrival > k or j.id in run.done:
+            if j.arrival > k + known_ahead or j.id in run.done:
                 continue
             left = j.dur - run.served[j.id]
             if j.id in started and not j.interruptible:
@@ -239,14 +241,17 @@ def fleet(world: World, jobs: list[Job], cap: int, headroom: float, solver: Solv
             }
 
     def want(k: int, run: Run) -> dict[str, int]:
-        return {jid: 0 for jid, steps in plan_steps.items() if k in steps and jid not in run.done}
+        return {jid: 0 for jid, steps in plan_steps.items()
+                if k in steps and jid not in run.done and by_id[jid].arrival <= k}
 
     return execute(world, jobs, cap, replan, want)
 
 
-def optimum(world: World, jobs: list[Job], cap: int, time_limit: float) -> tuple[Run, list[str], dict[str, float]]:
+def optimum(world: World, jobs: list[Job], cap: int, time_limit: float,
+            solver: Solver = "milp") -> tuple[Run, list[str], dict[str, float]]:
     """The fleet MILP on the true series with every job known in advance, one pool at a time; also each pool's
-    relative gap to the MILP's proven bound (a time limit can stop it short of the optimum)."""
+    relative gap to the MILP's proven bound (a time limit can stop it short of the optimum). `solver="greedy"`
+    plans the same whole trace with the greedy path instead (bench/fleet_gap.py)."""
     run = Run({j.id: j.dur for j in jobs}, {}, {j.id: [] for j in jobs}, [])
     notes, gaps = [], {}
     for zone in world.zones:
@@ -256,7 +261,7 @@ def optimum(world: World, jobs: list[Job], cap: int, time_limit: float) -> tuple
         truth = world.truth_between(zone, 0, world.steps)
         t0 = time.perf_counter()
         plan: FleetPlan = plan_fleet(fj, [PoolCapacity(zone, cap, zone)], [], {zone: truth}, world.start,
-                                     solver="milp", milp_time_limit=time_limit, unknown_premium=0.0, lead_price=0.0)
+                                     solver=solver, milp_time_limit=time_limit, unknown_premium=0.0, lead_price=0.0)
         seconds = time.perf_counter() - t0
         run.plan_seconds.append(seconds)
         gaps[zone] = plan.milp_gap if plan.milp_gap is not None else 1.0

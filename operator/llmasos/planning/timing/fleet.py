@@ -24,7 +24,7 @@ offline optimum's savings and fewer deadlines missed on every seed. In a pool wi
 planned on the forecast itself, so each keeps exactly its single-job plan; reported intensities always come from
 the forecast itself.
 
-Solver choice (`solver="auto"`): the greedy path always runs (about half a second for 1,000 pending jobs); the
+Solver choice (`solver="auto"`): the greedy path always runs (under a second for 1,000 pending jobs); the
 MILP runs as well when the fleet is small (at most `SMALL_MILP_VARIABLES` variables) or the greedy plan misses a
 deadline (up to `MAX_MILP_VARIABLES`), within `milp_time_limit` seconds. `"greedy"` and `"milp"` force one path.
 """
