@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from llmasos.planning.timing import fleet_milp
 from llmasos.planning.timing.capacity import MICRO, Usage, capacity_violations
 from llmasos.planning.timing.carbon_window import Segment
-from llmasos.planning.timing.fleet_greedy import place_greedy
+from llmasos.planning.timing.fleet_greedy import fewer_late_or_cheaper, place_greedy
 from llmasos.planning.timing.fleet_improve import improve
 from llmasos.planning.timing.fleet_types import (
     MICROSECOND,
@@ -105,7 +105,7 @@ def plan_fleet(
         wanted = solver == "milp" or size <= SMALL_MILP_VARIABLES or (missed and size <= MAX_MILP_VARIABLES)
         exact = fleet_milp.solve(prepared, caps, base, slot, origin, milp_time_limit) if wanted else None
         if exact is not None and _fits(exact.placements, prepared, caps, base) and (
-            solver == "milp" or _wins(exact.placements, placed)
+            solver == "milp" or fewer_late_or_cheaper(exact.placements, placed)
         ):
             placed, used, gap = exact.placements, "milp", exact.gap
     return FleetPlan(_assign(prepared, placed, caps, base, now), used, gap)
@@ -216,12 +216,6 @@ def _fits(
         for a, b in pl.spans:
             usage[pl.pool].add(a, b, job.job.gpus)
     return all(usage[name].peak(-(2**62), 2**62) <= cap for name, cap in caps.items())
-
-
-def _wins(exact: Mapping[str, Placement], greedy: Mapping[str, Placement]) -> bool:
-    if len(exact) != len(greedy):
-        return len(exact) > len(greedy)
-    return sum(p.cost for p in exact.values()) < sum(p.cost for p in greedy.values()) * (1 - 1e-9)
 
 
 def _assign(

@@ -40,14 +40,15 @@ def place_greedy(
     better of two orders, least room first by latest start and by room itself (more jobs on time, then less cost)."""
     best = place_in_order(jobs, caps, base, headroom, Prepared.order_key)
     other = place_in_order(jobs, caps, base, headroom, _room_key)
-    return other if _fewer_late_or_cheaper(other[0], best[0]) else best
+    return other if fewer_late_or_cheaper(other[0], best[0]) else best
 
 
 def _room_key(job: Prepared) -> tuple[int, int, str]:
     return (job.hi - job.lo, job.hi, job.job.id)
 
 
-def _fewer_late_or_cheaper(a: Mapping[str, Placement], b: Mapping[str, Placement]) -> bool:
+def fewer_late_or_cheaper(a: Mapping[str, Placement], b: Mapping[str, Placement]) -> bool:
+    """Whether plan `a` keeps more jobs on time than `b`, or as many at a lower cost."""
     if len(a) != len(b):
         return len(a) > len(b)
     cost_b = sum(p.cost for p in b.values())
