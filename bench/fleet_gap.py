@@ -7,10 +7,12 @@ scored as capture = its savings over asap / the offline optimum's:
   true series     the true series as the forecast
   true + ahead    the true series, and every job known `--ahead` hours before it arrives (planned from its arrival)
   ahead           forecasts with error, jobs known `--ahead` hours early
+  true + all      the true series, and every job of the trace known from the start (planned from its arrival)
   whole trace     not online: one greedy plan of the whole trace with every job and the true series known
 
 The first row against the others says what the forecast error and the unknown arrivals cost; the last says how far
-the greedy path is from the exact MILP even with nothing unknown. Prints figures; asserts nothing. Usage:
+the greedy path is from the exact MILP even with nothing unknown. One table for the whole fleet, then one per zone.
+Prints figures; asserts nothing. Usage:
 
     .venv/bin/python -m bench.fleet_gap [--seeds 1,2,3] [--ahead 24]
 """
@@ -28,26 +30,36 @@ from llmasos.carbon.trace import shipped_trace_files
 CAP = 32
 
 
-def one_seed(seed: int, ahead: int, milp_seconds: float) -> list[tuple[str, float, int]]:
+Row = tuple[str, dict[str, tuple[float, int]]]  # strategy, {zone or "all": (capture, missed)}
+
+
+def one_seed(seed: int, ahead: int, milp_seconds: float) -> list[Row]:
     zones = list(shipped_trace_files())
     start = datetime(2020, 1, 15, tzinfo=UTC) + timedelta(days=random.Random(f"fleet-start:{seed}").randrange(320))
     jobs = job_stream(zones, CAP, 5, 0.63, seed)
     steps = (5 * 24 + 8 + 30 + 2) * PER_HOUR
     noisy, true = World(zones, start, steps, seed), World(zones, start, steps, seed, sigma_scale=0.0)
-    base = figures(true, jobs, asap(true, jobs, CAP))["all"][0]
-    best = figures(true, jobs, optimum(true, jobs, CAP, milp_seconds)[0])["all"][0]
+    base = figures(true, jobs, asap(true, jobs, CAP))
+    best = figures(true, jobs, optimum(true, jobs, CAP, milp_seconds)[0])
     runs = {
         "forecast": (noisy, fleet(noisy, jobs, CAP, 0.0, "greedy")),
         "true series": (true, fleet(true, jobs, CAP, 0.0, "greedy")),
         "true + ahead": (true, fleet(true, jobs, CAP, 0.0, "greedy", known_ahead=ahead * PER_HOUR)),
         "ahead": (noisy, fleet(noisy, jobs, CAP, 0.0, "greedy", known_ahead=ahead * PER_HOUR)),
+        "true + all": (true, fleet(true, jobs, CAP, 0.0, "greedy", known_ahead=steps)),
         "whole trace": (true, optimum(true, jobs, CAP, milp_seconds, solver="greedy")[0]),
     }
     rows = []
     for name, (world, run) in runs.items():
-        grams, missed = figures(world, jobs, run)["all"]
-        rows.append((name, (base - grams) / (base - best), missed))
+        got = figures(world, jobs, run)
+        rows.append((name, {key: (_capture(base[key][0], grams, best[key][0]), missed)
+                            for key, (grams, missed) in got.items()}))
     return rows
+
+
+def _capture(base: float, grams: float, best: float) -> float:
+    """Savings over asap as a share of the optimum's (NaN where the optimum saves nothing)."""
+    return (base - grams) / (base - best) if base > best else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,11 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     table = {seed: one_seed(seed, args.ahead, args.milp_seconds) for seed in seeds}
-    print(f"{'hourly fleet plan (greedy path)':<16} " + " ".join(f"{'seed ' + str(s):>16}" for s in seeds)
-          + "  (capture, missed)")
-    for i, (name, _, _) in enumerate(table[seeds[0]]):
-        cells = " ".join(f"{100 * table[s][i][1]:>10.1f}% {table[s][i][2]:>4}" for s in seeds)
-        print(f"{name:<16} {cells}")
+    for key in ["all", *shipped_trace_files()]:
+        print(f"\n{'all zones' if key == 'all' else key}: hourly fleet plan (greedy path), capture and missed")
+        print(f"{'':<16} " + " ".join(f"{'seed ' + str(s):>16}" for s in seeds))
+        for i, (name, _) in enumerate(table[seeds[0]]):
+            cells = " ".join(f"{100 * table[s][i][1][key][0]:>10.1f}% {table[s][i][1][key][1]:>4}" for s in seeds)
+            print(f"{name:<16} {cells}")
     return 0
 
 
