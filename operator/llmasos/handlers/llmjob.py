@@ -23,7 +23,7 @@ from llmasos.cluster.observe import job_fingerprint
 from llmasos.cluster.priority import request_priority
 from llmasos.cluster.rayjob import RAYJOBS, rayjob_fingerprint
 from llmasos.errors import KubeApiError
-from llmasos.handlers import queueing, steps
+from llmasos.handlers import pass_output, queueing, steps
 from llmasos.handlers.admission_check import KUEUE_GROUP, KUEUE_VERSION
 from llmasos.handlers.context import NEW_PASS_QUIET_SECONDS, PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
 from llmasos.planning.lifecycle.queueing import workload_fingerprint
@@ -69,7 +69,8 @@ async def reconcile(ctx: OperatorContext, body: dict[str, Any], indexes: dict[st
 
 async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes: dict[str, Any],
                             logger: Any) -> None:
-    """The pass, as named steps (handlers/steps.py); a step that ends it early has written the status saying why."""
+    """The pass, as named steps (handlers/steps.py, then handlers/pass_output.py); a step that ends it early has
+    written the status saying why."""
     job = await steps.read(ctx, body, indexes)
     if job.previous_phase in TERMINAL:
         await steps.finish(ctx, job, logger)
@@ -89,9 +90,9 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     decision = queueing.decided(queued, job, steps.decide_pass(job, placement, timing))
     await steps.apply(ctx, job, placement, decision)
     extra = queueing.scheduled(queued, await steps.conditions(ctx, job, placement, timing, decision, exited))
-    carbon = await steps.account(ctx, job, placement, decision, logger)
-    new = steps.render(job, placement, timing, decision, extra, carbon)
-    await steps.write(ctx, job, placement, timing, decision, new, carbon)
+    carbon = await pass_output.account(ctx, job, placement, decision, logger)
+    new = pass_output.render(job, placement, timing, decision, extra, carbon)
+    await pass_output.write(ctx, job, placement, timing, decision, new, carbon)
 
 
 def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:

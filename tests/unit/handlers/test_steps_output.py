@@ -15,7 +15,7 @@ from llmasos.api.status import PlanStatus
 from llmasos.carbon.fallback import FallbackSource
 from llmasos.cluster.kube import EVENTS, JOBS, PODS, SERVICES
 from llmasos.errors import KubeApiError
-from llmasos.handlers import steps
+from llmasos.handlers import pass_output, steps
 from llmasos.handlers.llmjob import reconcile
 from llmasos.planning.lifecycle.decision import EnsureJob, EnsureService, ObservedJob
 from llmasos.planning.timing.carbon_gate import Gate
@@ -116,7 +116,7 @@ def test_account_without_power_reports_keeps_the_previous_carbon_status() -> Non
     job = run(read(ctx, body, indexes))
     placement = steps.Placement(pool="a100", zone="DE")
     decision = steps.decide_pass(job, placement, steps.Timing(gate=Gate(hold=False, plan=None)))
-    assert run(steps.account(ctx, job, placement, decision, LOG)) is None
+    assert run(pass_output.account(ctx, job, placement, decision, LOG)) is None
 
 
 # --- render, write ---------------------------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def test_render_of_a_deferred_job_says_when_it_starts_and_keeps_the_plan() -> No
     timing = steps.Timing(gate=Gate(hold=True, plan=PlanStatus(plan)))
     placement = steps.Placement(pool="a100", zone="DE", fields={"pool": "a100", "zone": "DE", "gpuProduct": "x"})
     decision = steps.decide_pass(job, placement, timing)
-    new = steps.render(job, placement, timing, decision, (), None)
+    new = pass_output.render(job, placement, timing, decision, (), None)
     assert (new["phase"], new["scheduledStart"], new["plan"], new["pool"]) == \
         ("Deferred", "2026-03-06T15:00:00Z", plan, "a100")
     assert type(new["phase"]) is str, "status holds plain JSON values"
@@ -143,10 +143,10 @@ def test_write_posts_events_only_after_the_status_write_and_a_stale_copy_gets_40
     placement = steps.Placement(pool="a100", zone="DE", placed_on="a100")
     timing = steps.Timing(gate=Gate(hold=False, plan=None))
     decision = steps.decide_pass(job, placement, timing)
-    new = steps.render(job, placement, timing, decision, (), None)
+    new = pass_output.render(job, placement, timing, decision, (), None)
     kube.put(JOB_PATH, {**kube.objects[JOB_PATH], "spec": {**body["spec"], "suspend": True}})  # changed meanwhile
     with pytest.raises(KubeApiError) as err:
-        run(steps.write(ctx, job, placement, timing, decision, new))
+        run(pass_output.write(ctx, job, placement, timing, decision, new))
     assert err.value.conflict
     assert ctx.events.pending == 0, "no Event for a status never written"
     assert kube.writes("POST") == []
@@ -154,8 +154,8 @@ def test_write_posts_events_only_after_the_status_write_and_a_stale_copy_gets_40
     fresh = run(read(ctx, kube.objects[JOB_PATH], indexes))
 
     async def write_and_flush() -> None:
-        await steps.write(ctx, fresh, placement, timing, decision, steps.render(fresh, placement, timing, decision,
-                                                                                (), None))
+        new = pass_output.render(fresh, placement, timing, decision, (), None)
+        await pass_output.write(ctx, fresh, placement, timing, decision, new)
         assert await ctx.events.flush(1)
 
     run(write_and_flush())
@@ -170,11 +170,12 @@ def test_write_of_a_first_pass_that_created_the_job_waits_for_the_next_pass() ->
     placement = steps.Placement(pool="a100", zone="DE", fields={"pool": "a100", "zone": "DE", "gpuProduct": "x"})
     timing = steps.Timing(gate=Gate(hold=False, plan=None))
     decision = steps.decide_pass(job, placement, timing)
-    run(steps.write(ctx, job, placement, timing, decision, steps.render(job, placement, timing, decision, (), None)))
+    new = pass_output.render(job, placement, timing, decision, (), None)
+    run(pass_output.write(ctx, job, placement, timing, decision, new))
     assert "status" not in kube.objects[JOB_PATH]
     with_plan = steps.Timing(gate=Gate(hold=False, plan=PlanStatus({"startAt": "2026-03-06T12:00:00Z"})))
-    run(steps.write(ctx, job, placement, with_plan, decision,
-                    steps.render(job, placement, with_plan, decision, (), None)))
+    run(pass_output.write(ctx, job, placement, with_plan, decision,
+                          pass_output.render(job, placement, with_plan, decision, (), None)))
     assert stored_status(kube)["phase"] == "Pending", "a plan is decided before the start only: written now"
 
 
