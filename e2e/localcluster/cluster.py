@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from e2e.localcluster.control_plane import build_argv
 from e2e.localcluster.node_config import NodeLayout
 from e2e.localcluster.nodes import build_nodes, load_pools
 from e2e.localcluster.pki import ensure_pki
@@ -135,13 +136,12 @@ class LocalCluster:
             d.mkdir(parents=True, exist_ok=True)
         ensure_pki(self.paths.pki, (self.node.n.host_ip,) if self.paths.real_node else ())
         self._write_kubeconfigs()
-        self._start_etcd()
+        self._start("etcd")
         self._wait(lambda: self._http_ok(f"http://127.0.0.1:{self.paths.port('etcd')}/health"), "etcd", deadline)
-        self._start_apiserver()
+        self._start("kube-apiserver")
         self._wait(self._readyz, "kube-apiserver", deadline)
-        self._start_controller_manager()
-        self._start_scheduler()
-        self._start_kwok()
+        for component in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            self._start(component)
         self._create_nodes()
         if self.paths.real_node:
             deadline = self._start_real_node(deadline)
@@ -172,9 +172,7 @@ class LocalCluster:
     def restart(self, component: str, timeout: float = 60.0) -> None:
         """Stop and start one component (fault tests: apiserver or etcd restarts keep etcd's data)."""
         self._stop(component)
-        {"etcd": self._start_etcd, "kube-apiserver": self._start_apiserver,
-         "kube-controller-manager": self._start_controller_manager, "kube-scheduler": self._start_scheduler,
-         "kwok": self._start_kwok}[component]()
+        self._start(component)
         self._wait(self._readyz, f"{component} after restart", time.monotonic() + timeout)
 
     def pid(self, component: str) -> int | None:
@@ -237,83 +235,8 @@ class LocalCluster:
                                               "scheduler", "kwok")]
 
     # ---------------------------------------------------------------------------------------- components
-    def _start_etcd(self) -> None:
-        p = self.paths
-        self._spawn("etcd", [
-            self.binary("etcd"), "--name=local", f"--data-dir={p.root / 'etcd-data'}",
-            f"--listen-client-urls=http://127.0.0.1:{p.port('etcd')}",
-            f"--advertise-client-urls=http://127.0.0.1:{p.port('etcd')}",
-            f"--listen-peer-urls=http://127.0.0.1:{p.port('etcd-peer')}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{p.port('etcd-peer')}",
-            f"--initial-cluster=local=http://127.0.0.1:{p.port('etcd-peer')}",
-            "--listen-metrics-urls=", "--quota-backend-bytes=4294967296", "--log-level=warn",
-            "--unsafe-no-fsync=true",  # a throwaway test cluster: durability across host crashes is not needed
-        ])
-
-    def _start_apiserver(self) -> None:
-        p, k = self.paths, self.paths.pki
-        self._spawn("kube-apiserver", [
-            self.binary("kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{p.port('etcd')}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={p.port('apiserver')}",
-            f"--tls-cert-file={k / 'apiserver.crt'}", f"--tls-private-key-file={k / 'apiserver.key'}",
-            f"--client-ca-file={k / 'ca.crt'}",
-            f"--service-account-key-file={k / 'sa.pub'}", f"--service-account-signing-key-file={k / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            "--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.0.0.0/24",
-            "--allow-privileged=true", "--endpoint-reconciler-type=none", "--profiling=false",
-            "--event-ttl=2h", "--v=1", *self._audit_flags(),
-            # The API server's client identity towards kubelets (logs, exec, port-forward on the real node).
-            f"--kubelet-client-certificate={k / 'apiserver-kubelet-client.crt'}",
-            f"--kubelet-client-key={k / 'apiserver-kubelet-client.key'}",
-            "--kubelet-preferred-address-types=InternalIP",
-        ])
-
-    def _audit_flags(self) -> list[str]:
-        """With LLMASOS_AUDIT=1, log one line per request of the operator and bench identities (per-client counts)."""
-        if os.environ.get("LLMASOS_AUDIT") != "1":
-            return []
-        policy = self.paths.root / "audit-policy.yaml"
-        policy.write_text(yaml.safe_dump({
-            "apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
-            "rules": [{"level": "Metadata", "users": ["llmasos-operator-dev", "llmasos-bench"]},
-                      {"level": "None"}],
-        }))
-        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.paths.logs / 'audit.log'}",
-                "--audit-log-format=json", "--audit-log-mode=batch", "--audit-log-maxsize=500"]
-
-    def _start_controller_manager(self) -> None:
-        p, k = self.paths, self.paths.pki
-        kc = str(p.root / "controller-manager.kubeconfig")
-        self._spawn("kube-controller-manager", [
-            self.binary("kube-controller-manager"), f"--kubeconfig={kc}",
-            f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-            "--bind-address=127.0.0.1", f"--secure-port={p.port('controller-manager')}",
-            "--controllers=*", "--use-service-account-credentials=true", "--leader-elect=false",
-            f"--service-account-private-key-file={k / 'sa.key'}", f"--root-ca-file={k / 'ca.crt'}",
-            f"--cluster-signing-cert-file={k / 'ca.crt'}", f"--cluster-signing-key-file={k / 'ca.key'}",
-            "--node-monitor-grace-period=60s", "--concurrent-job-syncs=20", "--kube-api-qps=100",
-            "--kube-api-burst=200", "--v=1",
-        ])
-
-    def _start_scheduler(self) -> None:
-        p = self.paths
-        kc = str(p.root / "scheduler.kubeconfig")
-        self._spawn("kube-scheduler", [
-            self.binary("kube-scheduler"), f"--kubeconfig={kc}",
-            f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-            "--bind-address=127.0.0.1", f"--secure-port={p.port('scheduler')}", "--leader-elect=false", "--v=1",
-        ])
-
-    def _start_kwok(self) -> None:
-        p = self.paths
-        self._spawn("kwok", [
-            self.binary("kwok"), f"--kubeconfig={p.root / 'kwok.kubeconfig'}",
-            f"--config={REPO / 'e2e' / 'kwok' / 'stages.yaml'}",
-            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            f"--server-address=127.0.0.1:{p.port('kwok')}", "--node-ip=127.0.0.1",
-            "--cidr=10.244.0.0/16", "--node-lease-duration-seconds=40",
-        ])
+    def _start(self, component: str) -> None:
+        self._spawn(component, build_argv(component, self.paths, self.binary))
 
     # ---------------------------------------------------------------------------------------------- config
     def _write_kubeconfigs(self) -> None:
