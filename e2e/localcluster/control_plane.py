@@ -17,7 +17,7 @@ import yaml
 if TYPE_CHECKING:
     from e2e.localcluster.cluster import ClusterPaths
 
-REPO = Path(__file__).resolve().parents[2]
+KWOK_STAGES = Path(__file__).resolve().parents[1] / "kwok" / "stages.yaml"  # e2e/kwok/stages.yaml
 Binary = Callable[[str], str]  # a component's name -> the path of its built binary
 
 
@@ -105,7 +105,7 @@ def scheduler_argv(p: ClusterPaths, binary: Binary) -> list[str]:
 def kwok_argv(p: ClusterPaths, binary: Binary) -> list[str]:
     return [
         binary("kwok"), f"--kubeconfig={p.root / 'kwok.kubeconfig'}",
-        f"--config={REPO / 'e2e' / 'kwok' / 'stages.yaml'}",
+        f"--config={KWOK_STAGES}",
         "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         f"--server-address=127.0.0.1:{p.port('kwok')}", "--node-ip=127.0.0.1",
         "--cidr=10.244.0.0/16", "--node-lease-duration-seconds=40",
