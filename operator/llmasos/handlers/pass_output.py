@@ -28,7 +28,7 @@ async def account(ctx: OperatorContext, job: Pass, placement: Placement, decisio
                   logger: Any) -> CarbonStatus | None:
     """status.carbon from the energy measured so far (None keeps the previous one)."""
     return await measured_carbon(ctx, job, placement.zone, final=decision.phase in TERMINAL, logger=logger,
-                             start_time=decision.start_time)
+                                 start_time=decision.start_time)
 
 
 def render(job: Pass, placement: Placement, timing: Timing, decision: Decision, extra: tuple[Condition, ...],
@@ -77,8 +77,8 @@ async def write(ctx: OperatorContext, job: Pass, placement: Placement, timing: T
     ctx.metrics.record_phase(job.uid, decision.phase)
 
 
-
 # --- helpers ---------------------------------------------------------------------------------------------------------
+
 
 def first_write_can_wait(status: Mapping[str, Any], observed: Sequence[ObservedJob], actions: Sequence[object],
                          decided_before_start: bool) -> bool:
