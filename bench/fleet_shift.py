@@ -11,14 +11,15 @@ otherwise it waits. Strategies, all judged on the true series:
   blind     today's single-job planner (`plan_start`; `replan_remaining` for interruptible jobs, as the operator),
             re-planned hourly until a job's plan starts within the hour; then it waits in the queue
   fleet     `planning.timing.fleet.plan_fleet` every hour over all pending jobs, with the running non-interruptible
-            jobs as reservations; interruptible jobs may yield at the hour
+            jobs as reservations and the last 48 h of arrivals for the capacity prices (as the operator; off with
+            --no-prices); interruptible jobs may yield at the hour
   optimum   offline, perfect knowledge of every job and of the true series: the fleet MILP per pool, solved once
 
 Figures: emissions saved against asap (GPU-hour weighted), deadlines missed, plans over capacity, planning time.
 Prints figures; asserts nothing. Usage:
 
     .venv/bin/python -m bench.fleet_shift [--seeds 1,2,3] [--days 5] [--headroom 0] [--solver auto|greedy]
-        [--lead-price 0.1]
+        [--lead-price 0.1] [--no-prices]
     .venv/bin/python -m bench.fleet_shift --timing 1000      # plan 1,000 pending jobs at once, timed
 """
 
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 from llmasos.carbon.trace import TraceSource, shipped_trace_files
 from llmasos.planning.timing.carbon_window import CarbonJob, plan_start
 from llmasos.planning.timing.fleet import DEFAULT_LEAD_PRICE, plan_fleet, violations
+from llmasos.planning.timing.fleet_prices import HISTORY, Arrival
 from llmasos.planning.timing.fleet_types import FleetJob, FleetPlan, PoolCapacity, Reservation, Solver
 from llmasos.planning.timing.forecast import Forecast
 from llmasos.planning.timing.forecast_error import DAY_AHEAD_SIGMA, ForecastErrorModel
@@ -46,6 +48,7 @@ from llmasos.planning.timing.replan import replan_remaining
 
 STEP = timedelta(minutes=15)
 PER_HOUR = 4
+HISTORY_STEPS = HISTORY // STEP
 GPU_CHOICES = (1, 2, 4, 8)
 
 
@@ -209,9 +212,10 @@ def blind(world: World, jobs: list[Job], cap: int) -> Run:
 
 
 def fleet(world: World, jobs: list[Job], cap: int, headroom: float, solver: Solver,
-          lead_price: float = DEFAULT_LEAD_PRICE, known_ahead: int = 0) -> Run:
+          lead_price: float = DEFAULT_LEAD_PRICE, known_ahead: int = 0, prices: bool = True) -> Run:
     """`plan_fleet` on the hour over every pending job; the plan is followed for the hour. `known_ahead` > 0 is an
-    oracle (bench/fleet_gap.py): jobs arriving within that many steps are planned too, from their arrival."""
+    oracle (bench/fleet_gap.py): jobs arriving within that many steps are planned too, from their arrival.
+    `prices`: pass the arrivals of the last 48 h, as the operator does, for the capacity prices (fleet_prices.py)."""
     plan_steps: dict[str, set[int]] = {}
     pools = [PoolCapacity(z, cap, z) for z in world.zones]
     by_id = {j.id: j for j in jobs}
@@ -229,9 +233,11 @@ def fleet(world: World, jobs: list[Job], cap: int, headroom: float, solver: Solv
             pending.append(FleetJob(j.id, j.gpus, (j.zone,), left * STEP, world.at(max(j.arrival, k)),
                                     world.at(j.deadline), j.interruptible, min_segment=timedelta(0)))
         forecasts = {z: world.forecast(z, k) for z in world.zones}
+        arrived = [Arrival(j.zone, world.at(j.arrival), j.gpus, j.dur * STEP, (j.deadline - j.arrival) * STEP)
+                   for j in jobs if k - HISTORY_STEPS < j.arrival <= k] if prices else []
         t0 = time.perf_counter()
         plan = plan_fleet(pending, pools, reservations, forecasts, world.at(k), solver=solver, headroom=headroom,
-                          lead_price=lead_price)
+                          lead_price=lead_price, arrivals=arrived)
         run.plan_seconds.append(time.perf_counter() - t0)
         run.over_capacity += bool(violations(plan, pending, pools, reservations))
         plan_steps.clear()
@@ -296,7 +302,8 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, dict[str, tuple[f
     results: dict[str, dict[str, tuple[float, int]]] = {}
     t0 = time.perf_counter()
     runs = {"asap": asap(world, jobs, args.gpus), "blind": blind(world, jobs, args.gpus)}
-    runs["fleet"] = fleet(world, jobs, args.gpus, args.headroom, args.solver, args.lead_price)
+    runs["fleet"] = fleet(world, jobs, args.gpus, args.headroom, args.solver, args.lead_price,
+                          prices=not args.no_prices)
     opt, notes, gaps = optimum(world, jobs, args.gpus, args.milp_seconds)
     runs["optimum"] = opt
     for name, run in runs.items():
@@ -304,7 +311,8 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, dict[str, tuple[f
     f = runs["fleet"]
     busy = sum(j.gpus * j.dur for j in jobs) / (len(zones) * args.gpus * args.days * 24 * PER_HOUR)
     print(f"\n## seed {seed}: {len(jobs)} jobs from {start:%Y-%m-%d}, {args.days} days, utilisation {busy:.0%}, "
-          f"headroom {args.headroom:.0%}, lead price {args.lead_price}, solver {args.solver} "
+          f"headroom {args.headroom:.0%}, lead price {args.lead_price}, capacity prices {not args.no_prices}, "
+          f"solver {args.solver} "
           f"({time.perf_counter() - t0:.0f} s)")
     print(f"fleet: plans over capacity {f.over_capacity} of {len(f.plan_seconds)}, job-steps queued {f.queued}, "
           f"plan time mean {statistics.mean(f.plan_seconds):.2f} s max {max(f.plan_seconds):.2f} s; "
@@ -328,7 +336,8 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, dict[str, tuple[f
 
 
 def timing(count: int, solver: Solver, load: float) -> None:
-    """Plan `count` pending jobs at once on six pools sized so that their GPU-hours fill `load` of 30 hours."""
+    """Plan `count` pending jobs at once on six pools sized so that their GPU-hours fill `load` of 30 hours, with
+    as many arrivals in the last 48 h pricing the pools' capacity (the jobs themselves, arrived at random hours)."""
     zones = list(shipped_trace_files())
     now = datetime(2020, 6, 1, tzinfo=UTC)
     rng = random.Random(f"timing:{count}")
@@ -341,8 +350,10 @@ def timing(count: int, solver: Solver, load: float) -> None:
         early = now + timedelta(hours=rng.randrange(12))
         jobs.append(FleetJob(f"j{i}", rng.choice(GPU_CHOICES), (zone,), timedelta(hours=dur), early,
                              early + timedelta(hours=dur + slack), slack >= 12 and rng.random() < 1 / 3))
+    arrivals = [Arrival(j.pools[0], now - timedelta(hours=rng.randrange(48)), j.gpus, j.duration,
+                        j.deadline - j.earliest_start) for j in jobs]
     t0 = time.perf_counter()
-    plan = plan_fleet(jobs, pools, [], forecasts, now, solver=solver)
+    plan = plan_fleet(jobs, pools, [], forecasts, now, solver=solver, arrivals=arrivals)
     seconds = time.perf_counter() - t0
     print(f"{count} pending jobs, 6 pools of {gpus} GPUs (load {load:.0%} of 30 h), solver {solver} -> "
           f"{plan.solver}: {seconds:.2f} s, "
@@ -359,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solver", default="auto", choices=("auto", "greedy"))
     parser.add_argument("--lead-price", type=float, default=DEFAULT_LEAD_PRICE,
                         help="the fleet plan's lead price per 24 h ahead (0: compare on the forecast alone)")
+    parser.add_argument("--no-prices", action="store_true",
+                        help="plan without the capacity prices of expected arrivals (fleet_prices.py)")
     parser.add_argument("--milp-seconds", type=float, default=120.0, help="time limit of each offline MILP")
     parser.add_argument("--sigma-scale", type=float, default=1.0,
                         help="forecast error as a multiple of the per-zone day-ahead error (0: perfect forecasts)")

@@ -1,7 +1,9 @@
 """The pool a deferred LLMJob shares, read from the LLMJobs the operator already watches, and planned as a whole.
 
 Restart-safe and without a store of its own: each member comes from an LLMJob's spec and status (`status.pool`,
-`status.startTime`, the run-time ledger in `status.plan`), as kopf's `llmjob_bodies` index holds them. The pool plan
+`status.startTime`, the run-time ledger in `status.plan`), as kopf's `llmjob_bodies` index holds them. So do the
+pool's arrivals of the last two days, finished LLMJobs included, that price the capacity wanted by the work still to
+come (planning/timing/fleet_prices.py); deleting old LLMJobs only makes those prices lower. The pool plan
 (pure: planning/timing/fleet_gate.py) is computed at most once per pool, minute and membership, and shared by the
 passes of every job in that pool, so a burst of N deferred jobs costs N small plans, not N passes x N jobs.
 
@@ -21,6 +23,7 @@ from llmasos.api.spec import parse_spec
 from llmasos.errors import SpecError
 from llmasos.planning.timing.carbon_window import CarbonJob
 from llmasos.planning.timing.fleet_gate import PoolPlan, moved_jobs, plan_pool
+from llmasos.planning.timing.fleet_prices import HISTORY, Arrival
 from llmasos.planning.timing.fleet_status import Member
 from llmasos.planning.timing.forecast import Forecast, parse_instant
 from llmasos.planning.timing.served import ledger_from
@@ -45,6 +48,26 @@ def member_of(body: Mapping[str, Any], job_for: JobFor) -> Member | None:
                   bool(status.get("startTime")), ledger_from(status.get("plan")))
 
 
+def arrival_of(body: Mapping[str, Any], job_for: JobFor) -> Arrival | None:
+    """When and what kind of work an LLMJob brought to its pool, whatever its phase; None without a pool, a
+    creation time or a deadline (an `immediate` job is never planned around), or with an invalid spec."""
+    status = body.get("status") or {}
+    pool = str(status.get("pool") or "")
+    created = (body.get("metadata") or {}).get("creationTimestamp")
+    if not pool or not created:
+        return None
+    try:
+        spec = parse_spec(dict(body.get("spec") or {}))
+        job = job_for(spec, dict(body))
+    except SpecError:
+        return None
+    if job.deadline is None or job.policy == "immediate":
+        return None
+    at = parse_instant(str(created))
+    p = spec.parallelism
+    return Arrival(pool, at, max(p.nodes * p.gpus_per_node, 1), job.duration, job.deadline - at)
+
+
 def planned_starts(bodies: Iterable[Mapping[str, Any]]) -> dict[str, datetime]:
     """The planned start each deferred job's status holds now (what `moved_jobs` compares the pool plan with)."""
     out: dict[str, datetime] = {}
@@ -64,7 +87,7 @@ class PoolPlans:
 
     bucket: timedelta = timedelta(minutes=1)
     _plans: dict[str, tuple[tuple[Any, ...], PoolPlan]] = field(default_factory=dict)
-    _members: dict[tuple[str, str], tuple[str, Member | None]] = field(default_factory=dict)
+    _members: dict[tuple[str, str], tuple[str, Member | None, Arrival | None]] = field(default_factory=dict)
     moved: set[str] = field(default_factory=set)
 
     def members(self, bodies: Iterable[Mapping[str, Any]], pool: str, job_for: JobFor) -> list[Member]:
@@ -80,22 +103,29 @@ class PoolPlans:
             version = str(meta.get("resourceVersion", ""))
             cached = self._members.get(key)
             if cached is None or cached[0] != version or not version:
-                cached = (version, member_of(body, job_for))
+                cached = (version, member_of(body, job_for), arrival_of(body, job_for))
                 self._members[key] = cached
             if cached[1] is not None and cached[1].pool == pool:
                 out.append(cached[1])
         return out
 
+    def arrivals(self, pool: str, now: datetime) -> list[Arrival]:
+        """The pool's arrivals within `HISTORY` of `now`, among the LLMJobs the last `members` call saw."""
+        found = (cached[2] for cached in self._members.values())
+        return sorted((a for a in found if a is not None and a.pool == pool and now - HISTORY < a.at <= now),
+                      key=lambda a: (a.at, a.gpus, a.duration, a.window))
+
     def plan(self, members: list[Member], pool: str, gpus: int, zone: str, forecast: Forecast,
              now: datetime, starts: Mapping[str, datetime], asking: str) -> PoolPlan:
-        """The pool plan at `now` (reused within the bucket while members, capacity and forecast hold); the
-        deferred jobs it moves, other than `asking`, are added to `moved`."""
+        """The pool plan at `now` (reused within the bucket while members, arrivals, capacity and forecast hold);
+        the deferred jobs it moves, other than `asking`, are added to `moved`."""
         bucket = int(now.timestamp() // self.bucket.total_seconds())
-        signature = (bucket, gpus, zone, forecast, tuple(sorted(members, key=lambda m: m.key)))
+        arrivals = tuple(self.arrivals(pool, now))
+        signature = (bucket, gpus, zone, forecast, tuple(sorted(members, key=lambda m: m.key)), arrivals)
         cached = self._plans.get(pool)
         if cached is not None and cached[0] == signature:
             return cached[1]
-        result = plan_pool(members, pool, gpus, zone, forecast, now)
+        result = plan_pool(members, pool, gpus, zone, forecast, now, arrivals)
         self._plans[pool] = (signature, result)
         self.moved.update(moved_jobs(result, starts, skip=asking))
         return result

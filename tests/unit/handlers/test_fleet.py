@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmasos.handlers.fleet import PoolPlans, member_of, planned_starts
+from llmasos.handlers.fleet import PoolPlans, arrival_of, member_of, planned_starts
 from llmasos.handlers.gate import job_for
 from llmasos.planning.timing.forecast import format_instant
 from tests.unit.builders import make_raw
@@ -14,16 +14,18 @@ from tests.unit.planning.timing.fleet_builders import HOUR, forecast
 
 
 def body(name: str, *, pool: str = "p", phase: str = "Deferred", started: bool = False, rv: str = "1",
-         start_at: float | None = None, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+         start_at: float | None = None, spec: dict[str, Any] | None = None, created_h: float = 0) -> dict[str, Any]:
     status: dict[str, Any] = {"pool": pool, "phase": phase}
     if started:
         status["startTime"] = format_instant(T0)
     if start_at is not None:
         status["plan"] = {"startAt": format_instant(T0 + start_at * HOUR)}
     carbon = {"policy": "deadline", "maxDelay": "10h", "expectedDuration": "1h"}
+    if created_h:  # created long ago: the same deadline, given as an instant
+        carbon = {"policy": "deadline", "deadline": format_instant(T0 + 10 * HOUR), "expectedDuration": "1h"}
     raw = spec or make_raw(nodes=1, gpus=4, carbon=carbon, maxRuntime="1h")
     return {"metadata": {"namespace": "ns", "name": name, "resourceVersion": rv,
-                         "creationTimestamp": format_instant(T0)},
+                         "creationTimestamp": format_instant(T0 + created_h * HOUR)},
             "spec": raw, "status": status}
 
 
@@ -48,7 +50,8 @@ def test_planned_starts_are_those_of_deferred_jobs() -> None:
 
 def test_one_pool_plan_per_minute_and_membership_and_the_moved_jobs_are_named_once() -> None:
     plans = PoolPlans()
-    herd = [body(f"j{i}", start_at=3) for i in range(3)]  # all three hold the cleanest hour (3-4) in their status
+    # All three hold the cleanest hour (3-4) in their status; created three days ago, they price nothing.
+    herd = [body(f"j{i}", start_at=3, created_h=-72) for i in range(3)]
     members = plans.members(herd, "p", job_for)
     assert [m.key for m in members] == ["ns/j0", "ns/j1", "ns/j2"]
     f = forecast()
@@ -77,3 +80,33 @@ def test_a_deleted_llmjob_is_forgotten() -> None:
     plans.members([body("a"), body("b")], "p", job_for)
     assert [m.key for m in plans.members([body("b")], "p", job_for)] == ["ns/b"]
     assert list(plans._members) == [("ns", "b")]
+
+
+def test_an_arrival_is_read_from_any_placed_llmjob_finished_ones_included() -> None:
+    for phase in ("Deferred", "Running", "Succeeded", "Failed"):
+        a = arrival_of(body("a", phase=phase), job_for)
+        assert a is not None
+        assert (a.pool, a.at, a.gpus, a.duration, a.window) == ("p", T0, 4, HOUR, 10 * HOUR)
+    assert arrival_of(body("a", pool=""), job_for) is None
+    assert arrival_of(body("a", spec={"model": {}}), job_for) is None
+    immediate = make_raw(nodes=1, gpus=4, carbon={"policy": "immediate"}, maxRuntime="1h")
+    assert arrival_of(body("a", spec=immediate), job_for) is None
+
+
+def test_the_pool_plan_is_priced_by_the_arrivals_of_the_last_two_days() -> None:
+    plans = PoolPlans()
+    plans.members([body("a"), body("b", phase="Succeeded"), body("c", pool="q")], "p", job_for)
+    assert [a.at for a in plans.arrivals("p", T0 + HOUR)] == [T0, T0]
+    assert plans.arrivals("p", T0 + 49 * HOUR) == []
+    assert plans.arrivals("p", T0 - HOUR) == [], "not yet arrived"
+
+
+def test_a_new_arrival_plans_the_pool_again_even_when_it_has_finished() -> None:
+    plans = PoolPlans()
+    herd = [body(f"j{i}", start_at=3, created_h=-72) for i in range(3)]
+    members = plans.members(herd, "p", job_for)
+    f = forecast()
+    first = plans.plan(members, "p", 8, "Z", f, T0, planned_starts(herd), asking="ns/j0")
+    plans.members([*herd, body("done", phase="Succeeded", created_h=-1)], "p", job_for)
+    again = plans.plan(members, "p", 8, "Z", f, T0, planned_starts(herd), asking="ns/j0")
+    assert again is not first

@@ -24,6 +24,10 @@ offline optimum's savings and fewer deadlines missed on every seed. In a pool wi
 planned on the forecast itself, so each keeps exactly its single-job plan; reported intensities always come from
 the forecast itself.
 
+Capacity prices (`arrivals`): given the pools' arrivals of the last two days, each pool's next 48 hours are priced
+by the work expected to come (`fleet_prices.py`, a linear program through scipy; none without it), and placements
+compare the forecast plus those prices. Without arrivals (the CLI's batch plans) nothing is priced.
+
 Solver choice (`solver="auto"`): the greedy path always runs (under a second for 1,000 pending jobs); the
 MILP runs as well when the fleet is small (at most `SMALL_MILP_VARIABLES` variables) or the greedy plan misses a
 deadline (up to `MAX_MILP_VARIABLES`), within `milp_time_limit` seconds. `"greedy"` and `"milp"` force one path.
@@ -39,6 +43,7 @@ from llmasos.planning.timing.capacity import MICRO, Usage, capacity_violations
 from llmasos.planning.timing.carbon_window import Segment
 from llmasos.planning.timing.fleet_greedy import fewer_late_or_cheaper, place_greedy
 from llmasos.planning.timing.fleet_improve import improve
+from llmasos.planning.timing.fleet_prices import HORIZON_HOURS, Arrival, priced, prices_by_pool
 from llmasos.planning.timing.fleet_types import (
     MICROSECOND,
     Assignment,
@@ -73,12 +78,14 @@ def plan_fleet(
     milp_time_limit: float = 2.0,
     unknown_premium: float = DEFAULT_UNKNOWN_PREMIUM,
     lead_price: float = DEFAULT_LEAD_PRICE,
+    arrivals: Iterable[Arrival] = (),
 ) -> FleetPlan:
     """Plan every pending job at `now` (module docstring). `forecasts` maps a carbon zone to its forecast.
 
     `headroom` is the share of each pool's GPUs a placement leaves free unless it needs them to meet its deadline.
     `lead_price` raises the intensity a placement is compared on by that share per 24 h ahead (module docstring);
-    0 compares on the forecast alone.
+    0 compares on the forecast alone. `arrivals` (the pools' recent arrivals, finished jobs included) add the
+    capacity prices of the work expected to come (fleet_prices.py); none: no prices.
     Raises ValueError for a job naming an unknown pool or larger than every pool it may use, or a reservation in
     an unknown pool.
     """
@@ -89,7 +96,9 @@ def plan_fleet(
     _validate(job_list, pool_map)
     base = _reserved(reservations, caps, now)
     scarce = _scarce(job_list, caps, base) if lead_price else frozenset()
-    prepared = _prepare(job_list, pool_map, forecasts, now, unknown_premium, lead_price, scarce)
+    history = list(arrivals)
+    prices = _prices(job_list, history, pool_map, base, forecasts, now, unknown_premium) if history else {}
+    prepared = _prepare(job_list, pool_map, forecasts, now, unknown_premium, lead_price, scarce, prices)
     spare = {name: int(headroom * cap) for name, cap in caps.items()}
 
     placed: dict[str, Placement] = {}
@@ -147,9 +156,11 @@ def _prepare(
     premium: float,
     lead_price: float = 0.0,
     scarce: frozenset[str] = frozenset(),
+    prices: Mapping[str, list[float]] | None = None,
 ) -> list[Prepared]:
     """Each job in microseconds from `now`, with one timeline per forecast shared by every job that uses it (and the
-    copy priced by `lead_price` that the solvers compare on, in the `scarce` pools)."""
+    copy the solvers compare on: raised by `lead_price` in the `scarce` pools, plus the pools' capacity `prices`)."""
+    prices = prices or {}
     horizon = max([*(j.deadline for j in jobs), *(j.earliest_start + j.duration for j in jobs), now], default=now)
     end = horizon + timedelta(hours=1)
     cache: dict[int, Timeline] = {}
@@ -164,25 +175,39 @@ def _prepare(
                 cache[key] = build_timeline(forecast, now, end, premium)
         return cache[key]
 
-    priced: dict[int, Timeline] = {}
+    compared_cache: dict[tuple[int, str], Timeline] = {}
 
-    def with_lead_price(line: Timeline) -> Timeline:
-        if id(line) not in priced:
-            priced[id(line)] = Timeline.from_pieces(line.origin, [
-                TimelinePiece(p.start, p.end, p.intensity * (1 + lead_price * p.start / 86_400), p.estimated)
-                for p in line.pieces])
-        return priced[id(line)]
+    def compared_line(line: Timeline, pool: str) -> Timeline:
+        key = (id(line), pool)
+        if key not in compared_cache:
+            out = line
+            if pool in scarce:
+                out = Timeline.from_pieces(line.origin, [
+                    TimelinePiece(p.start, p.end, p.intensity * (1 + lead_price * p.start / 86_400), p.estimated)
+                    for p in line.pieces])
+            compared_cache[key] = priced(out, prices[pool]) if pool in prices else out
+        return compared_cache[key]
 
     out = []
     for job in jobs:
         lines = {p: timeline(job.forecast or forecasts.get(pools[p].zone)) for p in job.pools}
         lo = max(_us(job.earliest_start - now), 0)
-        if scarce.isdisjoint(lines):
+        if scarce.isdisjoint(lines) and not any(p in prices for p in lines):
             out.append(Prepared(job, lo, _us(job.deadline - now), _us(job.duration), lines))
             continue
-        compared = {p: with_lead_price(line) if p in scarce else line for p, line in lines.items()}
+        compared = {p: compared_line(line, p) for p, line in lines.items()}
         out.append(Prepared(job, lo, _us(job.deadline - now), _us(job.duration), compared, lines))
     return out
+
+
+def _prices(jobs: list[FleetJob], arrivals: list[Arrival], pools: Mapping[str, PoolCapacity],
+            base: Mapping[str, Usage], forecasts: Mapping[str, Forecast], now: datetime,
+            premium: float) -> dict[str, list[float]]:
+    """The capacity prices of every pool whose zone has a forecast (fleet_prices.py)."""
+    end = now + timedelta(hours=HORIZON_HOURS)
+    lines = {name: build_timeline(forecasts[p.zone], now, end, premium)
+             for name, p in pools.items() if p.zone in forecasts and forecasts[p.zone].points}
+    return prices_by_pool(jobs, arrivals, {n: p.gpus for n, p in pools.items()}, base, lines, now)
 
 
 def _scarce(jobs: list[FleetJob], caps: Mapping[str, int], base: Mapping[str, Usage]) -> frozenset[str]:

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from llmasos.planning.timing.carbon_window import Plan
 from llmasos.planning.timing.fleet import plan_fleet
+from llmasos.planning.timing.fleet_prices import Arrival
 from llmasos.planning.timing.fleet_status import Member, fleet_inputs
 from llmasos.planning.timing.fleet_types import Assignment, FleetPlan, PoolCapacity
 from llmasos.planning.timing.forecast import Forecast
@@ -35,14 +36,16 @@ class PoolPlan:
 
 
 def plan_pool(members: Sequence[Member], pool: str, gpus: int, zone: str, forecast: Forecast,
-              now: datetime) -> PoolPlan:
-    """Plan every pending member of `pool` together (greedy path), honouring the started members' reservations."""
+              now: datetime, arrivals: Sequence[Arrival] = ()) -> PoolPlan:
+    """Plan every pending member of `pool` together (greedy path), honouring the started members' reservations and
+    pricing the capacity that the pool's recent `arrivals` say more work will want (fleet_prices.py)."""
     pending, reserved = fleet_inputs(members, pool, now)
     if len(pending) <= 1 and not reserved:
         return PoolPlan(None, now)
     capacity = PoolCapacity(pool, gpus, zone)
     fitting = [job for job in pending if job.gpus <= gpus]  # a gang larger than the pool: placement's business
-    return PoolPlan(plan_fleet(fitting, [capacity], reserved, {zone: forecast}, now, solver="greedy"), now)
+    plan = plan_fleet(fitting, [capacity], reserved, {zone: forecast}, now, solver="greedy", arrivals=arrivals)
+    return PoolPlan(plan, now)
 
 
 def apply_assignment(own: Plan, assignment: Assignment | None, pool: str) -> Plan:

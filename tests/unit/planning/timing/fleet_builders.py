@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from llmasos.planning.timing.fleet import plan_fleet, violations
+from llmasos.planning.timing.fleet_prices import Arrival
 from llmasos.planning.timing.fleet_types import FleetJob, FleetPlan, PoolCapacity, Reservation, Solver
 from llmasos.planning.timing.forecast import Forecast
 from tests.unit.planning.builders import T0, make_forecast
@@ -52,6 +53,7 @@ def plan(
     solver: Solver = "auto",
     now_h: float = 0,
     headroom: float = 0.0,
+    arrivals: list[Arrival] | None = None,
 ) -> FleetPlan:
     """Plan and assert the guarantee that holds for every input: no pool over capacity."""
     pools = [PoolCapacity(name, gpus, "Z") for name, gpus in caps.items()]
@@ -63,6 +65,7 @@ def plan(
         T0 + now_h * HOUR,
         solver=solver,
         headroom=headroom,
+        arrivals=arrivals or (),
     )
     assert violations(result, jobs, pools, reservations or []) == []
     return result
