@@ -31,41 +31,44 @@ from llmasos.planning.timing.served import ledger_from
 JobFor = Callable[[Any, dict[str, Any]], CarbonJob]
 
 
-def member_of(body: Mapping[str, Any], job_for: JobFor) -> Member | None:
-    """One LLMJob as its pool's planner sees it; None when it is not placed, finished, or its spec is invalid."""
-    status = body.get("status") or {}
-    pool = str(status.get("pool") or "")
-    if not pool or status.get("phase") in TERMINAL:
+def _placed(body: Mapping[str, Any], job_for: JobFor) -> tuple[str, int, CarbonJob] | None:
+    """(pool, GPUs, job) of an LLMJob given a pool; None without one or with an invalid spec."""
+    pool = str((body.get("status") or {}).get("pool") or "")
+    if not pool:
         return None
     try:
         spec = parse_spec(dict(body.get("spec") or {}))
         job = job_for(spec, dict(body))
     except SpecError:
         return None
-    meta = body["metadata"]
     p = spec.parallelism
-    return Member(f"{meta['namespace']}/{meta['name']}", pool, max(p.nodes * p.gpus_per_node, 1), job,
-                  bool(status.get("startTime")), ledger_from(status.get("plan")))
+    return pool, max(p.nodes * p.gpus_per_node, 1), job
+
+
+def member_of(body: Mapping[str, Any], job_for: JobFor) -> Member | None:
+    """One LLMJob as its pool's planner sees it; None when it is not placed, finished, or its spec is invalid."""
+    status = body.get("status") or {}
+    placed = None if status.get("phase") in TERMINAL else _placed(body, job_for)
+    if placed is None:
+        return None
+    pool, gpus, job = placed
+    meta = body["metadata"]
+    return Member(f"{meta['namespace']}/{meta['name']}", pool, gpus, job, bool(status.get("startTime")),
+                  ledger_from(status.get("plan")))
 
 
 def arrival_of(body: Mapping[str, Any], job_for: JobFor) -> Arrival | None:
     """When and what kind of work an LLMJob brought to its pool, whatever its phase; None without a pool, a
     creation time or a deadline (an `immediate` job is never planned around), or with an invalid spec."""
-    status = body.get("status") or {}
-    pool = str(status.get("pool") or "")
     created = (body.get("metadata") or {}).get("creationTimestamp")
-    if not pool or not created:
+    placed = _placed(body, job_for) if created else None
+    if placed is None:
         return None
-    try:
-        spec = parse_spec(dict(body.get("spec") or {}))
-        job = job_for(spec, dict(body))
-    except SpecError:
-        return None
+    pool, gpus, job = placed
     if job.deadline is None or job.policy == "immediate":
         return None
     at = parse_instant(str(created))
-    p = spec.parallelism
-    return Arrival(pool, at, max(p.nodes * p.gpus_per_node, 1), job.duration, job.deadline - at)
+    return Arrival(pool, at, gpus, job.duration, job.deadline - at)
 
 
 def planned_starts(bodies: Iterable[Mapping[str, Any]]) -> dict[str, datetime]:
