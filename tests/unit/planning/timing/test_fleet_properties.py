@@ -5,6 +5,7 @@
   keeps every deadline within capacity, so a plan missing one is a planner failure, not bad luck. The witness is
   on whole hours, where the MILP is exact, so `auto` must find a plan as good as the witness.
 * Every plan runs exactly the job's duration, inside [earliest start, deadline] when it is feasible.
+* Capacity prices from any history change neither of the first two.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from llmasos.planning.timing.capacity import Usage
 from llmasos.planning.timing.fleet import plan_fleet, violations
+from llmasos.planning.timing.fleet_prices import Arrival
 from llmasos.planning.timing.fleet_types import FleetJob, PoolCapacity, Reservation
 from tests.unit.planning.builders import T0, make_forecast
 from tests.unit.planning.timing.fleet_builders import HOUR
@@ -112,3 +114,24 @@ def test_the_greedy_path_alone_never_over_capacity(fleet: tuple) -> None:  # typ
     result = plan_fleet(jobs, pools, reservations, forecasts, T0 + HOUR / 2, solver="greedy", headroom=0.25)
     assert violations(result, jobs, pools, reservations) == []
     check_runs(result, [j for j in jobs if j.earliest_start >= T0 + HOUR / 2])
+
+
+@st.composite
+def histories(draw: st.DrawFn, pools: list[PoolCapacity]) -> list[Arrival]:
+    """Recent arrivals in the fleet's pools: what the capacity prices are made of."""
+    return [
+        Arrival(draw(st.sampled_from([p.name for p in pools])), T0 - draw(st.integers(0, 60)) * HOUR,
+                draw(st.integers(1, 6)), draw(st.integers(1, 4)) * HOUR, draw(st.integers(1, 12)) * HOUR)
+        for _ in range(draw(st.integers(0, 30)))
+    ]
+
+
+@SETTINGS
+@given(st.data(), fleets(witnessed=True))
+def test_capacity_prices_never_cost_a_deadline_or_capacity(data: st.DataObject, fleet: tuple) -> None:  # type: ignore[type-arg]
+    jobs, pools, reservations, forecasts = fleet
+    arrivals = data.draw(histories(pools))
+    result = plan_fleet(jobs, pools, reservations, forecasts, T0, solver="auto", arrivals=arrivals)
+    assert violations(result, jobs, pools, reservations) == []
+    assert [a.reason for a in result.at_risk] == []
+    check_runs(result, jobs)
