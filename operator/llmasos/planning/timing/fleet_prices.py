@@ -9,8 +9,8 @@ almost as cleanly earlier, and a job that arrives an hour later finds those hour
   run time and window (deadline minus arrival), are assumed to keep arriving at `EXPECTED_SHARE` of their mean
   rate over the next `AHEAD` (every `ARRIVAL_STEP`). The rate is taken over the hours since the oldest of those
   arrivals (whole hours, at least one), so a pool that has just started is not read as a quiet one. At the full
-  rate the plan held back too much capacity and saved less; half the rate measured best of the two tried
-  (docs/carbon.md).
+  rate the prices cut the missed deadlines but not the emissions; half the rate did both, the better of the two
+  rates tried (docs/carbon.md).
 * **The prices** are the capacity duals of a fluid plan: the pending jobs and the expected work, as divisible
   GPU-hours inside their windows (at most their GPUs in any one hour), fill the hours left free by the reservations
   at the least carbon, and a GPU-hour that cannot be placed costs `MISS_FACTOR` x the dearest hour. A linear
