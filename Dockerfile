@@ -9,14 +9,14 @@ ARG BASE=python:3.11.11-slim-bookworm
 FROM ${BASE} AS build
 WORKDIR /src
 # The tested dependency set of `llmasos[agent,fleet]` (kopf, httpx, PyYAML, prometheus-client, nvidia-ml-py, grpcio,
-# scipy for the fleet planner's capacity prices, and what they pull in), so a rebuild never picks up an untested
-# release.
+# highspy (HiGHS, with numpy) for the fleet planner's capacity prices, and what they pull in), so a rebuild never
+# picks up an untested release.
 RUN printf '%s\n' \
         aiohappyeyeballs==2.7.1 aiohttp==3.14.5 aiosignal==1.4.0 anyio==4.16.0 attrs==26.1.0 \
-        certifi==2026.10.19.post1 click==8.5.1 frozenlist==1.8.0 grpcio==1.85.3 h11==0.16.0 httpcore==1.0.9 \
-        httpx==0.28.1 idna==3.20 iso8601==2.1.0 jsonpatch==1.48 jsonpointer==3.12 kopf==1.45.2 multidict==7.2.1 \
-        numpy==2.4.6 nvidia-ml-py==13.615.71 prometheus-client==0.26.0 propcache==0.5.4 python-json-logger==4.2.0 \
-        pyyaml==6.0.4 scipy==1.17.1 typing-extensions==4.16.0 yarl==1.25.1 \
+        certifi==2026.10.19.post1 click==8.5.1 frozenlist==1.8.0 grpcio==1.85.3 h11==0.16.0 highspy==1.16.0 \
+        httpcore==1.0.9 httpx==0.28.1 idna==3.20 iso8601==2.1.0 jsonpatch==1.48 jsonpointer==3.12 kopf==1.45.2 \
+        multidict==7.2.1 numpy==2.4.6 nvidia-ml-py==13.615.71 prometheus-client==0.26.0 propcache==0.5.4 \
+        python-json-logger==4.2.0 pyyaml==6.0.4 typing-extensions==4.16.0 yarl==1.25.1 \
         > /tmp/constraints.txt
 COPY pyproject.toml README.md LICENSE NOTICE ./
 COPY operator ./operator

@@ -25,7 +25,7 @@ planned on the forecast itself, so each keeps exactly its single-job plan; repor
 the forecast itself.
 
 Capacity prices (`arrivals`): given the pools' arrivals of the last two days, each pool's next 48 hours are priced
-by the work expected to come (`fleet_prices.py`, a linear program through scipy; none without it), and placements
+by the work expected to come (`fleet_prices.py`, a linear program through highspy; none without it), and placements
 compare the forecast plus those prices. Without arrivals (the CLI's batch plans) nothing is priced.
 
 Solver choice (`solver="auto"`): the greedy path always runs (under a second for 1,000 pending jobs); the

@@ -1,4 +1,4 @@
-"""The exact path of the fleet planner: a time-indexed MILP solved by HiGHS through `scipy.optimize.milp`.
+"""The exact path of the fleet planner: a time-indexed MILP solved by HiGHS (`highs.py`).
 
 Time is cut into slots (the forecasts' step). A contiguous job chooses one start among the slot edges in its window
 plus its earliest and latest start; it occupies every slot it touches, so the capacity rows are conservative and a
@@ -7,25 +7,19 @@ it has no `maxSegments`) may instead take whole slots inside its window, at leas
 of the last slot is trimmed. Each job also has a "miss" variable priced above every placement together, so the
 MILP always has a solution and maximises first the number of deadlines kept, then the emissions saved.
 
-scipy is optional (`pip install llmasos[fleet]`; the dev extra has it): without it `solve` returns None and the
+highspy is optional (`pip install llmasos[fleet]`; the dev extra has it): without it `solve` returns None and the
 greedy path stands alone. `fleet.py` decides when the MILP is worth its time.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from llmasos.planning.timing import highs
 from llmasos.planning.timing.capacity import MICRO, Usage
 from llmasos.planning.timing.fleet_types import Placement, Prepared
-
-
-def available() -> bool:
-    """Whether scipy (and so HiGHS) is installed."""
-    return importlib.util.find_spec("scipy") is not None
 
 
 @dataclass(frozen=True)
@@ -66,18 +60,14 @@ def solve(
     time_limit: float,
     mip_rel_gap: float = 1e-4,
 ) -> Solution | None:
-    """The jobs the MILP keeps on time (others left out); None without scipy or without a solution in time.
+    """The jobs the MILP keeps on time (others left out); None without highspy or without a solution in time.
 
     `slot` is the slot length and `origin` a slot edge, both in microseconds from the planning instant.
     """
-    if not available():
+    if not highs.available():
         return None
     if not any(job.alone_feasible for job in jobs):
         return Solution({}, 0.0)
-    import numpy as np
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import coo_array
-
     variables: list[_Var] = []
     for j, job in enumerate(jobs):
         if not job.alone_feasible:
@@ -100,18 +90,12 @@ def solve(
     penalty = 1.0 + sum(math.ceil(job.dur / slot) + 1 for job in jobs)
     variables.extend(_Var(j, "", "miss", cost=penalty * scale) for j in range(len(jobs)))
 
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
+    matrix: list[tuple[int, int, float]] = []
     lower: list[float] = []
     upper: list[float] = []
 
-    def row(entries: list[tuple[int, float]], lo: float, hi: float) -> None:
-        r = len(lower)
-        for c, v in entries:
-            rows.append(r)
-            cols.append(c)
-            vals.append(v)
+    def row(items: list[tuple[int, float]], lo: float, hi: float) -> None:
+        matrix.extend((len(lower), c, v) for c, v in items)
         lower.append(lo)
         upper.append(hi)
 
@@ -145,19 +129,12 @@ def solve(
         free = caps[pool] - (base[pool].peak(a, a + slot) if pool in base else 0)
         row(entries, -math.inf, float(max(free, 0)))
 
-    costs = np.array([v.cost / scale for v in variables])
-    matrix = coo_array((vals, (rows, cols)), shape=(len(lower), len(variables))).tocsr()
-    result: Any = milp(
-        costs,
-        integrality=np.ones(len(variables)),
-        bounds=Bounds(0, 1),
-        constraints=LinearConstraint(matrix, np.array(lower), np.array(upper)),
-        options={"time_limit": time_limit, "mip_rel_gap": mip_rel_gap, "disp": False},
-    )
-    if result.x is None:
+    problem = highs.Problem([v.cost / scale for v in variables], [0.0] * len(variables), [1.0] * len(variables),
+                            matrix, lower, upper, integer=True)
+    result = highs.solve(problem, time_limit, mip_rel_gap)
+    if result is None:
         return None
-    gap = float(getattr(result, "mip_gap", 0.0) or 0.0)
-    return Solution(_placements(jobs, variables, [bool(x > 0.5) for x in result.x], slot, origin), gap)
+    return Solution(_placements(jobs, variables, [x > 0.5 for x in result.x], slot, origin), result.gap)
 
 
 def _placements(

@@ -14,8 +14,8 @@ almost as cleanly earlier, and a job that arrives an hour later finds those hour
 * **The prices** are the capacity duals of a fluid plan: the pending jobs and the expected work, as divisible
   GPU-hours inside their windows (at most their GPUs in any one hour), fill the hours left free by the reservations
   at the least carbon, and a GPU-hour that cannot be placed costs `MISS_FACTOR` x the dearest hour. A linear
-  program, solved by HiGHS through `scipy.optimize.linprog` (scipy: the `fleet` extra, in the operator's image
-  too); without scipy every price is 0. A projected-subgradient solve in plain Python, within 0.3 % of the LP's
+  program, solved by HiGHS (`highs.py`; highspy: the `fleet` extra, in the operator's image too); without it
+  every price is 0. A projected-subgradient solve in plain Python, within 0.3 % of the LP's
   objective, gave different enough duals to lose the gain (docs/development.md).
 * A price is never more than the spread of the pool's intensities over the horizon: beyond that a price only says
   "some work will be late", which the plan's deadline handling already knows.
@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from llmasos.planning.timing import fleet_milp
+from llmasos.planning.timing import highs
 from llmasos.planning.timing.capacity import MICRO, Usage
 from llmasos.planning.timing.fleet_types import FleetJob
 from llmasos.planning.timing.forecast import ensure_utc
@@ -123,45 +123,37 @@ def free_gpus(gpus: int, reserved: Usage) -> list[float]:
 
 def capacity_prices(work: Sequence[Work], free: Sequence[float], intensity: Sequence[float]) -> list[float]:
     """Per-hour capacity prices: the capacity rows' duals of the fluid plan (module docstring), solved by HiGHS,
-    capped at the intensities' spread; all 0 without scipy or when HiGHS finds no optimum."""
+    capped at the intensities' spread; all 0 without highspy or when HiGHS finds no optimum."""
     hours = len(intensity)
-    if not work or hours == 0 or not fleet_milp.available():
+    if not work or hours == 0 or not highs.available():
         return [0.0] * hours
-    import numpy as np
-    from scipy.optimize import linprog
-    from scipy.sparse import coo_array
-
     merged: dict[tuple[int, int, int], float] = {}
     for w in work:
         merged[(w.hours, w.lo, w.hi)] = merged.get((w.hours, w.lo, w.hi), 0.0) + w.gpus
     items = [(gpus, n, lo, hi) for (n, lo, hi), gpus in sorted(merged.items()) if gpus > 0]
-    # Columns: one per (item, hour in its window), then one "miss" per item. Rows: capacity per hour (<=), and
+    # Columns: one per (item, hour in its window), then one "miss" per item. Rows: capacity per hour (<=), then
     # each item's GPU-hours (=).
     cost: list[float] = []
     upper: list[float] = []
-    cap_rows: list[int] = []
-    item_rows: list[int] = []
+    entries: list[tuple[int, int, float]] = []
     for i, (gpus, _, lo, hi) in enumerate(items):
         for t in range(lo, hi):
+            entries += [(t, len(cost), 1.0), (hours + i, len(cost), 1.0)]
             cost.append(intensity[t])
             upper.append(gpus)
-            cap_rows.append(t)
-            item_rows.append(i)
-    n = len(cost)
     miss = MISS_FACTOR * max(max(intensity), 1.0)
-    cost += [miss] * len(items)
-    upper += [math.inf] * len(items)
-    item_rows += list(range(len(items)))
-    a_ub = coo_array((np.ones(n), (cap_rows, np.arange(n))), shape=(hours, n + len(items)))
-    a_eq = coo_array((np.ones(n + len(items)), (item_rows, np.arange(n + len(items)))),
-                     shape=(len(items), n + len(items)))
-    b_eq = [gpus * hours_needed for gpus, hours_needed, _, _ in items]
-    result = linprog(np.array(cost), A_ub=a_ub, b_ub=np.maximum(np.array(free, dtype=float), 0.0), A_eq=a_eq,
-                     b_eq=b_eq, bounds=np.column_stack([np.zeros(len(upper)), upper]), method="highs")
-    if result.status != 0:
+    for i in range(len(items)):
+        entries.append((hours + i, len(cost), 1.0))
+        cost.append(miss)
+        upper.append(math.inf)
+    need = [gpus * hours_needed for gpus, hours_needed, _, _ in items]
+    problem = highs.Problem(cost, [0.0] * len(cost), upper, entries, [-math.inf] * hours + need,
+                            [max(float(f), 0.0) for f in free] + need)
+    result = highs.solve(problem)
+    if result is None:
         return [0.0] * hours
     spread = max(intensity) - min(intensity)
-    return [min(max(-float(m), 0.0), spread) for m in result.ineqlin.marginals]
+    return [min(max(-d, 0.0), spread) for d in result.row_duals[:hours]]
 
 
 def pool_prices(jobs: Sequence[FleetJob], arrivals: Sequence[Arrival], pool: str, gpus: int, reserved: Usage,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from llmasos.planning.timing import fleet_milp
+from llmasos.planning.timing import highs
 from llmasos.planning.timing.capacity import Usage, capacity_violations
 from llmasos.planning.timing.carbon_window import CarbonJob, plan_start
 from llmasos.planning.timing.fleet import plan_fleet
@@ -123,8 +123,8 @@ def test_bad_input_is_refused(bad: FleetJob, message: str) -> None:
         plan_fleet([bad], [PoolCapacity("p", 8, "Z")], [], {}, T0)
 
 
-def test_without_scipy_the_greedy_path_stands_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fleet_milp, "available", lambda: False)
+def test_without_highspy_the_greedy_path_stands_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(highs, "available", lambda: False)
     result = plan([job("a", gpus=2, hours=2, deadline=6)], {"p": 2}, solver="auto")
     assert result.solver == "greedy"
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from llmasos.planning.timing import fleet_milp
+from llmasos.planning.timing import highs
 from llmasos.planning.timing.capacity import MICRO, Usage
 from llmasos.planning.timing.fleet_prices import (
     HORIZON_HOURS,
@@ -23,7 +23,7 @@ from llmasos.planning.timing.timeline import Timeline, TimelinePiece
 from tests.unit.planning.builders import T0
 from tests.unit.planning.timing.fleet_builders import HOUR, forecast, hours, job, plan
 
-needs_scipy = pytest.mark.skipif(not fleet_milp.available(), reason="scipy (the fleet extra) is not installed")
+needs_highs = pytest.mark.skipif(not highs.available(), reason="highspy (the fleet extra) is not installed")
 
 
 def arrival(ago_h: float, *, pool: str = "p", gpus: int = 1, hours_: float = 1, window_h: float = 2) -> Arrival:
@@ -61,20 +61,20 @@ def test_free_gpus_take_the_reservations_peak_in_each_hour() -> None:
     assert free_gpus(4, reserved)[:3] == [1.0, 1.0, 4.0]
 
 
-@needs_scipy
+@needs_highs
 def test_an_hour_two_jobs_want_is_priced_at_what_the_loser_pays_elsewhere() -> None:
     work = [Work(1.0, 1, 0, 2), Work(1.0, 1, 0, 2)]  # one GPU-hour each, both in hours 0-2
     assert capacity_prices(work, [1.0, 2.0], [100.0, 200.0]) == pytest.approx([100.0, 0.0])
 
 
-@needs_scipy
+@needs_highs
 def test_room_for_everything_costs_nothing() -> None:
     work = [Work(1.0, 1, 0, 2), Work(1.0, 1, 0, 2)]
     assert capacity_prices(work, [2.0, 2.0], [100.0, 200.0]) == [0.0, 0.0]
     assert capacity_prices([], [1.0, 1.0], [100.0, 200.0]) == [0.0, 0.0]
 
 
-@needs_scipy
+@needs_highs
 def test_work_that_cannot_fit_prices_its_hours_at_most_at_the_spread() -> None:
     prices = capacity_prices([Work(3.0, 2, 0, 2)], [1.0, 1.0], [100.0, 150.0])
     assert prices == pytest.approx([50.0, 50.0])
@@ -90,7 +90,7 @@ def test_a_priced_timeline_adds_each_hours_price_and_splits_pieces_at_the_hour()
     assert priced(line, [0.0, 0.0]) is line
 
 
-@needs_scipy
+@needs_highs
 def test_a_job_with_room_leaves_the_cleanest_hour_to_the_work_expected_there() -> None:
     # Hour 10 is the cleanest (100), hour 0 nearly as clean (104). Over the last two days a 1-GPU, 1-hour job with a
     # 2-hour window arrived every hour: one is expected in hours 9-11, where hour 10 is its only clean choice.
@@ -105,7 +105,7 @@ def test_a_job_with_room_leaves_the_cleanest_hour_to_the_work_expected_there() -
     assert priced_plan.by_id()["a"].expected_intensity == pytest.approx(104.0), "reported on the forecast itself"
 
 
-@needs_scipy
+@needs_highs
 def test_old_arrivals_price_nothing() -> None:
     values = [300.0] * HORIZON_HOURS
     values[0], values[10] = 104.0, 100.0
