@@ -1,8 +1,9 @@
 """Does a built image work? Checked without a kubelet, before the image is recorded as built.
 
 Each image's own entry point runs with `--help` in a buildah working container (chroot isolation, as the image's
-USER); the worker also trains gpt-tiny for two steps on the CPU (torch, the launcher, the JSON events), and the
-operator image's agent interpreter imports the agent as uid 65532. The operator's archive itself is read back to
+USER); the worker also trains gpt-tiny for two steps on the CPU (torch, the launcher, the JSON events), the
+operator image's agent interpreter imports the agent as uid 65532, and its planner prices a contended hour with
+HiGHS (the capacity prices fall back to none, silently, without it). The operator's archive itself is read back to
 prove that /opt/llmasos/bin/python-agent kept its file capabilities (the security.capability xattr travels as a
 `SCHILY.xattr` PAX header in its layer tar). The real-pod test lives with the real node (tests/e2e).
 """
@@ -18,6 +19,12 @@ from e2e.images.buildah import Buildah
 
 AGENT_INTERPRETER = "/opt/llmasos/bin/python-agent"
 AGENT_FILE_CAPS = {"cap_sys_admin", "cap_dac_override"}
+# Two GPU-hours due within two hours, at 100 and 300 g/kWh, with one GPU free in the clean hour and two in the other:
+# a GPU more in the clean hour is worth 200 g/kWh, one more in the other nothing. Without HiGHS every price is 0,
+# silently; this makes an image without it fail to build.
+PRICE_PROBE = ("from llmasos.planning.timing.fleet_prices import Work, capacity_prices; "
+               "print(capacity_prices([Work(2.0, 1, 0, 2)], [1.0, 2.0], [100.0, 300.0]))")
+PRICE_EXPECTED = "[200.0, 0.0]"
 TRAIN_ENV = {
     "LLMASOS_TASK": "train", "LLMASOS_JOB_NAME": "image-check", "NNODES": "1", "NPROC_PER_NODE": "1",
     "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29533", "LLMASOS_PROGRESS_PORT": "0",
@@ -54,8 +61,12 @@ def check_operator(buildah: Buildah, ref: str, archive: Path, log: Path) -> list
     if caps != AGENT_FILE_CAPS or effective:
         raise ImageCheckError(f"{archive}: {AGENT_INTERPRETER} carries {sorted(caps)} effective={effective}, "
                               f"expected {sorted(AGENT_FILE_CAPS)}=p")
+    out = buildah.container_run(ref, ["/opt/llmasos/bin/python", "-c", PRICE_PROBE], log=log).strip()
+    if out != PRICE_EXPECTED:
+        raise ImageCheckError(f"{ref}: the fleet planner's capacity prices (HiGHS) gave {out!r}, "
+                              f"expected {PRICE_EXPECTED}: is highspy installed?")
     return ["llmasos --help", "python-agent imports the agent as uid 65532",
-            f"archive keeps {AGENT_INTERPRETER} {','.join(sorted(caps))}=p"]
+            f"archive keeps {AGENT_INTERPRETER} {','.join(sorted(caps))}=p", "HiGHS prices a contended hour"]
 
 
 def check_worker(buildah: Buildah, ref: str, log: Path) -> list[str]:
