@@ -13,7 +13,7 @@ WORKDIR /src
 # picks up an untested release.
 RUN printf '%s\n' \
         aiohappyeyeballs==2.7.1 aiohttp==3.14.5 aiosignal==1.4.0 anyio==4.16.0 attrs==26.1.0 \
-        certifi==2026.10.19.post1 click==8.5.1 frozenlist==1.8.0 grpcio==1.85.3 h11==0.16.0 highspy==1.16.0 \
+        certifi==2026.10.19.post1 click==8.5.1 frozenlist==1.8.0 grpcio==1.85.3 h11==0.16.0 highspy==1.12.0 \
         httpcore==1.0.9 httpx==0.28.1 idna==3.20 iso8601==2.1.0 jsonpatch==1.48 jsonpointer==3.12 kopf==1.45.2 \
         multidict==7.2.1 numpy==2.4.6 nvidia-ml-py==13.615.71 prometheus-client==0.26.0 propcache==0.5.4 \
         python-json-logger==4.2.0 pyyaml==6.0.4 typing-extensions==4.16.0 yarl==1.25.1 \

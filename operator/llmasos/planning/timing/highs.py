@@ -4,8 +4,9 @@ matrix", the one as a MILP, the other as an LP whose row duals they read.
 
 The binding is `highspy` (the `fleet` extra, in the operator's image too), the HiGHS project's own: a few MB beside
 numpy, where scipy, which bundles the same solver, added about 140 MB to the image. The solver runs silent: the
-Python class prints a banner on stdout when it is made, and `llmasos plan --batch` writes its JSON lines there by
-default, so the binding's core class is used with `output_flag` off before anything else (a test holds it).
+Python class of recent highspy releases (1.16) prints a banner on stdout when it is made, and `llmasos plan --batch`
+writes its JSON lines there by default, so the binding's core class is used with `output_flag` off before anything
+else (a test holds stdout empty).
 Without highspy, `available()` is False and both callers fall back (greedy path alone, no prices).
 """
 
