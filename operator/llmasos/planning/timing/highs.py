@@ -16,8 +16,6 @@ import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-FEASIBLE = 2  # HiGHS's kSolutionStatusFeasible: a MILP stopped by its time limit may still have a solution
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -78,10 +76,11 @@ def solve(problem: Problem, time_limit: float | None = None, mip_rel_gap: float 
     highs.run()
     info = highs.getInfo()
     if problem.integer:
-        if info.primal_solution_status != FEASIBLE:
+        # A MILP stopped by its time limit may still have a feasible solution; the gap then says how good it is.
+        if info.primal_solution_status != int(_core.SolutionStatus.kSolutionStatusFeasible):
             return None
         gap = float(info.mip_gap) if info.mip_gap < float("inf") else 1.0
-        return Result(list(highs.getSolution().col_value), [], 0.0 if gap < 0 else gap)
+        return Result(list(highs.getSolution().col_value), [], max(gap, 0.0))
     if highs.getModelStatus() != _core.HighsModelStatus.kOptimal:
         return None
     solution = highs.getSolution()
