@@ -12,7 +12,8 @@ One `tick()` is one level-based pass (the same whether a pod started, changed, e
 5. publish a snapshot; write the report when due.
 
 Caps are recorded before they are applied and forgotten after they are undone (`state`), so `start()` can restore
-caps a killed agent left behind, and `shutdown()` (SIGTERM) restores all of them.
+caps a killed agent left behind, and `shutdown()` (SIGTERM) restores all of them. What the loop remembers about
+each pod between passes is a `pod_control.PodControl`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from llmasos.agent.clock import Clock
 from llmasos.agent.energy import EnergyLedger, PodRef, Reading, energy_delta, meter_state
 from llmasos.agent.mapping import Assignment, GpuMapper, is_gpu_pod
 from llmasos.agent.node_report import build_node_report
+from llmasos.agent.pod_control import PodControl
 from llmasos.agent.pods import NodePodView, PodLister, ReportSink
-from llmasos.agent.power_policy import PowerSpec, Sample, SearchSettings, SearchState, advance, start_search
+from llmasos.agent.power_policy import PowerSpec, Sample, SearchSettings, advance, start_search
 from llmasos.agent.power_policy import static_limit as static_target
 from llmasos.agent.progress import ProgressReader
 from llmasos.agent.snapshot import GpuStatus, PodStatus, Snapshot
@@ -51,18 +53,6 @@ class AgentSettings:
     search: SearchSettings = field(default_factory=SearchSettings)
 
 
-@dataclass
-class _Control:
-    ref: PodRef
-    spec: PowerSpec
-    gpus: tuple[int, ...]
-    search: SearchState | None = None
-    state: str = "Default"
-    tokens: float | None = None  # the worker's cumulative tokens at the last successful read
-    progress_due: float = float("-inf")  # next token read (pods that are not energyOptimal)
-    progress_wait: float = 0.0  # current wait between reads (grows while the worker does not answer)
-
-
 class PowerAgent:
     def __init__(
         self,
@@ -82,9 +72,9 @@ class PowerAgent:
         self._gpus: list[GpuInfo] = []
         self._state = AgentState(node=settings.node_name)
         self._views: dict[str, NodePodView] = {}
-        self._controls: dict[str, _Control] = {}
+        self._controls: dict[str, PodControl] = {}
         self._owners: dict[int, PodRef] = {}
-        self._ended: dict[PodRef, tuple[float, _Control]] = {}
+        self._ended: dict[PodRef, tuple[float, PodControl]] = {}
         self._counts: dict[str, int] = {}
         self._last_report = float("-inf")
         self._last_save = float("-inf")
@@ -119,7 +109,7 @@ class PowerAgent:
             if ref.uid not in live and pods is not None:
                 ended.setdefault(ref.uid, now)
             if ref.uid in ended:
-                self._ended[ref] = (ended[ref.uid], _Control(ref, PowerSpec(), (), state="Ended"))
+                self._ended[ref] = (ended[ref.uid], PodControl(ref, PowerSpec(), (), state="Ended"))
         self._state = replace(self._state, ended=tuple(sorted(ended.items())))
         self._save()
 
@@ -214,7 +204,7 @@ class PowerAgent:
                 for i in set(ctl.gpus) - set(gpus):
                     self._restore(i, "GPU left the pod")
             tokens = ctl.tokens if ctl is not None else None
-            ctl = _Control(ref=ref, spec=pod.power, gpus=gpus, tokens=tokens)
+            ctl = PodControl(ref=ref, spec=pod.power, gpus=gpus, tokens=tokens)
             self._controls[pod.uid] = ctl
             self._dirty = self._unsaved = True
         infos = [self._gpus[i] for i in gpus]
@@ -228,24 +218,13 @@ class PowerAgent:
             targets = {g.index: g.limits.default_w for g in infos}
             ctl.state = "Default"
         if ctl.spec.policy != "energyOptimal":
-            self._read_tokens(ctl, pod, now)
+            ctl.read_tokens(
+                self._progress, pod, now, self.settings.progress_interval_s, self.settings.progress_max_backoff_s
+            )
         for index, watts in targets.items():
             self._apply(index, round(watts * 1000), pod.uid)
 
-    def _read_tokens(self, ctl: _Control, pod: NodePodView, now: float) -> None:
-        """The worker's token counter for the report, at a low rate; a silent worker is asked ever less often."""
-        if now < ctl.progress_due:
-            return
-        reading = self._progress.read(pod, ctl.gpus)
-        base = self.settings.progress_interval_s
-        if reading is not None and reading.tokens is not None:
-            ctl.tokens = reading.tokens
-            ctl.progress_wait = base
-        else:
-            ctl.progress_wait = min(max(ctl.progress_wait * 2, base), self.settings.progress_max_backoff_s)
-        ctl.progress_due = now + ctl.progress_wait
-
-    def _optimal_step(self, ctl: _Control, pod: NodePodView, infos: list[GpuInfo], now: float) -> float:
+    def _optimal_step(self, ctl: PodControl, pod: NodePodView, infos: list[GpuInfo], now: float) -> float:
         if ctl.search is None:
             ctl.search = start_search(infos[0].limits, ctl.spec.max_slowdown, now, self.settings.search)
         reading = self._progress.read(pod, ctl.gpus)
@@ -370,19 +349,9 @@ class PowerAgent:
         )  # fmt: skip
         return self.snapshot
 
-    def _pod_status(self, ctl: _Control, ledger: EnergyLedger, ended_at: float | None) -> PodStatus:
-        limit = None
-        if ended_at is None and ctl.gpus:
-            limit = (self._limit_mw(ctl.gpus[0]) or 0) / 1000
-        s = ctl.search
-        chosen = s.chosen if s is not None else None
-        slowdown = s.slowdown(chosen) if s is not None and chosen is not None else None
-        return PodStatus(
-            ref=ctl.ref, gpus=ctl.gpus, policy=ctl.spec.policy, limit_w=limit, state=ctl.state,
-            energy_j=ledger.pod_joules(ctl.ref), ended_at=ended_at,
-            chosen_w=chosen.limit_w if chosen else None, slowdown=slowdown, searches=s.searches if s else 0,
-            tokens=ctl.tokens,
-        )  # fmt: skip
+    def _pod_status(self, ctl: PodControl, ledger: EnergyLedger, ended_at: float | None) -> PodStatus:
+        limit = (self._limit_mw(ctl.gpus[0]) or 0) / 1000 if ended_at is None and ctl.gpus else None
+        return ctl.to_status(ledger, limit, ended_at)
 
     def _last_power(self, index: int) -> float:
         meter = dict(self._state.meters).get(index)
