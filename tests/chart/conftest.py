@@ -1,7 +1,7 @@
 """Helpers for the chart tests: the helm binary of the local control plane's toolchain, and `helm template` as data.
 
 These tests need no cluster: they render the chart and inspect the objects (the install test that proves the RBAC
-on a real API server is tests/integration/test_chart_install.py).
+on a real API server is tests/integration/chart/test_chart_rbac.py).
 """
 
 from __future__ import annotations

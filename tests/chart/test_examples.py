@@ -1,6 +1,6 @@
 """The numbered examples: each parses with the operator's own spec parser and each taskConfig with the worker's.
 
-(tests/integration/test_chart_install.py also sends every example through the API server's schema and CEL rules
+(tests/integration/chart/test_chart_release.py also sends every example through the API server's schema and CEL rules
 with a server-side dry run.)
 """
 

@@ -58,7 +58,7 @@ SUBSTITUTIONS = (
 )
 # The chart reference `charts/llmasos` is the chart in this repository: it runs as written. (The packaged chart of
 # `make chart-package`, named in the doc's prose, is installed by
-# tests/integration/test_chart_install.py::test_install_from_the_packaged_chart.)
+# tests/integration/chart/test_chart_release.py::test_install_from_the_packaged_chart.)
 
 # Flags the doc adds in a comment to a command when an earlier (optional) step ran: step -> how the comment begins.
 OPTIONAL_FLAGS = {2: "with the token of step 2: add"}
