@@ -1,7 +1,8 @@
 """An interruptible LLMJob split into carbon segments on the real local control plane: it runs its first segment,
 is suspended at the segment's end (the same Job, `spec.suspend: true`, pods gone, phase Deferred with an Event),
-re-planned when a newer forecast moves its next segment (the run time it still owes, from what it served), resumed
-at that segment's start, then finishes.
+kept on that plan by a new operator when the first is killed between the segments, re-planned when a newer forecast
+moves its next segment (the run time it still owes, from what it served), resumed at that segment's start, then
+finishes.
 
 Time is real. What makes the segments short enough to watch is data and spec, not a clock inside the operator: the
 Electricity Maps server (a real HTTP server on 127.0.0.1) serves a forecast with 20-second steps, and the LLMJob
@@ -40,6 +41,7 @@ FORECAST = "carbon-intensity/forecast"
 STEP = timedelta(seconds=20)
 CLEAN, DIRTY = 50, 400
 FROZEN_SECONDS = 12  # the operator sleeps this long after the gang is Running
+RESTART_PASSES_SECONDS = 4  # the restarted operator's first passes (resync every second) before the job is checked
 
 
 def forecast(base: datetime, values: list[int], issued: datetime) -> dict[str, Any]:
@@ -82,10 +84,10 @@ def test_interruptible_job_is_suspended_at_segment_end_and_resumed_at_next_segme
     # Clean until t+30 s, dirty until t+70 s, clean until t+110 s, dirty after: a 60-second job fits neither clean
     # stretch alone, so the plan is two segments, [now, t+30 s) and [t+70 s, t+100 s + the first pass's delay).
     em.queue(FORECAST, Reply(forecast(base, [CLEAN, CLEAN, DIRTY, DIRTY, CLEAN, CLEAN], t - timedelta(minutes=5))))
-    op = OperatorProcess(cluster, artifacts, "carbon-segments", {
-        "LLMASOS_ELECTRICITYMAPS_TOKEN": "test-token-segments", "LLMASOS_ELECTRICITYMAPS_URL": em.url,
-        "LLMASOS_CARBON_SOURCES": "electricitymaps", "LLMASOS_CARBON_CACHE_SECONDS": "1",
-        "LLMASOS_RESYNC_SECONDS": "1"}).start()
+    env = {"LLMASOS_ELECTRICITYMAPS_TOKEN": "test-token-segments", "LLMASOS_ELECTRICITYMAPS_URL": em.url,
+           "LLMASOS_CARBON_SOURCES": "electricitymaps", "LLMASOS_CARBON_CACHE_SECONDS": "1",
+           "LLMASOS_RESYNC_SECONDS": "1"}
+    op = OperatorProcess(cluster, artifacts, "carbon-segments", env).start()
     ns = api.namespace("segments")
     name = "split"
     try:
@@ -150,6 +152,21 @@ def test_interruptible_job_is_suspended_at_segment_end_and_resumed_at_next_segme
         assert f"deferred until {format_instant(start2)}" in announced[0]["message"]
         served = obj["status"]["plan"]["servedSeconds"]
         assert 20 <= served <= 31, "served time from the Job's run, not from the plan"
+
+        # The operator dies between the segments (SIGKILL, no chance to finish a pass) and a new one takes over with
+        # nothing but the cluster: the job stays held on the same plan, what it served is kept, and nothing is
+        # announced twice.
+        op.kill()
+        op = OperatorProcess(cluster, artifacts, "carbon-segments-restarted", env).start()
+        time.sleep(RESTART_PASSES_SECONDS)
+        obj = api.get(llmjob_path(ns, name))
+        assert obj["status"]["phase"] == "Deferred", obj["status"]
+        assert obj["status"]["scheduledStart"] == format_instant(start2), obj["status"]
+        assert obj["status"]["plan"]["servedSeconds"] == served, "what it served survives the restart"
+        [job] = children(api, ns, name)[0]
+        assert (job["metadata"]["uid"], job["spec"]["suspend"]) == (uid, True), "the same Job, still suspended"
+        assert not children(api, ns, name)[2], "no pod started while held"
+        assert len(events(api, ns, cond.DEFERRED)) == 1, "the new operator does not announce the suspension again"
 
         # A newer forecast while held: the clean stretch moves 20 s later, and so does the time still owed.
         moved = start2 + timedelta(seconds=20)
