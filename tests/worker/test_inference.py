@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from llmasos.api.worker_contract import parse_final_tokens
 from llmasos_worker.config import PRESETS
 from llmasos_worker.inference import generate
 from llmasos_worker.model import build_model
-from tests.worker.helpers import run_worker, worker_env
+from tests.worker.helpers import free_port, run_worker, worker_env
 
 NEW_TOKENS = 16
 PROMPTS = ["The baker ", "A river does not ", "Wind from the ", "The cat sat on ", "In the evening "]
@@ -23,11 +24,17 @@ PROMPTS = ["The baker ", "A river does not ", "Wind from the ", "The cat sat on 
 
 def test_ddp_and_ray_inference_agree(trained_model: Path, tmp_path: Path) -> None:
     config = {"prompts": PROMPTS, "max_new_tokens": NEW_TOKENS}
-    single = run_worker(worker_env("inference", nproc=2, dp=2, config=config, LLMASOS_MODEL_PATH=str(trained_model)))
+    # Each run's termination message stands in for the kubelet's: what the node agent reads once the pod ended.
+    ddp_log, ray_log = tmp_path / "ddp-termination-log", tmp_path / "ray-termination-log"
+    ddp_log.touch()
+    ray_log.touch()
+    single = run_worker(worker_env("inference", nproc=2, dp=2, config=config, LLMASOS_MODEL_PATH=str(trained_model),
+                                   LLMASOS_PROGRESS_PORT=str(free_port()), LLMASOS_TERMINATION_LOG=str(ddp_log)))
     assert single.returncode == 0, single.stderr[-3000:]
     ray_env = worker_env("inference", strategy="ray", config={**config, "ray_actors": 2,
                                                                "output_dir": str(tmp_path)},
-                         LLMASOS_MODEL_PATH=str(trained_model), HOME=str(tmp_path))
+                         LLMASOS_MODEL_PATH=str(trained_model), HOME=str(tmp_path),
+                         LLMASOS_PROGRESS_PORT=str(free_port()), LLMASOS_TERMINATION_LOG=str(ray_log))
     ray_env.pop("RAY_ADDRESS", None)
     ray = run_worker(ray_env, timeout=240)
     assert ray.returncode == 0, ray.stderr[-3000:]
@@ -35,6 +42,10 @@ def test_ddp_and_ray_inference_agree(trained_model: Path, tmp_path: Path) -> Non
     assert ray_done["actors"] == 2
     assert ray_done["devices"] == ["cpu", "cpu"]
     assert done["new_tokens"] == ray_done["new_tokens"] == len(PROMPTS) * NEW_TOKENS
+    # The pod's count is the job's, not its own replica's (rank 0 generated 3 of the 5 prompts), as in training:
+    # the operator divides the job's energy by the largest pod's count.
+    assert parse_final_tokens(ddp_log.read_text()) == done["new_tokens"]
+    assert parse_final_tokens(ray_log.read_text()) == ray_done["new_tokens"]
     assert ray_done["tokens_per_second"] == ray_done["new_tokens"] / ray_done["seconds"]
     assert ray_done["tokens_per_second"] > 0
     assert [c["prompt"] for c in ray_done["completions"]] == PROMPTS

@@ -79,19 +79,20 @@ def run_inference(ctx: RunContext) -> int:
         texts, new_tokens = complete(model, loaded.tokenizer, mine, cfg.max_new_tokens, loaded.seq_len,
                                      layout.device, cfg.temperature, cfg.seed + layout.dp_rank)
         elapsed = time.perf_counter() - t0
-        ctx.progress.update(1, new_tokens)
         gathered: list[Any] = [None] * layout.world_size
         if layout.world_size > 1:
             dist.all_gather_object(gathered, (layout.dp_rank, layout.tp_rank, texts, new_tokens, elapsed))
         else:
             gathered = [(0, 0, texts, new_tokens, elapsed)]
+        replicas = [g for g in gathered if g[1] == 0]  # one entry per model replica (its first tensor-parallel rank)
+        total = sum(g[3] for g in replicas)
+        # Every pod exports the job's count, as training does (the operator takes the largest pod's, never a sum).
+        ctx.progress.update(1, total)
         if layout.rank == 0:
-            replicas = [g for g in gathered if g[1] == 0]
             completions: list[str] = [""] * len(prompts)
             for dp_rank, _, replica_texts, _, _ in replicas:
                 for j, text in enumerate(replica_texts):
                     completions[dp_rank + j * layout.dp] = text
-            total = sum(g[3] for g in replicas)
             slowest = max(g[4] for g in replicas)
             result = {"task": "inference", "strategy": env.strategy, "prompts": len(prompts), "new_tokens": total,
                       "seconds": slowest, "tokens_per_second": total / slowest if slowest > 0 else 0.0,

@@ -20,7 +20,8 @@ from typing import Any
 from llmasos.api.worker_contract import EXIT_OK, WorkerEnv
 from llmasos_worker.config import TaskConfig
 from llmasos_worker.inference import default_prompts
-from llmasos_worker.runtime import emit, exit_on_signal
+from llmasos_worker.progress import Progress
+from llmasos_worker.runtime import emit, end_progress, exit_on_signal, serve_progress
 
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
 LOCAL_DEFAULT_ACTORS = 2
@@ -60,7 +61,19 @@ class _Replica:
 
 def run_ray(env: WorkerEnv, cfg: TaskConfig) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phone-home from pods
-    exit_on_signal()  # ray.shutdown() in the finally below still runs
+    exit_on_signal()  # ray.shutdown() in _drive's finally still runs
+    # The driver's pod exports the job's tokens (the pods that only joined the Ray cluster export none).
+    progress = Progress()
+    server = serve_progress(env, progress)
+    code: int | None = None
+    try:
+        code = _drive(env, cfg, progress)
+        return code
+    finally:
+        end_progress(server, progress, code)
+
+
+def _drive(env: WorkerEnv, cfg: TaskConfig, progress: Progress) -> int:
     import ray
 
     from llmasos_worker.loading import load_model
@@ -92,6 +105,7 @@ def run_ray(env: WorkerEnv, cfg: TaskConfig) -> int:
             for j, text in enumerate(texts):
                 completions[i + j * len(actors)] = text
         tokens = sum(r[1] for r in results)
+        progress.update(1, tokens)
         result = {
             "task": "inference", "strategy": "ray", "actors": len(actors), "devices": devices,
             "prompts": len(prompts), "new_tokens": tokens, "seconds": elapsed,

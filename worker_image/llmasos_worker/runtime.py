@@ -119,20 +119,32 @@ def run_rank(env: WorkerEnv, cfg: TaskConfig, rank: int, local_rank: int) -> int
         ctx.stop.install()
     else:
         exit_on_signal()
-    server = None
-    if env.progress_port and local_rank == 0:
-        labels = {"job": env.job_name, "namespace": env.namespace, "task": env.task, "node_rank": str(env.node_rank)}
-        server = ProgressServer(ctx.progress, energy_meter(), labels, env.progress_bind, env.progress_port).start()
+    server = serve_progress(env, ctx.progress) if local_rank == 0 else None
     code: int | None = None
     try:
         code = _run_task(ctx)
         return code
     finally:
-        if server is not None:
-            if code == EXIT_OK:
-                write_final_progress(ctx.progress)
-            server.stop()
+        end_progress(server, ctx.progress, code)
         sys.stdout.flush()
+
+
+def serve_progress(env: WorkerEnv, progress: Progress) -> ProgressServer | None:
+    """The pod's progress endpoint on LLMASOS_PROGRESS_PORT (one per pod: the node agent reads it), or None when the
+    operator set no port."""
+    if not env.progress_port:
+        return None
+    labels = {"job": env.job_name, "namespace": env.namespace, "task": env.task, "node_rank": str(env.node_rank)}
+    return ProgressServer(progress, energy_meter(), labels, env.progress_bind, env.progress_port).start()
+
+
+def end_progress(server: ProgressServer | None, progress: Progress, code: int | None) -> None:
+    """Stop the endpoint; after a clean exit leave the last count in the termination message first."""
+    if server is None:
+        return
+    if code == EXIT_OK:
+        write_final_progress(progress)
+    server.stop()
 
 
 def _run_task(ctx: RunContext) -> int:
@@ -164,4 +176,4 @@ def write_final_progress(progress: Progress, path: str | None = None) -> bool:
     return True
 
 
-__all__ = ["EXIT_OK", "RunContext", "StopFlag", "emit", "exit_on_signal", "run_rank"]
+__all__ = ["EXIT_OK", "RunContext", "StopFlag", "emit", "end_progress", "exit_on_signal", "run_rank", "serve_progress"]
