@@ -29,7 +29,7 @@ from llmasos.agent.mapping import Assignment, GpuMapper, is_gpu_pod
 from llmasos.agent.node_report import build_node_report
 from llmasos.agent.pod_control import PodControl
 from llmasos.agent.pods import NodePodView, PodLister, ReportSink
-from llmasos.agent.power_policy import PowerSpec, Sample, SearchSettings, advance, start_search
+from llmasos.agent.power_policy import GpuLimits, PowerSpec, Sample, SearchSettings, SearchState, advance, start_search
 from llmasos.agent.power_policy import static_limit as static_target
 from llmasos.agent.progress import ProgressReader
 from llmasos.agent.snapshot import GpuStatus, PodStatus, Snapshot
@@ -75,6 +75,7 @@ class PowerAgent:
         self._controls: dict[str, PodControl] = {}
         self._owners: dict[int, PodRef] = {}
         self._ended: dict[PodRef, tuple[float, PodControl]] = {}
+        self._saved_searches: dict[str, SearchState] = {}  # from the record, until their pod's control takes them
         self._counts: dict[str, int] = {}
         self._last_report = float("-inf")
         self._last_save = float("-inf")
@@ -97,6 +98,7 @@ class PowerAgent:
             for g in self._gpus:
                 if g.index not in capped_by_pod and self._limit_mw(g.index) not in (None, g.default_limit_mw):
                     self._restore(g.index, "start-up: unowned cap")
+        self._saved_searches = {uid: x for uid, x in self._state.searches if pods is None or uid in live}
         previous = dict(self._state.assignments)
         for uid, gpus in previous.items():
             if uid in live:  # energy used while the agent was down goes to a pod only if it still runs
@@ -131,6 +133,8 @@ class PowerAgent:
         if pods is not None:
             self._views = {p.uid: p for p in pods}
         live = {uid: p for uid, p in self._views.items() if is_gpu_pod(p)}
+        if pods is not None:
+            self._saved_searches = {uid: x for uid, x in self._saved_searches.items() if uid in live}
         self._meter(now)
         assignment = self._assign(live)
         if self._on_assign is not None:
@@ -226,7 +230,8 @@ class PowerAgent:
 
     def _optimal_step(self, ctl: PodControl, pod: NodePodView, infos: list[GpuInfo], now: float) -> float:
         if ctl.search is None:
-            ctl.search = start_search(infos[0].limits, ctl.spec.max_slowdown, now, self.settings.search)
+            ctl.search = self._resumed_search(pod.uid, infos[0].limits, ctl.spec.max_slowdown, now) or start_search(
+                infos[0].limits, ctl.spec.max_slowdown, now, self.settings.search)
         reading = self._progress.read(pod, ctl.gpus)
         if reading is not None and reading.tokens is not None:
             ctl.tokens = reading.tokens
@@ -234,9 +239,20 @@ class PowerAgent:
             ctl.state = "NoProgress"  # nothing to measure: hold the default, never cap blind
             return infos[0].limits.default_w
         energy = sum(self._state.ledger.gpu_pod_joules.get((i, ctl.ref), 0.0) for i in ctl.gpus)
-        ctl.search = advance(ctl.search, Sample(now, energy, reading.work, reading.updated_at))
+        before = ctl.search
+        ctl.search = advance(before, Sample(now, energy, reading.work, reading.updated_at))
+        if replace(ctl.search, window=None) != replace(before, window=None):
+            self._unsaved = True  # a probe ended or the phase moved: record it (the open window is not kept)
         ctl.state = ctl.search.phase
         return ctl.search.target_w
+
+    def _resumed_search(self, uid: str, limits: GpuLimits, max_slowdown: float, now: float) -> SearchState | None:
+        """The search a previous agent recorded for this pod, where it still applies (the same GPU limits and bound):
+        its limit stays, and the limit it was measuring is measured again from now, after the warm-up."""
+        saved = self._saved_searches.pop(uid, None)
+        if saved is None or saved.limits != limits or saved.max_slowdown != max_slowdown:
+            return None
+        return replace(saved, settings=self.settings.search, window=None, changed_at=now)
 
     def _apply(self, index: int, target_mw: int, pod_uid: str) -> None:
         g = self._gpus[index]
@@ -374,6 +390,9 @@ class PowerAgent:
             log.warning("node report not written (%s); retrying next pass", exc)
 
     def _save(self) -> None:
+        searches = {**self._saved_searches, **{
+            uid: replace(c.search, window=None) for uid, c in self._controls.items() if c.search is not None}}
+        self._state = replace(self._state, searches=tuple(sorted(searches.items(), key=lambda kv: kv[0])))
         self._store.save(self._state)
         self._last_save = self._clock.time()
         self._unsaved = False

@@ -1,9 +1,12 @@
-"""The agent's crash-safe memory: which caps it applied, which GPUs belong to which pod, and the energy it metered.
+"""The agent's crash-safe memory: which caps it applied, which GPUs belong to which pod, the energy it metered, and
+where each pod's energyOptimal search stands.
 
 A kill -9 must never strand a cap, so the record is written *before* a cap is applied (write-ahead) and the cap is
 forgotten only *after* the default limit is back. At start-up every recorded cap whose pod is gone is restored.
 Writes are atomic (temporary file, fsync, rename), so a crash mid-write leaves the previous record. The file lives
 on a hostPath (default /var/lib/llmasos-agent/state.json) so it survives the agent's pod being replaced.
+A search is kept without its open measurement window (a restarted agent measures that limit again after the
+warm-up) and without its settings (the agent's own apply), so a restart costs one window, not a new search.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from llmasos.agent.energy import EnergyLedger, MeterState, PodRef
+from llmasos.agent.power_policy import GpuLimits, Probe, SearchSettings, SearchState
 
 STATE_VERSION = 1
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ class AgentState:
     ledger: EnergyLedger = field(default_factory=EnergyLedger.empty)
     meters: tuple[tuple[int, MeterState], ...] = ()  # last reading per GPU, to meter across an agent restart
     ended: tuple[tuple[str, float], ...] = ()  # pod uid -> when it ended (retention of its report entry)
+    searches: tuple[tuple[str, SearchState], ...] = ()  # pod uid -> its energyOptimal search (no open window)
 
     def cap_for(self, gpu: int) -> AppliedCap | None:
         return next((c for c in self.caps if c.gpu == gpu), None)
@@ -59,6 +64,7 @@ def to_json(state: AgentState) -> str:
             ],
             "meters": [[gpu, m.t, m.power_w, m.counter_mj, m.counter_since] for gpu, m in state.meters],
             "ended": [[uid, t] for uid, t in state.ended],
+            "searches": {uid: _search(search) for uid, search in state.searches},
         },
         indent=1,
         sort_keys=True,
@@ -80,7 +86,45 @@ def from_json(text: str) -> AgentState:
         ledger=EnergyLedger(ledger),
         meters=tuple(_meter(m) for m in data["meters"]),
         ended=tuple((str(uid), float(t)) for uid, t in data.get("ended", [])),
+        searches=tuple((str(uid), _read_search(raw)) for uid, raw in sorted(data.get("searches", {}).items())),
     )
+
+
+def _search(s: SearchState) -> dict[str, Any]:
+    return {
+        "limits": [s.limits.min_w, s.limits.max_w, s.limits.default_w], "max_slowdown": s.max_slowdown,
+        "phase": s.phase, "target_w": s.target_w, "changed_at": s.changed_at,
+        "baseline": _probe(s.baseline), "probes": [_probe(p) for p in s.probes], "step_w": s.step_w,
+        "queue": list(s.queue), "rounds_left": s.rounds_left, "chosen": _probe(s.chosen), "settled_at": s.settled_at,
+        "recheck": s.recheck, "drifted": s.drifted, "searches": s.searches, "history": [_probe(p) for p in s.history],
+    }  # fmt: skip
+
+
+def _read_search(raw: dict[str, Any]) -> SearchState:
+    """A saved search, with default settings and no window: the controller puts its own settings in."""
+    low, high, default = (float(x) for x in raw["limits"])
+    return SearchState(
+        limits=GpuLimits(low, high, default), max_slowdown=float(raw["max_slowdown"]), settings=SearchSettings(),
+        phase=str(raw["phase"]), target_w=float(raw["target_w"]), changed_at=float(raw["changed_at"]),
+        baseline=_read_optional_probe(raw["baseline"]), probes=tuple(_read_probe(p) for p in raw["probes"]),
+        step_w=float(raw["step_w"]), queue=tuple(float(q) for q in raw["queue"]), rounds_left=int(raw["rounds_left"]),
+        chosen=_read_optional_probe(raw["chosen"]),
+        settled_at=None if raw["settled_at"] is None else float(raw["settled_at"]),
+        recheck=bool(raw["recheck"]), drifted=int(raw["drifted"]), searches=int(raw["searches"]),
+        history=tuple(_read_probe(p) for p in raw["history"]),
+    )  # fmt: skip
+
+
+def _probe(p: Probe | None) -> list[float] | None:
+    return None if p is None else [p.limit_w, p.throughput, p.power_w, p.seconds, p.rel_se]
+
+
+def _read_probe(row: list[float]) -> Probe:
+    return Probe(*(float(x) for x in row))
+
+
+def _read_optional_probe(row: list[float] | None) -> Probe | None:
+    return None if row is None else _read_probe(row)
 
 
 def _meter(row: list[Any]) -> tuple[int, MeterState]:

@@ -280,6 +280,64 @@ def test_energy_optimal_through_the_agent_caps_all_pod_gpus_within_bound() -> No
     assert base_thr / probe.true_rates(0)[1] <= 1.10
 
 
+def test_restarted_agent_keeps_a_settled_search(tmp_path: Path) -> None:
+    node = make_node(pod("a", gpus=2, policy="energyOptimal", maxSlowdown=1.1), state_file=tmp_path / "state.json")
+    first = node.agent()
+    first.start()
+    node.run(first, 3600)
+    settled = first.snapshot.pod("a")
+    assert settled is not None
+    assert settled.state == "Settled"
+    assert settled.chosen_w is not None
+    assert settled.chosen_w < DEFAULT
+    del first  # SIGKILL: no shutdown
+    second = node.agent()
+    second.start()
+    seen: set[float] = set()
+    for _ in range(120):  # 10 minutes: a new search would measure the default limit first, for two windows
+        node.run(second, 5)
+        seen.update(node.limits_w()[:2])
+    after = second.snapshot.pod("a")
+    assert after is not None
+    assert seen == {settled.chosen_w}, "the chosen limit held through the restart; no new baseline at the default"
+    assert (after.state, after.chosen_w, after.searches) == ("Settled", settled.chosen_w, settled.searches)
+
+
+def test_restarted_agent_goes_on_with_a_search_in_progress(tmp_path: Path) -> None:
+    node = make_node(pod("a", gpus=1, policy="energyOptimal", maxSlowdown=1.1), state_file=tmp_path / "state.json")
+    first = node.agent()
+    first.start()
+    while (status := first.snapshot.pod("a")) is None or status.state != "Profile" or node.limits_w()[0] == DEFAULT:
+        node.run(first, 5)
+    probing = node.limits_w()[0]
+    del first
+    second = node.agent()
+    second.start()
+    node.run(second, 5)
+    resumed = second.snapshot.pod("a")
+    assert resumed is not None
+    assert (resumed.state, node.limits_w()[0]) == ("Profile", probing), "the baseline is not measured again"
+    node.run(second, 3600)
+    final = second.snapshot.pod("a")
+    assert final is not None
+    assert (final.state, final.searches) == ("Settled", 1)
+
+
+def test_a_saved_search_is_not_resumed_for_another_bound(tmp_path: Path) -> None:
+    node = make_node(pod("a", gpus=1, policy="energyOptimal", maxSlowdown=1.1), state_file=tmp_path / "state.json")
+    first = node.agent()
+    first.start()
+    node.run(first, 3600)
+    del first
+    # The same pod uid with another bound (a changed spec is a new pod in practice; the record must not decide).
+    node.pods.replace(pod("a", gpus=1, policy="energyOptimal", maxSlowdown=1.3))
+    second = node.agent()
+    second.start()
+    node.run(second, 5)
+    assert second.snapshot.pod("a").state == "Baseline"  # type: ignore[union-attr]
+    assert node.limits_w()[0] == DEFAULT
+
+
 def test_energy_optimal_without_progress_holds_the_default() -> None:
     node = make_node(pod("a", gpus=1, policy="energyOptimal"))
     agent = node.agent()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from llmasos.agent.energy import EnergyLedger, MeterState, PodRef
+from llmasos.agent.power_policy import GpuLimits, Probe, start_search
 from llmasos.agent.state import AgentState, AppliedCap, StateStore, from_json, to_json
 
 POD = PodRef("ns", "w-0", "uid-0", "job")
@@ -23,6 +25,21 @@ def sample_state() -> AgentState:
 
 def test_round_trip() -> None:
     assert from_json(to_json(sample_state())) == sample_state()
+
+
+def test_round_trip_with_a_search() -> None:
+    limits = GpuLimits(100.0, 400.0, 400.0)
+    probe = Probe(400.0, 12.5, 380.0, 60.0, 0.01)
+    search = replace(start_search(limits, 1.1, 5.0), phase="Profile", target_w=350.0, baseline=probe,
+                     probes=(probe, Probe(375.0, 12.4, 360.0, 30.0)), queue=(325.0,), history=(probe,), searches=2)
+    state = replace(sample_state(), searches=(("uid-0", search),))
+    assert from_json(to_json(state)) == state
+
+
+def test_a_record_without_searches_still_loads() -> None:
+    text = to_json(sample_state()).replace('"searches": {},', "")
+    assert "searches" not in text
+    assert from_json(text) == sample_state()
 
 
 def test_meters_written_before_counter_since_still_load() -> None:
