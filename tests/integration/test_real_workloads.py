@@ -7,6 +7,8 @@ DaemonSet run as containers from the locally built images, and LLMJobs train ins
   termination messages, through the agent's node report), and joulesPerToken is that energy over those tokens.
 - `spec.suspend: true` makes the kubelet send SIGTERM; the workers checkpoint to a local PersistentVolume on the
   node, and the resumed workers continue from that step; the job's tokens add up over both runs.
+- An inference job of two data-parallel pods: status.carbon.tokens is the job's new tokens (both replicas'), not
+  one replica's.
 - A worker that cannot start says why in the LLMJob's WorkersReady condition.
 
 No host process stands in for the operator or the agent here: the only operator running is the chart's.
@@ -127,6 +129,23 @@ def test_ddp_job_trains_in_pods_and_gets_its_carbon_and_tokens(
     assert result["tokens"] == done["tokens"] > 0, (result, done)
     assert (result["steps"], result["resumed_from"]) == (60, 0), result
     carbon = carbon_with_tokens(api, "ddp", result["tokens"])
+    assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3)
+
+
+def test_inference_in_two_pods_counts_the_jobs_tokens(cluster: LocalCluster, chart: str, api: AdminApi) -> None:
+    prompts = ["The grid is cleanest when", "A carbon-aware scheduler", "Energy per token", "Wind at night"]
+    apply(cluster, llmjob_doc("infer", task="inference",
+                              taskConfig={"prompts": prompts, "max_new_tokens": 12, "seed": 1}))
+    job = wait_for(lambda: (o := api.get(llmjob_path(JOBS_NS, "infer"))).get("status", {}).get("phase")
+                   in ("Succeeded", "Failed") and o, timeout=300, what="the inference job to succeed")
+    assert job["status"]["phase"] == "Succeeded", json.dumps(job["status"], indent=1)
+    pods = pods_of(cluster, JOBS_NS, "llmasos.io/llmjob=infer")
+    assert len(pods) == 2
+    rank0 = next(p for p in pods if p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "0")
+    done = next(e for e in worker_events(cluster, JOBS_NS, rank0["metadata"]["name"]) if e["event"] == "done")
+    assert done["new_tokens"] == len(prompts) * 12, done
+    # Each pod generated half of it; the job's count is the sum over both replicas, which each pod exports.
+    carbon = carbon_with_tokens(api, "infer", done["new_tokens"])
     assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3)
 
 
