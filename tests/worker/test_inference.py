@@ -7,15 +7,18 @@ throughput is computed from what was generated.
 from __future__ import annotations
 
 import math
+import socket
 from pathlib import Path
 
 import pytest
 import torch
 
-from llmasos.api.worker_contract import parse_final_tokens
+from llmasos.api.worker_contract import WorkerEnv, parse_final_tokens
 from llmasos_worker.config import PRESETS
 from llmasos_worker.inference import generate
 from llmasos_worker.model import build_model
+from llmasos_worker.progress import Progress
+from llmasos_worker.ray_infer import driver_endpoint
 from tests.worker.helpers import free_port, run_worker, worker_env
 
 NEW_TOKENS = 16
@@ -76,3 +79,20 @@ def test_finetune_continues_from_the_trained_model(trained_model: Path, tmp_path
     assert first == pytest.approx(teacher["final_loss"], abs=0.35)
     assert first < 0.6 * math.log(256)
     assert (tmp_path / "model.pt").is_file()
+
+
+def test_a_taken_port_costs_the_ray_driver_its_token_count_not_its_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ray start` in the head pod picks some ports at random; one may be the progress port."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = str(taken.getsockname()[1])
+        env = WorkerEnv.from_env(worker_env("inference", strategy="ray", LLMASOS_PROGRESS_PORT=port))
+        assert driver_endpoint(env, Progress()) is None
+        assert f"no progress endpoint on port {port}" in capsys.readouterr().err
+    finally:
+        taken.close()
+    server = driver_endpoint(env, Progress())  # free again: served
+    assert server is not None
+    server.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from llmasos.api.worker_contract import EXIT_OK, WorkerEnv
 from llmasos_worker.config import TaskConfig
 from llmasos_worker.inference import default_prompts
-from llmasos_worker.progress import Progress
+from llmasos_worker.progress import Progress, ProgressServer
 from llmasos_worker.runtime import emit, end_progress, exit_on_signal, serve_progress
 
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
@@ -62,15 +63,26 @@ class _Replica:
 def run_ray(env: WorkerEnv, cfg: TaskConfig) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phone-home from pods
     exit_on_signal()  # ray.shutdown() in _drive's finally still runs
-    # The driver's pod exports the job's tokens (the pods that only joined the Ray cluster export none).
     progress = Progress()
-    server = serve_progress(env, progress)
+    server = driver_endpoint(env, progress)
     code: int | None = None
     try:
         code = _drive(env, cfg, progress)
         return code
     finally:
         end_progress(server, progress, code)
+
+
+def driver_endpoint(env: WorkerEnv, progress: Progress) -> ProgressServer | None:
+    """The driver's progress endpoint: its pod exports the job's tokens (the pods that only joined the Ray cluster
+    export none). `ray start` in the same pod picks some of its ports at random, so a port already taken costs the
+    job its token count (a line on stderr says so), not its run."""
+    try:
+        return serve_progress(env, progress)
+    except OSError as exc:
+        print(f"llmasos-worker: no progress endpoint on port {env.progress_port} ({exc}); this job's tokens will not "
+              "be reported", file=sys.stderr, flush=True)
+        return None
 
 
 def _drive(env: WorkerEnv, cfg: TaskConfig, progress: Progress) -> int:
