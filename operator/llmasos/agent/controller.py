@@ -247,12 +247,11 @@ class PowerAgent:
         return ctl.search.target_w
 
     def _resumed_search(self, uid: str, limits: GpuLimits, max_slowdown: float, now: float) -> SearchState | None:
-        """The search a previous agent recorded for this pod, where it still applies (the same GPU limits and bound):
-        its limit stays, and the limit it was measuring is measured again from now, after the warm-up."""
+        """The search a previous agent recorded for this pod, if it applies (the same GPU limits, the same bound)."""
         saved = self._saved_searches.pop(uid, None)
         if saved is None or saved.limits != limits or saved.max_slowdown != max_slowdown:
             return None
-        return replace(saved, settings=self.settings.search, window=None, changed_at=now)
+        return replace(saved, settings=self.settings.search, window=None, changed_at=now)  # re-measured after warm-up
 
     def _apply(self, index: int, target_mw: int, pod_uid: str) -> None:
         g = self._gpus[index]
