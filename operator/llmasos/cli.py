@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     from llmasos.commands.plan import register as register_plan
 
     agent_api = AgentApi()
-    register_agent(sub, pod_lister_factory=agent_api.pod_lister, report_sink_factory=agent_api.report_sink)
+    register_agent(sub, pod_lister_factory=agent_api.pod_lister, report_sink_factory=agent_api.report_sink,
+                   leader_source_factory=agent_api.leader_source)
     register_plan(sub)
     from llmasos.report.cli import register as register_report
 

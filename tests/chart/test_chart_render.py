@@ -206,12 +206,12 @@ def test_namespaced_operator_with_the_agent_in_a_watched_namespace_needs_no_extr
     assert settings.served_namespaces() == ("ml", "research")
 
 
-def test_agent_rbac_is_list_pods_and_write_its_report(render: Render) -> None:
+def test_agent_rbac_is_list_pods_and_write_and_read_reports(render: Render) -> None:
     objects = render()
     assert rules_of(objects, "ClusterRole", "-agent") == grants("/pods:list")
     role = one(objects, "Role", "-agent")
     assert role["metadata"]["namespace"] == "llmasos-system"
-    assert rules_of(objects, "Role", "-agent") == grants("/configmaps:create,update")
+    assert rules_of(objects, "Role", "-agent") == grants("/configmaps:create,get,update")
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=CI_IDS)

@@ -40,7 +40,8 @@ def agents(cluster: LocalCluster, api: AdminApi, tmp_path: Path) -> Iterator[dic
         api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AGENT_NS}})
     procs = {n: AgentProcess(cluster, n, "nvidia-a100-80gb", tmp_path, AGENT_NS) for n in NODES}
     for p in procs.values():
-        p.argv += ["--sim-tokens-per-step", str(TOKENS_PER_STEP)]
+        # Short energyOptimal windows (4 s, the baseline 8 s) so a search moves within seconds.
+        p.argv += ["--sim-tokens-per-step", str(TOKENS_PER_STEP), "--search-window", "4", "--search-warmup", "1"]
         p.start()
     yield procs
     for p in procs.values():
@@ -201,3 +202,37 @@ def test_caps_restored_when_pods_are_deleted_mid_run(api: AdminApi, operator: Op
     wait_for(lambda: not children(api, ns, "deleted")[2], timeout=60, what="pods gone")
     wait_for(lambda: all_restored(agents), timeout=30, what="caps restored after deletion mid-run")
     api.delete(f"/api/v1/namespaces/{ns}")
+
+
+def test_a_two_node_energy_optimal_job_is_searched_by_its_first_pod_and_followed_by_the_other(
+        api: AdminApi, operator: OperatorProcess, agents: dict[str, AgentProcess]) -> None:
+    """The follower's agent finds the leader pod (index 0) through the API, reads its node's report ConfigMap and
+    applies the same limit; it runs no search of its own (state Following, not Baseline/Profile/Refine)."""
+    ns = api.namespace("powerlead")
+    api.create(llmjob_path(ns), llmjob("lead", placement={"nodePools": ["a100"]},
+                                       parallelism={"strategy": "ddp", "nodes": 2, "gpusPerNode": 4},
+                                       power={"policy": "energyOptimal", "maxSlowdown": 1.1},
+                                       annotations={"sim.llmasos.io/duration": "300s"}))
+    states: set[str] = set()
+
+    def followed() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        pods = [p for n in NODES for p in report(api, n).get("pods", []) if p["llmjob"] == "lead" and not p["endedAt"]]
+        leader = [p for p in pods if "-a0-0-" in p["name"]]
+        follower = [p for p in pods if "-a0-1-" in p["name"]]
+        if len(leader) != 1 or len(follower) != 1:
+            return None
+        states.add(follower[0]["state"])
+        lead_w, follow_w = leader[0]["limitW"], follower[0]["limitW"]
+        if follower[0]["state"] == "Following" and lead_w is not None and lead_w < 400 and follow_w == lead_w:
+            return leader[0], follower[0]
+        return None
+
+    leader, follower = wait_for(followed, timeout=120, what="the follower at the leader's first probe limit")
+    assert leader["state"] in ("Profile", "Refine", "Settled"), leader
+    assert states <= {"Following", "LeaderUnknown"}, f"the follower searched on its own: {states}"
+    nodes = {n for n in NODES for p in report(api, n).get("pods", []) if p["name"] == follower["name"]}
+    assert len(nodes) == 1
+    on_follower_node = {p["name"] for p in report(api, nodes.pop())["pods"]}
+    assert leader["name"] not in on_follower_node, "the limit travelled through the leader node's ConfigMap"
+    api.delete(f"/api/v1/namespaces/{ns}")
+    wait_for(lambda: all_restored(agents), timeout=60, what="caps restored after deletion")

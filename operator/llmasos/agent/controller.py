@@ -5,15 +5,14 @@ One `tick()` is one level-based pass (the same whether a pod started, changed, e
 1. list the node's pods (on an API error keep the previous view: never uncap a pod that may still run);
 2. read every GPU and attribute the energy of the interval to its owner at the interval's start;
 3. map pods to GPUs; pods that disappeared or reached a terminal phase get their GPUs' default limits back;
-4. per live GPU pod, compute the target limit (static policies, or one energyOptimal step) and apply it, and read
-   the worker's token counter (every pass for energyOptimal, which needs progress anyway; otherwise at most every
-   `progress_interval_s`, backing off while the worker does not answer) for the operator's energy per token; an
-   ended pod's last count comes from its termination message (`_final_tokens`);
+4. per live GPU pod, compute the target limit (static policies, one energyOptimal step, or the limit of a multi-node
+   job's leader pod: `leader.py`), apply it, and read the worker's token counter (each pass while searching, else
+   every `progress_interval_s` with back-off) for the energy per token; an ended pod's last count comes from its
+   termination message (`_final_tokens`);
 5. publish a snapshot; write the report when due.
 
 Caps are recorded before they are applied and forgotten after they are undone (`state`), so `start()` can restore
-caps a killed agent left behind, and `shutdown()` (SIGTERM) restores all of them. What the loop remembers about
-each pod between passes is a `pod_control.PodControl`.
+caps a killed agent left behind, and `shutdown()` (SIGTERM) restores all of them. Per-pod memory: `PodControl`.
 """
 
 from __future__ import annotations
@@ -24,15 +23,16 @@ from dataclasses import dataclass, field, replace
 
 from llmasos.agent.backend import GpuBackend, GpuBackendError, GpuInfo
 from llmasos.agent.clock import Clock
-from llmasos.agent.energy import EnergyLedger, PodRef, Reading, energy_delta, meter_state
+from llmasos.agent.energy import PodRef, Reading, energy_delta, meter_state
+from llmasos.agent.leader import LeaderSource, follow_target, is_follower, is_leader, local_leader
 from llmasos.agent.mapping import Assignment, GpuMapper, is_gpu_pod
 from llmasos.agent.node_report import build_node_report
-from llmasos.agent.pod_control import PodControl
+from llmasos.agent.pod_control import PodControl, build_snapshot
 from llmasos.agent.pods import NodePodView, PodLister, ReportSink
 from llmasos.agent.power_policy import GpuLimits, PowerSpec, Sample, SearchSettings, SearchState, advance, start_search
 from llmasos.agent.power_policy import static_limit as static_target
 from llmasos.agent.progress import ProgressReader
-from llmasos.agent.snapshot import GpuStatus, PodStatus, Snapshot
+from llmasos.agent.snapshot import Snapshot
 from llmasos.agent.state import AgentState, AppliedCap, Store
 from llmasos.errors import TransientError
 
@@ -50,6 +50,8 @@ class AgentSettings:
     restore_unowned: bool = True  # at start-up, uncap GPUs no capped pod owns even without a record
     progress_interval_s: float = 10.0  # tokens of pods that are not energyOptimal: read at most this often ...
     progress_max_backoff_s: float = 300.0  # ... and, while a worker does not answer, ever less often up to this
+    follow_interval_s: float = 10.0  # a multi-node job's follower reads its leader's limit at most this often ...
+    leader_stale_s: float = 180.0  # ... and returns to the default limit when the last reading is older than this
     search: SearchSettings = field(default_factory=SearchSettings)
 
 
@@ -65,10 +67,12 @@ class PowerAgent:
         clock: Clock,
         report_sink: ReportSink | None = None,
         on_assign: Callable[[Mapping[str, tuple[int, ...]], Mapping[str, NodePodView]], None] | None = None,
+        leaders: LeaderSource | None = None,
     ) -> None:
         self.settings = settings
         self._backend, self._pods, self._mapper, self._progress = backend, pods, mapper, progress
         self._store, self._clock, self._sink, self._on_assign = store, clock, report_sink, on_assign
+        self._leaders = leaders  # None: every pod searches for itself (no API server to find leaders through)
         self._gpus: list[GpuInfo] = []
         self._state = AgentState(node=settings.node_name)
         self._views: dict[str, NodePodView] = {}
@@ -80,6 +84,7 @@ class PowerAgent:
         self._last_report = float("-inf")
         self._last_save = float("-inf")
         self._dirty = True  # something the report shows changed (caps, pods)
+        self._report_now = False  # a leader's limit moved: its followers wait for this report
         self._unsaved = True  # the record changed beyond the ledger
         self.snapshot = Snapshot(node=settings.node_name, t=clock.time(), mapper=mapper.name)
 
@@ -212,8 +217,10 @@ class PowerAgent:
             self._controls[pod.uid] = ctl
             self._dirty = self._unsaved = True
         infos = [self._gpus[i] for i in gpus]
+        following = ctl.spec.policy == "energyOptimal" and self._leaders is not None and is_follower(pod)
         if ctl.spec.policy == "energyOptimal":
-            target = self._optimal_step(ctl, pod, infos, now)
+            follow = self._follow(ctl, pod, infos[0].limits, now) if following else None
+            target = self._optimal_step(ctl, pod, infos, now) if follow is None else follow
             targets = {g.index: g.limits.clamp(target) for g in infos}
         elif ctl.spec.policy in ("limit", "fraction"):
             targets = {g.index: static_target(ctl.spec, g.limits) for g in infos}
@@ -221,7 +228,7 @@ class PowerAgent:
         else:
             targets = {g.index: g.limits.default_w for g in infos}
             ctl.state = "Default"
-        if ctl.spec.policy != "energyOptimal":
+        if ctl.spec.policy != "energyOptimal" or following:
             ctl.read_tokens(
                 self._progress, pod, now, self.settings.progress_interval_s, self.settings.progress_max_backoff_s
             )
@@ -229,9 +236,12 @@ class PowerAgent:
             self._apply(index, round(watts * 1000), pod.uid)
 
     def _optimal_step(self, ctl: PodControl, pod: NodePodView, infos: list[GpuInfo], now: float) -> float:
+        settings = self.settings.search
+        if self._leaders is not None and is_leader(pod):  # measure only once the followers applied the limit too
+            lag = self.settings.follow_interval_s + self.settings.interval_s
+            settings = replace(settings, warmup_s=settings.warmup_s + lag)
         if ctl.search is None:
-            ctl.search = self._resumed_search(pod.uid, infos[0].limits, ctl.spec.max_slowdown, now) or start_search(
-                infos[0].limits, ctl.spec.max_slowdown, now, self.settings.search)
+            ctl.search = self._resumed(pod.uid, start_search(infos[0].limits, ctl.spec.max_slowdown, now, settings))
         reading = self._progress.read(pod, ctl.gpus)
         if reading is not None and reading.tokens is not None:
             ctl.tokens = reading.tokens
@@ -243,15 +253,30 @@ class PowerAgent:
         ctl.search = advance(before, Sample(now, energy, reading.work, reading.updated_at))
         if replace(ctl.search, window=None) != replace(before, window=None):
             self._unsaved = True  # a probe ended or the phase moved: record it (the open window is not kept)
+        self._report_now |= ctl.search.target_w != before.target_w and is_leader(pod)
         ctl.state = ctl.search.phase
         return ctl.search.target_w
 
-    def _resumed_search(self, uid: str, limits: GpuLimits, max_slowdown: float, now: float) -> SearchState | None:
-        """The search a previous agent recorded for this pod, if it applies (the same GPU limits, the same bound)."""
+    def _resumed(self, uid: str, fresh: SearchState) -> SearchState:
+        """The search a previous agent recorded for this pod if it applies (the same GPU limits and bound); else
+        `fresh`. A resumed search re-measures its limit after the warm-up."""
         saved = self._saved_searches.pop(uid, None)
-        if saved is None or saved.limits != limits or saved.max_slowdown != max_slowdown:
-            return None
-        return replace(saved, settings=self.settings.search, window=None, changed_at=now)  # re-measured after warm-up
+        if saved is None or saved.limits != fresh.limits or saved.max_slowdown != fresh.max_slowdown:
+            return fresh
+        return replace(saved, settings=fresh.settings, window=None, changed_at=fresh.changed_at)
+
+    def _follow(self, ctl: PodControl, pod: NodePodView, limits: GpuLimits, now: float) -> float:
+        """A follower of a multi-node job applies its leader's limit (`leader.py`), read every follow_interval_s."""
+        if self._leaders is not None and now >= ctl.leader_due:
+            ctl.leader_due = now + self.settings.follow_interval_s
+            local = ((self._views[u], c.search) for u, c in self._controls.items() if u in self._views)
+            try:
+                ctl.leader = local_leader(pod, local, now) or self._leaders.leader_of(pod) or ctl.leader
+            except TransientError as exc:
+                self._count("leader_read_errors")
+                log.warning("cannot read the leader of %s/%s (%s); keeping its limit", pod.namespace, pod.name, exc)
+        target, ctl.state = follow_target(ctl.leader, limits, now, self.settings.leader_stale_s)
+        return target
 
     def _apply(self, index: int, target_mw: int, pod_uid: str) -> None:
         g = self._gpus[index]
@@ -339,51 +364,25 @@ class PowerAgent:
 
     # ------------------------------------------------------------------------------------------------ outputs
     def _controls_to_snapshot(self, now: float) -> Snapshot:
-        ledger = self._state.ledger
-        gpus = tuple(
-            GpuStatus(
-                g.index,
-                g.uuid,
-                g.name,
-                self._last_power(g.index),
-                (self._limit_mw(g.index) or 0) / 1000,
-                g.default_limit_mw / 1000,
-                g.min_limit_mw / 1000,
-                g.max_limit_mw / 1000,
-                self._owners.get(g.index),
-                g.has_energy_counter,
-            )
-            for g in self._gpus
-        )
-        pods = [self._pod_status(c, ledger, None) for c in self._controls.values()]
-        pods += [self._pod_status(c, ledger, t) for t, c in self._ended.values()]
-        self.snapshot = Snapshot(
-            node=self.settings.node_name, t=now, mapper=self._mapper.name, gpus=gpus,
-            pods=tuple(sorted(pods, key=lambda p: (p.ref.namespace, p.ref.name, p.ref.uid))),
-            ledger=ledger, counters=tuple(sorted(self._counts.items())),
+        limits = {g.index: (self._limit_mw(g.index) or 0) / 1000 for g in self._gpus}
+        self.snapshot = build_snapshot(
+            self.settings.node_name, now, self._mapper.name, self._gpus, limits, dict(self._state.meters),
+            self._owners, self._controls.values(), self._ended.values(), self._state.ledger, self._counts,
         )  # fmt: skip
         return self.snapshot
-
-    def _pod_status(self, ctl: PodControl, ledger: EnergyLedger, ended_at: float | None) -> PodStatus:
-        limit = (self._limit_mw(ctl.gpus[0]) or 0) / 1000 if ended_at is None and ctl.gpus else None
-        return ctl.to_status(ledger, limit, ended_at)
-
-    def _last_power(self, index: int) -> float:
-        meter = dict(self._state.meters).get(index)
-        return meter.power_w if meter else 0.0
 
     def _publish(self, force: bool = False) -> None:
         if self._sink is None:
             return
         now = self.snapshot.t
         due = now - self._last_report >= self.settings.report_interval_s
-        early = self._dirty and now - self._last_report >= self.settings.report_min_interval_s
+        early = self._dirty and (self._report_now or now - self._last_report >= self.settings.report_min_interval_s)
         if not (force or due or early):
             return
         try:
             self._sink.publish(build_node_report(self.snapshot))
             self._last_report = now
-            self._dirty = False
+            self._dirty = self._report_now = False
         except TransientError as exc:
             self._count("report_errors")
             log.warning("node report not written (%s); retrying next pass", exc)

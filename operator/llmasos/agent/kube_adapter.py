@@ -1,9 +1,11 @@
-"""The Kubernetes side of the node agent: which pods are on my node, and where my node's report goes.
+"""The Kubernetes side of the node agent: which pods are on my node, where my node's report goes, and what the
+leader pod of a multi-node job runs at.
 
-The agent core (llmasos.agent) only knows its `PodLister` and `ReportSink` Protocols; this module implements them
-on the API server with the agent's own ServiceAccount: list pods with `spec.nodeName=<node>` (read-only) and
-create-or-replace one ConfigMap `llmasos-power-<node>` in the agent's namespace (see docs/power.md for the API
-load this implies). API trouble is reported as TransientError, on which the agent keeps its current caps.
+The agent core (llmasos.agent) only knows its `PodLister`, `ReportSink` and `LeaderSource` Protocols; this module
+implements them on the API server with the agent's own ServiceAccount: list pods with `spec.nodeName=<node>`
+(read-only), create-or-replace one ConfigMap `llmasos-power-<node>` in the agent's namespace, and read another
+node's ConfigMap there (see docs/power.md for the API load this implies). API trouble is reported as
+TransientError, on which the agent keeps its current caps.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llmasos.agent.kube_sync import SyncKubeClient
-from llmasos.agent.pods import NodePodView, node_pod_from_object
+from llmasos.agent.leader import LeaderView, group_of, leader_view
+from llmasos.agent.pods import ATTEMPT_LABEL, INDEX_ANNOTATION, LLMJOB_LABEL, NodePodView, node_pod_from_object
+from llmasos.api.node_report import parse_node_report, report_name
+from llmasos.api.phase import POD_TERMINAL
 from llmasos.errors import KubeApiError, TransientError
 from llmasos.kube.config import load_credentials
 from llmasos.kube.resources import PODS, Resource
@@ -53,6 +58,52 @@ class ConfigMapReportSink:
             raise TransientError(f"cannot publish node report: {exc}") from exc
 
 
+class ApiLeaderSource:
+    """A follower's leader: the pod with index 0 of the same attempt (found once by label and then remembered),
+    as the report of the node it runs on shows it. One GET of that report per read; the pod list only when the
+    leader is not known yet or left its node's report (rescheduled, replaced)."""
+
+    def __init__(self, client: SyncKubeClient, namespace: str, max_groups: int = 1024) -> None:
+        self._client, self._namespace, self._max = client, namespace, max_groups
+        self._leaders: dict[tuple[str, str, str], tuple[str, str]] = {}  # group -> (leader pod name, its node)
+
+    def leader_of(self, pod: NodePodView) -> LeaderView | None:
+        group = group_of(pod)
+        found = self._leaders.get(group) or self._find(pod)
+        if found is None:
+            return None
+        name, node = found
+        try:
+            configmap = self._client.get(CONFIGMAPS, report_name(node), self._namespace)
+            view = leader_view(parse_node_report(configmap), pod.namespace, name)
+        except KubeApiError as exc:
+            if not exc.not_found:  # no report yet: the leader's agent has not written one
+                raise TransientError(f"cannot read the power report of node {node}: {exc}") from exc
+            view = None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TransientError(f"the power report of node {node} is not readable: {exc}") from exc
+        if view is None:
+            self._leaders.pop(group, None)  # look the leader up again next time
+        return view
+
+    def _find(self, pod: NodePodView) -> tuple[str, str] | None:
+        selector = f"{LLMJOB_LABEL}={pod.llmjob},{ATTEMPT_LABEL}={pod.attempt}"
+        try:
+            pods = self._client.list(PODS, pod.namespace, label_selector=selector)
+        except KubeApiError as exc:
+            raise TransientError(f"cannot list the pods of {pod.namespace}/{pod.llmjob}: {exc}") from exc
+        for p in pods:
+            meta, spec = p.get("metadata") or {}, p.get("spec") or {}
+            phase = (p.get("status") or {}).get("phase", "")
+            index = (meta.get("annotations") or {}).get(INDEX_ANNOTATION)
+            if index == "0" and spec.get("nodeName") and phase not in POD_TERMINAL:
+                if len(self._leaders) >= self._max:
+                    self._leaders.clear()
+                self._leaders[group_of(pod)] = found = (str(meta.get("name")), str(spec["nodeName"]))
+                return found
+        return None
+
+
 class AgentApi:
     """Lazily connects once and hands out the lister and sink factories the agent CLI expects."""
 
@@ -70,3 +121,6 @@ class AgentApi:
 
     def report_sink(self, node: str) -> ConfigMapReportSink:
         return ConfigMapReportSink(self.client(), agent_namespace())
+
+    def leader_source(self) -> ApiLeaderSource:
+        return ApiLeaderSource(self.client(), agent_namespace())

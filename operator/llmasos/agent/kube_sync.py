@@ -43,6 +43,9 @@ class SyncKubeClient:
             params = next_page(params, page)
         return items
 
+    def get(self, res: Resource, name: str, namespace: str | None = None) -> JSON:
+        return self.request("GET", res.path(namespace, name))
+
     def apply_replace(self, res: Resource, body: JSON, namespace: str) -> JSON:
         """Replace the object (PUT) or create it when absent; the caller owns the whole object."""
         name = body["metadata"]["name"]

@@ -23,10 +23,12 @@ from typing import Any
 from llmasos.agent.backend import GpuBackend
 from llmasos.agent.clock import SystemClock
 from llmasos.agent.controller import AgentSettings, PowerAgent
+from llmasos.agent.leader import LeaderSource
 from llmasos.agent.mapping import make_mapper
 from llmasos.agent.metrics import build_registry, serve_metrics
 from llmasos.agent.podresources import DEFAULT_SOCKET
 from llmasos.agent.pods import NodePodView, PodLister, PodsFile, ReportSink
+from llmasos.agent.power_policy import SearchSettings
 from llmasos.agent.privileges import check_privileges
 from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, HttpProgressReader, ProgressReader
 from llmasos.agent.state import StateStore
@@ -35,6 +37,7 @@ from llmasos.errors import ConfigError
 log = logging.getLogger("llmasos.agent")
 PodListerFactory = Callable[[str], PodLister]
 ReportSinkFactory = Callable[[str], ReportSink]
+LeaderSourceFactory = Callable[[], LeaderSource]
 
 
 class FileReportSink:
@@ -54,6 +57,7 @@ def register(
     *,
     pod_lister_factory: PodListerFactory | None = None,
     report_sink_factory: ReportSinkFactory | None = None,
+    leader_source_factory: LeaderSourceFactory | None = None,
 ) -> argparse.ArgumentParser:
     """Add `node-agent` to an argparse subparsers object; sets `func` to the runner (call `args.func(args)`)."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -73,6 +77,10 @@ def register(
                    help="where the agent keeps the GPUs' default limits and its energy counters across restarts")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between control passes")
     p.add_argument("--report-interval", type=float, default=60.0, help="seconds between node report writes")
+    p.add_argument("--search-window", type=float, default=SearchSettings.window_s,
+                   help="energyOptimal: seconds each power limit is measured (the baseline twice as long)")
+    p.add_argument("--search-warmup", type=float, default=SearchSettings.warmup_s,
+                   help="energyOptimal: seconds discarded after each limit change before measuring")
     p.add_argument("--gpu-mapping", choices=("auto", "podresources", "fallback"), default="auto",
                    help="how pods are matched to GPUs: the kubelet's PodResources API, or the fallback from the "
                    "pods' GPU requests; auto uses PodResources when its socket exists")
@@ -98,7 +106,7 @@ def register(
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
     def run(args: argparse.Namespace) -> int:
-        return run_from_args(args, pod_lister_factory, report_sink_factory)
+        return run_from_args(args, pod_lister_factory, report_sink_factory, leader_source_factory)
 
     p.set_defaults(func=run)
     return p
@@ -108,6 +116,7 @@ def build_agent(
     args: argparse.Namespace,
     pods: PodLister,
     sink: ReportSink | None,
+    leaders: LeaderSource | None = None,
 ) -> PowerAgent:
     """Everything but the loop: backend, progress source, mapper, state store (no signals, no threads)."""
     clock = SystemClock()
@@ -138,7 +147,11 @@ def build_agent(
         from llmasos.agent.nvml import NvmlBackend
 
         backend, progress = NvmlBackend(), HttpProgressReader(args.progress_metrics.split(","))
-    settings = AgentSettings(node_name=args.node_name, interval_s=args.interval, report_interval_s=args.report_interval)
+    if args.search_window <= 0 or args.search_warmup < 0:
+        raise ConfigError("--search-window must be > 0 and --search-warmup >= 0 (seconds)")
+    search = SearchSettings(window_s=args.search_window, warmup_s=args.search_warmup)
+    settings = AgentSettings(node_name=args.node_name, interval_s=args.interval,
+                             report_interval_s=args.report_interval, search=search)  # fmt: skip
     return PowerAgent(
         settings=settings,
         backend=backend,
@@ -149,6 +162,7 @@ def build_agent(
         clock=clock,
         report_sink=sink,
         on_assign=on_assign,
+        leaders=leaders,
     )
 
 
@@ -167,6 +181,7 @@ def run_from_args(
     args: argparse.Namespace,
     pod_lister_factory: PodListerFactory | None = None,
     report_sink_factory: ReportSinkFactory | None = None,
+    leader_source_factory: LeaderSourceFactory | None = None,
 ) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.node_name:
@@ -189,7 +204,9 @@ def run_from_args(
     except Exception as exc:  # a diagnosis only: an odd /proc or libc must not stop metering (logged, not hidden)
         log.warning("could not check the agent's capabilities (%s: %s); power limits may fail with EPERM",
                     type(exc).__name__, exc)
-    agent = build_agent(args, pods, sink)
+    # Followers of multi-node jobs find their leader through the API; a pods file has no other nodes to follow.
+    leaders = leader_source_factory() if leader_source_factory is not None and args.pods_file is None else None
+    agent = build_agent(args, pods, sink, leaders)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

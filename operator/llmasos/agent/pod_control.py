@@ -7,13 +7,16 @@ energyOptimal (the operator's energy per token), and ever less often while the w
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from llmasos.agent.energy import EnergyLedger, PodRef
+from llmasos.agent.backend import GpuInfo
+from llmasos.agent.energy import EnergyLedger, MeterState, PodRef
+from llmasos.agent.leader import LeaderView
 from llmasos.agent.pods import NodePodView
 from llmasos.agent.power_policy import PowerSpec, SearchState
 from llmasos.agent.progress import ProgressReader
-from llmasos.agent.snapshot import PodStatus
+from llmasos.agent.snapshot import GpuStatus, PodStatus, Snapshot
 
 
 @dataclass
@@ -26,6 +29,8 @@ class PodControl:
     tokens: float | None = None  # the worker's cumulative tokens at the last successful read
     progress_due: float = float("-inf")  # next token read (pods that are not energyOptimal)
     progress_wait: float = 0.0  # current wait between reads (grows while the worker does not answer)
+    leader: LeaderView | None = None  # a follower of a multi-node job: its leader as last read (`leader.py`)
+    leader_due: float = float("-inf")  # next read of the leader
 
     def read_tokens(
         self, progress: ProgressReader, pod: NodePodView, now: float, interval_s: float, max_backoff_s: float
@@ -44,11 +49,35 @@ class PodControl:
     def to_status(self, ledger: EnergyLedger, limit_w: float | None, ended_at: float | None) -> PodStatus:
         """The snapshot's view: `limit_w` is the limit on its first GPU now (None once ended)."""
         s = self.search
-        chosen = s.chosen if s is not None else None
-        slowdown = s.slowdown(chosen) if s is not None and chosen is not None else None
+        chosen = s.chosen.limit_w if s is not None and s.chosen is not None else None
+        slowdown = s.slowdown(s.chosen) if s is not None and s.chosen is not None else None
+        if s is None and self.leader is not None:  # a follower shows the choice it follows
+            chosen, slowdown = self.leader.chosen_w, self.leader.slowdown
         return PodStatus(
             ref=self.ref, gpus=self.gpus, policy=self.spec.policy, limit_w=limit_w, state=self.state,
             energy_j=ledger.pod_joules(self.ref), ended_at=ended_at,
-            chosen_w=chosen.limit_w if chosen else None, slowdown=slowdown, searches=s.searches if s else 0,
+            chosen_w=chosen, slowdown=slowdown, searches=s.searches if s else 0,
             tokens=self.tokens,
         )  # fmt: skip
+
+
+def build_snapshot(
+    node: str, t: float, mapper: str, gpus: Sequence[GpuInfo], limits_w: Mapping[int, float],
+    meters: Mapping[int, MeterState], owners: Mapping[int, PodRef], live: Iterable[PodControl],
+    ended: Iterable[tuple[float, PodControl]], ledger: EnergyLedger, counters: Mapping[str, int],
+) -> Snapshot:  # fmt: skip
+    """The pass's picture: every GPU (limit now, last power, owner) and every live or recently ended pod."""
+    def gpu_status(g: GpuInfo) -> GpuStatus:
+        power = meters[g.index].power_w if g.index in meters else 0.0
+        return GpuStatus(
+            g.index, g.uuid, g.name, power, limits_w.get(g.index, 0.0), g.default_limit_mw / 1000,
+            g.min_limit_mw / 1000, g.max_limit_mw / 1000, owners.get(g.index), g.has_energy_counter,
+        )  # fmt: skip
+
+    pods = [c.to_status(ledger, limits_w.get(c.gpus[0]) if c.gpus else None, None) for c in live]
+    pods += [c.to_status(ledger, None, at) for at, c in ended]
+    return Snapshot(
+        node=node, t=t, mapper=mapper, gpus=tuple(gpu_status(g) for g in gpus),
+        pods=tuple(sorted(pods, key=lambda p: (p.ref.namespace, p.ref.name, p.ref.uid))),
+        ledger=ledger, counters=tuple(sorted(counters.items())),
+    )  # fmt: skip

@@ -25,7 +25,9 @@ from llmasos.api.worker_contract import parse_final_tokens
 from llmasos.errors import SpecError, TransientError
 
 POWER_ANNOTATION = constants.POWER_ANNOTATION
-LLMJOB_LABEL = "llmasos.io/llmjob"
+LLMJOB_LABEL = constants.LABEL_LLMJOB
+ATTEMPT_LABEL = constants.LABEL_ATTEMPT
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"  # set by the Job controller on Indexed Jobs' pods
 GPU_RESOURCE = "nvidia.com/gpu"
 # A pod's phase (core/v1 PodStatus.phase), not an LLMJob's: the two APIs happen to share these names.
 TERMINAL_PHASES = POD_TERMINAL
@@ -70,6 +72,21 @@ class NodePodView(Protocol):
         `worker_contract.final_progress_message`); None while it runs, or when it wrote none."""
         ...
 
+    @property
+    def attempt(self) -> str:
+        """Value of the `llmasos.io/attempt` label: which attempt of its LLMJob's worker group the pod belongs to."""
+        ...
+
+    @property
+    def rank(self) -> int | None:
+        """The pod's index in its Indexed Job (`batch.kubernetes.io/job-completion-index`); None outside one."""
+        ...
+
+    @property
+    def nnodes(self) -> int:
+        """Pods of the worker group (the worker's NNODES); 1 when unknown."""
+        ...
+
 
 class PodLister(Protocol):
     def list_node_pods(self) -> Sequence[NodePodView]:
@@ -98,6 +115,9 @@ class NodePod:
     pod_ip: str = ""
     progress_port: int = 0
     final_tokens: float | None = None
+    attempt: str = ""
+    rank: int | None = None
+    nnodes: int = 1
 
     @property
     def key(self) -> str:
@@ -129,6 +149,7 @@ def node_pod_from_object(obj: Mapping[str, object]) -> NodePod:
     annotations = _map(meta.get("annotations"))
     gpus = 0
     port = 0
+    nnodes = 1
     containers = spec.get("containers")
     for c in containers if isinstance(containers, list) else []:
         limits = _map(_map(_map(c).get("resources")).get("limits"))
@@ -137,6 +158,8 @@ def node_pod_from_object(obj: Mapping[str, object]) -> NodePod:
         for e in env if isinstance(env, list) else []:
             if _map(e).get("name") == "LLMASOS_PROGRESS_PORT":
                 port = int(str(_map(e).get("value", "0")))
+            if _map(e).get("name") == "NNODES":
+                nnodes = max(1, _int(_map(e).get("value")) or 1)
     try:
         power = parse_power_annotation(_str(annotations.get(POWER_ANNOTATION)))
     except SpecError:
@@ -152,6 +175,9 @@ def node_pod_from_object(obj: Mapping[str, object]) -> NodePod:
         pod_ip=_str(status.get("podIP")),
         progress_port=port,
         final_tokens=_final_tokens(status),
+        attempt=_str(labels.get(ATTEMPT_LABEL)),
+        rank=_int(annotations.get(INDEX_ANNOTATION)),
+        nnodes=nnodes,
     )
 
 
@@ -193,3 +219,9 @@ def _map(value: object) -> Mapping[str, object]:
 
 def _str(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _int(value: object) -> int | None:
+    """A decimal string as the API writes env values and annotations; None when absent or not a number."""
+    text = _str(value)
+    return int(text) if text.isdigit() else None

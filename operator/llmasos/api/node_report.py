@@ -46,6 +46,7 @@ class PodPowerReport:
     tokens: float | None = None  # the worker's cumulative tokens (llmasos_worker_tokens_total), when it exports them
     slowdown: float | None = None  # energyOptimal: measured slowdown of the chosen limit
     default_w: float | None = None  # NVML default limit of the pod's GPUs (the uncapped reference)
+    chosen_w: float | None = None  # energyOptimal: the limit the search chose (a follower: its leader's choice)
 
 
 def parse_node_report(configmap: Mapping[str, object]) -> list[PodPowerReport]:
@@ -73,6 +74,7 @@ def parse_node_report(configmap: Mapping[str, object]) -> list[PodPowerReport]:
             tokens=_opt_float(p.get("tokens")),
             slowdown=_opt_float(p.get("slowdown")),
             default_w=_opt_float(p.get("defaultW")),
+            chosen_w=_opt_float(p.get("chosenW")),
         )
         for p in doc["pods"]
     ]

@@ -110,6 +110,7 @@ MUST = [
     (AGENT_SA, "list", "pods", "-A"),
     (AGENT_SA, "create", "configmaps", "-n", NS),
     (AGENT_SA, "update", "configmaps", "-n", NS),
+    (AGENT_SA, "get", "configmaps", "-n", NS),  # another node's report: the leader of a multi-node job
 ]
 MUST_NOT = [
     # Secrets: nowhere, not even the operator's own namespace (the Electricity Maps token arrives as env).
@@ -137,7 +138,7 @@ MUST_NOT = [
     (OPERATOR_SA, "delete", f"clusterkopfpeerings.kopf.dev/{RELEASE}"),
     (OPERATOR_SA, "patch", "clusterkopfpeerings.kopf.dev/someone-elses"),
     (OPERATOR_SA, "deletecollection", "jobs.batch", "-n", "anywhere"),
-    # The agent: read pods, write its reports in its own namespace, nothing else.
+    # The agent: read pods, write and read reports in its own namespace, nothing else.
     (AGENT_SA, "patch", "pods", "-n", "anywhere"),
     (AGENT_SA, "delete", "pods", "-n", "anywhere"),
     (AGENT_SA, "watch", "pods", "-A"),
@@ -145,6 +146,7 @@ MUST_NOT = [
     (AGENT_SA, "update", "configmaps", "-n", "kube-system"),
     (AGENT_SA, "delete", "configmaps", "-n", NS),
     (AGENT_SA, "list", "configmaps", "-n", NS),
+    (AGENT_SA, "get", "configmaps", "-n", "kube-system"),
     (AGENT_SA, "patch", "nodes"),
     (AGENT_SA, "list", "llmjobs.llmasos.io", "-A"),
     (AGENT_SA, "create", "events", "-n", NS),

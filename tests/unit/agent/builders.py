@@ -8,6 +8,7 @@ from pathlib import Path
 
 from llmasos.agent.clock import ManualClock
 from llmasos.agent.controller import AgentSettings, PowerAgent
+from llmasos.agent.leader import LeaderSource
 from llmasos.agent.mapping import FallbackMapper
 from llmasos.agent.pods import NodePod, NodePodView
 from llmasos.agent.power_policy import PowerSpec, SearchSettings
@@ -59,10 +60,11 @@ class Node:
     sink: Sink = field(default_factory=Sink)
     workload: str = "gpt3-xl"
     tokens_per_step: float = 0.0  # > 0: the simulated workers also export a token counter
+    name: str = "node-1"
 
-    def agent(self, **settings: object) -> PowerAgent:
+    def agent(self, leaders: LeaderSource | None = None, **settings: object) -> PowerAgent:
         search = SearchSettings(warmup_s=5, window_s=30, recheck_s=1e9)
-        cfg = AgentSettings(node_name="node-1", search=search, **settings)  # type: ignore[arg-type]
+        cfg = AgentSettings(node_name=self.name, search=search, **settings)  # type: ignore[arg-type]
 
         def on_assign(assignment: Mapping[str, tuple[int, ...]], live: Mapping[str, NodePodView]) -> None:
             busy = {i for gpus in assignment.values() for i in gpus}
@@ -71,7 +73,7 @@ class Node:
 
         return PowerAgent(
             cfg, self.sim, self.pods, FallbackMapper(), SimProgressReader(self.sim, self.tokens_per_step), self.store,
-            self.clock, report_sink=self.sink, on_assign=on_assign,
+            self.clock, report_sink=self.sink, on_assign=on_assign, leaders=leaders,
         )  # fmt: skip
 
     def run(self, agent: PowerAgent, seconds: float, step: float = 5.0) -> None:
@@ -89,9 +91,11 @@ def make_node(
     gpus: int = 8,
     state_file: Path | None = None,
     seed: int = 0,
+    name: str = "node-1",
+    clock: ManualClock | None = None,
     **sim: object,
 ) -> Node:
-    clock = ManualClock()
-    backend = SimBackend(product, gpus, clock, seed=seed, node_name="node-1", **sim)  # type: ignore[arg-type]
+    clock = clock or ManualClock()
+    backend = SimBackend(product, gpus, clock, seed=seed, node_name=name, **sim)  # type: ignore[arg-type]
     store: Store = StateStore(state_file) if state_file is not None else MemoryStateStore()
-    return Node(clock=clock, sim=backend, pods=Pods(*pods), store=store)
+    return Node(clock=clock, sim=backend, pods=Pods(*pods), store=store, name=name)
