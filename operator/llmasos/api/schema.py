@@ -216,7 +216,8 @@ def power_schema() -> Schema:
             "policy": string("none: leave limits alone. limit: cap at limitWatts. fraction: cap at fraction of "
                              "the GPU's maximum limit. energyOptimal: search for the lowest-energy limit whose "
                              "slowdown stays within maxSlowdown (a job of several pods is searched once, on its "
-                             "first pod; the other pods follow that limit).", enum=list(POWER_POLICIES), default="none"),
+                             "first pod; the other pods follow that limit).",
+                             enum=list(POWER_POLICIES), default="none"),
             "limitWatts": integer("Power limit in watts (clamped to the GPU's NVML min/max).", minimum=50,
                                   maximum=1500),
             "fraction": number("Fraction of the GPU's maximum power limit.", minimum=0.1, maximum=1.0),
