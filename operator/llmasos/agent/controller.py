@@ -51,7 +51,7 @@ class AgentSettings:
     progress_interval_s: float = 10.0  # tokens of pods that are not energyOptimal: read at most this often ...
     progress_max_backoff_s: float = 300.0  # ... and, while a worker does not answer, ever less often up to this
     follow_interval_s: float = 10.0  # a multi-node job's follower reads its leader's limit at most this often ...
-    leader_stale_s: float = 180.0  # ... and returns to the default limit when the last reading is older than this
+    leader_stale_s: float = 180.0  # ... and returns to the default limit once the leader's report is this old
     search: SearchSettings = field(default_factory=SearchSettings)
 
 
