@@ -82,8 +82,10 @@ class ApiLeaderSource:
             view = None
         except (ValueError, KeyError, TypeError) as exc:
             raise TransientError(f"the power report of node {node} is not readable: {exc}") from exc
-        if view is None:
-            self._leaders.pop(group, None)  # look the leader up again next time
+        if view is None or view.limit_w is None:
+            # Not in its node's report, or ended there: look again next time (the Job controller may have
+            # recreated index 0 on another node, in the same attempt).
+            self._leaders.pop(group, None)
         return view
 
     def _find(self, pod: NodePodView) -> tuple[str, str] | None:

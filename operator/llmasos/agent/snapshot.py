@@ -33,7 +33,7 @@ class PodStatus:
     gpus: tuple[int, ...]
     policy: str
     limit_w: float | None  # the limit applied to its GPUs now (None when ended)
-    state: str  # Default, Capped, Baseline/Profile/Refine/Settled (energyOptimal), NoProgress, Ended
+    state: str  # Default, Capped, Baseline/Profile/Refine/Settled (energyOptimal), NoProgress, Following, Ended, ...
     energy_j: float
     ended_at: float | None = None
     chosen_w: float | None = None  # energyOptimal: the limit the search settled on
