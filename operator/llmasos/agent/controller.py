@@ -269,7 +269,8 @@ class PowerAgent:
         """A follower of a multi-node job applies its leader's limit (`leader.py`), read every follow_interval_s."""
         if self._leaders is not None and now >= ctl.leader_due:
             ctl.leader_due = now + self.settings.follow_interval_s
-            local = ((self._views[u], c.search) for u, c in self._controls.items() if u in self._views)
+            local = ((self._views[u], c.search, self._limit_mw(c.gpus[0]) if c.gpus else None)
+                     for u, c in self._controls.items() if u in self._views)  # fmt: skip
             try:
                 ctl.leader = local_leader(pod, local, now) or self._leaders.leader_of(pod) or ctl.leader
             except TransientError as exc:

@@ -70,14 +70,16 @@ def leader_view(reports: Sequence[PodPowerReport], namespace: str, name: str) ->
 
 
 def local_leader(
-    pod: NodePodView, candidates: Iterable[tuple[NodePodView, SearchState | None]], now: float
+    pod: NodePodView, candidates: Iterable[tuple[NodePodView, SearchState | None, int | None]], now: float
 ) -> LeaderView | None:
-    """The leader of `pod`'s group when it runs on this node too: its search is at hand, no report to read."""
-    for view, search in candidates:
-        if search is not None and is_leader(view) and group_of(view) == group_of(pod):
+    """The leader of `pod`'s group when it runs on this node too: (pod, its search, the limit on its GPUs now in mW)
+    are at hand, no report to read. The limit is the one applied, as a report would show it (the default while the
+    leader has no progress to measure)."""
+    for view, search, limit_mw in candidates:
+        if search is not None and limit_mw is not None and is_leader(view) and group_of(view) == group_of(pod):
             chosen = search.chosen
             slowdown = search.slowdown(chosen) if chosen is not None else None
-            return LeaderView(search.target_w, search.limits.default_w, search.phase,
+            return LeaderView(limit_mw / 1000, search.limits.default_w, search.phase,
                               chosen.limit_w if chosen else None, slowdown, now)  # fmt: skip
     return None
 

@@ -24,6 +24,7 @@ from llmasos.agent.leader import (
 )
 from llmasos.agent.pods import NodePod, NodePodView, node_pod_from_object
 from llmasos.agent.power_policy import GpuLimits, PowerSpec
+from llmasos.agent.progress import ProgressReading
 from llmasos.api.node_report import parse_node_report
 from llmasos.errors import TransientError
 
@@ -227,3 +228,26 @@ def test_without_a_leader_source_every_pod_searches_for_itself() -> None:
     assert status is not None
     assert status.searches == 1
     assert status.state != FOLLOWING
+
+
+def test_a_local_leader_that_loses_its_progress_is_followed_to_the_default() -> None:
+    node = make_node(worker(0), worker(1), name="gpu-a", gpus=8)
+    agent = node.agent(leaders=ReportSource(node, worker(0).name))
+    inner = agent._progress
+    silent = {"on": False}
+
+    class LeaderGoesQuiet:
+        def read(self, pod: NodePodView, gpus: tuple[int, ...]) -> ProgressReading | None:
+            return None if silent["on"] and pod.name == worker(0).name else inner.read(pod, gpus)
+
+    agent._progress = LeaderGoesQuiet()
+    agent.start()
+    run([agent], node.clock, 200)
+    assert node.limits_w()[0] < 400.0, "the leader is probing below its default"
+    silent["on"] = True  # its worker stops answering mid-search: the leader goes back to its default ...
+    run([agent], node.clock, 20)
+    assert node.limits_w() == [400.0] * 8, "... and so does its follower, not to the probe the search stopped at"
+    leader, follower = agent.snapshot.pod(worker(0).name), agent.snapshot.pod(worker(1).name)
+    assert leader is not None
+    assert follower is not None
+    assert (leader.state, follower.state) == ("NoProgress", FOLLOWING)
