@@ -27,7 +27,7 @@ from llmasos.errors import SpecError, TransientError
 POWER_ANNOTATION = constants.POWER_ANNOTATION
 LLMJOB_LABEL = constants.LABEL_LLMJOB
 ATTEMPT_LABEL = constants.LABEL_ATTEMPT
-INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"  # set by the Job controller on Indexed Jobs' pods
+INDEX_ANNOTATION = constants.INDEX_ANNOTATION
 GPU_RESOURCE = "nvidia.com/gpu"
 # A pod's phase (core/v1 PodStatus.phase), not an LLMJob's: the two APIs happen to share these names.
 TERMINAL_PHASES = POD_TERMINAL

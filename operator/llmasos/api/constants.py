@@ -14,6 +14,9 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 LABEL_LLMJOB = "llmasos.io/llmjob"
 LABEL_ROLE = "llmasos.io/role"  # worker | ray
 LABEL_ATTEMPT = "llmasos.io/attempt"
+# Set by the Job controller on an Indexed Job's pods: the worker's NODE_RANK, and how the node agent tells a
+# multi-node job's first pod (index 0) from the others.
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "llmasos"
 

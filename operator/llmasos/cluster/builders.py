@@ -121,7 +121,7 @@ def build_pod_template(owner: Owner, spec: LLMJobSpec, attempt: int, pool: str, 
     env_contract = build_worker_env(owner, spec, attempt, checkpoint_dir)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env_contract.to_env().items()]
     env.append({"name": "NODE_RANK", "valueFrom": {"fieldRef": {
-        "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
+        "fieldPath": f"metadata.annotations['{c.INDEX_ANNOTATION}']"}}})
     env.append({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     env.append({"name": "HOME", "value": "/tmp"})  # the root filesystem is read-only; Ray and torch write caches
     env.extend(spec.env)
