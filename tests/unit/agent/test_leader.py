@@ -61,6 +61,17 @@ def two_nodes(follower_product: str = "nvidia-a100-80gb") -> tuple[Node, Node, R
     return lead, follow, ReportSource(lead, worker(0).name)
 
 
+def started_pair(
+    follower_product: str = "nvidia-a100-80gb",
+) -> tuple[Node, Node, ReportSource, PowerAgent, PowerAgent]:
+    """Both nodes with their agents started, the follower reading the leader through `ReportSource`."""
+    lead_node, follow_node, source = two_nodes(follower_product)
+    lead, follow = lead_node.agent(leaders=source), follow_node.agent(leaders=source)
+    lead.start()
+    follow.start()
+    return lead_node, follow_node, source, lead, follow
+
+
 def run(agents: list[PowerAgent], clock: ManualClock, seconds: float, each: Callable[[], None] | None = None) -> None:
     for _ in range(round(seconds / 5)):
         for a in agents:
@@ -107,10 +118,7 @@ def test_follow_target_scales_to_the_followers_gpu_and_never_guesses() -> None:
 
 
 def test_the_follower_applies_the_leaders_limit_and_never_searches_itself() -> None:
-    lead_node, follow_node, source = two_nodes()
-    lead, follow = lead_node.agent(leaders=source), follow_node.agent(leaders=source)
-    lead.start()
-    follow.start()
+    lead_node, follow_node, _, lead, follow = started_pair()
     seen: list[tuple[float, float]] = []
     run([lead, follow], lead_node.clock, 900, each=lambda: seen.append(
         (lead_node.limits_w()[0], follow_node.limits_w()[0])))  # fmt: skip
@@ -156,10 +164,7 @@ def test_the_leader_reports_each_new_limit_at_once_and_measures_after_the_follow
 
 
 def test_a_follower_that_cannot_read_its_leader_keeps_the_limit_then_falls_back_to_the_default() -> None:
-    lead_node, follow_node, source = two_nodes()
-    lead, follow = lead_node.agent(leaders=source), follow_node.agent(leaders=source)
-    lead.start()
-    follow.start()
+    lead_node, follow_node, source, lead, follow = started_pair()
     run([lead, follow], lead_node.clock, 900)
     capped = follow_node.limits_w()[0]
     assert capped < 400.0
@@ -178,10 +183,7 @@ def test_a_follower_that_cannot_read_its_leader_keeps_the_limit_then_falls_back_
 
 
 def test_a_follower_on_another_gpu_model_follows_the_same_fraction_of_its_default() -> None:
-    lead_node, follow_node, source = two_nodes(follower_product="nvidia-h100-80gb")
-    lead, follow = lead_node.agent(leaders=source), follow_node.agent(leaders=source)
-    lead.start()
-    follow.start()
+    lead_node, follow_node, _, lead, follow = started_pair(follower_product="nvidia-h100-80gb")
     run([lead, follow], lead_node.clock, 900)
     lead_w, follow_w = lead_node.limits_w()[0], follow_node.limits_w()[0]
     assert lead_w < 400.0
@@ -189,10 +191,7 @@ def test_a_follower_on_another_gpu_model_follows_the_same_fraction_of_its_defaul
 
 
 def test_when_the_leader_ends_its_followers_get_the_default_back() -> None:
-    lead_node, follow_node, source = two_nodes()
-    lead, follow = lead_node.agent(leaders=source), follow_node.agent(leaders=source)
-    lead.start()
-    follow.start()
+    lead_node, follow_node, _, lead, follow = started_pair()
     run([lead, follow], lead_node.clock, 900)
     assert follow_node.limits_w()[0] < 400.0
     lead_node.pods.remove(worker(0).name)
