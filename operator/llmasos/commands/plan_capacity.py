@@ -11,7 +11,9 @@ The contract is used by tooling, so it is kept exactly as issue 19 wrote it:
 * Output: the same lines as without it, plus `"error"` on a line whose deadline cannot be met; that line keeps its
   best capacity-respecting segments (the earliest the capacity left allows).
 * Bad input (a pool missing from the capacity file, a job larger than its pool) is an error naming the line, and
-  nothing is written.
+  nothing is written. So is a capacity file the guarantee cannot hold for, or that a tool may have misspelled: a
+  field the contract does not name (a misspelt `reserved` would otherwise be capacity silently counted as free), or
+  reservations that alone take more GPUs than their pool has.
 
 The plan is `planning.timing.fleet.plan_fleet` at the earliest `submitted_at`, each job no earlier than its own
 `submitted_at` and priced on its own line's forecast, as without `--capacity`.
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from llmasos.commands import InputError
+from llmasos.planning.timing.capacity import capacity_violations
 from llmasos.planning.timing.fleet import plan_fleet, violations
 from llmasos.planning.timing.fleet_types import FleetJob, PoolCapacity, Reservation
 from llmasos.planning.timing.forecast import parse_instant
@@ -41,12 +44,14 @@ def load_capacity(path: Path) -> tuple[list[PoolCapacity], list[Reservation]]:
     pools_raw = raw.get("pools") if isinstance(raw, dict) else None
     if not isinstance(pools_raw, dict):
         raise InputError(f'{path}: expected {{"pools": {{"<pool>": {{"gpus": <int>, "reserved": [...]}}}}}}')
+    _only_known(raw, {"pools"}, str(path))
     pools: list[PoolCapacity] = []
     reservations: list[Reservation] = []
     for name, spec in pools_raw.items():
         where = f"{path}: pools.{name}"
         if not isinstance(spec, dict):
             raise InputError(f"{where} must be an object with gpus and reserved")
+        _only_known(spec, {"gpus", "reserved"}, where)
         pools.append(PoolCapacity(name, _count(spec.get("gpus"), f"{where}.gpus", minimum=0)))
         reserved = spec.get("reserved", [])
         if not isinstance(reserved, list):
@@ -55,6 +60,7 @@ def load_capacity(path: Path) -> tuple[list[PoolCapacity], list[Reservation]]:
             at = f"{where}.reserved[{n}]"
             if not isinstance(r, dict) or not {"start", "end", "gpus"} <= r.keys():
                 raise InputError(f"{at} must be an object with start, end and gpus")
+            _only_known(r, {"start", "end", "gpus"}, at)
             try:
                 start, end = parse_instant(r["start"], f"{at}.start"), parse_instant(r["end"], f"{at}.end")
             except ValueError as exc:
@@ -62,7 +68,17 @@ def load_capacity(path: Path) -> tuple[list[PoolCapacity], list[Reservation]]:
             if end <= start:
                 raise InputError(f"{at}: end must be after start")
             reservations.append(Reservation(name, start, end, _count(r["gpus"], f"{at}.gpus", minimum=0)))
+    taken = [(r.pool, r.start, r.end, r.gpus) for r in reservations]
+    over = capacity_violations({p.name: p.gpus for p in pools}, taken)
+    if over:  # no plan can keep the guarantee; say so before planning
+        raise InputError(f"{path}: the reservations alone exceed their pool: {over[0]}")
     return pools, reservations
+
+
+def _only_known(obj: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        raise InputError(f"{where}: unknown field {unknown[0]!r} (the fields are {', '.join(sorted(known))})")
 
 
 def _count(value: Any, what: str, minimum: int) -> int:

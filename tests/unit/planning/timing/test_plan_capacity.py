@@ -13,6 +13,7 @@ from llmasos.planning.timing.forecast import parse_instant
 from tests.unit.commands.test_plan_command import batch_line, cli
 
 DATA = Path(__file__).parent / "data"
+START, END = "2024-03-06T00:00:00Z", "2024-03-06T03:00:00Z"
 
 
 def run(tmp_path: Path, lines: list[str], capacity: object | None) -> tuple[int, list[dict[str, object]]]:
@@ -111,6 +112,26 @@ def test_an_impossible_deadline_gets_an_error_and_its_best_segments(tmp_path: Pa
             batch_line(),
             {"pools": {"DE": {"gpus": 2, "reserved": [{"start": "x", "end": "y", "gpus": 1}]}}},
             "pools.DE.reserved[0].start",
+        ),
+        # A misspelt field would leave taken capacity counted as free: refused, not ignored.
+        (batch_line(), {"pools": {"DE": {"gpus": 2, "reserverd": []}}}, "pools.DE: unknown field 'reserverd'"),
+        (batch_line(), {"pools": {"DE": {"gpus": 2}}, "pool": {}}, "cap.json: unknown field 'pool'"),
+        (
+            batch_line(),
+            {"pools": {"DE": {"gpus": 2, "reserved": [{"start": START, "end": END, "gpus": 1, "pool": "DE"}]}}},
+            "pools.DE.reserved[0]: unknown field 'pool'",
+        ),
+        # Reservations that alone over-fill the pool: no plan can keep the guarantee.
+        (
+            batch_line(),
+            {"pools": {"DE": {"gpus": 2, "reserved": [{"start": START, "end": END, "gpus": 3}]}}},
+            "the reservations alone exceed their pool: pool DE: 3 GPUs in use at 2024-03-06T00:00:00+00:00, "
+            "capacity 2",
+        ),
+        (
+            batch_line(),
+            {"pools": {"DE": {"gpus": 2, "reserved": [{"start": START, "end": END, "gpus": 1}] * 3}}},
+            "pool DE: 3 GPUs in use",
         ),
     ],
 )
