@@ -133,10 +133,13 @@ def _interruptible(text: str) -> bool:
 def user_jobs(rows: list[dict[str, str]]) -> list[backtest.BacktestJob]:
     """CSV rows to jobs on the user's own dates; InputError naming the line on any bad value."""
     jobs = []
+    first_line: dict[str, int] = {}  # id -> the line that used it first: results are keyed by id
     for lineno, row in enumerate(rows, start=2):
         try:
             submitted = parse_instant(row.get("submitted_at") or "", "submitted_at")
             duration = _duration_field(row.get("duration") or "")
+            if duration <= timedelta(0):
+                raise ValueError(f"duration must be longer than 0, got {row.get('duration')!r}")
             if row.get("deadline"):
                 deadline = parse_instant(row["deadline"], "deadline")
             elif row.get("slack"):
@@ -153,6 +156,10 @@ def user_jobs(rows: list[dict[str, str]]) -> list[backtest.BacktestJob]:
         except ValueError as exc:
             raise InputError(f"jobs line {lineno}: {exc}") from None
         job_id = row.get("id") or f"job-{lineno - 1}"
+        if job_id in first_line:
+            raise InputError(f"jobs line {lineno}: id {job_id!r} is already used on line {first_line[job_id]} "
+                             "(each job needs its own id)")
+        first_line[job_id] = lineno
         jobs.append(backtest.BacktestJob(job_id, submitted, duration, deadline, interruptible))
     return jobs
 
@@ -222,8 +229,11 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    horizon = parse_duration(args.horizon)
+    if horizon <= timedelta(0):
+        raise InputError(f"--horizon must be longer than 0, got {args.horizon!r} (e.g. 24h, 72h)")
     source = TraceSource(
-        horizon=parse_duration(args.horizon),
+        horizon=horizon,
         error_model=ForecastErrorModel(args.forecast_error, seed=args.seed),
     )
     try:

@@ -98,8 +98,25 @@ def test_replay_moves_a_started_jobs_later_segment_on_a_newer_forecast() -> None
     assert followed[1].intensity > planner.intensity
 
 
-def test_simulate_bad_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("csv_text", "extra", "message"),
+    [
+        ("id,submitted_at,duration\na,2021-06-01T08:00:00Z,6h\n", [], "jobs line 2: needs a deadline or a slack column"),
+        # Results are keyed by id: a repeated one would silently drop a job from the figures.
+        (JOBS_CSV + "b,2021-06-02T08:00:00Z,1h,2h,false\n", [], "jobs line 5: id 'b' is already used on line 3"),
+        ("id,submitted_at,duration,slack,interruptible\na,2021-06-01T08:00:00Z,0s,2h,no\n", [],
+         "jobs line 2: duration must be longer than 0, got '0s'"),
+        ("id,submitted_at,duration,slack,interruptible\na,2021-06-01T08:00:00Z,0,2h,no\n", [],
+         "jobs line 2: duration must be longer than 0, got '0'"),
+        (JOBS_CSV, ["--horizon", "0h"], "--horizon must be longer than 0, got '0h'"),
+    ],
+)
+def test_simulate_bad_input_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], csv_text: str, extra: list[str], message: str
+) -> None:
     jobs = tmp_path / "jobs.csv"
-    jobs.write_text("id,submitted_at,duration\na,2021-06-01T08:00:00Z,6h\n")
-    assert main(["simulate", "--zone", "SE", "--jobs", str(jobs), "--out", str(tmp_path / "x")]) == 2
-    assert "jobs line 2: needs a deadline or a slack column" in capsys.readouterr().err
+    jobs.write_text(csv_text)
+    argv = ["simulate", "--zone", "SE", "--jobs", str(jobs), "--out", str(tmp_path / "x"), *extra]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
