@@ -101,7 +101,8 @@ def test_replay_moves_a_started_jobs_later_segment_on_a_newer_forecast() -> None
 @pytest.mark.parametrize(
     ("csv_text", "extra", "message"),
     [
-        ("id,submitted_at,duration\na,2021-06-01T08:00:00Z,6h\n", [], "jobs line 2: needs a deadline or a slack column"),
+        ("id,submitted_at,duration\na,2021-06-01T08:00:00Z,6h\n", [],
+         "jobs line 2: needs a deadline or a slack column"),
         # Results are keyed by id: a repeated one would silently drop a job from the figures.
         (JOBS_CSV + "b,2021-06-02T08:00:00Z,1h,2h,false\n", [], "jobs line 5: id 'b' is already used on line 3"),
         ("id,submitted_at,duration,slack,interruptible\na,2021-06-01T08:00:00Z,0s,2h,no\n", [],
