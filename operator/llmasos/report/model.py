@@ -135,16 +135,30 @@ def parse_llmjob(obj: Mapping[str, Any]) -> JobRecord:
     )
 
 
-def items_of(document: Any) -> list[Mapping[str, Any]]:
-    """The LLMJobs of a `kubectl get llmjobs -A -o json|yaml` List, a bare list, or a single object."""
-    if isinstance(document, Mapping):
-        items: Iterable[Any] = document.get("items", [document] if "metadata" in document else [])
+EXPECTED = "expected a List with `items` (kubectl get llmjobs -A -o yaml), a list of LLMJobs, or one LLMJob"
+
+
+def objects_of(document: Any) -> list[Any]:
+    """Every object of a `kubectl get ... -o json|yaml` List, a bare list, or a single object, of any kind."""
+    if isinstance(document, Mapping) and ("items" in document or "metadata" in document):
+        items = document.get("items", [document])
     elif isinstance(document, list):
         items = document
     else:
-        raise ValueError("expected a List with `items` (kubectl get llmjobs -A -o yaml), a list of LLMJobs, "
-                         "or one LLMJob")
-    return [i for i in items if isinstance(i, Mapping) and i.get("kind", "LLMJob") == "LLMJob"]
+        raise ValueError(EXPECTED)
+    if not isinstance(items, list):
+        raise ValueError(f"`items` is not a list; {EXPECTED}")
+    return items
+
+
+def only_llmjobs(objects: Iterable[Any]) -> list[Mapping[str, Any]]:
+    """The LLMJobs among `objects` (items of an API list carry no kind: they are LLMJobs)."""
+    return [i for i in objects if isinstance(i, Mapping) and i.get("kind", "LLMJob") == "LLMJob"]
+
+
+def items_of(document: Any) -> list[Mapping[str, Any]]:
+    """The LLMJobs of a `kubectl get llmjobs -A -o json|yaml` List, a bare list, or a single object."""
+    return only_llmjobs(objects_of(document))
 
 
 def parse_export(text: str, where: str) -> list[Any]:
@@ -170,4 +184,13 @@ def load_file(path: Path) -> list[JobRecord]:
         text, where = sys.stdin.read(), "stdin"
     else:
         text, where = path.read_text(encoding="utf-8"), str(path)
-    return [parse_llmjob(i) for doc in parse_export(text, where) for i in items_of(doc)]
+    try:
+        objects = [o for doc in parse_export(text, where) for o in objects_of(doc)]
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    jobs = only_llmjobs(objects)
+    if objects and not jobs:  # the wrong export would otherwise read as a report of no jobs
+        kinds = sorted({str(o.get("kind")) if isinstance(o, Mapping) else type(o).__name__ for o in objects})
+        raise ValueError(f"{where}: no LLMJob among its {len(objects)} object(s) (kind {', '.join(kinds)}); "
+                         "export LLMJobs with `kubectl get llmjobs -A -o yaml`")
+    return [parse_llmjob(i) for i in jobs]

@@ -102,6 +102,45 @@ def test_unreadable_input_is_an_error_not_a_traceback(tmp_path: Path, capsys: py
     assert "neither JSON nor YAML" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # The wrong export (pods, or an object that is not a List) must not read as a report of no jobs.
+        ("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {name: p}}\n",
+         "no LLMJob among its 1 object(s) (kind Pod)"),
+        ("{}", "expected a List with `items`"),
+        ('{"items": 3}', "`items` is not a list"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
+         "(kind Pod, Service)"),
+    ],
+)
+def test_an_export_without_llmjobs_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    export = tmp_path / "export.yaml"
+    export.write_text(text)
+    assert main(["report", "--from-file", str(export), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {export}: " in err
+    assert message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_empty_list_is_a_report_of_no_jobs_and_other_kinds_beside_llmjobs_are_skipped(tmp_path: Path) -> None:
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": []}))
+    assert main(["report", "--from-file", str(export), "--out", str(tmp_path / "empty")]) == 0
+    assert json.loads((tmp_path / "empty" / "report.json").read_text())["totals"]["jobs"] == 0
+    export.write_text(json.dumps(sample_jobs()))
+    assert main(["report", "--from-file", str(export), "--out", str(tmp_path / "alone")]) == 0
+    mixed = {"items": [*items_of(sample_jobs()), {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}]}
+    export.write_text(json.dumps(mixed))
+    assert main(["report", "--from-file", str(export), "--out", str(tmp_path / "mixed")]) == 0
+    alone = (tmp_path / "alone" / "llmjobs.csv").read_text()
+    assert (tmp_path / "mixed" / "llmjobs.csv").read_text() == alone
+    assert len(alone.splitlines()) > 1  # a header and the jobs
+
+
 def test_html_escapes_cluster_values_and_fetches_nothing() -> None:
     doc = {"items": [llmjob("ml", "x", team="<img src=x onerror=alert(1)>",
                             carbon=carbon(1, 1.2, 100, 120, 83.3, cost=0.01))]}
