@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmasos.api.clock import parse_instant
+from llmasos.api.durations import DURATION_PATTERN
 from llmasos.api.openapi import Schema
 from llmasos.api.schema import CARBON_NEEDS, POWER_NEEDS, PolicyNeed, llmjob_schema
 from llmasos.errors import SpecError
@@ -101,6 +102,18 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
 }
 
 
+# What a pattern asks for, in the words of the field descriptions; any other pattern is shown as it is.
+_PATTERN_WORDS = {DURATION_PATTERN: "a duration: a number with a unit, e.g. 90s, 45m, 1h30m, 2d"}
+
+
+def _format_problem(node: Schema, value: str) -> str:
+    if node.get("format") == "date-time":
+        return f"{value!r} is not an RFC 3339 time, e.g. 2026-12-01T08:00:00Z"
+    if node["pattern"] in _PATTERN_WORDS:
+        return f"{value!r} is not {_PATTERN_WORDS[node['pattern']]}"
+    return f"{value!r} does not match the pattern {node['pattern']}"
+
+
 def _scalar(node: Schema, value: Any, at: str, out: list[Problem]) -> None:
     if "enum" in node and value not in node["enum"]:
         out.append(Problem(at, f"must be one of {', '.join(map(str, node['enum']))}, got {value!r}"))
@@ -111,7 +124,7 @@ def _scalar(node: Schema, value: Any, at: str, out: list[Problem]) -> None:
         elif "minLength" in node and len(value) < node["minLength"]:
             out.append(Problem(at, f"must be at least {node['minLength']} characters"))
         elif "pattern" in node and not re.search(node["pattern"], value):
-            out.append(Problem(at, f"{value!r} does not match the expected format"))
+            out.append(Problem(at, _format_problem(node, value)))
         elif node.get("format") == "date-time" and not _parses(value):
             out.append(Problem(at, f"{value!r} is not an RFC 3339 time"))
     elif isinstance(value, int | float) and not isinstance(value, bool):

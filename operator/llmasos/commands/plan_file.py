@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from llmasos.api.clock import utc_now
+from llmasos.api.manifest_yaml import load_document, load_documents
 from llmasos.api.spec import DEFAULT_EXPECTED_DURATION, LLMJobSpec, parse_manifest
 from llmasos.carbon.base import IntensitySource
 from llmasos.carbon.fallback import FallbackSource, default_chain
@@ -55,7 +56,7 @@ def load_manifests(path: Path) -> list[dict[str, Any]]:
     """Every LLMJob of a (multi-document) manifest, in order; other kinds (a Namespace, say) are skipped."""
     text, where = read_input(path)
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d]
+        docs = [d for d in load_documents(text) if d]
     except yaml.YAMLError as exc:
         raise InputError(f"{where} is not valid YAML: {exc}".replace("\n", " ")) from None
     if docs and all(isinstance(d, dict) and d.get("kind") == "List" for d in docs):  # kubectl get -o yaml
@@ -76,7 +77,7 @@ def load_pools(path: Path, allowed: tuple[str, ...]) -> list[PoolOption]:
     """Node pools from a YAML file shaped like e2e/node-pools.yaml; a missing key is named, never a KeyError."""
     text, where = read_input(path)
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = load_document(text) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"{where} is not valid YAML: {exc}".replace("\n", " ")) from None
     items = raw.get("pools") if isinstance(raw, dict) else None

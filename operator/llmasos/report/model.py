@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from llmasos.api.manifest_yaml import load_documents
+
 TEAM_LABEL = "llmasos.io/team"
 JOULES_PER_KWH = 3.6e6
 
@@ -168,7 +170,7 @@ def parse_export(text: str, where: str) -> list[Any]:
     except json.JSONDecodeError:
         pass
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in load_documents(text) if d is not None]
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "parse error"
         raise ValueError(f"{where}: neither JSON nor YAML ({first}); export LLMJobs with "

@@ -117,7 +117,11 @@ def test_every_cel_rule_has_a_python_twin_that_refuses_with_the_crd_message(at: 
      "must be one of immediate, deadline, threshold, got 'window'"),
     ({"parallelism": {"nodes": 0}}, "spec.parallelism.nodes", "must be greater than or equal to 1"),
     ({"parallelism": {"nodes": "2"}}, "spec.parallelism.nodes", "must be of type integer, got str"),
-    ({"carbon": {"maxDelay": "soon"}}, "spec.carbon.maxDelay", "'soon' does not match the expected format"),
+    ({"carbon": {"maxDelay": "soon"}}, "spec.carbon.maxDelay",
+     "'soon' is not a duration: a number with a unit, e.g. 90s, 45m, 1h30m, 2d"),
+    ({"carbon": {"deadline": "tomorrow"}}, "spec.carbon.deadline",
+     "'tomorrow' is not an RFC 3339 time, e.g. 2026-12-01T08:00:00Z"),
+    ({"queueName": "Bad_Q"}, "spec.queueName", "'Bad_Q' does not match the pattern ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
     ({"resources": {"cpu": "lots"}}, "spec.resources.cpu", "'lots' is not a quantity"),
     ({"zzz": 1}, "spec.zzz", 'unknown field "spec.zzz"; known fields: accounting, args, backoffLimit, carbon, '
      'command, env, image, maxRuntime, model, parallelism, placement, power, queueName, resources, suspend, task, '

@@ -90,6 +90,22 @@ def test_output_formats_parse(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert data["zone"] == "DE"
 
 
+def test_unquoted_times_are_read_as_kubectl_reads_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """kubectl sends `deadline: 2026-11-26T13:00:00Z` unquoted as the string written (sigs.k8s.io/yaml); so does plan.
+
+    PyYAML's own loader would make it a datetime, refused as "must be of type string, got datetime".
+    """
+    quoted = manifest(tmp_path, "night-run")
+    assert main(["plan", "-f", str(quoted), "--zone", "DE", *NOW, "-o", "json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    unquoted = tmp_path / "unquoted.yaml"
+    unquoted.write_text(quoted.read_text().replace('"2026-11-26T13:00:00Z"', "2026-11-26T13:00:00Z")
+                        .replace('"2026-11-25T13:00:00Z"', "2026-11-25T13:00:00Z"))
+    assert '"' not in unquoted.read_text()
+    assert main(["plan", "-f", str(unquoted), "--zone", "DE", *NOW, "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == expected
+
+
 def test_wide_shows_every_pool_considered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = manifest(tmp_path, "night-run")
     assert main(["plan", "-f", str(path), "--pools", str(POOLS), *NOW]) == 0

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from llmasos.cli import main
 from llmasos.report.aggregate import build_report
@@ -139,6 +140,17 @@ def test_an_empty_list_is_a_report_of_no_jobs_and_other_kinds_beside_llmjobs_are
     alone = (tmp_path / "alone" / "llmjobs.csv").read_text()
     assert (tmp_path / "mixed" / "llmjobs.csv").read_text() == alone
     assert len(alone.splitlines()) > 1  # a header and the jobs
+
+
+def test_a_hand_written_yaml_export_keeps_unquoted_times_as_written(tmp_path: Path) -> None:
+    """kubectl quotes times in `-o yaml`; a hand-edited export may not, and must not read "2024-03-06 02:00:00"."""
+    export = tmp_path / "export.yaml"
+    export.write_text(yaml.safe_dump(sample_jobs()).replace("'2024-03-06T02:00:00Z'", "2024-03-06T02:00:00Z"))
+    assert "startTime: 2024-03-06T02:00:00Z" in export.read_text()
+    assert main(["report", "--from-file", str(export), "--out", str(tmp_path / "o")]) == 0
+    rows = (tmp_path / "o" / "llmjobs.csv").read_text()
+    assert ",2024-03-06T02:00:00Z," in rows
+    assert "2024-03-06 02:00:00" not in rows
 
 
 def test_html_escapes_cluster_values_and_fetches_nothing() -> None:
