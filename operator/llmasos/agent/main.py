@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,6 +35,7 @@ from llmasos.agent.privileges import check_privileges
 from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, HttpProgressReader, ProgressReader
 from llmasos.agent.state import StateStore
 from llmasos.errors import ConfigError
+from llmasos.gpus.products import product
 
 log = logging.getLogger("llmasos.agent")
 PodListerFactory = Callable[[str], PodLister]
@@ -50,6 +53,51 @@ class FileReportSink:
         tmp = self._path.with_suffix(".tmp")
         tmp.write_text(json.dumps(body, indent=1, sort_keys=True))
         os.replace(tmp, self._path)
+
+
+def _number(text: str, *, above: float | None = None, at_least: float | None = None, what: str = "seconds") -> float:
+    """An argparse type: a finite number > `above` or >= `at_least`; a one-line usage error (exit 2) otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or (above is not None and value <= above) or (
+            at_least is not None and value < at_least):
+        bound = f"> {above:g}" if above is not None else f">= {at_least:g}"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of {what} {bound}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    return _number(text, above=0)
+
+
+def _seconds_or_zero(text: str) -> float:
+    return _number(text, at_least=0)
+
+
+def _tokens(text: str) -> float:
+    return _number(text, at_least=0, what="tokens")
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535; 0 does not serve)")
+    return int(text)
+
+
+def _gpu_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a GPU count >= 1")
+    return int(text)
+
+
+def _catalog_product(text: str) -> str:
+    try:
+        product(text)
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(str(exc.args[0])) from None
+    return text
 
 
 def register(
@@ -71,15 +119,15 @@ def register(
                    help="this node's name; the default comes from $NODE_NAME")
     p.add_argument("--gpu-backend", choices=("nvml", "sim"), default="nvml",
                    help="nvml: the node's NVIDIA GPUs; sim: simulated GPUs from measured power curves (no GPU needed)")
-    p.add_argument("--metrics-port", type=int, default=9400, help="Prometheus /metrics port (0: do not serve)")
+    p.add_argument("--metrics-port", type=_port, default=9400, help="Prometheus /metrics port (0: do not serve)")
     p.add_argument("--metrics-addr", default="0.0.0.0", help="address the /metrics server listens on")
     p.add_argument("--state-file", type=Path, default=Path("/var/lib/llmasos-agent/state.json"),
                    help="where the agent keeps the GPUs' default limits and its energy counters across restarts")
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between control passes")
-    p.add_argument("--report-interval", type=float, default=60.0, help="seconds between node report writes")
-    p.add_argument("--search-window", type=float, default=SearchSettings.window_s,
+    p.add_argument("--interval", type=_positive_seconds, default=5.0, help="seconds between control passes")
+    p.add_argument("--report-interval", type=_positive_seconds, default=60.0, help="seconds between node report writes")
+    p.add_argument("--search-window", type=_positive_seconds, default=SearchSettings.window_s,
                    help="energyOptimal: seconds each power limit is measured (the baseline twice as long)")
-    p.add_argument("--search-warmup", type=float, default=SearchSettings.warmup_s,
+    p.add_argument("--search-warmup", type=_seconds_or_zero, default=SearchSettings.warmup_s,
                    help="energyOptimal: seconds discarded after each limit change before measuring")
     p.add_argument("--gpu-mapping", choices=("auto", "podresources", "fallback"), default="auto",
                    help="how pods are matched to GPUs: the kubelet's PodResources API, or the fallback from the "
@@ -90,23 +138,29 @@ def register(
                    help="comma-separated worker metrics read from each worker's /metrics as its progress")
     p.add_argument("--pods-file", type=Path, help="read the node's pods from this JSON file instead of the API")
     p.add_argument("--report-file", type=Path, help="write the node report to this file instead of the API")
-    p.add_argument("--sim-product", default="nvidia-a100-80gb", help="sim backend: GPU product (node label value)")
-    p.add_argument("--sim-gpus", type=int, default=8, help="sim backend: GPUs on this node")
+    p.add_argument("--sim-product", type=_catalog_product, default="nvidia-a100-80gb",
+                   help="sim backend: GPU product (node label value)")
+    p.add_argument("--sim-gpus", type=_gpu_count, default=8, help="sim backend: GPUs on this node")
     p.add_argument("--sim-seed", type=int, default=0, help="sim backend: seed of the power noise")
     p.add_argument("--sim-workload", default="", help="sim backend: force this workload curve on every pod")
-    p.add_argument("--sim-tokens-per-step", type=float, default=0.0,
+    p.add_argument("--sim-tokens-per-step", type=_tokens, default=0.0,
                    help="sim backend: the simulated workers also export tokens, this many per step (0: steps only)")
     p.add_argument("--sim-no-energy-counter", action="store_true",
                    help="sim backend: GPUs without an energy counter (the agent integrates power samples instead)")
-    p.add_argument("--sim-counter-reset-s", type=float, default=None,
+    p.add_argument("--sim-counter-reset-s", type=_positive_seconds, default=None,
                    help="sim backend: reset the energy counter every this many seconds (a driver reload)")
     p.add_argument(
         "--sim-hardware-file", type=Path, default=None, help="sim backend: keep GPU limits here across agent restarts"
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO",
+                   help="how much to log")
 
     def run(args: argparse.Namespace) -> int:
-        return run_from_args(args, pod_lister_factory, report_sink_factory, leader_source_factory)
+        try:
+            return run_from_args(args, pod_lister_factory, report_sink_factory, leader_source_factory)
+        except ConfigError as exc:  # a missing node name or pod source: one line, exit 2, as every command
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     p.set_defaults(func=run)
     return p
@@ -147,8 +201,6 @@ def build_agent(
         from llmasos.agent.nvml import NvmlBackend
 
         backend, progress = NvmlBackend(), HttpProgressReader(args.progress_metrics.split(","))
-    if args.search_window <= 0 or args.search_warmup < 0:
-        raise ConfigError("--search-window must be > 0 and --search-warmup >= 0 (seconds)")
     search = SearchSettings(window_s=args.search_window, warmup_s=args.search_warmup)
     settings = AgentSettings(node_name=args.node_name, interval_s=args.interval,
                              report_interval_s=args.report_interval, search=search)  # fmt: skip
