@@ -77,7 +77,11 @@ def _run_operator(args: argparse.Namespace) -> int:
         return 2
     # uvloop's event loop: the operator is CPU-bound in per-event work at scale, and uvloop's scheduling,
     # sockets and TLS cost less CPU than asyncio's own loop (see docs/development.md, "Operator scale benchmark").
-    uvloop.run(run_operator(settings, kubeconfig=args.kubeconfig))
+    try:
+        uvloop.run(run_operator(settings, kubeconfig=args.kubeconfig))
+    except ConfigError as exc:  # no kubeconfig, or a bad one: found before any handler runs
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

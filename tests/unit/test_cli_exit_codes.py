@@ -35,3 +35,14 @@ def test_bad_input_exits_2_in_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err == f"error: cannot read {missing}: No such file or directory\n", argv
+
+
+def test_operator_without_a_readable_kubeconfig_exits_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found before any handler runs; it was a traceback (exit 1)."""
+    missing = tmp_path / "kubeconfig"
+    assert main(["operator", "--kubeconfig", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot read kubeconfig {missing}: ")
+    assert err.count("\n") == 1
