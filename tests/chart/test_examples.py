@@ -6,6 +6,7 @@ with a server-side dry run.)
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 import yaml
 
 from llmasos.api.spec import parse_spec
-from llmasos_worker.config import TaskConfig
+from llmasos.api.worker_contract import TASK_CONFIG_KEYS
+from llmasos.errors import SpecError
+from llmasos_worker.config import ConfigError, TaskConfig
 from tests.chart.conftest import REPO
 
 EXAMPLES = sorted((REPO / "examples").glob("[0-9][0-9]-*.yaml"))
@@ -59,3 +62,29 @@ KNOWN_BAD: set[str] = set()
 def test_example_task_config_is_accepted_by_the_worker(path: Path) -> None:
     for job in llmjobs(path):
         TaskConfig.from_mapping(job["spec"].get("taskConfig") or {})
+
+
+def test_the_operator_knows_the_workers_task_config_keys() -> None:
+    """The operator refuses other taskConfig keys at apply time; the list it uses is the worker's own."""
+    assert set(TASK_CONFIG_KEYS) == {f.name for f in fields(TaskConfig)}
+    assert len(TASK_CONFIG_KEYS) == len(set(TASK_CONFIG_KEYS))
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"steps": 5, "batchSize": 8}, "the built-in worker takes no taskConfig key 'batchSize'; did you mean batch_size?"),
+    ({"learningRate": 0.1}, "taskConfig key 'learningRate'; did you mean lr?"),
+    ({"checkpointEvery": 10}, "did you mean checkpoint_every?"),
+    ({"stpes": 10}, "did you mean steps?"),
+    ({"zzz": 1}, "taskConfig key 'zzz'; the keys are listed in docs/worker.md"),
+])
+def test_a_task_config_key_the_worker_does_not_take_is_refused_by_the_operator(
+    config: dict[str, Any], message: str
+) -> None:
+    job = dict(llmjobs(EXAMPLES[0])[0]["spec"], taskConfig=config)
+    with pytest.raises(SpecError) as err:
+        parse_spec(job)
+    assert message in str(err.value)
+    assert err.value.field == f"spec.taskConfig.{next(k for k in config if k not in TASK_CONFIG_KEYS)}"
+    with pytest.raises(ConfigError):  # the worker itself refuses the same keys
+        TaskConfig.from_mapping(config)
+    assert parse_spec(dict(job, command=["python", "my_trainer.py"])).task_config == config  # another program

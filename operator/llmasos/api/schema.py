@@ -254,8 +254,9 @@ def spec_schema() -> Schema:
                              max_items=MAX_VOLUMES),
             "volumeMounts": array("Mounts into the worker container (core/v1 VolumeMount).",
                                   embedded("A VolumeMount."), max_items=32),
-            "taskConfig": obj("Task settings passed to the worker as LLMASOS_TASK_CONFIG (steps, batchSize, "
-                              "learningRate, checkpointEvery, compression method, ...); see docs/worker.md.",
+            "taskConfig": obj("Task settings passed to the worker as LLMASOS_TASK_CONFIG: steps, batch_size, lr, "
+                              "checkpoint_every, method, prompts, ... (every key in docs/worker.md). Without "
+                              "spec.command only the built-in worker's keys are accepted; with it, any.",
                               preserve_unknown=True),
             "parallelism": parallelism_schema() | {
                 "x-kubernetes-validations": [*parallelism_schema()["x-kubernetes-validations"],

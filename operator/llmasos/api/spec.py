@@ -8,6 +8,8 @@ written here. Anything invalid raises :class:`llmasos.errors.SpecError` naming t
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +27,7 @@ from llmasos.api.schema import (
     unmet_need,
 )
 from llmasos.api.validate import validate_manifest
+from llmasos.api.worker_contract import TASK_CONFIG_KEYS
 from llmasos.errors import SpecError
 
 
@@ -218,6 +221,21 @@ def _carbon(raw: object) -> CarbonSpec:
     )
 
 
+def _task_config(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """spec.taskConfig; with the built-in worker (no spec.command) only the keys it takes, a typo named."""
+    config = dict(spec.get("taskConfig") or {})
+    if spec.get("command"):  # another program: its own keys
+        return config
+    for key in sorted(set(config) - set(TASK_CONFIG_KEYS)):
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+        snake = {"learning_rate": "lr"}.get(snake, snake)
+        close = [snake] if snake in TASK_CONFIG_KEYS else difflib.get_close_matches(key, TASK_CONFIG_KEYS, n=1)
+        hint = f"did you mean {close[0]}?" if close else "the keys are listed in docs/worker.md"
+        raise SpecError(f"the built-in worker takes no taskConfig key {key!r}; {hint} (with spec.command, any "
+                        "keys)", f"spec.taskConfig.{key}")
+    return config
+
+
 def parse_spec(spec: dict[str, Any]) -> LLMJobSpec:
     """Parse `.spec` of an LLMJob; raise SpecError naming the field for what the schema could not catch."""
     top = _Fields(spec)
@@ -240,7 +258,7 @@ def parse_spec(spec: dict[str, Any]) -> LLMJobSpec:
         env=tuple(spec.get("env") or ()),
         volumes=tuple(spec.get("volumes") or ()),
         volume_mounts=tuple(spec.get("volumeMounts") or ()),
-        task_config=dict(spec.get("taskConfig") or {}),
+        task_config=_task_config(spec),
         cpu=str(resources.get("cpu")),
         memory=str(resources.get("memory")),
         node_pools=tuple(str(p) for p in placement.raw.get("nodePools") or ()),
