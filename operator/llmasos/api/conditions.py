@@ -23,12 +23,13 @@ CARBON_BUDGET = "CarbonBudget"
 WORKERS_READY = "WorkersReady"
 CARBON_DATA_REPLAY = "CarbonDataReplay"
 QUEUE_ADMITTED = "Admitted"  # an LLMJob queued by Kueue: its Workload's admission (planning/lifecycle/queueing.py)
-DEADLINE_AT_RISK = "DeadlineAtRisk"  # a deferred job in a shared pool (planning/timing/fleet_status.py)
+DEADLINE_AT_RISK = "DeadlineAtRisk"  # a deadline the plan cannot keep (planning/timing/fleet_status.py)
 
 # Reasons
 POOL_SELECTED = "PoolSelected"
 NO_CAPACITY_BEFORE_DEADLINE = "NoCapacityBeforeDeadline"
 DEADLINE_ON_TRACK = "DeadlineOnTrack"
+DEADLINE_TOO_CLOSE = "DeadlineTooClose"  # the run time alone does not fit before the deadline
 UNKNOWN_NODE_POOL = "UnknownNodePool"
 INSUFFICIENT_GPUS = "InsufficientGPUs"
 INVALID_SPEC = "InvalidSpec"

@@ -32,7 +32,7 @@ from llmasos.planning.timing.carbon_gate import Gate, gate_after_start, gate_bef
 from llmasos.planning.timing.carbon_spec import carbon_job
 from llmasos.planning.timing.carbon_window import CarbonJob, Plan, plan_start
 from llmasos.planning.timing.fleet_gate import apply_assignment
-from llmasos.planning.timing.fleet_status import deadline_condition
+from llmasos.planning.timing.fleet_status import deadline_condition, lone_deadline_condition
 from llmasos.planning.timing.forecast import Forecast
 from llmasos.planning.timing.segment_gate import gate_interruptible
 from llmasos.planning.timing.served import RunState, gang_ready_since, ledger_from
@@ -132,7 +132,8 @@ async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, An
                       pods: PodLists | None = None) -> tuple[Gate, Condition | None]:
     """Hold or run, with the plan for status.plan and the data-quality condition (None for immediate jobs and
     started jobs that are not interruptible, which are never held). A job that has not started and has a `seat`
-    is planned with the other jobs of its pool (`plan_in_pool`); the gate then carries its DeadlineAtRisk."""
+    is planned with the other jobs of its pool (`plan_in_pool`); the gate then carries its DeadlineAtRisk, as it
+    does for any job whose run time does not fit before its deadline."""
     status = body.get("status") or {}
     previous = status.get("plan")
     if spec.carbon.policy == "immediate":
@@ -150,9 +151,10 @@ async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, An
         return gate, degraded_condition(answer)
     answer = (fetched or {}).get(zone) or await fetch_forecast(ctx, zone)
     plan = plan_start(job_for(spec, body), answer.forecast, now)
-    at_risk = None
+    at_risk = lone_deadline_condition(plan)  # too close even alone: the pool is not the cause
     if seat is not None and spec.carbon.policy != "immediate":
-        plan, at_risk = plan_in_pool(ctx, plan, seat, body, zone, answer.forecast, now)
+        plan, in_pool = plan_in_pool(ctx, plan, seat, body, zone, answer.forecast, now)
+        at_risk = at_risk or in_pool
     gate = gate_before_start(plan_status(plan, answer.source, answer.degraded, answer.message), previous, now)
     return replace(gate, at_risk=at_risk), degraded_condition(answer)
 

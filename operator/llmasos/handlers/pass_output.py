@@ -23,6 +23,9 @@ from llmasos.handlers.steps import Pass, Placement, Timing, measured_carbon, wri
 from llmasos.planning.lifecycle.decision import RAYJOB_KIND, Decision, EnsureJob, ObservedJob
 from llmasos.planning.lifecycle.status import build_status
 
+# Conditions whose turning True is also a Warning Event (kubectl describe shows it among the job's events).
+WARN_WHEN_TRUE = (cond.CARBON_DATA_REPLAY, cond.DEADLINE_AT_RISK)
+
 
 async def account(ctx: OperatorContext, job: Pass, placement: Placement, decision: Decision,
                   logger: Any) -> CarbonStatus | None:
@@ -68,9 +71,11 @@ async def write(ctx: OperatorContext, job: Pass, placement: Placement, timing: T
         hold = timing.gate.deferral
         if timing.gate.announce and decision.phase == Phase.DEFERRED and hold is not None:
             await ctx.post_event(job.body, "Normal", cond.DEFERRED, hold.message)
-        replay = Conditions.read(new.get("conditions")).get(cond.CARBON_DATA_REPLAY)
-        if replay is not None and replay.status == "True" and not job.conditions.is_true(cond.CARBON_DATA_REPLAY):
-            await ctx.post_event(job.body, "Warning", str(replay.reason), str(replay.message))
+        written = Conditions.read(new.get("conditions"))
+        for kind in WARN_WHEN_TRUE:  # once, when the condition turns True
+            found = written.get(kind)
+            if found is not None and found.status == "True" and not job.conditions.is_true(kind):
+                await ctx.post_event(job.body, "Warning", str(found.reason), str(found.message))
     if placement.fields:
         await ctx.post_event(job.body, "Normal", cond.POOL_SELECTED,
                              f"placed on node pool {placement.pool} ({placement.fields['gpuProduct']})")

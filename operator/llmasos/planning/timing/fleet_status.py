@@ -11,7 +11,9 @@ those, `fleet_inputs` derives what `plan_fleet` needs for one pool:
   except the open run's first `minSegment`, which is reserved (the gate never suspends a younger run);
 * an `immediate` job that has not finished: a reservation from now for its expected duration (it never waits).
 
-`deadline_condition` renders an assignment as the `DeadlineAtRisk` condition the issue asks for.
+`deadline_condition` renders an assignment as the `DeadlineAtRisk` condition the issue asks for; a job planned
+alone (nothing else in its pool) gets it from its own plan (`lone_deadline_condition`) when even a start at once
+misses the deadline, so no job is silently late.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from datetime import datetime, timedelta
 
 from llmasos.api import conditions as cond
 from llmasos.api.conditions import Condition
-from llmasos.planning.timing.carbon_window import CarbonJob
+from llmasos.planning.timing.carbon_window import CarbonJob, Plan
 from llmasos.planning.timing.fleet_types import Assignment, FleetJob, Reservation
-from llmasos.planning.timing.forecast import ensure_utc
+from llmasos.planning.timing.forecast import ensure_utc, format_instant
 from llmasos.planning.timing.served import RunLedger
 
 DEADLINE_AT_RISK = cond.DEADLINE_AT_RISK
 REASON_NO_CAPACITY = cond.NO_CAPACITY_BEFORE_DEADLINE
 REASON_ON_TRACK = cond.DEADLINE_ON_TRACK
+REASON_TOO_CLOSE = cond.DEADLINE_TOO_CLOSE
 # A started job past its expected duration still holds its GPUs: reserve them at least this long ahead.
 OVERRUN_HOLD = timedelta(minutes=15)
 
@@ -93,3 +96,12 @@ def deadline_condition(assignment: Assignment) -> Condition:
     if assignment.feasible:
         return Condition(DEADLINE_AT_RISK, "False", REASON_ON_TRACK, "planned to finish by its deadline")
     return Condition(DEADLINE_AT_RISK, "True", REASON_NO_CAPACITY, assignment.reason)
+
+
+def lone_deadline_condition(plan: Plan) -> Condition | None:
+    """`DeadlineAtRisk` from a job's own plan: True, with the earliest end, when its run time does not fit before its
+    deadline even started at once (the plan then starts it at once); None when it fits."""
+    if plan.feasible or not plan.segments:
+        return None
+    return Condition(DEADLINE_AT_RISK, "True", REASON_TOO_CLOSE,
+                     f"{plan.reason}; earliest end {format_instant(plan.segments[-1].end)}")

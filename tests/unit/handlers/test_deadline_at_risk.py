@@ -1,0 +1,68 @@
+"""A job whose run time does not fit before its deadline is told so (DeadlineAtRisk and one Warning Event), also
+on an empty pool where no pool plan is made; it is never silently late. Whole passes on the fake API server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from llmasos.cluster.kube import EVENTS
+from llmasos.handlers.llmjob import reconcile
+from llmasos.planning.lifecycle.decision import ObservedJob
+from llmasos.planning.timing.carbon_window import Plan, Segment
+from llmasos.planning.timing.fleet_status import lone_deadline_condition
+from tests.unit.builders import make_raw
+from tests.unit.handlers.steps_world import JOB_PATH, LOG, NOW, condition, observe, run, stored_status, world
+
+
+def reconcile_and_flush(ctx: Any, body: dict[str, Any], indexes: dict[str, Any]) -> None:
+    """One pass, and its queued Events posted (the recorder's queue lives in the pass's event loop)."""
+    async def both() -> None:
+        await reconcile(ctx, body, indexes, LOG)
+        assert await ctx.events.flush(1)
+
+    run(both())
+
+
+def events(kube: Any) -> list[dict[str, Any]]:
+    return [o for path, o in kube.objects.items() if path.startswith(EVENTS.path("ns"))]
+
+
+def deadline_job(max_delay: str) -> dict[str, Any]:
+    # created 11:00, planned at 12:00 (NOW): a 1 h run with the default 15 min safety margin
+    return make_raw(carbon={"policy": "deadline", "maxDelay": max_delay, "expectedDuration": "1h"})
+
+
+def test_a_deadline_the_run_cannot_meet_is_a_condition_and_one_warning_on_an_empty_pool() -> None:
+    ctx, kube, body, indexes = world(spec=deadline_job("90m"))  # due 12:30: too close for 1 h from 12:00
+    reconcile_and_flush(ctx, body, indexes)
+    risk = condition(stored_status(kube), "DeadlineAtRisk")
+    assert (risk["status"], risk["reason"]) == ("True", "DeadlineTooClose")
+    assert "cannot finish by the deadline even when started now" in risk["message"]
+    assert "earliest end 2026-03-06T13:00:00Z" in risk["message"]
+    warned = [e for e in events(kube) if e["reason"] == "DeadlineTooClose"]
+    assert [(e["type"], e["message"]) for e in warned] == [("Warning", risk["message"])]
+    assert stored_status(kube)["plan"]["startAt"] == "2026-03-06T12:00:00Z", "started at once, as before"
+
+    observe(indexes, ObservedJob("j-a0", 0, active=2, ready=2, pool="a100", start_time="2026-03-06T12:00:05Z"))
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    assert stored_status(kube)["phase"] == "Running"
+    assert condition(stored_status(kube), "DeadlineAtRisk")["status"] == "True", "kept while it runs"
+    assert len([e for e in events(kube) if e["reason"] == "DeadlineTooClose"]) == 1, "one Event, not one a pass"
+
+
+def test_a_deadline_that_fits_says_nothing_on_an_empty_pool() -> None:
+    ctx, kube, body, indexes = world(spec=deadline_job("6h"))
+    reconcile_and_flush(ctx, body, indexes)
+    assert "DeadlineAtRisk" not in {c["type"] for c in stored_status(kube)["conditions"]}
+    assert not [e for e in events(kube) if e["type"] == "Warning" and "Deadline" in e["reason"]]
+
+
+def test_the_lone_condition_needs_an_infeasible_plan() -> None:
+    plan = Plan("deadline", (Segment(NOW, NOW.replace(hour=13)),), NOW, NOW, None, None, feasible=False,
+                reason="cannot finish by the deadline even when started now (latest start x)")
+    found = lone_deadline_condition(plan)
+    assert found is not None
+    assert (found.type, found.status, found.reason) == ("DeadlineAtRisk", "True", "DeadlineTooClose")
+    assert found.message.endswith("; earliest end 2026-03-06T13:00:00Z")
+    assert lone_deadline_condition(replace(plan, feasible=True)) is None
