@@ -126,15 +126,21 @@ def feasible_pools(spec: LLMJobSpec, pools: Mapping[str, PoolInventory]) -> list
             raise PlacementError("the cluster has no nodes labelled llmasos.io/pool", reasons.UNKNOWN_NODE_POOL)
     fitting = [pool for pool in allowed if pool.pod_slots(p.gpus_per_node) >= p.nodes]
     if not fitting:
-        sizes = "; ".join(
-            f"{pool.name}: room for {pool.pod_slots(p.gpus_per_node)} pod(s) of {p.gpus_per_node} GPUs"
-            for pool in allowed
-        )
+        sizes = "; ".join(_room(pool, p.gpus_per_node) for pool in allowed)
         raise PlacementError(
             f"no allowed pool has room for {p.nodes} worker pod(s) of {p.gpus_per_node} GPUs each ({sizes})",
             reasons.INSUFFICIENT_GPUS,
         )
     return fitting
+
+
+def _room(pool: PoolInventory, gpus: int) -> str:
+    """What a pool could hold even idle, and why none when no node is big enough for one pod."""
+    room = f"{pool.name}: room for {pool.pod_slots(gpus)} pod(s) of {gpus} GPUs"
+    largest = max((n.allocatable_gpus for n in pool.nodes if n.schedulable), default=0)
+    if largest < gpus:
+        room += f" (its largest schedulable node has {largest} GPUs: lower gpusPerNode, or add nodes)"
+    return room
 
 
 def select_pool(

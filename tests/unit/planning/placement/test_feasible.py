@@ -61,8 +61,13 @@ def test_a_gang_may_share_a_node_as_the_scheduler_packs_it() -> None:
     pools = summarize_pools(make_nodes("one", 1, 4, "nvidia-v100"))
     assert select_pool(make_spec(nodes=2, gpus=2), pools).name == "one"
     assert select_pool(make_spec(nodes=4, gpus=1), pools).name == "one"
-    with pytest.raises(PlacementError, match="room for 1 pod"):
+    with pytest.raises(PlacementError, match="room for 1 pod") as err:
         select_pool(make_spec(nodes=2, gpus=3), pools)
+    assert "largest" not in str(err.value), "a pod fits a node: the pool is just too small for the gang"
+    with pytest.raises(PlacementError) as err:
+        select_pool(make_spec(nodes=1, gpus=8), pools)
+    assert str(err.value) == ("no allowed pool has room for 1 worker pod(s) of 8 GPUs each (one: room for 0 pod(s) of "
+                              "8 GPUs (its largest schedulable node has 4 GPUs: lower gpusPerNode, or add nodes))")
     busy = summarize_pools(make_nodes("one", 1, 4, "nvidia-v100", used=2))
     assert busy["one"].free_pod_slots(1) == 2
     assert busy["one"].pod_slots(1) == 4
