@@ -32,7 +32,7 @@ from llmasos.errors import AccountingInputError, PlacementError, SpecError
 from llmasos.handlers.account import apply_budget, carbon_accounting
 from llmasos.handlers.children import apply_actions, expire_if_due
 from llmasos.handlers.context import PRIORITY_EVENT, OperatorContext
-from llmasos.handlers.gate import ForecastAnswer, Seat, carbon_gate, choose_carbon_pool
+from llmasos.handlers.gate import ForecastAnswer, Seat, carbon_gate, choose_carbon_pool, job_for
 from llmasos.handlers.indexes import (
     children_from,
     gpus_held_by_pool,
@@ -50,6 +50,7 @@ from llmasos.planning.lifecycle.status import placement_status
 from llmasos.planning.lifecycle.worker_faults import WorkerExit, with_worker_exit
 from llmasos.planning.placement.feasible import select_pool, with_pending
 from llmasos.planning.timing.carbon_gate import Gate
+from llmasos.planning.timing.fleet_status import finished_deadline_condition
 
 
 @dataclass(frozen=True)
@@ -320,8 +321,12 @@ async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timi
     plan = timing.gate.plan
     replay = carbon_replay_condition(plan.get("dataKind") == "replay", plan.source or "", placement.zone) \
         if plan is not None and plan.source else None
+    at_risk = timing.gate.at_risk
+    if decision.phase == Phase.SUCCEEDED and decision.completion_time and job.conditions.is_true(cond.DEADLINE_AT_RISK):
+        at_risk = finished_deadline_condition(job_for(job.spec, job.body).deadline,
+                                              parse_instant(decision.completion_time))
     found = (Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {placement.pool}"),
-             timing.data_quality, timing.budget, workers, timing.gate.at_risk, replay,
+             timing.data_quality, timing.budget, workers, at_risk, replay,
              exited.condition() if exited is not None and workers is None else None)
     return tuple(c for c in found if c is not None)
 

@@ -66,3 +66,36 @@ def test_the_lone_condition_needs_an_infeasible_plan() -> None:
     assert (found.type, found.status, found.reason) == ("DeadlineAtRisk", "True", "DeadlineTooClose")
     assert found.message.endswith("; earliest end 2026-03-06T13:00:00Z")
     assert lone_deadline_condition(replace(plan, feasible=True)) is None
+
+
+def finish(ctx: Any, kube: Any, indexes: dict[str, Any], at: str) -> dict[str, Any]:
+    """The job's Job completes at `at`; one pass; the DeadlineAtRisk condition written."""
+    indexes["child_jobs"] = {}
+    observe(indexes, ObservedJob("j-a0", 0, succeeded=2, complete=True, pool="a100",
+                                 start_time="2026-03-06T12:00:05Z", completion_time=at))
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    assert stored_status(kube)["phase"] == "Succeeded"
+    return condition(stored_status(kube), "DeadlineAtRisk")
+
+
+def started_at_risk() -> tuple[Any, Any, dict[str, Any]]:
+    ctx, kube, body, indexes = world(spec=deadline_job("90m"))  # due 12:30
+    reconcile_and_flush(ctx, body, indexes)
+    observe(indexes, ObservedJob("j-a0", 0, active=2, ready=2, pool="a100", start_time="2026-03-06T12:00:05Z"))
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    assert condition(stored_status(kube), "DeadlineAtRisk")["status"] == "True"
+    return ctx, kube, indexes
+
+
+def test_a_job_at_risk_that_finishes_late_says_how_late() -> None:
+    ctx, kube, indexes = started_at_risk()
+    risk = finish(ctx, kube, indexes, "2026-03-06T12:40:00Z")
+    assert (risk["status"], risk["reason"]) == ("True", "DeadlineMissed")
+    assert risk["message"] == "finished at 2026-03-06T12:40:00Z, 600 s after its deadline 2026-03-06T12:30:00Z"
+
+
+def test_a_job_at_risk_that_finishes_in_time_after_all_is_no_longer_at_risk() -> None:
+    ctx, kube, indexes = started_at_risk()
+    risk = finish(ctx, kube, indexes, "2026-03-06T12:20:00Z")  # ran shorter than its expectedDuration
+    assert (risk["status"], risk["reason"]) == ("False", "DeadlineMet")
+    assert risk["message"] == "finished at 2026-03-06T12:20:00Z, by its deadline 2026-03-06T12:30:00Z"

@@ -33,6 +33,8 @@ DEADLINE_AT_RISK = cond.DEADLINE_AT_RISK
 REASON_NO_CAPACITY = cond.NO_CAPACITY_BEFORE_DEADLINE
 REASON_ON_TRACK = cond.DEADLINE_ON_TRACK
 REASON_TOO_CLOSE = cond.DEADLINE_TOO_CLOSE
+REASON_MET = cond.DEADLINE_MET
+REASON_MISSED = cond.DEADLINE_MISSED
 # A started job past its expected duration still holds its GPUs: reserve them at least this long ahead.
 OVERRUN_HOLD = timedelta(minutes=15)
 
@@ -105,3 +107,16 @@ def lone_deadline_condition(plan: Plan) -> Condition | None:
         return None
     return Condition(DEADLINE_AT_RISK, "True", REASON_TOO_CLOSE,
                      f"{plan.reason}; earliest end {format_instant(plan.segments[-1].end)}")
+
+
+def finished_deadline_condition(deadline: datetime | None, completed: datetime) -> Condition | None:
+    """`DeadlineAtRisk` settled when a job that was at risk succeeds: `False` / `DeadlineMet`, or `True` /
+    `DeadlineMissed` with how late; None without a deadline."""
+    if deadline is None:
+        return None
+    if completed <= deadline:
+        return Condition(DEADLINE_AT_RISK, "False", REASON_MET,
+                         f"finished at {format_instant(completed)}, by its deadline {format_instant(deadline)}")
+    late = int((completed - deadline).total_seconds())
+    return Condition(DEADLINE_AT_RISK, "True", REASON_MISSED,
+                     f"finished at {format_instant(completed)}, {late} s after its deadline {format_instant(deadline)}")
