@@ -144,6 +144,7 @@ def objects_of(document: Any) -> list[Any]:
     """Every object of a `kubectl get ... -o json|yaml` List, a bare list, or a single object, of any kind."""
     if isinstance(document, Mapping) and ("items" in document or "metadata" in document):
         items = document.get("items", [document])
+        items = [] if items is None else items  # `items: null`, as some tools write an empty list
     elif isinstance(document, list):
         items = document
     else:

@@ -129,9 +129,10 @@ def test_an_export_without_llmjobs_is_an_error(
 
 def test_an_empty_list_is_a_report_of_no_jobs_and_other_kinds_beside_llmjobs_are_skipped(tmp_path: Path) -> None:
     export = tmp_path / "export.json"
-    export.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": []}))
-    assert main(["report", "--from-file", str(export), "--out", str(tmp_path / "empty")]) == 0
-    assert json.loads((tmp_path / "empty" / "report.json").read_text())["totals"]["jobs"] == 0
+    for empty in ([], None):
+        export.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": empty}))
+        assert main(["report", "--from-file", str(export), "--out", str(tmp_path / "empty")]) == 0
+        assert json.loads((tmp_path / "empty" / "report.json").read_text())["totals"]["jobs"] == 0
     export.write_text(json.dumps(sample_jobs()))
     assert main(["report", "--from-file", str(export), "--out", str(tmp_path / "alone")]) == 0
     mixed = {"items": [*items_of(sample_jobs()), {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}]}
