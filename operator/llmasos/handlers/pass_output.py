@@ -23,7 +23,8 @@ from llmasos.handlers.steps import Pass, Placement, Timing, measured_carbon, wri
 from llmasos.planning.lifecycle.decision import RAYJOB_KIND, Decision, EnsureJob, ObservedJob
 from llmasos.planning.lifecycle.status import build_status
 
-# Conditions whose turning True is also a Warning Event (kubectl describe shows it among the job's events).
+# Conditions whose turning True is also a Warning Event (kubectl describe shows it among the job's events), as is a new
+# reason while True (a job at risk whose deadline then passes: DeadlineTooClose, then DeadlineMissed).
 WARN_WHEN_TRUE = (cond.CARBON_DATA_REPLAY, cond.DEADLINE_AT_RISK)
 
 
@@ -72,9 +73,10 @@ async def write(ctx: OperatorContext, job: Pass, placement: Placement, timing: T
         if timing.gate.announce and decision.phase == Phase.DEFERRED and hold is not None:
             await ctx.post_event(job.body, "Normal", cond.DEFERRED, hold.message)
         written = Conditions.read(new.get("conditions"))
-        for kind in WARN_WHEN_TRUE:  # once, when the condition turns True
-            found = written.get(kind)
-            if found is not None and found.status == "True" and not job.conditions.is_true(kind):
+        for kind in WARN_WHEN_TRUE:  # once, when the condition turns True or, True, changes its reason
+            found, before = written.get(kind), job.conditions.get(kind)
+            if found is not None and found.status == "True" and (
+                    before is None or before.status != "True" or before.reason != found.reason):
                 await ctx.post_event(job.body, "Warning", str(found.reason), str(found.message))
     if placement.fields:
         await ctx.post_event(job.body, "Normal", cond.POOL_SELECTED,

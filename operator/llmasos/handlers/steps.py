@@ -50,7 +50,7 @@ from llmasos.planning.lifecycle.status import placement_status
 from llmasos.planning.lifecycle.worker_faults import WorkerExit, with_worker_exit
 from llmasos.planning.placement.feasible import select_pool, with_pending
 from llmasos.planning.timing.carbon_gate import Gate
-from llmasos.planning.timing.fleet_status import finished_deadline_condition
+from llmasos.planning.timing.fleet_status import deadline_outcome
 
 
 @dataclass(frozen=True)
@@ -321,10 +321,11 @@ async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timi
     plan = timing.gate.plan
     replay = carbon_replay_condition(plan.get("dataKind") == "replay", plan.source or "", placement.zone) \
         if plan is not None and plan.source else None
-    at_risk = timing.gate.at_risk
-    if decision.phase == Phase.SUCCEEDED and decision.completion_time and job.conditions.is_true(cond.DEADLINE_AT_RISK):
-        at_risk = finished_deadline_condition(job_for(job.spec, job.body).deadline,
-                                              parse_instant(decision.completion_time))
+    finished = decision.phase == Phase.SUCCEEDED and decision.completion_time
+    at_risk = deadline_outcome(timing.gate.at_risk, job_for(job.spec, job.body).deadline, parse_instant(job.now),
+                               finished_at=parse_instant(decision.completion_time) if finished else None,
+                               flagged=job.conditions.get(cond.DEADLINE_AT_RISK) is not None,
+                               failed=decision.phase == Phase.FAILED)
     found = (Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {placement.pool}"),
              timing.data_quality, timing.budget, workers, at_risk, replay,
              exited.condition() if exited is not None and workers is None else None)

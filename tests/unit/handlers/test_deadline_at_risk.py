@@ -99,3 +99,55 @@ def test_a_job_at_risk_that_finishes_in_time_after_all_is_no_longer_at_risk() ->
     risk = finish(ctx, kube, indexes, "2026-03-06T12:20:00Z")  # ran shorter than its expectedDuration
     assert (risk["status"], risk["reason"]) == ("False", "DeadlineMet")
     assert risk["message"] == "finished at 2026-03-06T12:20:00Z, by its deadline 2026-03-06T12:30:00Z"
+
+
+def started_in_time() -> tuple[Any, Any, dict[str, Any]]:
+    """A job due 14:00 (planned 1 h runs fit), started at 12:00 and never at risk."""
+    ctx, kube, body, indexes = world(spec=deadline_job("3h"))
+    reconcile_and_flush(ctx, body, indexes)
+    observe(indexes, ObservedJob("j-a0", 0, active=2, ready=2, pool="a100", start_time="2026-03-06T12:00:05Z"))
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    assert stored_status(kube)["phase"] == "Running"
+    assert "DeadlineAtRisk" not in {c["type"] for c in stored_status(kube)["conditions"]}
+    return ctx, kube, indexes
+
+
+def test_a_job_still_running_at_its_deadline_is_told_once_with_a_warning() -> None:
+    ctx, kube, indexes = started_in_time()
+    ctx.clock = lambda: NOW.replace(hour=13, minute=59)
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    assert "DeadlineAtRisk" not in {c["type"] for c in stored_status(kube)["conditions"]}, "not yet due"
+    for minute in (1, 2):  # it overran its expectedDuration past the deadline; two resync passes
+        ctx.clock = lambda m=minute: NOW.replace(hour=14, minute=m)
+        reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+        risk = condition(stored_status(kube), "DeadlineAtRisk")
+        assert (risk["status"], risk["reason"]) == ("True", "DeadlineMissed")
+        assert risk["message"] == "not finished by its deadline 2026-03-06T14:00:00Z"
+    warned = [e for e in events(kube) if e["reason"] == "DeadlineMissed"]
+    assert [(e["type"], e["message"]) for e in warned] == [("Warning", risk["message"])], "one Event, not one a pass"
+    risk = finish(ctx, kube, indexes, "2026-03-06T14:05:00Z")
+    assert (risk["status"], risk["reason"]) == ("True", "DeadlineMissed")
+    assert risk["message"] == "finished at 2026-03-06T14:05:00Z, 300 s after its deadline 2026-03-06T14:00:00Z"
+
+
+def test_a_job_never_at_risk_that_succeeds_late_says_how_late_and_in_time_says_nothing() -> None:
+    ctx, kube, indexes = started_in_time()
+    risk = finish(ctx, kube, indexes, "2026-03-06T14:10:00Z")  # one pass, after it finished 10 min late
+    assert (risk["status"], risk["reason"]) == ("True", "DeadlineMissed")
+    assert "600 s after its deadline" in risk["message"]
+
+    ctx, kube, indexes = started_in_time()
+    indexes["child_jobs"] = {}
+    observe(indexes, ObservedJob("j-a0", 0, succeeded=2, complete=True, pool="a100",
+                                 start_time="2026-03-06T12:00:05Z", completion_time="2026-03-06T13:00:00Z"))
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    assert stored_status(kube)["phase"] == "Succeeded"
+    assert "DeadlineAtRisk" not in {c["type"] for c in stored_status(kube)["conditions"]}, "no condition gained"
+
+
+def test_a_job_at_risk_whose_deadline_passes_is_warned_again_with_the_new_reason() -> None:
+    ctx, kube, indexes = started_at_risk()  # DeadlineTooClose, due 12:30
+    ctx.clock = lambda: NOW.replace(minute=31)
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    assert condition(stored_status(kube), "DeadlineAtRisk")["reason"] == "DeadlineMissed"
+    assert [e["reason"] for e in events(kube) if e["type"] == "Warning"] == ["DeadlineTooClose", "DeadlineMissed"]

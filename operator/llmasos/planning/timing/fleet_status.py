@@ -13,7 +13,9 @@ those, `fleet_inputs` derives what `plan_fleet` needs for one pool:
 
 `deadline_condition` renders an assignment as the `DeadlineAtRisk` condition the issue asks for; a job planned
 alone (nothing else in its pool) gets it from its own plan (`lone_deadline_condition`) when even a start at once
-misses the deadline, so no job is silently late.
+misses the deadline, so no job is silently late. `deadline_outcome` settles it from what happened, whatever was
+planned: a job still unfinished at its deadline (it overran its expectedDuration, or waited for GPUs) is `True` /
+`DeadlineMissed` from that instant, and a job that succeeds after its deadline says how late.
 """
 
 from __future__ import annotations
@@ -110,8 +112,8 @@ def lone_deadline_condition(plan: Plan) -> Condition | None:
 
 
 def finished_deadline_condition(deadline: datetime | None, completed: datetime) -> Condition | None:
-    """`DeadlineAtRisk` settled when a job that was at risk succeeds: `False` / `DeadlineMet`, or `True` /
-    `DeadlineMissed` with how late; None without a deadline."""
+    """`DeadlineAtRisk` settled when a job succeeds: `False` / `DeadlineMet`, or `True` / `DeadlineMissed` with how
+    late; None without a deadline."""
     if deadline is None:
         return None
     if completed <= deadline:
@@ -120,3 +122,20 @@ def finished_deadline_condition(deadline: datetime | None, completed: datetime) 
     late = int((completed - deadline).total_seconds())
     return Condition(DEADLINE_AT_RISK, "True", REASON_MISSED,
                      f"finished at {format_instant(completed)}, {late} s after its deadline {format_instant(deadline)}")
+
+
+def deadline_outcome(planned: Condition | None, deadline: datetime | None, now: datetime, *,
+                     finished_at: datetime | None, flagged: bool, failed: bool) -> Condition | None:
+    """The `DeadlineAtRisk` to write this pass, from the plan's (`planned`, None: leave it as it is) and what
+    happened: succeeded at `finished_at` -> met or missed (met written only when the job had the condition,
+    `flagged`, so a job that was never at risk gains no condition); a failed job keeps what it had; a job not
+    finished after its deadline -> missed, whatever its plan said."""
+    if deadline is None:
+        return planned
+    if finished_at is not None:
+        settled = finished_deadline_condition(deadline, finished_at)
+        return settled if flagged or (settled is not None and settled.status == "True") else planned
+    if failed or ensure_utc(now) <= deadline:
+        return planned
+    return Condition(DEADLINE_AT_RISK, "True", REASON_MISSED,
+                     f"not finished by its deadline {format_instant(deadline)}")
