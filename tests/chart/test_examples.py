@@ -6,15 +6,16 @@ with a server-side dry run.)
 
 from __future__ import annotations
 
-from dataclasses import fields
+import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from llmasos.api.spec import parse_spec
-from llmasos.api.worker_contract import TASK_CONFIG_KEYS
+from llmasos.api.spec import check_builtin_worker, parse_manifest, parse_spec
+from llmasos.api.task_config import TASK_CONFIG_KEYS
 from llmasos.errors import SpecError
 from llmasos_worker.config import ConfigError, TaskConfig
 from tests.chart.conftest import REPO
@@ -62,12 +63,7 @@ KNOWN_BAD: set[str] = set()
 def test_example_task_config_is_accepted_by_the_worker(path: Path) -> None:
     for job in llmjobs(path):
         TaskConfig.from_mapping(job["spec"].get("taskConfig") or {})
-
-
-def test_the_operator_knows_the_workers_task_config_keys() -> None:
-    """The operator refuses other taskConfig keys at apply time; the list it uses is the worker's own."""
-    assert set(TASK_CONFIG_KEYS) == {f.name for f in fields(TaskConfig)}
-    assert len(TASK_CONFIG_KEYS) == len(set(TASK_CONFIG_KEYS))
+        check_builtin_worker(parse_spec(dict(job["spec"])))  # what the operator checks when it is applied
 
 
 @pytest.mark.parametrize(("config", "message"), [
@@ -88,3 +84,33 @@ def test_a_task_config_key_the_worker_does_not_take_is_refused_by_the_operator(
     with pytest.raises(ConfigError):  # the worker itself refuses the same keys
         TaskConfig.from_mapping(config)
     assert parse_spec(dict(job, command=["python", "my_trainer.py"])).task_config == config  # another program
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"taskConfig": {"batch_size": "16"}}, "taskConfig.batch_size has the wrong type: '16'"),
+    ({"taskConfig": {"lr": 0}}, "lr must be > 0"),
+    ({"taskConfig": {"steps": 0}}, "steps must be >= 1, got 0"),
+    ({"taskConfig": {"precision": "fp16"}}, "precision must be auto, fp32 or bf16, got 'fp16'"),
+    ({"taskConfig": {"batch_size": 10}, "parallelism": {"nodes": 2, "gpusPerNode": 2}},
+     "batch_size=10 is not divisible by parallelism.dataParallel=4"),
+    ({"taskConfig": {"model": {"n_head": 3, "d_model": 63}},
+      "parallelism": {"strategy": "tensor", "nodes": 1, "gpusPerNode": 2, "tensorParallel": 2}},
+     "model.n_head=3 is not divisible by parallelism.tensorParallel=2"),
+    ({"task": "compress", "parallelism": {"nodes": 2, "gpusPerNode": 1}},
+     "task compress runs in one process; set parallelism.nodes 1 and gpusPerNode at most 1"),
+    ({"model": {"hfRepo": "org/model"}}, "model.hfRepo is set but the worker never downloads from the hub: "
+                                         "mount the model and set model.path"),
+])
+def test_a_job_the_built_in_worker_would_refuse_is_refused_before_any_pod(change: dict[str, Any],
+                                                                         message: str) -> None:
+    """The operator runs the worker's own checks when the LLMJob is applied (it used to fail in the pod)."""
+    spec = parse_spec(dict(llmjobs(EXAMPLES[0])[0]["spec"], **change))  # the API server accepts it, so does parse
+    with pytest.raises(SpecError) as err:
+        check_builtin_worker(spec)
+    assert f"the built-in worker would refuse this job: {message}" in str(err.value)
+    assert err.value.field == "spec.taskConfig"
+    check_builtin_worker(dataclasses.replace(spec, command=("python", "my_trainer.py")))  # another program: its own
+    manifest = dict(llmjobs(EXAMPLES[0])[0])
+    manifest["spec"] = dict(manifest["spec"], **change)
+    with pytest.raises(SpecError, match="the built-in worker would refuse this job"):
+        parse_manifest(manifest, datetime.now(UTC))  # `llmasos plan -f` refuses it too

@@ -153,7 +153,9 @@ def test_unplaceable_job_is_pending_with_reason_and_no_children(
         api: AdminApi, operator: OperatorProcess, placement: dict[str, Any], parallelism: dict[str, Any],
         reason: str) -> None:
     ns = api.namespace("nopool")
-    api.create(llmjob_path(ns), llmjob("stuck", placement=placement, parallelism=parallelism))
+    batch = parallelism["nodes"] * parallelism["gpusPerNode"]  # one sequence per data-parallel rank (the worker's rule)
+    api.create(llmjob_path(ns), llmjob("stuck", placement=placement, parallelism=parallelism,
+                                       taskConfig={"batch_size": batch}))
     obj = wait_phase(api, ns, "stuck", "Pending")
     sched = next(c for c in obj["status"]["conditions"] if c["type"] == "Scheduled")
     assert sched["status"] == "False"

@@ -220,7 +220,8 @@ def test_the_operator_refuses_to_start_what_the_namespace_no_longer_allows(api: 
     try:
         too_big = {"strategy": "ddp", "nodes": 3, "gpusPerNode": 8}
         api.create(llmjob_path(ns), with_volumes("waiting", [{"name": "host", **HOST_REACHING["hostPath"]}],
-                                                 parallelism=too_big, placement={"nodePools": ["a100"]}))
+                                                 parallelism=too_big, placement={"nodePools": ["a100"]},
+                                                 taskConfig={"batch_size": 24}))
         wait_for(lambda: "no allowed pool" in str(api.get(llmjob_path(ns, "waiting")).get("status", {})),
                  timeout=60, what="Pending for lack of GPUs")
         api.request("PATCH", f"/api/v1/namespaces/{ns}", {"metadata": {"labels": {

@@ -26,8 +26,9 @@ from llmasos.api.schema import (
     spec_field,
     unmet_need,
 )
+from llmasos.api.task_config import TASK_CONFIG_KEYS, ConfigError, TaskConfig, check_env_layout
 from llmasos.api.validate import validate_manifest
-from llmasos.api.worker_contract import TASK_CONFIG_KEYS
+from llmasos.api.worker_contract import WorkerEnv
 from llmasos.errors import SpecError
 
 
@@ -284,12 +285,46 @@ def check_deadline(carbon: CarbonSpec, created: datetime) -> None:
                         "can never be met; set a later deadline, or maxDelay", "spec.carbon.deadline")
 
 
+# The worker's names for what the LLMJob spells otherwise, so its refusal reads in the LLMJob's words.
+_SPEC_WORDS = (("LLMASOS_TASK_CONFIG.", "taskConfig."), ("LLMASOS_STRATEGY", "parallelism.strategy"),
+               ("LLMASOS_DATA_PARALLEL", "parallelism.dataParallel"),
+               ("LLMASOS_TENSOR_PARALLEL", "parallelism.tensorParallel"),
+               ("LLMASOS_PIPELINE_PARALLEL", "parallelism.pipelineParallel"),
+               ("LLMASOS_MODEL_HF_REPO", "model.hfRepo"), ("LLMASOS_MODEL_PATH", "model.path"),
+               ("LLMASOS_MODEL_BUILTIN", "model.builtin"),
+               ("NNODES=1 and NPROC_PER_NODE=1", "parallelism.nodes 1 and gpusPerNode at most 1"))
+
+
+def check_builtin_worker(spec: LLMJobSpec) -> None:
+    """SpecError when the built-in worker (no spec.command) would refuse the job at start-up: taskConfig's values
+    (types, ranges) and what the job's shape alone decides (the batch against the data-parallel degree, the built-in
+    model against the model-parallel degrees, a task the strategy does not run). The worker's own check, run before
+    any pod exists; what needs the pod's file system (a model path it can read) is left to the worker. The API
+    server cannot judge these, so they are not in `parse_spec` (which accepts what the API server accepts)."""
+    if spec.command:
+        return
+    p = spec.parallelism
+    env = WorkerEnv(job_name="", namespace="", task=spec.task, strategy=p.strategy, nnodes=p.nodes,
+                    nproc_per_node=p.procs_per_node, master_addr="", data_parallel=p.data_parallel,
+                    tensor_parallel=p.tensor_parallel, pipeline_parallel=p.pipeline_parallel,
+                    model_builtin=spec.model.builtin, model_path=spec.model.path, model_hf_repo=spec.model.hf_repo)
+    try:
+        check_env_layout(env, TaskConfig.from_mapping(spec.task_config))
+    except ConfigError as exc:
+        message = str(exc)
+        for worker_word, spec_word in _SPEC_WORDS:
+            message = message.replace(worker_word, spec_word)
+        raise SpecError(f"the built-in worker would refuse this job: {message} (with spec.command, the worker is "
+                        "yours)", "spec.taskConfig") from None
+
+
 def parse_manifest(manifest: Mapping[str, Any], now: datetime) -> LLMJobSpec:
     """A whole LLMJob manifest as `llmasos plan -f` reads it: refused as the API server refuses it (unknown fields,
-    enums, CEL rules: `api.validate`), parsed, and refused when its deadline is before its creation (its
-    metadata.creationTimestamp, else `now`)."""
+    enums, CEL rules: `api.validate`), parsed, and refused as the operator refuses it: a deadline before its creation
+    (its metadata.creationTimestamp, else `now`), a job the built-in worker would refuse."""
     validate_manifest(manifest)
     spec = parse_spec(dict(manifest["spec"]))
     stamp = (manifest.get("metadata") or {}).get("creationTimestamp")
     check_deadline(spec.carbon, parse_time(str(stamp), "metadata.creationTimestamp") if stamp else now)
+    check_builtin_worker(spec)
     return spec

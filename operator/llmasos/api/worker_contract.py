@@ -25,17 +25,6 @@ EXIT_OK = 0
 EXIT_CONFIG_ERROR = 2
 EXIT_SUSPENDED = 75  # EX_TEMPFAIL: checkpoint written on SIGTERM, resume later
 
-# The keys `llmasos-worker` takes in LLMASOS_TASK_CONFIG (its TaskConfig's fields, docs/worker.md; a test keeps the
-# two equal). The operator refuses any other key of spec.taskConfig when the pods run that worker (no spec.command),
-# so a typo such as batchSize fails at apply time, not in a pod after the image pull.
-TASK_CONFIG_KEYS = (
-    "alpha", "batch_size", "checkpoint_every", "compile", "corpus_path", "cuda_graphs", "distill_steps",
-    "distill_temperature", "eval_batches", "fused_adamw", "interop_threads", "keep_checkpoints", "log_every", "lr",
-    "max_new_tokens", "method", "microbatches", "model", "output_dir", "precision", "prompts", "ray_actors", "seed",
-    "seq_len", "sparsity", "steps", "stop_check_seconds", "student", "temperature", "threads", "warmup_steps",
-    "weight_decay",
-)
-
 # The worker's last count, for the node agent once the pod has ended (its /metrics went with it, and the agent reads
 # that only every few seconds): on a clean exit, local rank 0 writes one JSON object to the container's termination
 # message file, which the kubelet copies into status.containerStatuses[].state.terminated.message. Never written on

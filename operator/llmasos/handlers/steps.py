@@ -23,7 +23,7 @@ from llmasos.api.clock import parse_instant
 from llmasos.api.conditions import Condition, Conditions, carbon_replay_condition
 from llmasos.api.energy_status import CarbonStatus, PowerStatus
 from llmasos.api.phase import TERMINAL, Phase
-from llmasos.api.spec import LLMJobSpec, check_deadline, parse_spec
+from llmasos.api.spec import LLMJobSpec, check_builtin_worker, check_deadline, parse_spec
 from llmasos.api.workload_policy import check_workload
 from llmasos.cluster.builders import Owner
 from llmasos.cluster.kube import LLMJOBS
@@ -181,6 +181,7 @@ async def read(ctx: OperatorContext, body: dict[str, Any], indexes: Mapping[str,
         if (body.get("status") or {}).get("phase") not in TERMINAL:  # never fail a finished job retroactively
             check_deadline(spec.carbon, parse_instant(str(body["metadata"]["creationTimestamp"]),
                                                       "metadata.creationTimestamp"))
+            check_builtin_worker(spec)
     except SpecError as exc:
         raise await fail_invalid(ctx, body, exc) from exc
     if "power" not in (body.get("spec") or {}):

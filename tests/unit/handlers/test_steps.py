@@ -57,6 +57,18 @@ def test_read_of_a_deadline_before_the_jobs_creation_fails_it_as_invalid() -> No
     assert run(read(ctx, body, indexes)).previous_phase == "Succeeded", "a finished job is never failed afterwards"
 
 
+def test_read_of_a_job_the_built_in_worker_would_refuse_fails_it_before_any_pod() -> None:
+    spec = {**make_raw(nodes=2, gpus=4), "taskConfig": {"batch_size": 12}}  # 8 data-parallel ranks
+    ctx, kube, body, indexes = world(spec=spec)
+    with pytest.raises(kopf.PermanentError, match=r"invalid spec: spec\.taskConfig: the built-in worker would "
+                                                  r"refuse this job: batch_size=12 is not divisible by "
+                                                  r"parallelism\.dataParallel=8"):
+        run(read(ctx, body, indexes))
+    assert stored_status(kube)["phase"] == "Failed"
+    ctx, kube, body, indexes = world(spec={**spec, "command": ["python", "mine.py"]})
+    assert run(read(ctx, body, indexes)).spec.task_config == {"batch_size": 12}, "another program: its own rules"
+
+
 def test_a_plan_on_the_replayed_trace_says_so_in_a_condition_and_a_real_forecast_does_not() -> None:
     ctx, _, body, indexes = world(status={"pool": "a100", "phase": "Deferred"})
     job = run(read(ctx, body, indexes))
