@@ -135,3 +135,41 @@ def test_job_starts_by_latest_start_when_every_source_is_down(
     finally:
         delete_namespace(api, ns)
         op.stop()
+
+
+def test_a_job_still_running_at_its_deadline_is_told_so_and_then_how_late(
+        cluster: LocalCluster, api: AdminApi, crds: None, artifacts: Path) -> None:
+    """Planned in time (a 10 s run, due in 25 s), but it runs 40 s: DeadlineMissed from the deadline on, by the
+    resync, with a Warning Event; once it succeeds, how late."""
+    op = operator_with(cluster, artifacts, "deadline-overrun", {
+        "LLMASOS_ELECTRICITYMAPS_URL": "http://127.0.0.1:9/v3", "LLMASOS_CARBON_SOURCES": "electricitymaps"})
+    ns = api.namespace("overrun")
+    try:
+        deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=25)
+        job = deadline_job("overrun", maxDelay=None, deadline=iso(deadline).replace(".000", ""),
+                           expectedDuration="10s", safetyMargin="0s")
+        job["metadata"]["annotations"] = {"sim.llmasos.io/duration": "40s"}
+        api.create(llmjob_path(ns), job)
+        wait_phase(api, ns, "overrun", "Running", timeout=40)
+
+        def risk() -> dict[str, Any] | None:
+            conditions = api.get(llmjob_path(ns, "overrun")).get("status", {}).get("conditions", [])
+            return next((c for c in conditions if c["type"] == "DeadlineAtRisk"), None)
+
+        assert risk() is None, "planned to finish in time"
+        missed = wait_for(lambda: (r := risk()) and r["reason"] == "DeadlineMissed" and r, timeout=40,
+                          what="DeadlineMissed while it still runs")
+        assert datetime.now(UTC) >= deadline
+        assert missed["status"] == "True"
+        assert missed["message"] == f"not finished by its deadline {iso(deadline).replace('.000', '')}"
+        assert api.get(llmjob_path(ns, "overrun"))["status"]["phase"] == "Running"
+        wait_for(lambda: any(e["reason"] == "DeadlineMissed" and e["type"] == "Warning"
+                             for e in api.get(f"/api/v1/namespaces/{ns}/events")["items"]),
+                 timeout=15, what="the Warning Event")
+        done = wait_phase(api, ns, "overrun", "Succeeded", timeout=60)
+        settled = next(c for c in done["status"]["conditions"] if c["type"] == "DeadlineAtRisk")
+        assert (settled["status"], settled["reason"]) == ("True", "DeadlineMissed")
+        assert "s after its deadline" in settled["message"] and settled["message"].startswith("finished at ")
+    finally:
+        delete_namespace(api, ns)
+        op.stop()
