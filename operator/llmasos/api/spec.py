@@ -314,8 +314,8 @@ def check_builtin_worker(spec: LLMJobSpec) -> None:
         message = str(exc)
         for worker_word, spec_word in _SPEC_WORDS:
             message = message.replace(worker_word, spec_word)
-        raise SpecError(f"the built-in worker would refuse this job: {message} (with spec.command, the worker is "
-                        "yours)", "spec.taskConfig") from None
+        raise SpecError(f"the built-in worker would refuse this job: {message} (a job with spec.command runs "
+                        "its own program, which the operator does not check)", "spec.taskConfig") from None
 
 
 def parse_manifest(manifest: Mapping[str, Any], now: datetime) -> LLMJobSpec:
