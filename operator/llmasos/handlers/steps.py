@@ -176,20 +176,20 @@ async def fail_invalid(ctx: OperatorContext, body: dict[str, Any], exc: SpecErro
 async def read(ctx: OperatorContext, body: dict[str, Any], indexes: Mapping[str, Any]) -> Pass:
     """Parse the spec once (an invalid one ends the job: Failed, PermanentError), apply the operator's default power
     policy, fold the node reports into status.power, and find the child Jobs."""
+    meta, status = body["metadata"], body.get("status") or {}
+    ns, name = meta["namespace"], meta["name"]
+    observed = children_from(indexes["child_jobs"], ns, name, meta["uid"], indexes["child_rayjobs"])
     try:
         spec = parse_spec(dict(body.get("spec") or {}))
-        if (body.get("status") or {}).get("phase") not in TERMINAL:  # never fail a finished job retroactively
-            check_deadline(spec.carbon, parse_instant(str(body["metadata"]["creationTimestamp"]),
-                                                      "metadata.creationTimestamp"))
-            check_builtin_worker(spec)
+        if status.get("phase") not in TERMINAL:  # never fail a finished job retroactively
+            check_deadline(spec.carbon, parse_instant(str(meta["creationTimestamp"]), "metadata.creationTimestamp"))
+            if not status.get("startTime") and not observed:  # a running job's pods keep the config they started with
+                check_builtin_worker(spec)
     except SpecError as exc:
         raise await fail_invalid(ctx, body, exc) from exc
     if "power" not in (body.get("spec") or {}):
         spec = replace(spec, power=ctx.settings.default_power())
-    meta, status = body["metadata"], body.get("status") or {}
-    ns, name = meta["namespace"], meta["name"]
     power = build_power_status(reports_for(indexes["power_reports"], ns, name), PowerStatus.read(status.get("power")))
-    observed = children_from(indexes["child_jobs"], ns, name, meta["uid"], indexes["child_rayjobs"])
     return Pass(body=body, spec=spec, indexes=indexes, now=ctx.now_iso(), power=power,
                 carbon=CarbonStatus.read(status.get("carbon")), conditions=Conditions.read(status.get("conditions")),
                 observed=observed)

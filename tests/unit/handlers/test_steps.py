@@ -67,6 +67,9 @@ def test_read_of_a_job_the_built_in_worker_would_refuse_fails_it_before_any_pod(
     assert stored_status(kube)["phase"] == "Failed"
     ctx, kube, body, indexes = world(spec={**spec, "command": ["python", "mine.py"]})
     assert run(read(ctx, body, indexes)).spec.task_config == {"batch_size": 12}, "another program: its own rules"
+    ctx, kube, body, indexes = world(spec=spec, status={"phase": "Running", "startTime": "2026-03-06T11:30:00Z"})
+    assert run(read(ctx, body, indexes)).previous_phase == "Running", \
+        "taskConfig patched while it runs: its pods keep the config they started with, the job is not failed"
 
 
 def test_a_plan_on_the_replayed_trace_says_so_in_a_condition_and_a_real_forecast_does_not() -> None:
