@@ -30,6 +30,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from llmasos.api import conditions as cond
 from llmasos.api.energy_status import CarbonStatus
 from llmasos.api.schema import PHASES
 
@@ -37,6 +38,7 @@ JOULES_PER_KWH = 3.6e6
 DEFERRAL_BUCKETS = (0, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 604800)
 INTENSITY_BUCKETS = (25, 50, 100, 150, 200, 300, 400, 500, 600, 800, 1000)
 SCENARIOS = ("run_now", "first_pool", "uncapped")
+DEADLINE_WARNING_REASONS = (cond.DEADLINE_TOO_CLOSE, cond.NO_CAPACITY_BEFORE_DEADLINE, cond.DEADLINE_MISSED)
 ZONE_TTL_SECONDS = 3600.0  # a zone nobody planned in for an hour is no longer in use
 
 
@@ -166,6 +168,11 @@ class OperatorMetrics:
             ["namespace", "llmjob", "bound"], registry=r)
         self.source_errors = Counter("llmasos_carbon_source_errors", "Failed requests to a carbon-intensity source.",
                                      ["source"], registry=r)
+        self.deadline_warnings = Counter(
+            "llmasos_llmjob_deadline_warnings",
+            "Warning Events posted on LLMJobs' deadlines, by reason: at risk (DeadlineTooClose, "
+            "NoCapacityBeforeDeadline) or missed (DeadlineMissed: not finished by its deadline).",
+            ["reason"], registry=r)
         r.register(self._zones)  # a custom collector (collect/describe)
         # Known label values start at 0, so rate()/increase() also count their first increment.
         for phase in PHASES:
@@ -178,6 +185,8 @@ class OperatorMetrics:
             self.source_errors.labels(source)
         for kind in ("planned", "achieved", "run_now"):
             self.intensity.labels(kind)
+        for reason in DEADLINE_WARNING_REASONS:
+            self.deadline_warnings.labels(reason)
 
     def record_phase(self, uid: str, phase: str) -> None:
         old = self._phase_of.get(uid)
@@ -234,6 +243,10 @@ class OperatorMetrics:
         for bound, moment in (("planned_start", planned_start), ("latest_start", latest_start), ("deadline", deadline)):
             if moment is not None:
                 self.deferred.labels(namespace, llmjob, bound).set(moment.timestamp())
+
+    def record_deadline_warning(self, reason: str) -> None:
+        """A DeadlineAtRisk Warning Event was posted (once per change of the condition, not once per pass)."""
+        self.deadline_warnings.labels(reason).inc()
 
     def clear_deferred(self, namespace: str, llmjob: str) -> None:
         """The job started or was deleted: drop its series."""

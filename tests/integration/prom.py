@@ -276,6 +276,8 @@ def run_sample_operator(port: int, agent_port: int, tick_s: float = 0.5) -> None
         metrics.record_reconcile(0.01 + 0.001 * (tick % 10))
         if tick % 4 == 0:
             metrics.record_phase(f"uid-started-{tick}", "Running")
+        if tick % 4 == 2:
+            metrics.record_deadline_warning("DeadlineMissed")
         snap = failing_agent_snapshot(time.time())
         tick += 1
         time.sleep(tick_s)

@@ -295,6 +295,7 @@ QUIET = {
     "LLMasOSNodeAgentStuck": "needs a control loop stopped for 2 min while scrapes still work",
     "LLMasOSCarbonDataStale": "needs data older than 3 h, which the Electricity Maps client refuses",
     "LLMasOSJobNearDeadlineStillDeferred": "the deferred jobs' latest start is about 28 h away",
+    "LLMasOSJobMissedDeadline": "the deadline jobs are deferred about 28 h before their deadline; none passes",
     "LLMasOSOperatorDown": "the operator is up and scraped",
     "LLMasOSOperatorNoLeader": "the operator runs standalone, so it leads (llmasos_operator_leader 1)",
     "LLMasOSOperatorReconcileErrors": "needs more than 10 failed passes of one kind in 15 min",

@@ -78,6 +78,8 @@ async def write(ctx: OperatorContext, job: Pass, placement: Placement, timing: T
             if found is not None and found.status == "True" and (
                     before is None or before.status != "True" or before.reason != found.reason):
                 await ctx.post_event(job.body, "Warning", str(found.reason), str(found.message))
+                if kind == cond.DEADLINE_AT_RISK:
+                    ctx.metrics.record_deadline_warning(str(found.reason))
     if placement.fields:
         await ctx.post_event(job.body, "Normal", cond.POOL_SELECTED,
                              f"placed on node pool {placement.pool} ({placement.fields['gpuProduct']})")

@@ -125,6 +125,9 @@ def test_a_job_still_running_at_its_deadline_is_told_once_with_a_warning() -> No
         assert risk["message"] == "not finished by its deadline 2026-03-06T14:00:00Z"
     warned = [e for e in events(kube) if e["reason"] == "DeadlineMissed"]
     assert [(e["type"], e["message"]) for e in warned] == [("Warning", risk["message"])], "one Event, not one a pass"
+    counted = ctx.metrics.registry.get_sample_value("llmasos_llmjob_deadline_warnings_total",
+                                                    {"reason": "DeadlineMissed"})
+    assert counted == 1, "the alert's counter: one per Warning"
     risk = finish(ctx, kube, indexes, "2026-03-06T14:05:00Z")
     assert (risk["status"], risk["reason"]) == ("True", "DeadlineMissed")
     assert risk["message"] == "finished at 2026-03-06T14:05:00Z, 300 s after its deadline 2026-03-06T14:00:00Z"
