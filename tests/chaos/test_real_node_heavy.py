@@ -180,5 +180,12 @@ def test_strategy_runs_in_pods_on_the_real_node(cluster: LocalCluster, chart: st
     else:
         assert done["actors"] == 2, done  # one per fake GPU: the second lives on the Ray worker pod
         assert all(c["completion"] for c in done["completions"]), done
+        # The driver's pod exports the tokens of every actor (the Ray worker pod runs no llmasos-worker): the job's
+        # status.carbon counts them all, through the node agent's report.
+        assert done["new_tokens"] == 2 * 8, done
+        carbon = wait_for(lambda: (c := (api.get(llmjob_path(JOBS_NS, name))["status"].get("carbon") or {}))
+                          .get("tokens") == done["new_tokens"] and c, timeout=120, interval=1.0,
+                          what="status.carbon.tokens == the driver's new_tokens")
+        assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3)
     print(f"{kind}: Succeeded in {seconds:.0f} s from apply")
     cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, name, "--wait=false")

@@ -32,6 +32,9 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Strategy", "type": "string", "jsonPath": ".spec.parallelism.strategy", "priority": 1},
     {"name": "Pool", "type": "string", "jsonPath": ".status.pool", "priority": 1},
     {"name": "Zone", "type": "string", "jsonPath": ".status.zone", "priority": 1},
+    {"name": "Deadline", "type": "string", "jsonPath": '.status.conditions[?(@.type=="DeadlineAtRisk")].reason',
+     "priority": 1, "description": "DeadlineAtRisk's reason (DeadlineTooClose, NoCapacityBeforeDeadline, "
+                                   "DeadlineMissed, DeadlineMet, DeadlineOnTrack); empty for a job never at risk"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -45,7 +45,7 @@ def test_printer_columns() -> None:
     default = [c["name"] for c in columns if not c.get("priority")]
     wide = [c["name"] for c in columns if c.get("priority") == 1]
     assert default == ["Phase", "Workers", "Planned Start", "Started", "Energy", "CO2e", "Age"]
-    assert wide == ["Saved CO2e", "Strategy", "Pool", "Zone"]
+    assert wide == ["Saved CO2e", "Strategy", "Pool", "Zone", "Deadline"]
     by_name = {c["name"]: c["jsonPath"] for c in columns}
     # Planned and actual start are two facts; the human-scaled values carry their unit (status.carbon.display).
     assert by_name["Planned Start"] == ".status.plan.startAt"
