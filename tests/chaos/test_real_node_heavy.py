@@ -11,7 +11,8 @@ one Job (attempt 0) and one Service each: no replica created a child twice, and 
 **Strategies.** gpt-tiny with TP=2 (two ranks in one pod), PP=2 (two pods, activations over the pod network), a
 compression job (quantize + prune) and Ray batch inference (the Ray head in pod 0, a Ray worker in pod 1; one actor
 per fake GPU, so the second actor runs only if the worker pod joined the head over the pod network). Each asserts
-on the worker's own events: the training loop's steps, the compression results, the actors' completions.
+on the worker's own events: the training loop's steps, the compression results, the actors' completions; for Ray,
+also the job's status.carbon.tokens (the driver's pod exports every actor's tokens to the node agent).
 """
 
 from __future__ import annotations
