@@ -326,7 +326,7 @@ async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timi
     at_risk = deadline_outcome(timing.gate.at_risk, job_for(job.spec, job.body).deadline, parse_instant(job.now),
                                finished_at=parse_instant(decision.completion_time) if finished else None,
                                flagged=job.conditions.get(cond.DEADLINE_AT_RISK) is not None,
-                               failed=decision.phase == Phase.FAILED)
+                               ended=decision.phase in TERMINAL)
     found = (Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {placement.pool}"),
              timing.data_quality, timing.budget, workers, at_risk, replay,
              exited.condition() if exited is not None and workers is None else None)

@@ -125,17 +125,18 @@ def finished_deadline_condition(deadline: datetime | None, completed: datetime) 
 
 
 def deadline_outcome(planned: Condition | None, deadline: datetime | None, now: datetime, *,
-                     finished_at: datetime | None, flagged: bool, failed: bool) -> Condition | None:
+                     finished_at: datetime | None, flagged: bool, ended: bool) -> Condition | None:
     """The `DeadlineAtRisk` to write this pass, from the plan's (`planned`, None: leave it as it is) and what
     happened: succeeded at `finished_at` -> met or missed (met written only when the job had the condition,
-    `flagged`, so a job that was never at risk gains no condition); a failed job keeps what it had; a job not
-    finished after its deadline -> missed, whatever its plan said."""
+    `flagged`, so a job that was never at risk gains no condition); any other job that `ended` (failed, or no
+    completion time known) keeps what it had; a job not finished after its deadline -> missed, whatever its plan
+    said."""
     if deadline is None:
         return planned
     if finished_at is not None:
         settled = finished_deadline_condition(deadline, finished_at)
         return settled if flagged or (settled is not None and settled.status == "True") else planned
-    if failed or ensure_utc(now) <= deadline:
+    if ended or ensure_utc(now) <= deadline:
         return planned
     return Condition(DEADLINE_AT_RISK, "True", REASON_MISSED,
                      f"not finished by its deadline {format_instant(deadline)}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from llmasos.api.conditions import Condition
 from llmasos.planning.timing.carbon_window import CarbonJob
 from llmasos.planning.timing.fleet import plan_fleet
-from llmasos.planning.timing.fleet_status import Member, deadline_condition, fleet_inputs
+from llmasos.planning.timing.fleet_status import Member, deadline_condition, deadline_outcome, fleet_inputs
 from llmasos.planning.timing.fleet_types import PoolCapacity
 from llmasos.planning.timing.served import RunLedger
 from tests.unit.planning.builders import T0
@@ -80,3 +81,23 @@ def test_deadline_condition_says_why_and_when() -> None:
     assert "earliest feasible end 2024-03-06T14:00:00Z" in cond.message
     ok = plan_fleet(pending, [PoolCapacity("p", 4, "Z")], reserved, {"Z": forecast()}, T0 + 6 * HOUR)
     assert deadline_condition(ok.by_id()["ns/late"]).status == "False"
+
+
+def test_the_deadline_outcome_of_a_job_from_what_happened() -> None:
+    due = datetime(2026, 3, 6, 14, tzinfo=UTC)
+    on_track = Condition("DeadlineAtRisk", "False", "DeadlineOnTrack", "planned to finish by its deadline")
+    late = due + timedelta(minutes=5)
+
+    def outcome(planned: Condition | None = None, now: datetime = late, finished_at: datetime | None = None,
+                flagged: bool = False, ended: bool = False) -> tuple[str, str] | None:
+        found = deadline_outcome(planned, due, now, finished_at=finished_at, flagged=flagged, ended=ended)
+        return (found.status, found.reason) if found is not None else None
+
+    assert outcome(on_track, now=due) == ("False", "DeadlineOnTrack"), "due now is not late"
+    assert outcome(on_track) == ("True", "DeadlineMissed"), "unfinished after the deadline, whatever the plan"
+    assert outcome(None) == ("True", "DeadlineMissed")
+    assert outcome(finished_at=late) == ("True", "DeadlineMissed")
+    assert outcome(finished_at=due) is None, "in time and never at risk: no condition gained"
+    assert outcome(finished_at=due, flagged=True) == ("False", "DeadlineMet")
+    assert outcome(None, ended=True) is None, "failed, or ended with no completion time: left as it was"
+    assert deadline_outcome(on_track, None, late, finished_at=None, flagged=True, ended=False) == on_track
