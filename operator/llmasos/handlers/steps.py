@@ -12,7 +12,7 @@ ran to the end, once, and posts its Events after that write succeeded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -100,7 +100,7 @@ class Pass:
     @property
     def started(self) -> bool:
         """The job ran (startTime recorded) or has a child Job: never re-placed, never held before its start again."""
-        return bool(self.status.get("startTime")) or bool(self.observed)
+        return has_started(self.status, self.observed)
 
     @property
     def owner(self) -> Owner:
@@ -159,6 +159,11 @@ async def write_status(ctx: OperatorContext, body: dict[str, Any], new: dict[str
     return True
 
 
+def has_started(status: Mapping[str, Any], observed: Sequence[ObservedJob]) -> bool:
+    """`Pass.started`, for the read step that builds the Pass."""
+    return bool(status.get("startTime")) or bool(observed)
+
+
 async def fail_invalid(ctx: OperatorContext, body: dict[str, Any], exc: SpecError) -> kopf.PermanentError:
     """Write Failed with InvalidSpec (and its Event); the PermanentError for the caller to raise."""
     meta, status = body["metadata"], body.get("status") or {}
@@ -183,7 +188,7 @@ async def read(ctx: OperatorContext, body: dict[str, Any], indexes: Mapping[str,
         spec = parse_spec(dict(body.get("spec") or {}))
         if status.get("phase") not in TERMINAL:  # never fail a finished job retroactively
             check_deadline(spec.carbon, parse_instant(str(meta["creationTimestamp"]), "metadata.creationTimestamp"))
-            if not status.get("startTime") and not observed:  # a running job's pods keep the config they started with
+            if not has_started(status, observed):  # a running job's pods keep the config they started with
                 check_builtin_worker(spec)
     except SpecError as exc:
         raise await fail_invalid(ctx, body, exc) from exc
