@@ -14,21 +14,11 @@ import os
 import zipfile
 from pathlib import Path
 
-from llmasos.api.task_config import (
-    COMPRESSION_METHODS,
-    PRESETS,
-    SWITCH_VALUES,
-    SWITCHES,
-    ConfigError,
-    GPTConfig,
-    TaskConfig,
-    check_env_layout,
-    model_config,
-)
+from llmasos.api.task_config import PRESETS, ConfigError, GPTConfig, TaskConfig, check_env_layout, model_config
 from llmasos.api.worker_contract import WorkerEnv
 
-__all__ = ["COMPRESSION_METHODS", "PRESETS", "SWITCHES", "SWITCH_VALUES", "ConfigError", "GPTConfig", "TaskConfig",
-           "check_env_layout", "check_layout", "model_config"]
+# What the worker's modules import from here (the settings live in llmasos.api.task_config).
+__all__ = ["PRESETS", "ConfigError", "GPTConfig", "TaskConfig", "check_layout", "model_config"]
 
 
 def check_layout(env: WorkerEnv, cfg: TaskConfig) -> None:
