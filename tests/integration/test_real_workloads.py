@@ -134,6 +134,13 @@ def test_ddp_job_trains_in_pods_and_gets_its_carbon_and_tokens(
     carbon = carbon_with_tokens(api, "ddp", result["tokens"])
     assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3,
                                                      abs=KWH_ROUNDING_J / carbon["tokens"])
+    # The steps, too: all 60 of the 60 planned, in status.progress and in kubectl's Progress column.
+    progress = wait_for(lambda: (p := api.get(llmjob_path(JOBS_NS, "ddp"))["status"].get("progress")) and
+                        p["step"] == 60 and p, timeout=60, what="status.progress at step 60")
+    assert progress == {"step": 60, "plannedSteps": 60, "percent": 100, "display": "60/60 (100%)"}
+    table = cluster.kubectl("get", "llmjob", "-n", JOBS_NS, "ddp").stdout
+    header, row = table.splitlines()[:2]
+    assert row[header.index("PROGRESS"):].startswith("60/60 (100%)"), table
 
 
 def test_inference_in_two_pods_counts_the_jobs_tokens(cluster: LocalCluster, chart: str, api: AdminApi) -> None:
@@ -152,6 +159,7 @@ def test_inference_in_two_pods_counts_the_jobs_tokens(cluster: LocalCluster, cha
     carbon = carbon_with_tokens(api, "infer", done["new_tokens"])
     assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3,
                                                      abs=KWH_ROUNDING_J / carbon["tokens"])
+    assert "progress" not in api.get(llmjob_path(JOBS_NS, "infer"))["status"]  # no planned step count
 
 
 def test_a_worker_that_cannot_start_says_why(cluster: LocalCluster, chart: str, api: AdminApi) -> None:
@@ -231,6 +239,10 @@ def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
                                "-f", "-n", JOBS_NS, first], stdout=subprocess.PIPE, text=True)
     wait_for(lambda: any(e["event"] == "step" and e["step"] >= 20
                                      for e in worker_events(cluster, JOBS_NS, first)), timeout=240, what="20 steps")
+    # While it runs, status.progress follows the workers' step (read by the agent every 10 s or so).
+    running = wait_for(lambda: (p := api.get(llmjob_path(JOBS_NS, "suspend"))["status"].get("progress")) and p,
+                       timeout=60, what="status.progress while running")
+    assert (running["plannedSteps"], running["step"] < 400) == (400, True), running
     api.request("PATCH", llmjob_path(JOBS_NS, "suspend"), {"spec": {"suspend": True}},
                 content_type="application/merge-patch+json")
     out, _ = follow.communicate(timeout=150)
@@ -258,6 +270,9 @@ def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
     carbon = carbon_with_tokens(api, "suspend", 400 * per_step)
     assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3,
                                                      abs=KWH_ROUNDING_J / carbon["tokens"])
+    progress = wait_for(lambda: (p := api.get(llmjob_path(JOBS_NS, "suspend"))["status"].get("progress")) and
+                        p["step"] == 400 and p, timeout=60, what="status.progress at step 400")
+    assert progress["display"] == "400/400 (100%)", progress  # across the two runs
     cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "suspend", "--wait=false")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llmasos.api.worker_contract import EXIT_OK, EXIT_SUSPENDED, parse_final_tokens
+from llmasos.api.worker_contract import EXIT_OK, EXIT_SUSPENDED, FinalProgress, parse_final_progress
 from llmasos_worker.progress import Progress
 from llmasos_worker.runtime import write_final_progress
 from tests.worker.helpers import free_port, run_worker, worker_env
@@ -24,7 +24,8 @@ def test_a_finished_run_leaves_the_jobs_token_count(tmp_path: Path) -> None:
     assert run.returncode == EXIT_OK, run.stderr
     done = run.one("done")
     assert done["tokens"] > 0
-    assert parse_final_tokens(log.read_text()) == done["tokens"]  # the global count, as /metrics exports it
+    # The global count, as /metrics exports it, and the step the run ended at of the steps it planned.
+    assert parse_final_progress(log.read_text()) == FinalProgress(done["tokens"], 6, 6)
 
 
 def test_a_failing_run_leaves_it_empty(tmp_path: Path) -> None:
@@ -48,8 +49,10 @@ def test_written_only_where_the_kubelet_made_the_file(tmp_path: Path) -> None:
     assert not (tmp_path / "absent").exists()  # outside a pod nothing is created
     (tmp_path / "present").touch()
     assert write_final_progress(progress, str(tmp_path / "present"))
-    assert parse_final_tokens((tmp_path / "present").read_text()) == 245760
+    assert parse_final_progress((tmp_path / "present").read_text()) == FinalProgress(245760, 60, None)
     # The kubelet puts the runtime's own message first when there is one.
-    assert parse_final_tokens("Completed: " + (tmp_path / "present").read_text()) == 245760
-    assert parse_final_tokens("Traceback (most recent call last): {not json") is None
-    assert parse_final_tokens('{"tokens": 5}') is None  # someone else's JSON
+    progress.plan(100)
+    assert write_final_progress(progress, str(tmp_path / "present"))
+    assert parse_final_progress("Completed: " + (tmp_path / "present").read_text()) == FinalProgress(245760, 60, 100)
+    assert parse_final_progress("Traceback (most recent call last): {not json") is None
+    assert parse_final_progress('{"tokens": 5}') is None  # someone else's JSON

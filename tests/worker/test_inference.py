@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmasos.api.worker_contract import WorkerEnv, parse_final_tokens
+from llmasos.api.worker_contract import FinalProgress, WorkerEnv, parse_final_progress
 from llmasos_worker.config import PRESETS
 from llmasos_worker.inference import generate
 from llmasos_worker.model import build_model
@@ -47,8 +47,9 @@ def test_ddp_and_ray_inference_agree(trained_model: Path, tmp_path: Path) -> Non
     assert done["new_tokens"] == ray_done["new_tokens"] == len(PROMPTS) * NEW_TOKENS
     # The pod's count is the job's, not its own replica's (rank 0 generated 3 of the 5 prompts), as in training:
     # the operator divides the job's energy by the largest pod's count.
-    assert parse_final_tokens(ddp_log.read_text()) == done["new_tokens"]
-    assert parse_final_tokens(ray_log.read_text()) == ray_done["new_tokens"]
+    ddp_final, ray_final = parse_final_progress(ddp_log.read_text()), parse_final_progress(ray_log.read_text())
+    assert ddp_final == FinalProgress(done["new_tokens"], 1, None)  # inference has no planned step count
+    assert ray_final == FinalProgress(ray_done["new_tokens"], 1, None)
     assert ray_done["tokens_per_second"] == ray_done["new_tokens"] / ray_done["seconds"]
     assert ray_done["tokens_per_second"] > 0
     assert [c["prompt"] for c in ray_done["completions"]] == PROMPTS

@@ -62,6 +62,10 @@ def test_render_is_prometheus_text() -> None:
     text = render(progress.snapshot(), {"GPU-1aaa": 12.5}, {"job": 'a"b', "namespace": "ns"})
     assert '# TYPE llmasos_worker_tokens_total counter' in text
     assert 'llmasos_worker_step{job="a\\"b",namespace="ns"} 3.0' in text
+    assert "llmasos_worker_planned_steps" not in text  # only a task with a planned total exports it
+    progress.plan(40)
+    assert 'llmasos_worker_planned_steps{job="a\\"b",namespace="ns"} 40.0' in render(progress.snapshot(), {}, {
+        "job": 'a"b', "namespace": "ns"})
     assert 'llmasos_worker_loss{job="a\\"b",namespace="ns"} 2.5' in text
     assert 'llmasos_worker_gpu_energy_joules_total{job="a\\"b",namespace="ns",gpu="GPU-1aaa"} 12.5' in text
     assert text.count("# TYPE llmasos_worker_gpu_energy_joules_total") == 1
@@ -124,8 +128,10 @@ def test_node_agent_reads_worker_metrics() -> None:
     clock = FakeClock()
     progress = Progress(clock)
     clock.now += 2.0
+    progress.plan(10)
     progress.update(4, 4096, 3.0)
     reading = parse_progress(render(progress.snapshot(), {"GPU-0aaa": 1.0}, {"job": "j"}), DEFAULT_PROGRESS_METRICS)
     assert reading is not None
     assert reading.work == 4096.0
     assert reading.updated_at == 102.0
+    assert (reading.step, reading.planned_steps) == (4.0, 10.0)

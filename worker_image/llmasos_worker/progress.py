@@ -34,6 +34,7 @@ class Snapshot:
     loss: float | None
     elapsed_seconds: float
     updated_at: float | None  # clock reading of the last update (monotonic: only differences mean anything)
+    planned_steps: int | None = None  # the step the run ends at (None: the task has no planned total)
 
 
 class Progress:
@@ -46,6 +47,7 @@ class Progress:
         self._step = 0
         self._tokens = 0
         self._loss: float | None = None
+        self._planned: int | None = None
         self._marks: collections.deque[tuple[float, int]] = collections.deque(maxlen=RATE_WINDOW + 1)
 
     def update(self, step: int, tokens: int, loss: float | None = None) -> None:
@@ -56,14 +58,20 @@ class Progress:
                 self._loss = loss
             self._marks.append((now, tokens))
 
+    def plan(self, steps: int) -> None:
+        """The step the run ends at, so readers can tell how far along it is (`llmasos_worker_planned_steps`)."""
+        with self._lock:
+            self._planned = steps
+
     def snapshot(self) -> Snapshot:
         with self._lock:
             marks = list(self._marks)
-            step, tokens, loss = self._step, self._tokens, self._loss
+            step, tokens, loss, planned = self._step, self._tokens, self._loss, self._planned
         rate = 0.0
         if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
             rate = (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
-        return Snapshot(step, tokens, rate, loss, self._clock() - self._start, marks[-1][0] if marks else None)
+        return Snapshot(step, tokens, rate, loss, self._clock() - self._start, marks[-1][0] if marks else None,
+                        planned)
 
 
 class EnergyMeter(Protocol):
@@ -181,6 +189,9 @@ def render(snap: Snapshot, energy: dict[str, float], labels: dict[str, str]) -> 
         lines.append(f"{name}{{{lab}}} {value!r}")
 
     metric("llmasos_worker_step", "gauge", "Optimizer steps completed.", float(snap.step))
+    if snap.planned_steps is not None:
+        metric("llmasos_worker_planned_steps", "gauge", "The step the run ends at (the task's planned total).",
+               float(snap.planned_steps))
     metric("llmasos_worker_tokens_total", "counter", "Tokens processed (global batch).", float(snap.tokens))
     metric("llmasos_worker_tokens_per_second", "gauge", "Recent throughput in tokens per second.",
            snap.tokens_per_second)

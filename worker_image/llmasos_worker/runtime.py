@@ -170,7 +170,7 @@ def write_final_progress(progress: Progress, path: str | None = None) -> bool:
         return False
     snap = progress.snapshot()
     try:
-        target.write_text(final_progress_message(snap.step, snap.tokens))
+        target.write_text(final_progress_message(snap.step, snap.tokens, snap.planned_steps))
     except OSError:  # not writable: the agent keeps its last reading of /metrics
         return False
     return True

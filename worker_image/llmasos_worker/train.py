@@ -72,6 +72,7 @@ def run_train(ctx: RunContext) -> int:
                  tp=layout.tp, pp=layout.pp, device=str(layout.device), bf16=engine.bf16, model=loaded.source,
                  parameters=param_count(loaded.module), resumed_from=start, steps=cfg.steps,
                  options=asdict(options), threads=ctx.threads)
+        ctx.progress.plan(cfg.steps)
         ctx.progress.update(start, start * tokens_per_step)
         saved = start
         losses = LossLog(layout.is_logger)

@@ -8,7 +8,7 @@ One `tick()` is one level-based pass (the same whether a pod started, changed, e
 4. per live GPU pod, compute the target limit (static policies, one energyOptimal step, or the limit of a multi-node
    job's leader pod: `leader.py`), apply it, and read the worker's token counter (each pass while searching, else
    every `progress_interval_s` with back-off) for the energy per token; an ended pod's last count comes from its
-   termination message (`_final_tokens`);
+   termination message (`_final_counts`);
 5. publish a snapshot; write the report when due.
 
 Caps are recorded before they are applied and forgotten after they are undone (`state`), so `start()` can restore
@@ -146,7 +146,7 @@ class PowerAgent:
             self._on_assign(assignment, live)
         for uid in [u for u in self._controls if u not in assignment]:
             self._end(uid, now)
-        self._final_tokens()
+        self._final_counts()
         for uid, gpus in assignment.items():
             self._control(live[uid], gpus, now)
         self._owners = {i: self._controls[uid].ref for uid, gpus in assignment.items() for i in gpus}
@@ -212,8 +212,10 @@ class PowerAgent:
             if ctl is not None and ctl.gpus != gpus:
                 for i in set(ctl.gpus) - set(gpus):
                     self._restore(i, "GPU left the pod")
-            tokens = ctl.tokens if ctl is not None else None
-            ctl = PodControl(ref=ref, spec=pod.power, gpus=gpus, tokens=tokens)
+            old = ctl
+            ctl = PodControl(ref=ref, spec=pod.power, gpus=gpus)
+            if old is not None:
+                ctl.tokens, ctl.step, ctl.planned_steps = old.tokens, old.step, old.planned_steps
             self._controls[pod.uid] = ctl
             self._dirty = self._unsaved = True
         infos = [self._gpus[i] for i in gpus]
@@ -243,8 +245,8 @@ class PowerAgent:
         if ctl.search is None:
             ctl.search = self._resumed(pod.uid, start_search(infos[0].limits, ctl.spec.max_slowdown, now, settings))
         reading = self._progress.read(pod, ctl.gpus)
-        if reading is not None and reading.tokens is not None:
-            ctl.tokens = reading.tokens
+        if reading is not None:
+            ctl.take(reading)
         if reading is None:
             ctl.state = "NoProgress"  # nothing to measure: hold the default, never cap blind
             return infos[0].limits.default_w
@@ -339,15 +341,14 @@ class PowerAgent:
         self._state = replace(self._state, ended=(*self._state.ended, (uid, now)))
         self._dirty = self._unsaved = True
 
-    def _final_tokens(self) -> None:
+    def _final_counts(self) -> None:
         """An ended pod's count from its termination message, where it is more than the last /metrics reading: the
         steps after that reading (a short job may end before its first). Also after an agent restart, which keeps
         ended pods' energy but not their readings, while the pod object is still there."""
         for _, ctl in self._ended.values():
             view = self._views.get(ctl.ref.uid)
-            final = view.final_tokens if view is not None else None
-            if final is not None and final > (ctl.tokens or 0.0):
-                ctl.tokens = final
+            final = view.final_progress if view is not None else None
+            if final is not None and ctl.take_final(final):
                 self._dirty = True
 
     def _expire(self, now: float) -> None:

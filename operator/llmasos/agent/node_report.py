@@ -59,6 +59,8 @@ def report_payload(snap: Snapshot) -> dict[str, object]:
                 "slowdown": None if p.slowdown is None else round(p.slowdown, 4),
                 "defaultW": round(defaults[p.gpus[0]], 1) if p.gpus and p.gpus[0] in defaults else None,
                 "tokens": None if p.tokens is None else round(p.tokens, 1),
+                "step": p.step,
+                "plannedSteps": p.planned_steps,
             }
             for p in snap.pods
         ],

@@ -15,8 +15,9 @@ from llmasos.agent.energy import EnergyLedger, MeterState, PodRef
 from llmasos.agent.leader import LeaderView
 from llmasos.agent.pods import NodePodView
 from llmasos.agent.power_policy import PowerSpec, SearchState
-from llmasos.agent.progress import ProgressReader
+from llmasos.agent.progress import ProgressReader, ProgressReading
 from llmasos.agent.snapshot import GpuStatus, PodStatus, Snapshot
+from llmasos.api.worker_contract import FinalProgress
 
 
 @dataclass
@@ -27,6 +28,8 @@ class PodControl:
     search: SearchState | None = None
     state: str = "Default"
     tokens: float | None = None  # the worker's cumulative tokens at the last successful read
+    step: float | None = None  # its step then, and the step its run ends at (None: not exported)
+    planned_steps: float | None = None
     progress_due: float = float("-inf")  # next token read (pods that are not energyOptimal)
     progress_wait: float = 0.0  # current wait between reads (grows while the worker does not answer)
     leader: LeaderView | None = None  # a follower of a multi-node job: its leader as last read (`leader.py`)
@@ -40,11 +43,25 @@ class PodControl:
             return
         reading = progress.read(pod, self.gpus)
         if reading is not None and reading.tokens is not None:
-            self.tokens = reading.tokens
+            self.take(reading)
             self.progress_wait = interval_s
         else:
             self.progress_wait = min(max(self.progress_wait * 2, interval_s), max_backoff_s)
         self.progress_due = now + self.progress_wait
+
+    def take(self, reading: ProgressReading) -> None:
+        """The worker's count from a /metrics reading (kept as it was where the reading lacks it)."""
+        self.tokens = reading.tokens if reading.tokens is not None else self.tokens
+        self.step = reading.step if reading.step is not None else self.step
+        self.planned_steps = reading.planned_steps if reading.planned_steps is not None else self.planned_steps
+
+    def take_final(self, final: FinalProgress) -> bool:
+        """The count an ended worker left in its termination message, where it is past the last reading."""
+        if final.tokens <= (self.tokens or 0.0):
+            return False
+        self.tokens, self.step = final.tokens, final.step if final.step is not None else self.step
+        self.planned_steps = final.steps if final.steps is not None else self.planned_steps
+        return True
 
     def to_status(self, ledger: EnergyLedger, limit_w: float | None, ended_at: float | None) -> PodStatus:
         """The snapshot's view: `limit_w` is the limit on its first GPU now (None once ended)."""
@@ -57,7 +74,7 @@ class PodControl:
             ref=self.ref, gpus=self.gpus, policy=self.spec.policy, limit_w=limit_w, state=self.state,
             energy_j=ledger.pod_joules(self.ref), ended_at=ended_at,
             chosen_w=chosen, slowdown=slowdown, searches=s.searches if s else 0,
-            tokens=self.tokens,
+            tokens=self.tokens, step=self.step, planned_steps=self.planned_steps,
         )  # fmt: skip
 
 

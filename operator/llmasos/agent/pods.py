@@ -3,7 +3,7 @@
 The agent never talks to the API server itself: `PodLister` (pods on my node) and `ReportSink` (publish my node's
 report) are injected, so the agent runs the same against the real cluster, a pods file, or a test double.
 
-A worker that ended cleanly leaves its last token count in its termination message (`final_tokens`): the agent reads
+A worker that ended cleanly leaves its last token count in its termination message (`final_progress`): the agent reads
 /metrics only every few seconds, and the pod's endpoint is gone once it exits.
 
 Where the power policy comes from: the operator copies the LLMJob's `spec.power` onto each worker pod as the
@@ -21,7 +21,7 @@ from typing import Protocol
 from llmasos.agent.power_policy import PowerSpec
 from llmasos.api import constants
 from llmasos.api.phase import POD_TERMINAL
-from llmasos.api.worker_contract import parse_final_tokens
+from llmasos.api.worker_contract import FinalProgress, parse_final_progress
 from llmasos.errors import SpecError, TransientError
 
 POWER_ANNOTATION = constants.POWER_ANNOTATION
@@ -67,8 +67,8 @@ class NodePodView(Protocol):
         ...
 
     @property
-    def final_tokens(self) -> float | None:
-        """The worker's last token count from its termination message (written on a clean exit, see
+    def final_progress(self) -> FinalProgress | None:
+        """The worker's last count from its termination message (written on a clean exit, see
         `worker_contract.final_progress_message`); None while it runs, or when it wrote none."""
         ...
 
@@ -114,7 +114,7 @@ class NodePod:
     power: PowerSpec = field(default_factory=PowerSpec)
     pod_ip: str = ""
     progress_port: int = 0
-    final_tokens: float | None = None
+    final_progress: FinalProgress | None = None
     attempt: str = ""
     rank: int | None = None
     nnodes: int = 1
@@ -174,23 +174,23 @@ def node_pod_from_object(obj: Mapping[str, object]) -> NodePod:
         power=power,
         pod_ip=_str(status.get("podIP")),
         progress_port=port,
-        final_tokens=_final_tokens(status),
+        final_progress=_final_progress(status),
         attempt=_str(labels.get(ATTEMPT_LABEL)),
         rank=_int(annotations.get(INDEX_ANNOTATION)),
         nnodes=nnodes,
     )
 
 
-def _final_tokens(status: Mapping[str, object]) -> float | None:
-    """The largest count any of the pod's terminated containers left in its termination message."""
+def _final_progress(status: Mapping[str, object]) -> FinalProgress | None:
+    """The largest count (by tokens) any of the pod's terminated containers left in its termination message."""
     found = []
     statuses = status.get("containerStatuses")
     for cs in statuses if isinstance(statuses, list) else []:
         terminated = _map(_map(_map(cs).get("state")).get("terminated"))
-        tokens = parse_final_tokens(_str(terminated.get("message")))
-        if tokens is not None:
-            found.append(tokens)
-    return max(found, default=None)
+        final = parse_final_progress(_str(terminated.get("message")))
+        if final is not None:
+            found.append(final)
+    return max(found, key=lambda f: f.tokens, default=None)
 
 
 class PodsFile:

@@ -7,7 +7,8 @@ over samples (llmasos_worker's progress server exports tokens_total and step). I
 are used), the search times throughput with it, so 5 s polling does not quantise progress. Workers need no API
 credentials.
 
-Tokens are read besides: `llmasos_worker_tokens_total` (whatever `metric_names` says) is what the operator divides
+Tokens are read besides (and the step with the step the run ends at, `llmasos_worker_planned_steps`, for the
+LLMJob's `status.progress`): `llmasos_worker_tokens_total` (whatever `metric_names` says) is what the operator divides
 energy by for energy per token, so every reading carries it when the worker exports it. The worker's counter is the
 job's global count (tokens of the global batch, cumulative across resumes from a checkpoint), the same on every pod
 of a data-parallel group: the operator takes the largest of a job's pods, never their sum.
@@ -28,7 +29,9 @@ from llmasos.agent.pods import NodePodView
 
 log = logging.getLogger(__name__)
 TOKENS_METRIC = "llmasos_worker_tokens_total"
-DEFAULT_PROGRESS_METRICS = (TOKENS_METRIC, "llmasos_worker_samples_total", "llmasos_worker_step")
+STEP_METRIC = "llmasos_worker_step"
+PLANNED_STEPS_METRIC = "llmasos_worker_planned_steps"
+DEFAULT_PROGRESS_METRICS = (TOKENS_METRIC, "llmasos_worker_samples_total", STEP_METRIC)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class ProgressReading:
     work: float
     updated_at: float | None = None  # the worker's own timestamp of the last advance, if it exports one
     tokens: float | None = None  # the worker's cumulative tokens (llmasos_worker_tokens_total), if it exports them
+    step: float | None = None  # optimizer steps done (llmasos_worker_step), if it exports them
+    planned_steps: float | None = None  # the step its run ends at (llmasos_worker_planned_steps), if it has one
 
 
 class ProgressReader(Protocol):
@@ -53,7 +58,7 @@ class NoProgress:
 
 def parse_progress(text: str, metric_names: Sequence[str]) -> ProgressReading | None:
     """The first of `metric_names` present in Prometheus text (summed over its samples), with its timestamp, and
-    the worker's token counter when present (whichever metric measures the work)."""
+    the worker's token counter, step and planned steps when present (whichever metric measures the work)."""
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -63,7 +68,8 @@ def parse_progress(text: str, metric_names: Sequence[str]) -> ProgressReading | 
         if name in values:
             base = name.removesuffix("_total")
             stamp = values.get(f"{base}_updated_timestamp_seconds")
-            return ProgressReading(values[name], stamp, tokens)
+            return ProgressReading(values[name], stamp, tokens, values.get(STEP_METRIC),
+                                   values.get(PLANNED_STEPS_METRIC))
     return None
 
 

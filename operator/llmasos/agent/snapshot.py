@@ -40,6 +40,8 @@ class PodStatus:
     slowdown: float | None = None  # energyOptimal: measured slowdown of the chosen limit
     searches: int = 0  # energyOptimal: searches and re-checks so far
     tokens: float | None = None  # the worker's cumulative token counter at the last read (None: never read)
+    step: float | None = None  # the worker's step then (None: not exported)
+    planned_steps: float | None = None  # the step its run ends at (None: not exported)
 
 
 @dataclass(frozen=True)

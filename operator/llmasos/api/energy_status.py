@@ -237,12 +237,14 @@ class PodPower:
     default_watts: float | None = None
     slowdown: float | None = None
     tokens: float | None = None
+    step: float | None = None  # the worker's optimizer step and the step its run ends at (status.progress)
+    planned_steps: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     KEYS: ClassVar[dict[str, str]] = {
         "pod": "pod", "node": "node", "gpus": "gpus", "policy": "policy", "limit_watts": "limitWatts", "state": "state",
         "energy_joules": "energyJoules", "read_at": "readAt", "default_watts": "defaultWatts", "slowdown": "slowdown",
-        "tokens": "tokens"}
+        "tokens": "tokens", "step": "step", "planned_steps": "plannedSteps"}
 
     @classmethod
     def read(cls, raw: Mapping[str, Any]) -> PodPower:
@@ -253,7 +255,8 @@ class PodPower:
             policy=_text(raw.get("policy")), limit_watts=number(raw.get("limitWatts")), state=_text(raw.get("state")),
             energy_joules=number(raw.get("energyJoules")), read_at=_text(raw.get("readAt")),
             default_watts=number(raw.get("defaultWatts")), slowdown=number(raw.get("slowdown")),
-            tokens=number(raw.get("tokens")), extra=_extra(raw, cls.KEYS.values()),
+            tokens=number(raw.get("tokens")), step=number(raw.get("step")),
+            planned_steps=number(raw.get("plannedSteps")), extra=_extra(raw, cls.KEYS.values()),
         )
 
     def to_status(self) -> dict[str, Any]:

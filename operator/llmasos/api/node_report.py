@@ -47,6 +47,8 @@ class PodPowerReport:
     slowdown: float | None = None  # energyOptimal: measured slowdown of the chosen limit
     default_w: float | None = None  # NVML default limit of the pod's GPUs (the uncapped reference)
     chosen_w: float | None = None  # energyOptimal: the limit the search chose (a follower: its leader's choice)
+    step: float | None = None  # the worker's optimizer steps done (llmasos_worker_step), when it exports them
+    planned_steps: float | None = None  # the step its run ends at (llmasos_worker_planned_steps), when it has one
 
 
 def parse_node_report(configmap: Mapping[str, object]) -> list[PodPowerReport]:
@@ -75,6 +77,8 @@ def parse_node_report(configmap: Mapping[str, object]) -> list[PodPowerReport]:
             slowdown=_opt_float(p.get("slowdown")),
             default_w=_opt_float(p.get("defaultW")),
             chosen_w=_opt_float(p.get("chosenW")),
+            step=_opt_float(p.get("step")),
+            planned_steps=_opt_float(p.get("plannedSteps")),
         )
         for p in doc["pods"]
     ]

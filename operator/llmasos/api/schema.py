@@ -29,7 +29,7 @@ from llmasos.api.openapi import (
     string,
 )
 from llmasos.api.phase import Phase
-from llmasos.api.status_schema import carbon_status_schema, power_status_schema
+from llmasos.api.status_schema import carbon_status_schema, power_status_schema, progress_status_schema
 from llmasos.api.worker_contract import STRATEGIES, TASKS
 from llmasos.api.workload_policy import (
     ALLOW_HOST_VOLUMES_LABEL,
@@ -355,6 +355,7 @@ def status_schema() -> Schema:
             "plan": obj("The carbon-aware plan.", preserve_unknown=True),
             "carbon": carbon_status_schema(),
             "power": power_status_schema(),
+            "progress": progress_status_schema(),
         },
     )
 

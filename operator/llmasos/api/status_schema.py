@@ -1,4 +1,5 @@
-"""Schemas of the operator-written accounting objects in LLMJob status: `status.carbon` and `status.power`.
+"""Schemas of the operator-written accounting objects in LLMJob status: `status.carbon`, `status.power` and
+`status.progress`.
 
 Documented field by field so `kubectl explain` and docs/reference/llmjob.md say what each number means; both keep
 `x-kubernetes-preserve-unknown-fields` for the bookkeeping the operator keeps beside them (the energy ledger) and so
@@ -7,7 +8,7 @@ that an older CRD never prunes a field a newer operator writes. Computations: do
 
 from __future__ import annotations
 
-from llmasos.api.openapi import Schema, array, boolean, number, obj, string
+from llmasos.api.openapi import Schema, array, boolean, integer, number, obj, string
 
 
 def carbon_status_schema() -> Schema:
@@ -58,6 +59,19 @@ def carbon_status_schema() -> Schema:
     )
 
 
+def progress_status_schema() -> Schema:
+    return obj(
+        "How far along the job's training is, from its workers' step counts (the built-in worker's train and "
+        "finetune tasks; absent for other tasks). Counted across resumes from a checkpoint.",
+        {
+            "step": integer("Optimizer steps done (the largest any worker pod reported).", minimum=0),
+            "plannedSteps": integer("The step the run ends at (taskConfig steps).", minimum=1),
+            "percent": integer("step / plannedSteps x 100, rounded down.", minimum=0, maximum=100),
+            "display": string("step/plannedSteps (percent%), for kubectl.", max_length=64),
+        },
+    )
+
+
 def power_status_schema() -> Schema:
     pod = obj(
         "One worker pod as its node agent last reported it.",
@@ -73,6 +87,10 @@ def power_status_schema() -> Schema:
                             max_length=32),
             "energyJoules": number("GPU energy metered for the pod (J).", minimum=0),
             "tokens": number("The worker's token counter at the agent's last read.", minimum=0),
+            "step": number("The worker's optimizer steps done at the agent's last read (llmasos_worker_step).",
+                           minimum=0),
+            "plannedSteps": number("The step the worker's run ends at (llmasos_worker_planned_steps); absent for "
+                                   "tasks without a planned step count.", minimum=0),
             "readAt": string("Time of the report this entry comes from.", max_length=64),
         },
         preserve_unknown=True,

@@ -33,21 +33,40 @@ TERMINATION_LOG = "/dev/termination-log"
 FINAL_PROGRESS_KEY = "llmasosFinalProgress"
 
 
-def final_progress_message(step: int, tokens: int) -> str:
-    return json.dumps({FINAL_PROGRESS_KEY: {"step": step, "tokens": tokens}}, sort_keys=True)
+def final_progress_message(step: int, tokens: int, steps: int | None = None) -> str:
+    """`steps`: the step the run ends at (the task's planned total), when the task has one."""
+    count: dict[str, int] = {"step": step, "tokens": tokens}
+    if steps is not None:
+        count["steps"] = steps
+    return json.dumps({FINAL_PROGRESS_KEY: count}, sort_keys=True)
 
 
-def parse_final_tokens(message: str) -> float | None:
-    """The tokens of a termination message `final_progress_message` wrote (the kubelet may prefix the runtime's
-    own message, "...: {...}"); None for any other message."""
+@dataclass(frozen=True)
+class FinalProgress:
+    """The worker's last count, as its termination message gives it (`steps` None: the run has no planned total)."""
+
+    tokens: float
+    step: float | None = None
+    steps: float | None = None
+
+
+def parse_final_progress(message: str) -> FinalProgress | None:
+    """The count of a termination message `final_progress_message` wrote (the kubelet may prefix the runtime's own
+    message, "...: {...}"); None for any other message."""
     start = message.find("{")
     try:
         doc = json.loads(message[start:]) if start >= 0 else None
     except json.JSONDecodeError:
         return None
     final = doc.get(FINAL_PROGRESS_KEY) if isinstance(doc, dict) else None
-    tokens = final.get("tokens") if isinstance(final, dict) else None
-    return float(tokens) if isinstance(tokens, int | float) and not isinstance(tokens, bool) else None
+    if not isinstance(final, dict):
+        return None
+    tokens, step, steps = (_count(final.get(key)) for key in ("tokens", "step", "steps"))
+    return FinalProgress(tokens, step, steps) if tokens is not None else None
+
+
+def _count(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 # A Kubernetes CPU quantity as LLMJobs write it: "2", "0.5", "500m" (decimal SI suffixes accepted too).

@@ -20,6 +20,7 @@ from llmasos.cluster.builders import job_name, service_name
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.gate import job_for
 from llmasos.handlers.steps import Pass, Placement, Timing, measured_carbon, write_status
+from llmasos.planning.accounting.progress_status import build_progress
 from llmasos.planning.lifecycle.decision import RAYJOB_KIND, Decision, EnsureJob, ObservedJob
 from llmasos.planning.lifecycle.status import build_status
 
@@ -37,7 +38,8 @@ async def account(ctx: OperatorContext, job: Pass, placement: Placement, decisio
 
 def render(job: Pass, placement: Placement, timing: Timing, decision: Decision, extra: tuple[Condition, ...],
            carbon: CarbonStatus | None) -> dict[str, Any]:
-    """The new status (pure): the decision, the conditions, the placement, power, plan, children and carbon; each
+    """The new status (pure): the decision, the conditions, the placement, power, progress, plan, children and
+    carbon; each
     typed section is rendered to its JSON here, once."""
     has_children = bool(job.observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
     children = {"job": job_name(job.name, decision.attempt), "service": service_name(job.name)} if has_children \
@@ -45,9 +47,11 @@ def render(job: Pass, placement: Placement, timing: Timing, decision: Decision, 
     if children is not None and any(j.kind == RAYJOB_KIND for j in job.observed):
         del children["service"]  # a RayJob (cluster/rayjob.py): KubeRay names the Ray head's Service
     plan = timing.gate.plan.to_status() if timing.gate.plan is not None else None
+    progress = build_progress(job.power.pods) if job.power is not None else None
     new = build_status(job.status, decision, job.generation, job.now, extra, conditions=job.conditions,
                        **placement.fields, power=job.power.to_status() if job.power is not None else None,
-                       plan=plan, children=children, carbon=carbon.to_status() if carbon is not None else None)
+                       plan=plan, children=children, carbon=carbon.to_status() if carbon is not None else None,
+                       progress=progress.to_status() if progress is not None else None)
     if decision.phase == Phase.DEFERRED:
         new["scheduledStart"] = timing.gate.start_at or new.get("scheduledStart")
     return new

@@ -45,6 +45,7 @@ from llmasos.handlers.indexes import (
 from llmasos.handlers.pod_lists import PodLists
 from llmasos.handlers.worker_health import worker_exit, workers_ready
 from llmasos.planning.accounting.power_status import build_power_status
+from llmasos.planning.accounting.progress_status import build_progress
 from llmasos.planning.lifecycle.decision import Decision, ObservedJob, decide, placed_pool
 from llmasos.planning.lifecycle.status import placement_status
 from llmasos.planning.lifecycle.worker_faults import WorkerExit, with_worker_exit
@@ -201,16 +202,18 @@ async def read(ctx: OperatorContext, body: dict[str, Any], indexes: Mapping[str,
 
 
 async def finish(ctx: OperatorContext, job: Pass, logger: Any) -> None:
-    """A job already Succeeded or Failed: only its final energy (agents report at a low rate, so it may arrive after
-    the end) and its expiry (ttlSecondsAfterFinished) are left."""
+    """A job already Succeeded or Failed: only its final energy and step count (agents report at a low rate, so they
+    may arrive after the end) and its expiry (ttlSecondsAfterFinished) are left."""
     status = job.status
     zone = job.spec.carbon.zone or str(status.get("zone") or "") or ctx.settings.default_zone
     carbon = await measured_carbon(ctx, job, zone, final=True, logger=logger)
     power = job.power.to_status() if job.power is not None else None
-    if (power is not None and power != status.get("power")) or carbon is not None:
-        update = {**status, **({"power": power} if power else {}),
-                  **({"carbon": carbon.to_status()} if carbon is not None else {})}
-        await write_status(ctx, job.body, update)
+    progress = build_progress(job.power.pods) if job.power is not None else None
+    found = {"power": power, "progress": progress.to_status() if progress is not None else None,
+             "carbon": carbon.to_status() if carbon is not None else None}
+    changed = {key: value for key, value in found.items() if value and value != status.get(key)}
+    if changed:
+        await write_status(ctx, job.body, {**status, **changed})
     await expire_if_due(ctx, job.body, job.spec)
     ctx.metrics.record_phase(job.uid, job.previous_phase)
 

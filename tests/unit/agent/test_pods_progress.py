@@ -75,16 +75,21 @@ def test_pods_file_forms_and_half_written_file(tmp_path: Path) -> None:
 
 def test_parse_progress_prefers_tokens_and_reads_timestamps() -> None:
     assert parse_progress(WORKER_METRICS, ["llmasos_worker_tokens_total", "llmasos_worker_step"]) == ProgressReading(
-        491520.0, None, 491520.0
+        491520.0, None, 491520.0, 120.0
     )
     # Work measured in steps; the token counter still comes along (the operator's energy per token needs it).
     assert parse_progress(WORKER_METRICS, ["llmasos_worker_samples_total", "llmasos_worker_step"]) == ProgressReading(
-        120.0, None, 491520.0
+        120.0, None, 491520.0, 120.0
     )
     stamped = WORKER_METRICS + "llmasos_worker_tokens_updated_timestamp_seconds 1234.5\n"
-    assert parse_progress(stamped, ["llmasos_worker_tokens_total"]) == ProgressReading(491520.0, 1234.5, 491520.0)
+    assert parse_progress(stamped, ["llmasos_worker_tokens_total"]) == ProgressReading(491520.0, 1234.5, 491520.0,
+                                                                                       120.0)
+    planned = WORKER_METRICS + "llmasos_worker_planned_steps 500\n"  # the step count status.progress shows
+    assert parse_progress(planned, ["llmasos_worker_tokens_total"]) == ProgressReading(491520.0, None, 491520.0,
+                                                                                       120.0, 500.0)
     steps_only = "llmasos_worker_step 7\n"
-    assert parse_progress(steps_only, ["llmasos_worker_tokens_total", "llmasos_worker_step"]) == ProgressReading(7.0)
+    assert parse_progress(steps_only, ["llmasos_worker_tokens_total", "llmasos_worker_step"]) == ProgressReading(
+        7.0, step=7.0)
     assert parse_progress("", ["llmasos_worker_tokens_total"]) is None
 
 
@@ -114,6 +119,6 @@ def worker() -> Iterator[int]:
 def test_http_progress_reader(worker: int) -> None:
     reader = HttpProgressReader(timeout_s=2.0)
     pod = NodePod("w", "ns", "u", pod_ip="127.0.0.1", progress_port=worker)
-    assert reader.read(pod, (0,)) == ProgressReading(491520.0, None, 491520.0)
+    assert reader.read(pod, (0,)) == ProgressReading(491520.0, None, 491520.0, 120.0)
     assert reader.read(NodePod("w", "ns", "u"), (0,)) is None  # no IP yet
     assert reader.read(NodePod("w", "ns", "u", pod_ip="127.0.0.1", progress_port=1), (0,)) is None  # refused

@@ -59,6 +59,7 @@ def test_tokens_from_a_real_worker_endpoint_reach_the_report(worker: tuple[Progr
     agent = PowerAgent(AgentSettings("node-1", report_interval_s=30), sim, pods, FallbackMapper(),
                        HttpProgressReader(timeout_s=2.0), MemoryStateStore(), clock, report_sink=sink)
     agent.start()
+    progress.plan(100)
     progress.update(10, 40960)
     agent.tick()
     assert agent.snapshot.pod("w").tokens == 40960.0  # type: ignore[union-attr]
@@ -69,6 +70,7 @@ def test_tokens_from_a_real_worker_endpoint_reach_the_report(worker: tuple[Progr
     clock.advance(30)
     agent.tick()
     assert report_pods(sink)["w"]["tokens"] == 81920.0
+    assert (report_pods(sink)["w"]["step"], report_pods(sink)["w"]["plannedSteps"]) == (20.0, 100.0)
     pods.pods = []  # the pod ended: its last count stays in the report with its energy
     clock.advance(30)
     agent.tick()
@@ -76,7 +78,7 @@ def test_tokens_from_a_real_worker_endpoint_reach_the_report(worker: tuple[Progr
     assert ended["state"] == "Ended"
     assert ended["tokens"] == 81920.0
     parsed = parse_node_report(sink.bodies[-1])[0]
-    assert parsed.tokens == 81920.0
+    assert (parsed.tokens, parsed.step, parsed.planned_steps) == (81920.0, 20.0, 100.0)
     assert parsed.default_w == 400.0
 
 
@@ -104,6 +106,7 @@ def test_no_tokens_without_a_token_counter() -> None:
     assert agent.snapshot.pod("p").tokens is None  # type: ignore[union-attr]
     assert report_pods(node.sink)["p"]["tokens"] is None
     assert parse_node_report(node.sink.bodies[-1])[0].tokens is None
+    assert parse_node_report(node.sink.bodies[-1])[0].planned_steps is None
 
 
 def test_a_silent_worker_is_asked_ever_less_often() -> None:
@@ -178,6 +181,7 @@ def test_the_steps_after_the_last_read_come_from_the_termination_message(
     pods, sink = Pods(), Sink()
     first = agent(sink)
     first.start()
+    progress.plan(60)
     progress.update(10, 40960)
     first.tick()
     clock.advance(5)
@@ -191,6 +195,7 @@ def test_the_steps_after_the_last_read_come_from_the_termination_message(
     clock.advance(30)
     first.tick()
     assert report_pods(sink)["w"]["tokens"] == 245760.0
+    assert (report_pods(sink)["w"]["step"], report_pods(sink)["w"]["plannedSteps"]) == (60, 60)
     assert report_pods(sink)["w"]["state"] == "Ended"
 
     restarted_sink = Sink()
@@ -198,14 +203,15 @@ def test_the_steps_after_the_last_read_come_from_the_termination_message(
     restarted.start()
     restarted.tick()
     assert agent_tokens(restarted, "w") == 245760.0
-    assert parse_node_report(restarted_sink.bodies[-1])[0].tokens == 245760.0
+    restarted_report = parse_node_report(restarted_sink.bodies[-1])[0]
+    assert (restarted_report.tokens, restarted_report.step, restarted_report.planned_steps) == (245760.0, 60, 60)
 
 
 def test_a_failed_workers_log_tail_is_no_count(worker: tuple[Progress, int]) -> None:
     _, port = worker
     failed = k8s_worker_pod("Failed", "Traceback (most recent call last):\n  ...\nValueError: corpus", port)
-    assert node_pod_from_object(failed).final_tokens is None
-    assert node_pod_from_object(k8s_worker_pod("Running", None, port)).final_tokens is None
+    assert node_pod_from_object(failed).final_progress is None
+    assert node_pod_from_object(k8s_worker_pod("Running", None, port)).final_progress is None
 
 
 def agent_tokens(agent: PowerAgent, name: str) -> float | None:

@@ -44,7 +44,7 @@ def test_printer_columns() -> None:
     columns = build_llmjob_crd()["spec"]["versions"][0]["additionalPrinterColumns"]
     default = [c["name"] for c in columns if not c.get("priority")]
     wide = [c["name"] for c in columns if c.get("priority") == 1]
-    assert default == ["Phase", "Workers", "Planned Start", "Started", "Energy", "CO2e", "Age"]
+    assert default == ["Phase", "Workers", "Progress", "Planned Start", "Started", "Energy", "CO2e", "Age"]
     assert wide == ["Saved CO2e", "Strategy", "Pool", "Zone", "Deadline"]
     by_name = {c["name"]: c["jsonPath"] for c in columns}
     # Planned and actual start are two facts; the human-scaled values carry their unit (status.carbon.display).
@@ -52,6 +52,7 @@ def test_printer_columns() -> None:
     assert by_name["Started"] == ".status.startTime"
     assert by_name["Energy"] == ".status.carbon.display.energy"
     assert by_name["CO2e"] == ".status.carbon.display.emissions"
+    assert by_name["Progress"] == ".status.progress.display"
 
 
 def test_parse_defaults_and_derived_data_parallel() -> None:

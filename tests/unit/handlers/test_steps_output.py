@@ -207,6 +207,29 @@ def test_a_pass_over_a_finished_job_only_accounts_and_expires_it() -> None:
     assert kube.writes() == [("DELETE", JOB_PATH)]
 
 
+def test_the_workers_step_counts_become_status_progress_while_running_and_after_the_end() -> None:
+    """The agents' last step counts are in status.progress for kubectl; the final count of a worker that ended
+    (its termination message, reported after the job's end) still reaches a finished job's status."""
+    report = {"node": "n0", "namespace": "ns", "name": "j-a0-0", "uid": "p1", "llmjob": "j", "gpus": ("GPU-1",),
+              "policy": "none", "limit_w": None, "state": "Default", "energy_j": 10.0, "ended_at": None,
+              "reported_at": "2026-03-06T11:59:00Z", "step": 40.0, "planned_steps": 100.0}
+    ctx, kube, body, indexes = world(status={"phase": "Running", "pool": "a100", "zone": "DE", "attempt": 0,
+                                             "startTime": "2026-03-06T11:30:00Z"})
+    observe(indexes, ObservedJob("j-a0", 0, active=2, ready=2, pool="a100", start_time="2026-03-06T11:30:00Z"))
+    indexes["power_reports"] = {("ns", "j"): [[report]]}
+    run(reconcile(ctx, body, indexes, LOG))
+    assert stored_status(kube)["progress"] == {"step": 40, "plannedSteps": 100, "percent": 40,
+                                               "display": "40/100 (40%)"}
+
+    finished = {"phase": "Succeeded", "completionTime": "2026-03-06T11:58:00Z", "progress": {
+        "step": 90, "plannedSteps": 100, "percent": 90, "display": "90/100 (90%)"}}
+    ctx, kube, body, indexes = world(status=finished)
+    indexes["power_reports"] = {("ns", "j"): [[{**report, "step": 100.0, "state": "Ended"}]]}
+    run(reconcile(ctx, body, indexes, LOG))
+    assert stored_status(kube)["progress"]["display"] == "100/100 (100%)"
+    assert stored_status(kube)["power"]["pods"][0]["step"] == 100.0
+
+
 def test_a_running_pass_reads_carbon_power_and_conditions_once_and_renders_each_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     status = {"phase": "Running", "pool": "a100", "zone": "DE", "gpuProduct": "nvidia-a100-80gb", "attempt": 0,

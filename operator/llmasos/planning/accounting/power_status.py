@@ -16,11 +16,12 @@ from llmasos.api.energy_status import PodPower, PowerStatus
 def build_power_status(reports: Iterable[Mapping[str, Any]],
                        previous: PowerStatus | None = None) -> PowerStatus | None:
     """`reports`: dicts with node, namespace, name, uid, gpus, policy, limit_w, state, energy_j, reported_at, and
-    optionally tokens, slowdown, default_w (newer agents).
+    optionally tokens, step, planned_steps, slowdown, default_w (newer agents).
 
     Once a pod ends its agent restores the GPU and reports no limit; the limit that was applied is kept from the
-    previous status so the finished job still shows what it ran under. Tokens, slowdown and the default limit are
-    kept the same way when a report no longer has them (an agent that restarted forgets an ended pod's counter).
+    previous status so the finished job still shows what it ran under. Tokens, step counts, slowdown and the default
+    limit are kept the same way when a report no longer has them (an agent that restarted forgets an ended pod's
+    counter).
     """
     previous_pods = previous.pods if previous is not None else ()
     before = {p.pod: p for p in previous_pods}
@@ -54,6 +55,8 @@ def build_power_status(reports: Iterable[Mapping[str, Any]],
             default_watts=carry(r, "default_w", "default_watts"),
             slowdown=carry(r, "slowdown", "slowdown"),
             tokens=carry(r, "tokens", "tokens"),
+            step=carry(r, "step", "step"),
+            planned_steps=carry(r, "planned_steps", "planned_steps"),
         )
         for r in sorted(latest.values(), key=lambda r: str(r["name"]))
     ]

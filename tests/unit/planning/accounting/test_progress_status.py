@@ -1,0 +1,30 @@
+"""status.progress from the pods' step counts: the largest step of the pods that report a planned total."""
+
+from __future__ import annotations
+
+from llmasos.api.energy_status import PodPower
+from llmasos.planning.accounting.progress_status import JobProgress, build_progress
+
+
+def pod(name: str, step: float | None, planned: float | None) -> PodPower:
+    return PodPower(pod=name, step=step, planned_steps=planned)
+
+
+def test_no_progress_without_a_planned_step_count() -> None:
+    assert build_progress([]) is None
+    assert build_progress([pod("a", None, None)]) is None
+    assert build_progress([pod("a", 1, None)]) is None  # inference: a step, no planned total
+    assert build_progress([pod("a", None, 100)]) is None
+
+
+def test_the_largest_step_of_the_jobs_pods() -> None:
+    # Attempt 0 reached step 40; attempt 1 resumed from the checkpoint at 30 and has not passed 40 yet.
+    pods = [pod("j-a0-0", 40, 100), pod("j-a1-0", 35, 100), pod("j-a1-1", 34, 100), pod("x", 7, None)]
+    assert build_progress(pods) == JobProgress(40, 100)
+
+
+def test_percent_is_rounded_down_and_reaches_100_only_at_the_last_step() -> None:
+    assert JobProgress(999, 1000).percent == 99
+    assert JobProgress(1000, 1000).to_status() == {"step": 1000, "plannedSteps": 1000, "percent": 100,
+                                                   "display": "1000/1000 (100%)"}
+    assert JobProgress(0, 3).to_status()["display"] == "0/3 (0%)"
