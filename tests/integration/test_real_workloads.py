@@ -239,10 +239,6 @@ def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
                                "-f", "-n", JOBS_NS, first], stdout=subprocess.PIPE, text=True)
     wait_for(lambda: any(e["event"] == "step" and e["step"] >= 20
                                      for e in worker_events(cluster, JOBS_NS, first)), timeout=240, what="20 steps")
-    # While it runs, status.progress follows the workers' step (read by the agent every 10 s or so).
-    running = wait_for(lambda: (p := api.get(llmjob_path(JOBS_NS, "suspend"))["status"].get("progress")) and p,
-                       timeout=60, what="status.progress while running")
-    assert (running["plannedSteps"], running["step"] < 400) == (400, True), running
     api.request("PATCH", llmjob_path(JOBS_NS, "suspend"), {"spec": {"suspend": True}},
                 content_type="application/merge-patch+json")
     out, _ = follow.communicate(timeout=150)
