@@ -38,7 +38,8 @@ JOULES_PER_KWH = 3.6e6
 DEFERRAL_BUCKETS = (0, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 604800)
 INTENSITY_BUCKETS = (25, 50, 100, 150, 200, 300, 400, 500, 600, 800, 1000)
 SCENARIOS = ("run_now", "first_pool", "uncapped")
-DEADLINE_WARNING_REASONS = (cond.DEADLINE_TOO_CLOSE, cond.NO_CAPACITY_BEFORE_DEADLINE, cond.DEADLINE_MISSED)
+DEADLINE_WARNING_REASONS = (cond.DEADLINE_TOO_CLOSE, cond.NO_CAPACITY_BEFORE_DEADLINE, cond.PROJECTED_LATE,
+                            cond.DEADLINE_MISSED)
 ZONE_TTL_SECONDS = 3600.0  # a zone nobody planned in for an hour is no longer in use
 
 
@@ -171,7 +172,8 @@ class OperatorMetrics:
         self.deadline_warnings = Counter(
             "llmasos_llmjob_deadline_warnings",
             "Warning Events posted on LLMJobs' deadlines, by reason: at risk (DeadlineTooClose, "
-            "NoCapacityBeforeDeadline) or missed (DeadlineMissed: not finished by its deadline).",
+            "NoCapacityBeforeDeadline, ProjectedLate: running too slowly to finish by it) or missed "
+            "(DeadlineMissed: not finished by its deadline).",
             ["reason"], registry=r)
         r.register(self._zones)  # a custom collector (collect/describe)
         # Known label values start at 0, so rate()/increase() also count their first increment.

@@ -20,6 +20,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,32 @@ def test_inference_in_two_pods_counts_the_jobs_tokens(cluster: LocalCluster, cha
     assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3,
                                                      abs=KWH_ROUNDING_J / carbon["tokens"])
     assert "progress" not in api.get(llmjob_path(JOBS_NS, "infer"))["status"]  # no planned step count
+
+
+def test_a_job_too_slow_for_its_deadline_is_told_before_the_deadline(
+        cluster: LocalCluster, chart: str, api: AdminApi) -> None:
+    """4,000 steps (minutes on this machine) due 3 minutes after apply: the workers' own pace says it ends late, so
+    DeadlineAtRisk is ProjectedLate, with status.progress's estimated end after the deadline, before the deadline."""
+    deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=3)
+    apply(cluster, llmjob_doc("slow", carbon={"policy": "immediate", "deadline": deadline.isoformat()},
+                              taskConfig={"steps": 4000, "batch_size": 8, "log_every": 50, "seed": 1}))
+
+    def projected_late() -> dict[str, Any] | None:
+        status = api.get(llmjob_path(JOBS_NS, "slow")).get("status", {})
+        risk = next((c for c in status.get("conditions", []) if c["type"] == "DeadlineAtRisk"), None)
+        return status if risk is not None and risk["reason"] == "ProjectedLate" else None
+
+    status = wait_for(projected_late, timeout=150, interval=2.0, what="DeadlineAtRisk=ProjectedLate")
+    assert datetime.now(UTC) < deadline, "told before the deadline"
+    risk = next(c for c in status["conditions"] if c["type"] == "DeadlineAtRisk")
+    progress = status["progress"]
+    assert (risk["status"], status["phase"], progress["plannedSteps"]) == ("True", "Running", 4000), status
+    assert datetime.fromisoformat(progress["estimatedEnd"]) > deadline, progress
+    assert f"finishes around {progress['estimatedEnd']}" in risk["message"], risk
+    warned = cluster.kubectl("get", "events", "-n", JOBS_NS, "--field-selector",
+                             "involvedObject.name=slow,reason=ProjectedLate", "-o", "json").stdout
+    assert [e["type"] for e in json.loads(warned)["items"]] == ["Warning"]
+    cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "slow", "--wait=false")
 
 
 def test_a_worker_that_cannot_start_says_why(cluster: LocalCluster, chart: str, api: AdminApi) -> None:

@@ -56,6 +56,22 @@ def test_tokens_per_second_over_recent_steps() -> None:
     assert progress.snapshot().loss == pytest.approx(4.0)
 
 
+def test_remaining_run_time_at_the_recent_step_rate() -> None:
+    clock = FakeClock()
+    progress = Progress(clock)
+    progress.update(0, 0)
+    clock.now += 1.0
+    progress.update(1, 1000)  # a step, but no planned total: nothing to estimate
+    assert progress.snapshot().remaining_seconds is None
+    progress.plan(100)
+    for step in range(2, 31):  # slow first steps, then 4 steps/s: only the last 20 steps count
+        clock.now += 2.0 if step < 10 else 0.25
+        progress.update(step, step * 1000)
+    snap = progress.snapshot()
+    assert snap.remaining_seconds == pytest.approx(70 / 4.0)
+    assert f"llmasos_worker_remaining_seconds {snap.remaining_seconds!r}" in render(snap, {}, {}).replace("{}", "")
+
+
 def test_render_is_prometheus_text() -> None:
     progress = Progress(FakeClock())
     progress.update(3, 384, 2.5)

@@ -35,6 +35,7 @@ class Snapshot:
     elapsed_seconds: float
     updated_at: float | None  # clock reading of the last update (monotonic: only differences mean anything)
     planned_steps: int | None = None  # the step the run ends at (None: the task has no planned total)
+    remaining_seconds: float | None = None  # to reach planned_steps at the recent step rate (None: not known yet)
 
 
 class Progress:
@@ -48,7 +49,7 @@ class Progress:
         self._tokens = 0
         self._loss: float | None = None
         self._planned: int | None = None
-        self._marks: collections.deque[tuple[float, int]] = collections.deque(maxlen=RATE_WINDOW + 1)
+        self._marks: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=RATE_WINDOW + 1)
 
     def update(self, step: int, tokens: int, loss: float | None = None) -> None:
         now = self._clock()
@@ -56,7 +57,7 @@ class Progress:
             self._step, self._tokens = step, tokens
             if loss is not None:
                 self._loss = loss
-            self._marks.append((now, tokens))
+            self._marks.append((now, tokens, step))
 
     def plan(self, steps: int) -> None:
         """The step the run ends at, so readers can tell how far along it is (`llmasos_worker_planned_steps`)."""
@@ -68,10 +69,15 @@ class Progress:
             marks = list(self._marks)
             step, tokens, loss, planned = self._step, self._tokens, self._loss, self._planned
         rate = 0.0
+        remaining: float | None = None
         if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
-            rate = (marks[-1][1] - marks[0][1]) / (marks[-1][0] - marks[0][0])
+            span = marks[-1][0] - marks[0][0]
+            rate = (marks[-1][1] - marks[0][1]) / span
+            steps_per_second = (marks[-1][2] - marks[0][2]) / span
+            if planned is not None and steps_per_second > 0:
+                remaining = max(planned - step, 0) / steps_per_second
         return Snapshot(step, tokens, rate, loss, self._clock() - self._start, marks[-1][0] if marks else None,
-                        planned)
+                        planned, remaining)
 
 
 class EnergyMeter(Protocol):
@@ -192,6 +198,9 @@ def render(snap: Snapshot, energy: dict[str, float], labels: dict[str, str]) -> 
     if snap.planned_steps is not None:
         metric("llmasos_worker_planned_steps", "gauge", "The step the run ends at (the task's planned total).",
                float(snap.planned_steps))
+    if snap.remaining_seconds is not None:
+        metric("llmasos_worker_remaining_seconds", "gauge",
+               "Run time to the planned steps at the step rate of the last 20 steps.", snap.remaining_seconds)
     metric("llmasos_worker_tokens_total", "counter", "Tokens processed (global batch).", float(snap.tokens))
     metric("llmasos_worker_tokens_per_second", "gauge", "Recent throughput in tokens per second.",
            snap.tokens_per_second)

@@ -215,7 +215,8 @@ class PowerAgent:
             old = ctl
             ctl = PodControl(ref=ref, spec=pod.power, gpus=gpus)
             if old is not None:
-                ctl.tokens, ctl.step, ctl.planned_steps = old.tokens, old.step, old.planned_steps
+                ctl.tokens, ctl.step, ctl.planned_steps, ctl.remaining_s = \
+                    old.tokens, old.step, old.planned_steps, old.remaining_s
             self._controls[pod.uid] = ctl
             self._dirty = self._unsaved = True
         infos = [self._gpus[i] for i in gpus]
@@ -337,6 +338,7 @@ class PowerAgent:
             if self._state.cap_for(i) is not None and self._state.cap_for(i).pod_uid == uid:  # type: ignore[union-attr]
                 self._restore(i, f"pod {ctl.ref.namespace}/{ctl.ref.name} ended")
         ctl.state = "Ended"
+        ctl.remaining_s = None  # its run is over: no run time left to estimate
         self._ended[ctl.ref] = (now, ctl)
         self._state = replace(self._state, ended=(*self._state.ended, (uid, now)))
         self._dirty = self._unsaved = True

@@ -61,6 +61,7 @@ def report_payload(snap: Snapshot) -> dict[str, object]:
                 "tokens": None if p.tokens is None else round(p.tokens, 1),
                 "step": p.step,
                 "plannedSteps": p.planned_steps,
+                "remainingSeconds": None if p.remaining_s is None else round(p.remaining_s, 1),
             }
             for p in snap.pods
         ],

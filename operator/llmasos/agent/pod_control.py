@@ -30,6 +30,7 @@ class PodControl:
     tokens: float | None = None  # the worker's cumulative tokens at the last successful read
     step: float | None = None  # its step then, and the step its run ends at (None: not exported)
     planned_steps: float | None = None
+    remaining_s: float | None = None  # run time the worker still needs at its recent pace (None: not known)
     progress_due: float = float("-inf")  # next token read (pods that are not energyOptimal)
     progress_wait: float = 0.0  # current wait between reads (grows while the worker does not answer)
     leader: LeaderView | None = None  # a follower of a multi-node job: its leader as last read (`leader.py`)
@@ -54,6 +55,7 @@ class PodControl:
         self.tokens = reading.tokens if reading.tokens is not None else self.tokens
         self.step = reading.step if reading.step is not None else self.step
         self.planned_steps = reading.planned_steps if reading.planned_steps is not None else self.planned_steps
+        self.remaining_s = reading.remaining_seconds
 
     def take_final(self, final: FinalProgress) -> bool:
         """The count an ended worker left in its termination message, where it is past the last reading."""
@@ -74,7 +76,7 @@ class PodControl:
             ref=self.ref, gpus=self.gpus, policy=self.spec.policy, limit_w=limit_w, state=self.state,
             energy_j=ledger.pod_joules(self.ref), ended_at=ended_at,
             chosen_w=chosen, slowdown=slowdown, searches=s.searches if s else 0,
-            tokens=self.tokens, step=self.step, planned_steps=self.planned_steps,
+            tokens=self.tokens, step=self.step, planned_steps=self.planned_steps, remaining_s=self.remaining_s,
         )  # fmt: skip
 
 

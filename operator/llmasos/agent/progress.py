@@ -7,11 +7,12 @@ over samples (llmasos_worker's progress server exports tokens_total and step). I
 are used), the search times throughput with it, so 5 s polling does not quantise progress. Workers need no API
 credentials.
 
-Tokens are read besides (and the step with the step the run ends at, `llmasos_worker_planned_steps`, for the
-LLMJob's `status.progress`): `llmasos_worker_tokens_total` (whatever `metric_names` says) is what the operator divides
+Tokens are read besides: `llmasos_worker_tokens_total` (whatever `metric_names` says) is what the operator divides
 energy by for energy per token, so every reading carries it when the worker exports it. The worker's counter is the
 job's global count (tokens of the global batch, cumulative across resumes from a checkpoint), the same on every pod
-of a data-parallel group: the operator takes the largest of a job's pods, never their sum.
+of a data-parallel group: the operator takes the largest of a job's pods, never their sum. So are the step, the step
+the run ends at and the run time the worker still needs at its recent pace (`llmasos_worker_step`,
+`llmasos_worker_planned_steps`, `llmasos_worker_remaining_seconds`), for the LLMJob's `status.progress`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 TOKENS_METRIC = "llmasos_worker_tokens_total"
 STEP_METRIC = "llmasos_worker_step"
 PLANNED_STEPS_METRIC = "llmasos_worker_planned_steps"
+REMAINING_METRIC = "llmasos_worker_remaining_seconds"
 DEFAULT_PROGRESS_METRICS = (TOKENS_METRIC, "llmasos_worker_samples_total", STEP_METRIC)
 
 
@@ -41,6 +43,7 @@ class ProgressReading:
     tokens: float | None = None  # the worker's cumulative tokens (llmasos_worker_tokens_total), if it exports them
     step: float | None = None  # optimizer steps done (llmasos_worker_step), if it exports them
     planned_steps: float | None = None  # the step its run ends at (llmasos_worker_planned_steps), if it has one
+    remaining_seconds: float | None = None  # run time it needs to get there at its recent pace, once it knows
 
 
 class ProgressReader(Protocol):
@@ -69,7 +72,7 @@ def parse_progress(text: str, metric_names: Sequence[str]) -> ProgressReading | 
             base = name.removesuffix("_total")
             stamp = values.get(f"{base}_updated_timestamp_seconds")
             return ProgressReading(values[name], stamp, tokens, values.get(STEP_METRIC),
-                                   values.get(PLANNED_STEPS_METRIC))
+                                   values.get(PLANNED_STEPS_METRIC), values.get(REMAINING_METRIC))
     return None
 
 

@@ -42,6 +42,7 @@ class PodStatus:
     tokens: float | None = None  # the worker's cumulative token counter at the last read (None: never read)
     step: float | None = None  # the worker's step then (None: not exported)
     planned_steps: float | None = None  # the step its run ends at (None: not exported)
+    remaining_s: float | None = None  # run time it still needs at its recent pace (None: not known)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ DEADLINE_ON_TRACK = "DeadlineOnTrack"
 DEADLINE_TOO_CLOSE = "DeadlineTooClose"  # the run time alone does not fit before the deadline
 DEADLINE_MET = "DeadlineMet"  # a job at risk finished in time after all
 DEADLINE_MISSED = "DeadlineMissed"  # not finished by its deadline (still running, or finished late)
+PROJECTED_LATE = "ProjectedLate"  # running at a pace that ends after its deadline (the workers' remaining run time)
 UNKNOWN_NODE_POOL = "UnknownNodePool"
 INSUFFICIENT_GPUS = "InsufficientGPUs"
 INVALID_SPEC = "InvalidSpec"

@@ -239,12 +239,13 @@ class PodPower:
     tokens: float | None = None
     step: float | None = None  # the worker's optimizer step and the step its run ends at (status.progress)
     planned_steps: float | None = None
+    remaining_seconds: float | None = None  # the run time the worker still needed at its recent pace
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     KEYS: ClassVar[dict[str, str]] = {
         "pod": "pod", "node": "node", "gpus": "gpus", "policy": "policy", "limit_watts": "limitWatts", "state": "state",
         "energy_joules": "energyJoules", "read_at": "readAt", "default_watts": "defaultWatts", "slowdown": "slowdown",
-        "tokens": "tokens", "step": "step", "planned_steps": "plannedSteps"}
+        "tokens": "tokens", "step": "step", "planned_steps": "plannedSteps", "remaining_seconds": "remainingSeconds"}
 
     @classmethod
     def read(cls, raw: Mapping[str, Any]) -> PodPower:
@@ -256,7 +257,8 @@ class PodPower:
             energy_joules=number(raw.get("energyJoules")), read_at=_text(raw.get("readAt")),
             default_watts=number(raw.get("defaultWatts")), slowdown=number(raw.get("slowdown")),
             tokens=number(raw.get("tokens")), step=number(raw.get("step")),
-            planned_steps=number(raw.get("plannedSteps")), extra=_extra(raw, cls.KEYS.values()),
+            planned_steps=number(raw.get("plannedSteps")), remaining_seconds=number(raw.get("remainingSeconds")),
+            extra=_extra(raw, cls.KEYS.values()),
         )
 
     def to_status(self) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class PodPowerReport:
     chosen_w: float | None = None  # energyOptimal: the limit the search chose (a follower: its leader's choice)
     step: float | None = None  # the worker's optimizer steps done (llmasos_worker_step), when it exports them
     planned_steps: float | None = None  # the step its run ends at (llmasos_worker_planned_steps), when it has one
+    remaining_s: float | None = None  # run time it still needs at its recent pace (llmasos_worker_remaining_seconds)
 
 
 def parse_node_report(configmap: Mapping[str, object]) -> list[PodPowerReport]:
@@ -79,6 +80,7 @@ def parse_node_report(configmap: Mapping[str, object]) -> list[PodPowerReport]:
             chosen_w=_opt_float(p.get("chosenW")),
             step=_opt_float(p.get("step")),
             planned_steps=_opt_float(p.get("plannedSteps")),
+            remaining_s=_opt_float(p.get("remainingSeconds")),
         )
         for p in doc["pods"]
     ]

@@ -20,7 +20,6 @@ from llmasos.cluster.builders import job_name, service_name
 from llmasos.handlers.context import OperatorContext
 from llmasos.handlers.gate import job_for
 from llmasos.handlers.steps import Pass, Placement, Timing, measured_carbon, write_status
-from llmasos.planning.accounting.progress_status import build_progress
 from llmasos.planning.lifecycle.decision import RAYJOB_KIND, Decision, EnsureJob, ObservedJob
 from llmasos.planning.lifecycle.status import build_status
 
@@ -47,7 +46,7 @@ def render(job: Pass, placement: Placement, timing: Timing, decision: Decision, 
     if children is not None and any(j.kind == RAYJOB_KIND for j in job.observed):
         del children["service"]  # a RayJob (cluster/rayjob.py): KubeRay names the Ray head's Service
     plan = timing.gate.plan.to_status() if timing.gate.plan is not None else None
-    progress = build_progress(job.power.pods) if job.power is not None else None
+    progress = job.progress
     new = build_status(job.status, decision, job.generation, job.now, extra, conditions=job.conditions,
                        **placement.fields, power=job.power.to_status() if job.power is not None else None,
                        plan=plan, children=children, carbon=carbon.to_status() if carbon is not None else None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import kopf
@@ -45,7 +46,7 @@ from llmasos.handlers.indexes import (
 from llmasos.handlers.pod_lists import PodLists
 from llmasos.handlers.worker_health import worker_exit, workers_ready
 from llmasos.planning.accounting.power_status import build_power_status
-from llmasos.planning.accounting.progress_status import build_progress
+from llmasos.planning.accounting.progress_status import JobProgress, build_progress
 from llmasos.planning.lifecycle.decision import Decision, ObservedJob, decide, placed_pool
 from llmasos.planning.lifecycle.status import placement_status
 from llmasos.planning.lifecycle.worker_faults import WorkerExit, with_worker_exit
@@ -97,6 +98,11 @@ class Pass:
     @property
     def previous_phase(self) -> str:
         return str(self.status.get("phase", "") or "")
+
+    @cached_property
+    def progress(self) -> JobProgress | None:
+        """status.progress from the node reports (read by the conditions and the render of one pass)."""
+        return build_progress(self.power.pods) if self.power is not None else None
 
     @property
     def started(self) -> bool:
@@ -208,8 +214,7 @@ async def finish(ctx: OperatorContext, job: Pass, logger: Any) -> None:
     zone = job.spec.carbon.zone or str(status.get("zone") or "") or ctx.settings.default_zone
     carbon = await measured_carbon(ctx, job, zone, final=True, logger=logger)
     power = job.power.to_status() if job.power is not None else None
-    progress = build_progress(job.power.pods) if job.power is not None else None
-    found = {"power": power, "progress": progress.to_status() if progress is not None else None,
+    found = {"power": power, "progress": job.progress.to_status() if job.progress is not None else None,
              "carbon": carbon.to_status() if carbon is not None else None}
     changed = {key: value for key, value in found.items() if value and value != status.get(key)}
     if changed:
@@ -331,10 +336,15 @@ async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timi
     replay = carbon_replay_condition(plan.get("dataKind") == "replay", plan.source or "", placement.zone) \
         if plan is not None and plan.source else None
     finished = decision.phase == Phase.SUCCEEDED and decision.completion_time
+    before = job.conditions.get(cond.DEADLINE_AT_RISK)
+    # An interruptible job's carbon pauses come on top of its workers' remaining run time: judged at its deadline.
+    paced = decision.phase == Phase.RUNNING and not job.spec.carbon.interruptible and job.progress is not None
     at_risk = deadline_outcome(timing.gate.at_risk, job_for(job.spec, job.body).deadline, parse_instant(job.now),
                                finished_at=parse_instant(decision.completion_time) if finished else None,
-                               flagged=job.conditions.get(cond.DEADLINE_AT_RISK) is not None,
-                               ended=decision.phase in TERMINAL)
+                               flagged=before is not None, ended=decision.phase in TERMINAL,
+                               projected_end=job.progress.estimated_end if paced and job.progress else None,
+                               flagged_late=before is not None and before.status == "True"
+                               and before.reason == cond.PROJECTED_LATE)
     found = (Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {placement.pool}"),
              timing.data_quality, timing.budget, workers, at_risk, replay,
              exited.condition() if exited is not None and workers is None else None)

@@ -84,9 +84,9 @@ def test_parse_progress_prefers_tokens_and_reads_timestamps() -> None:
     stamped = WORKER_METRICS + "llmasos_worker_tokens_updated_timestamp_seconds 1234.5\n"
     assert parse_progress(stamped, ["llmasos_worker_tokens_total"]) == ProgressReading(491520.0, 1234.5, 491520.0,
                                                                                        120.0)
-    planned = WORKER_METRICS + "llmasos_worker_planned_steps 500\n"  # the step count status.progress shows
+    planned = WORKER_METRICS + "llmasos_worker_planned_steps 500\nllmasos_worker_remaining_seconds 95.5\n"
     assert parse_progress(planned, ["llmasos_worker_tokens_total"]) == ProgressReading(491520.0, None, 491520.0,
-                                                                                       120.0, 500.0)
+                                                                                       120.0, 500.0, 95.5)
     steps_only = "llmasos_worker_step 7\n"
     assert parse_progress(steps_only, ["llmasos_worker_tokens_total", "llmasos_worker_step"]) == ProgressReading(
         7.0, step=7.0)

@@ -71,12 +71,14 @@ def test_tokens_from_a_real_worker_endpoint_reach_the_report(worker: tuple[Progr
     agent.tick()
     assert report_pods(sink)["w"]["tokens"] == 81920.0
     assert (report_pods(sink)["w"]["step"], report_pods(sink)["w"]["plannedSteps"]) == (20.0, 100.0)
+    assert report_pods(sink)["w"]["remainingSeconds"] is not None  # 80 steps at the pace of the last 10
     pods.pods = []  # the pod ended: its last count stays in the report with its energy
     clock.advance(30)
     agent.tick()
     ended = report_pods(sink)["w"]
     assert ended["state"] == "Ended"
     assert ended["tokens"] == 81920.0
+    assert ended["remainingSeconds"] is None, "an ended pod has no run time left to estimate"
     parsed = parse_node_report(sink.bodies[-1])[0]
     assert (parsed.tokens, parsed.step, parsed.planned_steps) == (81920.0, 20.0, 100.0)
     assert parsed.default_w == 400.0

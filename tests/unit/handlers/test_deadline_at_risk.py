@@ -154,3 +154,63 @@ def test_a_job_at_risk_whose_deadline_passes_is_warned_again_with_the_new_reason
     reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
     assert condition(stored_status(kube), "DeadlineAtRisk")["reason"] == "DeadlineMissed"
     assert [e["reason"] for e in events(kube) if e["type"] == "Warning"] == ["DeadlineTooClose", "DeadlineMissed"]
+
+
+def report(step: float, remaining_s: float, at: str, planned: float = 1000.0) -> dict[str, Any]:
+    """One node report entry of the job's rank-0 pod, as indexes.py keeps it."""
+    return {"node": "n0", "namespace": "ns", "name": "j-a0-0", "uid": "p1", "llmjob": "j", "gpus": ("GPU-1",),
+            "policy": "none", "limit_w": None, "state": "Default", "energy_j": 10.0, "ended_at": None,
+            "reported_at": at, "step": step, "planned_steps": planned, "remaining_s": remaining_s}
+
+
+def test_a_running_job_whose_workers_are_too_slow_is_told_before_its_deadline_and_again_once_on_pace() -> None:
+    ctx, kube, indexes = started_in_time()  # due 14:00
+    ctx.clock = lambda: NOW.replace(minute=30)
+    # At 12:30 the workers are at step 200 of 1000 and need 2 h more at their pace: 14:30, 30 min late.
+    indexes["power_reports"] = {("ns", "j"): [[report(200, 7200, "2026-03-06T12:30:00Z")]]}
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    status = stored_status(kube)
+    assert status["progress"] == {"step": 200, "plannedSteps": 1000, "percent": 20, "display": "200/1000 (20%)",
+                                  "remainingSeconds": 7200, "estimatedEnd": "2026-03-06T14:30:00Z"}
+    risk = condition(status, "DeadlineAtRisk")
+    assert (risk["status"], risk["reason"]) == ("True", "ProjectedLate")
+    assert risk["message"] == ("at its workers' recent pace it finishes around 2026-03-06T14:30:00Z, 1800 s after "
+                               "its deadline 2026-03-06T14:00:00Z")
+    # Faster later (other jobs left the node): 13:40, but within a minute of the deadline it stays projected late.
+    ctx.clock = lambda: NOW.replace(minute=40)
+    indexes["power_reports"] = {("ns", "j"): [[report(600, 4770, "2026-03-06T12:40:00Z")]]}
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    risk = condition(stored_status(kube), "DeadlineAtRisk")
+    assert (risk["status"], risk["reason"]) == ("True", "ProjectedLate")
+    assert "close to its deadline" in risk["message"]
+    ctx.clock = lambda: NOW.replace(minute=50)
+    indexes["power_reports"] = {("ns", "j"): [[report(800, 1800, "2026-03-06T12:50:00Z")]]}
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    risk = condition(stored_status(kube), "DeadlineAtRisk")
+    assert (risk["status"], risk["reason"]) == ("False", "DeadlineOnTrack")
+    assert risk["message"] == ("at its workers' recent pace it finishes around 2026-03-06T13:20:00Z, by its "
+                               "deadline 2026-03-06T14:00:00Z")
+    assert [e["reason"] for e in events(kube) if e["type"] == "Warning"] == ["ProjectedLate"], "one Warning"
+    counted = ctx.metrics.registry.get_sample_value("llmasos_llmjob_deadline_warnings_total",
+                                                    {"reason": "ProjectedLate"})
+    assert counted == 1
+
+
+def test_a_job_on_pace_gains_no_condition_and_an_interruptible_one_is_judged_at_its_deadline() -> None:
+    ctx, kube, indexes = started_in_time()
+    ctx.clock = lambda: NOW.replace(minute=30)
+    indexes["power_reports"] = {("ns", "j"): [[report(500, 1800, "2026-03-06T12:30:00Z")]]}  # ends 13:00
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    assert stored_status(kube)["progress"]["estimatedEnd"] == "2026-03-06T13:00:00Z"
+    assert "DeadlineAtRisk" not in {c["type"] for c in stored_status(kube)["conditions"]}
+
+    spec = make_raw(carbon={"policy": "deadline", "maxDelay": "3h", "expectedDuration": "1h", "interruptible": True})
+    ctx, kube, body, indexes = world(spec=spec)
+    reconcile_and_flush(ctx, body, indexes)
+    observe(indexes, ObservedJob("j-a0", 0, active=2, ready=2, pool="a100", start_time="2026-03-06T12:00:05Z"))
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    ctx.clock = lambda: NOW.replace(minute=30)
+    indexes["power_reports"] = {("ns", "j"): [[report(200, 7200, "2026-03-06T12:30:00Z")]]}
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    assert stored_status(kube)["progress"]["estimatedEnd"] == "2026-03-06T14:30:00Z"
+    assert "ProjectedLate" not in {c["reason"] for c in stored_status(kube)["conditions"]}

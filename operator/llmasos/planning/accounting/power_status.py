@@ -57,6 +57,7 @@ def build_power_status(reports: Iterable[Mapping[str, Any]],
             tokens=carry(r, "tokens", "tokens"),
             step=carry(r, "step", "step"),
             planned_steps=carry(r, "planned_steps", "planned_steps"),
+            remaining_seconds=r.get("remaining_s"),  # never carried: an old estimate is no estimate
         )
         for r in sorted(latest.values(), key=lambda r: str(r["name"]))
     ]

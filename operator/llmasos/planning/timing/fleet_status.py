@@ -15,7 +15,8 @@ those, `fleet_inputs` derives what `plan_fleet` needs for one pool:
 alone (nothing else in its pool) gets it from its own plan (`lone_deadline_condition`) when even a start at once
 misses the deadline, so no job is silently late. `deadline_outcome` settles it from what happened, whatever was
 planned: a job still unfinished at its deadline (it overran its expectedDuration, or waited for GPUs) is `True` /
-`DeadlineMissed` from that instant, and a job that succeeds after its deadline says how late.
+`DeadlineMissed` from that instant, and a job that succeeds after its deadline says how late; before that, a
+running job whose workers' remaining run time ends after its deadline is `True` / `ProjectedLate`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ REASON_ON_TRACK = cond.DEADLINE_ON_TRACK
 REASON_TOO_CLOSE = cond.DEADLINE_TOO_CLOSE
 REASON_MET = cond.DEADLINE_MET
 REASON_MISSED = cond.DEADLINE_MISSED
+REASON_PROJECTED_LATE = cond.PROJECTED_LATE
+# A job projected late is on track again only when its projected end comes this much before the deadline.
+PROJECTION_SLACK = timedelta(minutes=1)
 # A started job past its expected duration still holds its GPUs: reserve them at least this long ahead.
 OVERRUN_HOLD = timedelta(minutes=15)
 
@@ -125,18 +129,36 @@ def finished_deadline_condition(deadline: datetime | None, completed: datetime) 
 
 
 def deadline_outcome(planned: Condition | None, deadline: datetime | None, now: datetime, *,
-                     finished_at: datetime | None, flagged: bool, ended: bool) -> Condition | None:
+                     finished_at: datetime | None, flagged: bool, ended: bool,
+                     projected_end: datetime | None = None, flagged_late: bool = False) -> Condition | None:
     """The `DeadlineAtRisk` to write this pass, from the plan's (`planned`, None: leave it as it is) and what
     happened: succeeded at `finished_at` -> met or missed (met written only when the job had the condition,
     `flagged`, so a job that was never at risk gains no condition); any other job that `ended` (failed, or no
     completion time known) keeps what it had; a job not finished after its deadline -> missed, whatever its plan
-    said."""
+    said. Before the deadline, a running job whose workers' remaining run time ends after it (`projected_end`) is
+    projected late unless its plan already says it is at risk; once projected late (`flagged_late`) it is on
+    track again only when the projection ends `PROJECTION_SLACK` before the deadline, so a pace near the line does
+    not flip the condition (and its Warning) at every reading."""
     if deadline is None:
         return planned
     if finished_at is not None:
         settled = finished_deadline_condition(deadline, finished_at)
         return settled if flagged or (settled is not None and settled.status == "True") else planned
-    if ended or ensure_utc(now) <= deadline:
+    if ended:
         return planned
-    return Condition(DEADLINE_AT_RISK, "True", REASON_MISSED,
-                     f"not finished by its deadline {format_instant(deadline)}")
+    if ensure_utc(now) > deadline:
+        return Condition(DEADLINE_AT_RISK, "True", REASON_MISSED,
+                         f"not finished by its deadline {format_instant(deadline)}")
+    if projected_end is None or (planned is not None and planned.status == "True"):
+        return planned
+    late = int((projected_end - deadline).total_seconds())
+    if late > 0 or (flagged_late and projected_end > deadline - PROJECTION_SLACK):
+        return Condition(DEADLINE_AT_RISK, "True", REASON_PROJECTED_LATE,
+                         f"at its workers' recent pace it finishes around {format_instant(projected_end)}, "
+                         + (f"{late} s after its deadline " if late > 0 else "close to its deadline ")
+                         + format_instant(deadline))
+    if flagged_late:
+        return Condition(DEADLINE_AT_RISK, "False", REASON_ON_TRACK,
+                         f"at its workers' recent pace it finishes around {format_instant(projected_end)}, by its "
+                         f"deadline {format_instant(deadline)}")
+    return planned

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from llmasos.api.energy_status import PodPower
 from llmasos.planning.accounting.progress_status import JobProgress, build_progress
 
@@ -28,3 +30,22 @@ def test_percent_is_rounded_down_and_reaches_100_only_at_the_last_step() -> None
     assert JobProgress(1000, 1000).to_status() == {"step": 1000, "plannedSteps": 1000, "percent": 100,
                                                    "display": "1000/1000 (100%)"}
     assert JobProgress(0, 3).to_status()["display"] == "0/3 (0%)"
+
+
+def test_the_estimated_end_is_the_leading_pods_reading_plus_the_run_time_it_still_needed() -> None:
+    running = PodPower(pod="j-a0-0", state="Default", read_at="2026-03-06T12:00:00Z", step=250, planned_steps=1000,
+                       remaining_seconds=1800.4)
+    found = build_progress([running, pod("j-a0-1", 249, 1000)])
+    assert found == JobProgress(250, 1000, 1800.4, datetime(2026, 3, 6, 12, 30, 0, tzinfo=UTC))
+    assert found is not None
+    assert found.to_status() == {"step": 250, "plannedSteps": 1000, "percent": 25, "display": "250/1000 (25%)",
+                                 "remainingSeconds": 1800, "estimatedEnd": "2026-03-06T12:30:00Z"}
+    # Not measured yet, ended (suspended, failed), or done: no estimate.
+    assert build_progress([PodPower(pod="p", state="Default", read_at="2026-03-06T12:00:00Z", step=0,
+                                    planned_steps=1000)]) == JobProgress(0, 1000)
+    ended = PodPower(pod="p", state="Ended", read_at="2026-03-06T12:00:00Z", step=250, planned_steps=1000,
+                     remaining_seconds=1800.0)
+    assert build_progress([ended]) == JobProgress(250, 1000)
+    done = PodPower(pod="p", state="Default", read_at="2026-03-06T12:00:00Z", step=1000, planned_steps=1000,
+                    remaining_seconds=0.0)
+    assert build_progress([done]) == JobProgress(1000, 1000)

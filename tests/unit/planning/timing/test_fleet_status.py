@@ -101,3 +101,24 @@ def test_the_deadline_outcome_of_a_job_from_what_happened() -> None:
     assert outcome(finished_at=due, flagged=True) == ("False", "DeadlineMet")
     assert outcome(None, ended=True) is None, "failed, or ended with no completion time: left as it was"
     assert deadline_outcome(on_track, None, late, finished_at=None, flagged=True, ended=False) == on_track
+
+
+def test_a_running_jobs_projected_end_against_its_deadline() -> None:
+    due = datetime(2026, 3, 6, 14, tzinfo=UTC)
+    now = due - timedelta(hours=1)
+    too_close = Condition("DeadlineAtRisk", "True", "DeadlineTooClose", "run time does not fit")
+
+    def outcome(projected: datetime | None, planned: Condition | None = None, flagged_late: bool = False,
+                at: datetime = now) -> tuple[str, str] | None:
+        found = deadline_outcome(planned, due, at, finished_at=None, flagged=planned is not None or flagged_late,
+                                 ended=False, projected_end=projected, flagged_late=flagged_late)
+        return (found.status, found.reason) if found is not None else None
+
+    assert outcome(None) is None, "no reading: nothing to say"
+    assert outcome(due) is None, "ending at the deadline is in time"
+    assert outcome(due + timedelta(seconds=1)) == ("True", "ProjectedLate")
+    assert outcome(due + timedelta(hours=1), planned=too_close) == ("True", "DeadlineTooClose"), "the plan's reason"
+    assert outcome(due - timedelta(seconds=30), flagged_late=True) == ("True", "ProjectedLate"), "too near to clear"
+    assert outcome(due - timedelta(minutes=1), flagged_late=True) == ("False", "DeadlineOnTrack")
+    assert outcome(due - timedelta(minutes=1)) is None, "never late: no condition gained"
+    assert outcome(due - timedelta(minutes=5), at=due + timedelta(seconds=1)) == ("True", "DeadlineMissed")
