@@ -55,7 +55,8 @@ def chart_values(cluster: LocalCluster, images: dict[str, BuiltImage], resync_se
         "agent": {
             "gpuBackend": "sim", "gpuMapping": "podresources", "interval": 2, "reportInterval": 5,
             "nodeSelector": REAL_NODE_SELECTOR, "tolerations": [],
-            "extraArgs": ["--sim-product=nvidia-v100", "--sim-gpus=4"],
+            # Real workers on simulated GPUs: their tokens and steps from their own /metrics.
+            "extraArgs": ["--sim-product=nvidia-v100", "--sim-gpus=4", "--sim-worker-metrics"],
             "podResourcesHostPath": str(node.kubelet_root / "pod-resources"),
             "stateHostPath": str(node.root / "agent-state"),
         },

@@ -32,7 +32,7 @@ from llmasos.agent.podresources import DEFAULT_SOCKET
 from llmasos.agent.pods import NodePodView, PodLister, PodsFile, ReportSink
 from llmasos.agent.power_policy import SearchSettings
 from llmasos.agent.privileges import check_privileges
-from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, HttpProgressReader, ProgressReader
+from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, HttpProgressReader, ProgressReader, WorkerCountsOverlay
 from llmasos.agent.state import StateStore
 from llmasos.errors import ConfigError
 from llmasos.gpus.products import product
@@ -145,6 +145,9 @@ def register(
     p.add_argument("--sim-workload", default="", help="sim backend: force this workload curve on every pod")
     p.add_argument("--sim-tokens-per-step", type=_tokens, default=0.0,
                    help="sim backend: the simulated workers also export tokens, this many per step (0: steps only)")
+    p.add_argument("--sim-worker-metrics", action="store_true",
+                   help="sim backend: the pods run real workers (a node without GPUs): their tokens and steps come "
+                   "from their own /metrics, the simulated GPUs' work still drives the energyOptimal search")
     p.add_argument("--sim-no-energy-counter", action="store_true",
                    help="sim backend: GPUs without an energy counter (the agent integrates power samples instead)")
     p.add_argument("--sim-counter-reset-s", type=_positive_seconds, default=None,
@@ -190,8 +193,10 @@ def build_agent(
             counter_reset_every_s=args.sim_counter_reset_s,
             hardware_file=args.sim_hardware_file,
         )
-        backend, progress = sim, SimProgressReader(sim, args.sim_tokens_per_step,
-                                                   tuple(args.progress_metrics.split(",")))
+        metrics = tuple(args.progress_metrics.split(","))
+        simulated = SimProgressReader(sim, args.sim_tokens_per_step, metrics)
+        backend, progress = sim, WorkerCountsOverlay(simulated, HttpProgressReader(metrics)) \
+            if args.sim_worker_metrics else simulated
 
         def on_assign(assignment: Mapping[str, tuple[int, ...]], live: Mapping[str, NodePodView]) -> None:
             busy = {i: args.sim_workload or sim.workload_for(uid) for uid, gpus in assignment.items() for i in gpus}

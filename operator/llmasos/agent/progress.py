@@ -21,7 +21,7 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -74,6 +74,24 @@ def parse_progress(text: str, metric_names: Sequence[str]) -> ProgressReading | 
             return ProgressReading(values[name], stamp, tokens, values.get(STEP_METRIC),
                                    values.get(PLANNED_STEPS_METRIC), values.get(REMAINING_METRIC))
     return None
+
+
+class WorkerCountsOverlay:
+    """Work from one reader, the worker's own counts (tokens, step, planned steps, remaining run time) from another.
+
+    For real workers on a node whose GPUs are simulated (the local real node): the simulated GPUs' work is what
+    their simulated power goes with, so the energyOptimal search keeps measuring that, while the tokens and steps
+    the LLMJob's status shows are the workers' own, read from their /metrics."""
+
+    def __init__(self, work: ProgressReader, counts: ProgressReader) -> None:
+        self._work, self._counts = work, counts
+
+    def read(self, pod: NodePodView, gpus: tuple[int, ...]) -> ProgressReading | None:
+        reading, counts = self._work.read(pod, gpus), self._counts.read(pod, gpus)
+        if counts is None or reading is None:
+            return reading or counts
+        return replace(reading, tokens=counts.tokens, step=counts.step, planned_steps=counts.planned_steps,
+                       remaining_seconds=counts.remaining_seconds)
 
 
 class HttpProgressReader:

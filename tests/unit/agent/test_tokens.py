@@ -18,8 +18,8 @@ from llmasos.agent.controller import AgentSettings, PowerAgent
 from llmasos.agent.mapping import FallbackMapper
 from llmasos.agent.node_report import build_node_report
 from llmasos.agent.pods import NodePod, NodePodView, node_pod_from_object
-from llmasos.agent.progress import HttpProgressReader, ProgressReading
-from llmasos.agent.sim import SimBackend
+from llmasos.agent.progress import HttpProgressReader, ProgressReading, WorkerCountsOverlay
+from llmasos.agent.sim import SimBackend, SimProgressReader
 from llmasos.agent.state import MemoryStateStore
 from llmasos.api.node_report import parse_node_report
 from llmasos_worker.progress import NoEnergy, Progress, ProgressServer
@@ -82,6 +82,25 @@ def test_tokens_from_a_real_worker_endpoint_reach_the_report(worker: tuple[Progr
     parsed = parse_node_report(sink.bodies[-1])[0]
     assert (parsed.tokens, parsed.step, parsed.planned_steps) == (81920.0, 20.0, 100.0)
     assert parsed.default_w == 400.0
+
+
+def test_real_workers_on_simulated_gpus_count_their_own_tokens_and_steps(worker: tuple[Progress, int]) -> None:
+    """--sim-worker-metrics (the local real node): the simulated GPUs' work for the search, the worker's counts."""
+    progress, port = worker
+    clock = ManualClock()
+    sim = SimBackend("nvidia-a100-80gb", 2, clock, node_name="node-1")
+    reader = WorkerCountsOverlay(SimProgressReader(sim), HttpProgressReader(timeout_s=2.0))
+    real = replace(pod("w", gpus=1), pod_ip="127.0.0.1", progress_port=port)
+    sim.set_workload(0, sim.workload_for(real.uid))
+    clock.advance(10)
+    progress.plan(100)
+    progress.update(7, 7 * 512)
+    reading = reader.read(real, (0,))
+    assert reading is not None
+    assert reading.work == pytest.approx(sim.work_done(0)), "the search measures the simulated GPU's work"
+    assert reading.work > 0
+    assert (reading.tokens, reading.step, reading.planned_steps) == (3584.0, 7.0, 100.0), "the worker's own counts"
+    assert reader.read(replace(real, pod_ip=""), (0,)) == SimProgressReader(sim).read(real, (0,)), "no endpoint"
 
 
 def test_simulated_workers_export_steps_times_tokens_per_step() -> None:
