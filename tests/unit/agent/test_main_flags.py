@@ -63,3 +63,18 @@ def test_good_values_parse_as_before(tmp_path: Path) -> None:
                                       "--sim-product", "NVIDIA-L4", "--search-warmup", "0", "--metrics-port", "9400"])
     assert (args.interval, args.log_level, args.sim_product, args.search_warmup, args.metrics_port) == (
         0.5, "WARNING", "NVIDIA-L4", 0.0, 9400)
+
+
+@pytest.mark.parametrize(("flags", "reader"), [([], "SimProgressReader"),
+                                               (["--sim-worker-metrics"], "WorkerCountsOverlay")])
+def test_the_sim_backend_reads_real_workers_metrics_only_when_told(tmp_path: Path, flags: list[str],
+                                                                   reader: str) -> None:
+    """Fake pods (kwok) run no worker: the simulation answers; real workers on simulated GPUs answer for their own
+    counts (the local real node's chart values pass the flag)."""
+    from llmasos.agent.main import build_agent
+    from llmasos.agent.pods import PodsFile
+    from llmasos.cli import build_parser
+
+    args = build_parser().parse_args([*base(tmp_path), *flags])
+    agent = build_agent(args, PodsFile(tmp_path / "pods.json"), None)
+    assert type(agent._progress).__name__ == reader
