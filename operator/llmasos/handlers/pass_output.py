@@ -38,19 +38,17 @@ async def account(ctx: OperatorContext, job: Pass, placement: Placement, decisio
 def render(job: Pass, placement: Placement, timing: Timing, decision: Decision, extra: tuple[Condition, ...],
            carbon: CarbonStatus | None) -> dict[str, Any]:
     """The new status (pure): the decision, the conditions, the placement, power, progress, plan, children and
-    carbon; each
-    typed section is rendered to its JSON here, once."""
+    carbon; each typed section is rendered to its JSON here, once."""
     has_children = bool(job.observed) or any(isinstance(a, EnsureJob) for a in decision.actions)
     children = {"job": job_name(job.name, decision.attempt), "service": service_name(job.name)} if has_children \
         else None
     if children is not None and any(j.kind == RAYJOB_KIND for j in job.observed):
         del children["service"]  # a RayJob (cluster/rayjob.py): KubeRay names the Ray head's Service
     plan = timing.gate.plan.to_status() if timing.gate.plan is not None else None
-    progress = job.progress
     new = build_status(job.status, decision, job.generation, job.now, extra, conditions=job.conditions,
                        **placement.fields, power=job.power.to_status() if job.power is not None else None,
                        plan=plan, children=children, carbon=carbon.to_status() if carbon is not None else None,
-                       progress=progress.to_status() if progress is not None else None)
+                       progress=job.progress.to_status() if job.progress is not None else None)
     if decision.phase == Phase.DEFERRED:
         new["scheduledStart"] = timing.gate.start_at or new.get("scheduledStart")
     return new

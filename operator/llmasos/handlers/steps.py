@@ -338,11 +338,12 @@ async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timi
     finished = decision.phase == Phase.SUCCEEDED and decision.completion_time
     before = job.conditions.get(cond.DEADLINE_AT_RISK)
     # An interruptible job's carbon pauses come on top of its workers' remaining run time: judged at its deadline.
-    paced = decision.phase == Phase.RUNNING and not job.spec.carbon.interruptible and job.progress is not None
+    paced = decision.phase == Phase.RUNNING and not job.spec.carbon.interruptible
+    projected = job.progress.estimated_end if paced and job.progress is not None else None
     at_risk = deadline_outcome(timing.gate.at_risk, job_for(job.spec, job.body).deadline, parse_instant(job.now),
                                finished_at=parse_instant(decision.completion_time) if finished else None,
                                flagged=before is not None, ended=decision.phase in TERMINAL,
-                               projected_end=job.progress.estimated_end if paced and job.progress else None,
+                               projected_end=projected,
                                flagged_late=before is not None and before.status == "True"
                                and before.reason == cond.PROJECTED_LATE)
     found = (Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {placement.pool}"),
