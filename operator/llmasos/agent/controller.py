@@ -212,11 +212,7 @@ class PowerAgent:
             if ctl is not None and ctl.gpus != gpus:
                 for i in set(ctl.gpus) - set(gpus):
                     self._restore(i, "GPU left the pod")
-            old = ctl
-            ctl = PodControl(ref=ref, spec=pod.power, gpus=gpus)
-            if old is not None:
-                ctl.tokens, ctl.step, ctl.planned_steps, ctl.remaining_s = \
-                    old.tokens, old.step, old.planned_steps, old.remaining_s
+            ctl = PodControl(ref=ref, spec=pod.power, gpus=gpus) if ctl is None else ctl.renewed(ref, pod.power, gpus)
             self._controls[pod.uid] = ctl
             self._dirty = self._unsaved = True
         infos = [self._gpus[i] for i in gpus]

@@ -50,6 +50,11 @@ class PodControl:
             self.progress_wait = min(max(self.progress_wait * 2, interval_s), max_backoff_s)
         self.progress_due = now + self.progress_wait
 
+    def renewed(self, ref: PodRef, spec: PowerSpec, gpus: tuple[int, ...]) -> PodControl:
+        """A fresh control for a changed power spec or GPU set, keeping what the worker last counted."""
+        return PodControl(ref=ref, spec=spec, gpus=gpus, tokens=self.tokens, step=self.step,
+                          planned_steps=self.planned_steps, remaining_s=self.remaining_s)
+
     def take(self, reading: ProgressReading) -> None:
         """The worker's count from a /metrics reading (kept as it was where the reading lacks it)."""
         self.tokens = reading.tokens if reading.tokens is not None else self.tokens

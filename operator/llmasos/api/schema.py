@@ -314,8 +314,7 @@ def _condition() -> Schema:
         {
             "type": string("Condition type (Scheduled, Deferred, Running, Suspended, Succeeded, Failed, "
                            "CarbonDataDegraded, CarbonDataReplay, CarbonBudget, WorkersReady, DeadlineAtRisk, "
-                           "Admitted).",
-                           max_length=316),
+                           "Admitted).", max_length=316),
             "status": string("True, False or Unknown.", enum=["True", "False", "Unknown"]),
             "reason": string("CamelCase reason.", max_length=1024),
             "message": string("Human-readable details.", max_length=32768),
