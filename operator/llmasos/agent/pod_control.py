@@ -56,7 +56,8 @@ class PodControl:
                           planned_steps=self.planned_steps, remaining_s=self.remaining_s)
 
     def take(self, reading: ProgressReading) -> None:
-        """The worker's count from a /metrics reading (kept as it was where the reading lacks it)."""
+        """The worker's count from a /metrics reading: tokens and steps kept as they were where the reading lacks
+        them; the remaining run time never (an old estimate is no estimate)."""
         self.tokens = reading.tokens if reading.tokens is not None else self.tokens
         self.step = reading.step if reading.step is not None else self.step
         self.planned_steps = reading.planned_steps if reading.planned_steps is not None else self.planned_steps
@@ -66,7 +67,8 @@ class PodControl:
         """The count an ended worker left in its termination message, where it is past the last reading."""
         if final.tokens <= (self.tokens or 0.0):
             return False
-        self.tokens, self.step = final.tokens, final.step if final.step is not None else self.step
+        self.tokens = final.tokens
+        self.step = final.step if final.step is not None else self.step
         self.planned_steps = final.steps if final.steps is not None else self.planned_steps
         return True
 

@@ -16,7 +16,7 @@ from llmasos.api.energy_status import PodPower, PowerStatus
 def build_power_status(reports: Iterable[Mapping[str, Any]],
                        previous: PowerStatus | None = None) -> PowerStatus | None:
     """`reports`: dicts with node, namespace, name, uid, gpus, policy, limit_w, state, energy_j, reported_at, and
-    optionally tokens, step, planned_steps, slowdown, default_w (newer agents).
+    optionally tokens, step, planned_steps, remaining_s, slowdown, default_w (newer agents).
 
     Once a pod ends its agent restores the GPU and reports no limit; the limit that was applied is kept from the
     previous status so the finished job still shows what it ran under. Tokens, step counts, slowdown and the default
