@@ -87,8 +87,10 @@ def segmented_job(name: str) -> dict[str, Any]:
                 "resources": {"cpu": "250m", "memory": "2Gi"}, "placement": {"nodePools": ["real"]},
                 "carbon": {"policy": "deadline", "maxDelay": "5m", "expectedDuration": "100s",
                            "safetyMargin": "1s", "interruptible": True, "minSegment": "15s"},
-                # More steps than two segments can train: the job is still training when the test ends.
-                "taskConfig": {"steps": 100000, "batch_size": 8, "log_every": 5, "seed": 3,
+                # About 80 s of training here (4,000 steps took 52 s): still training when the first segment
+                # ends, and within the 100 s expected, so the workers' pace (segment_gate.py) leaves the plan as
+                # it is. With far more steps than fit before the deadline it would run straight through instead.
+                "taskConfig": {"steps": 6000, "batch_size": 8, "log_every": 5, "seed": 3,
                                "stop_check_seconds": 0.5},
                 "volumes": [{"name": "ckpt", "persistentVolumeClaim": {"claimName": "ckpt"}}],
                 "volumeMounts": [{"name": "ckpt", "mountPath": CHECKPOINTS}],
@@ -159,3 +161,46 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
         cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, name, "--wait=false", check=False)
         _, docs = local_volume_docs(cluster, JOBS_NS, "ckpt")
         cluster.kubectl("delete", "pv", docs[0]["metadata"]["name"], "--wait=false", check=False)
+
+
+def test_a_job_longer_than_its_expected_duration_is_planned_on_its_workers_pace(
+        cluster: LocalCluster, chart: str, api: AdminApi, em: FakeElectricityMaps) -> None:
+    """`expectedDuration: 40s` while 8,000 steps take well over a minute here (77 steps/s on this machine). Clean
+    until t+70 s, dirty until t+130 s, then clean for five minutes. On the expected duration alone the job ends its
+    only segment owing nothing and runs on through the dirty minute, never held; on its workers' pace it is
+    re-planned on what they still need (more than the first clean stretch holds), and held until the second one
+    (the planner may suspend it at once, for one unbroken segment there, or at the end of the first)."""
+    t = datetime.now(UTC).replace(microsecond=0)
+    em.queue(FORECAST, Reply(forecast(t - timedelta(seconds=10), [CLEAN] * 4 + [DIRTY] * 3 + [CLEAN] * 15,
+                                      t - timedelta(minutes=5))))
+    name = "paced"
+    doc = segmented_job(name)
+    spec = doc["spec"]
+    spec["carbon"].update(expectedDuration="40s", maxDelay="10m")
+    spec["taskConfig"].update(steps=8000, log_every=500)
+    del spec["volumes"], spec["volumeMounts"]  # no checkpoint: the test ends once the job is held
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(doc))
+    seen: dict[str, Any] = {}
+
+    def held() -> bool:
+        seen.update(api.get(llmjob_path(JOBS_NS, name)).get("status", {}))
+        return seen.get("phase") == "Deferred"
+
+    try:
+        try:
+            wait_for(held, timeout=(t + timedelta(seconds=130) - datetime.now(UTC)).total_seconds(), interval=1.0,
+                     what="Deferred before the dirty minute ends")
+        except AssertionError:
+            shown = {k: v for k, v in seen.items() if k in ("phase", "plan", "progress", "conditions")}
+            raise AssertionError(f"never held on the workers' pace: {json.dumps(shown)}") from None
+        plan, progress = seen["plan"], seen["progress"]
+        assert progress["step"] < 8000, progress
+        assert plan["pacedOwedSeconds"] > 0, plan
+        assert parse_instant(seen["scheduledStart"]) >= t + timedelta(seconds=130), "resumes after the dirty minute"
+        owed = sum((parse_instant(s["end"]) - parse_instant(s["start"]) for s in plan["segments"]), timedelta(0))
+        # (whole seconds both, each rounded on its own)
+        assert owed >= timedelta(seconds=plan["pacedOwedSeconds"] - 1), "the plan holds what the workers need"
+        assert plan["servedSeconds"] + owed.total_seconds() > 40, "more than the expected duration"
+        assert not [c for c in seen["conditions"] if c["type"] == "DeadlineAtRisk"], seen["conditions"]
+    finally:
+        cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, name, "--wait=false", check=False)

@@ -39,8 +39,8 @@ class PlanStatus(Mapping[str, Any]):
     """status.plan, read once. Every field may be missing (a plan written by an older operator, or a ledger alone)."""
 
     __slots__ = ("_fields", "expected_intensity", "expected_savings_percent", "forecast_issued_at", "latest_start",
-                 "reason", "run_now_intensity", "running_since", "runs", "segments", "served_seconds", "source",
-                 "start_at", "suspended_at")
+                 "paced_owed_seconds", "reason", "run_now_intensity", "running_since", "runs", "segments",
+                 "served_seconds", "source", "start_at", "suspended_at")
 
     def __init__(self, fields: Mapping[str, Any]) -> None:
         self._fields: dict[str, Any] = dict(fields)
@@ -61,6 +61,8 @@ class PlanStatus(Mapping[str, Any]):
         self.suspended_at = _instant(fields, "suspendedAt")
         runs = fields.get("runs")
         self.runs: int | None = None if runs is None else int(runs)
+        paced = fields.get("pacedOwedSeconds")
+        self.paced_owed_seconds: float | None = None if paced is None else max(float(paced), 0.0)
 
     @classmethod
     def read(cls, raw: object) -> PlanStatus | None:

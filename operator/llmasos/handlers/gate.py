@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from llmasos.api import conditions as cond
@@ -129,11 +129,12 @@ async def observe_run(ctx: OperatorContext, namespace: str, observed: Sequence[O
 async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, Any], zone: str, started: bool,
                       now: datetime, fetched: dict[str, ForecastAnswer] | None = None,
                       observed: Sequence[ObservedJob] = (), seat: Seat | None = None,
-                      pods: PodLists | None = None) -> tuple[Gate, Condition | None]:
+                      pods: PodLists | None = None, paced: timedelta | None = None) -> tuple[Gate, Condition | None]:
     """Hold or run, with the plan for status.plan and the data-quality condition (None for immediate jobs and
     started jobs that are not interruptible, which are never held). A job that has not started and has a `seat`
     is planned with the other jobs of its pool (`plan_in_pool`); the gate then carries its DeadlineAtRisk, as it
-    does for any job whose run time does not fit before its deadline."""
+    does for any job whose run time does not fit before its deadline. `paced` is the run time the workers still
+    need at their recent pace (status.progress), which a started interruptible job is re-planned on."""
     status = body.get("status") or {}
     previous = status.get("plan")
     if spec.carbon.policy == "immediate":
@@ -147,7 +148,7 @@ async def carbon_gate(ctx: OperatorContext, spec: LLMJobSpec, body: dict[str, An
                                 ledger_from(previous).running, pods)
         gate = gate_interruptible(previous, job_for(spec, body), run,
                                   answer.forecast, (answer.source, answer.degraded, answer.message), now, held_until,
-                                  user_suspended=spec.suspend)
+                                  user_suspended=spec.suspend, paced=paced)
         return gate, degraded_condition(answer)
     answer = (fetched or {}).get(zone) or await fetch_forecast(ctx, zone)
     plan = plan_start(job_for(spec, body), answer.forecast, now)

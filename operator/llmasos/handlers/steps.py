@@ -49,6 +49,7 @@ from llmasos.planning.accounting.power_status import build_power_status
 from llmasos.planning.accounting.progress_status import JobProgress, build_progress
 from llmasos.planning.lifecycle.decision import Decision, ObservedJob, decide, placed_pool
 from llmasos.planning.lifecycle.status import placement_status
+from llmasos.planning.lifecycle.status_patch import status_patch
 from llmasos.planning.lifecycle.worker_faults import WorkerExit, with_worker_exit
 from llmasos.planning.placement.feasible import select_pool, with_pending
 from llmasos.planning.timing.carbon_gate import Gate
@@ -144,15 +145,16 @@ class Timing:
 
 
 async def write_status(ctx: OperatorContext, body: dict[str, Any], new: dict[str, Any]) -> bool:
-    """PATCH status/ when it changed; True when written."""
-    old = body.get("status") or {}
-    if new == old:
+    """PATCH status/ when it changed (`status_patch`: None deletes, as does a field gone from an object); True when
+    written."""
+    changed = status_patch(body.get("status") or {}, new)
+    if changed is None:
         return False
     meta = body["metadata"]
     # The resourceVersion the pass decided from is a precondition: if the LLMJob changed since (or the pass read a
     # stale copy, e.g. after an etcd restart), the API server answers 409 and the pass is redone from the newer
     # object instead of writing an older phase over a newer one.
-    patch: dict[str, Any] = {"status": new}
+    patch: dict[str, Any] = {"status": changed}
     if meta.get("resourceVersion"):
         patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
     # Bookkeeping after work: a first pass's status write queues behind other new jobs' child creations.
@@ -298,8 +300,11 @@ async def gate(ctx: OperatorContext, job: Pass, placement: Placement, budget_con
         gpus = sum(n.allocatable_gpus for store in job.indexes["node_inventory"].values() for n in store
                    if n.pool == placement.pool)
         seat = Seat(placement.pool, gpus, job.indexes["llmjob_bodies"])
-    verdict, data_quality = await carbon_gate(ctx, job.spec, job.body, placement.zone, job.started, ctx.clock(),
-                                              dict(placement.fetched), job.observed, seat, job.pods)
+    now = ctx.clock()
+    end = job.progress.estimated_end if job.progress is not None else None
+    verdict, data_quality = await carbon_gate(ctx, job.spec, job.body, placement.zone, job.started, now,
+                                              dict(placement.fetched), job.observed, seat, job.pods,
+                                              paced=end - now if end is not None else None)
     return Timing(gate=verdict, data_quality=data_quality, budget=budget_condition)
 
 
@@ -337,8 +342,8 @@ async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timi
         if plan is not None and plan.source else None
     finished = decision.phase == Phase.SUCCEEDED and decision.completion_time
     before = job.conditions.get(cond.DEADLINE_AT_RISK)
-    # An interruptible job's carbon pauses come on top of its workers' remaining run time: judged at its deadline.
-    paced = decision.phase == Phase.RUNNING and not job.spec.carbon.interruptible
+    # While it runs; for an interruptible job the earliest end, since its carbon pauses come on top.
+    paced = decision.phase == Phase.RUNNING
     projected = job.progress.estimated_end if paced and job.progress is not None else None
     at_risk = deadline_outcome(timing.gate.at_risk, job_for(job.spec, job.body).deadline, parse_instant(job.now),
                                finished_at=parse_instant(decision.completion_time) if finished else None,

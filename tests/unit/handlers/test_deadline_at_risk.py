@@ -4,8 +4,10 @@ on an empty pool where no pool plan is made; it is never silently late. Whole pa
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
+from llmasos.api.clock import parse_instant
 from llmasos.cluster.kube import EVENTS
 from llmasos.handlers.llmjob import reconcile
 from llmasos.planning.lifecycle.decision import ObservedJob
@@ -196,7 +198,7 @@ def test_a_running_job_whose_workers_are_too_slow_is_told_before_its_deadline_an
     assert counted == 1
 
 
-def test_a_job_on_pace_gains_no_condition_and_an_interruptible_one_is_judged_at_its_deadline() -> None:
+def test_a_job_on_pace_gains_no_condition() -> None:
     ctx, kube, indexes = started_in_time()
     ctx.clock = lambda: NOW.replace(minute=30)
     indexes["power_reports"] = {("ns", "j"): [[report(500, 1800, "2026-03-06T12:30:00Z")]]}  # ends 13:00
@@ -204,13 +206,38 @@ def test_a_job_on_pace_gains_no_condition_and_an_interruptible_one_is_judged_at_
     assert stored_status(kube)["progress"]["estimatedEnd"] == "2026-03-06T13:00:00Z"
     assert "DeadlineAtRisk" not in {c["type"] for c in stored_status(kube)["conditions"]}
 
+
+def planned_left(status: dict[str, Any], now: datetime) -> timedelta:
+    return sum((max(parse_instant(s["end"], "end") - max(parse_instant(s["start"], "start"), now), timedelta(0))
+                for s in status["plan"]["segments"]), timedelta(0))
+
+
+def test_an_interruptible_job_is_planned_on_its_workers_pace_and_told_when_even_running_on_is_late() -> None:
+    """expectedDuration 1 h, due 14:00 (15 min safety margin). At 12:30 the workers need 1 h more, not the 30 min
+    the expected duration leaves: the time owed is planned again on their pace. At 12:40 they need 2 h: even
+    running without a pause it ends after the deadline, so it is projected late and runs on."""
     spec = make_raw(carbon={"policy": "deadline", "maxDelay": "3h", "expectedDuration": "1h", "interruptible": True})
     ctx, kube, body, indexes = world(spec=spec)
     reconcile_and_flush(ctx, body, indexes)
     observe(indexes, ObservedJob("j-a0", 0, active=2, ready=2, pool="a100", start_time="2026-03-06T12:00:05Z"))
     reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
-    ctx.clock = lambda: NOW.replace(minute=30)
-    indexes["power_reports"] = {("ns", "j"): [[report(200, 7200, "2026-03-06T12:30:00Z")]]}
+    assert stored_status(kube)["phase"] == "Running"
+    now = NOW.replace(minute=30)
+    ctx.clock = lambda: now
+    assert planned_left(stored_status(kube), now) <= timedelta(minutes=30)
+    indexes["power_reports"] = {("ns", "j"): [[report(300, 3600, "2026-03-06T12:30:00Z")]]}
     reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
-    assert stored_status(kube)["progress"]["estimatedEnd"] == "2026-03-06T14:30:00Z"
-    assert "ProjectedLate" not in {c["reason"] for c in stored_status(kube)["conditions"]}
+    status = stored_status(kube)
+    assert planned_left(status, now) == timedelta(hours=1), status["plan"]
+    assert "DeadlineAtRisk" not in {c["type"] for c in status["conditions"]}, "ends 13:30 at the latest"
+
+    ctx.clock = lambda: NOW.replace(minute=40)
+    indexes["power_reports"] = {("ns", "j"): [[report(350, 7200, "2026-03-06T12:40:00Z")]]}
+    reconcile_and_flush(ctx, kube.objects[JOB_PATH], indexes)
+    status = stored_status(kube)
+    assert status["phase"] == "Running"
+    assert status["plan"]["segments"][0]["start"] == "2026-03-06T12:40:00Z", "too late to pause: runs on"
+    risk = condition(status, "DeadlineAtRisk")
+    assert (risk["status"], risk["reason"]) == ("True", "ProjectedLate")
+    assert "finishes around 2026-03-06T14:40:00Z, 2400 s after its deadline" in risk["message"]
+    assert [e["reason"] for e in events(kube) if e["type"] == "Warning"] == ["ProjectedLate"]

@@ -277,3 +277,35 @@ def test_a_running_pass_reads_carbon_power_and_conditions_once_and_renders_each_
     assert written["carbon"]["updatedAt"] == "2026-03-06T12:00:00Z"
     assert written["power"]["pods"][0]["energyJoules"] == 3.6e6
     assert condition(written, "Scheduled")["lastTransitionTime"] == "2026-03-06T11:00:00Z", "no flip, kept"
+
+
+def test_passes_that_change_nothing_write_nothing_between_runs_and_after_the_end() -> None:
+    """A running interruptible job's plan has fields set to None (no suspension yet), and a finished job's progress
+    loses its estimate: both used to read as a change on every pass, and the estimate stayed in status. (The
+    Service is created again, idempotently, since this world's index does not list it.)"""
+    spec = make_raw(carbon={"policy": "deadline", "maxDelay": "3h", "expectedDuration": "1h", "interruptible": True})
+    ctx, kube, body, indexes = world(spec=spec)
+    run(reconcile(ctx, body, indexes, LOG))
+    observe(indexes, ObservedJob("j-a0", 0, active=2, ready=2, pool="a100", start_time="2026-03-06T12:00:05Z"))
+    reading = {"node": "n0", "namespace": "ns", "name": "j-a0-0", "uid": "p1", "llmjob": "j", "gpus": ("GPU-1",),
+               "policy": "none", "limit_w": None, "state": "Default", "energy_j": 10.0, "ended_at": None,
+               "reported_at": "2026-03-06T12:00:00Z", "step": 300, "planned_steps": 1000, "remaining_s": 1800}
+    indexes["power_reports"] = {("ns", "j"): [[reading]]}
+    run(reconcile(ctx, kube.objects[JOB_PATH], indexes, LOG))
+    assert stored_status(kube)["phase"] == "Running"
+    assert stored_status(kube)["progress"]["remainingSeconds"] == 1800
+    writes = len(kube.writes("PATCH"))
+    run(reconcile(ctx, kube.objects[JOB_PATH], indexes, LOG))
+    assert len(kube.writes("PATCH")) == writes, "running, nothing changed"
+
+    indexes["child_jobs"] = {}
+    observe(indexes, ObservedJob("j-a0", 0, succeeded=2, complete=True, pool="a100",
+                                 start_time="2026-03-06T12:00:05Z", completion_time="2026-03-06T12:50:00Z"))
+    indexes["power_reports"] = {("ns", "j"): [[{**reading, "step": 1000, "remaining_s": 0,
+                                                "reported_at": "2026-03-06T12:50:00Z"}]]}
+    run(reconcile(ctx, kube.objects[JOB_PATH], indexes, LOG))
+    progress = stored_status(kube)["progress"]
+    assert progress == {"step": 1000, "plannedSteps": 1000, "percent": 100, "display": "1000/1000 (100%)"}
+    writes = len(kube.writes("PATCH"))
+    run(reconcile(ctx, kube.objects[JOB_PATH], indexes, LOG))
+    assert len(kube.writes("PATCH")) == writes, "finished, nothing changed"

@@ -7,8 +7,13 @@ status changes there anyway, and the served time is then exact). Otherwise it fo
 changes nothing writes nothing: a resume, a gang still starting, or a job suspended by the user (spec.suspend, then
 never re-planned) keeps the plan in force. The rules:
 
-* run time owed = expected duration - run time served (`served.py`, from the child Job's runs, not the plan);
-  once nothing is owed the job is never held again (it runs to completion);
+* run time owed = expected duration - run time served (`served.py`, from the child Job's runs, not the plan), or
+  the workers' own remaining run time at their recent pace (`status.progress`) where that is longer: a job whose
+  `expectedDuration` was too short is planned on what it really still needs, and one that runs faster than
+  expected keeps the room its owner asked for. Once nothing is owed the job is never held again (it runs to
+  completion);
+* the workers' pace also re-plans: when it says more is owed than the plan in force still holds (by over a minute
+  and a tenth), the time owed is planned again, so a later segment is not too short to finish by the deadline;
 * `maxSegments` counts the runs made (`served.py`): a re-plan gets only the segments left (the open run, if the
   plan continues it, is one of them), and once every segment is used the job is never held again;
 * the re-plan is `plan_start` on the time owed, from now to the deadline: it ends by `deadline - safetyMargin`
@@ -21,6 +26,7 @@ never re-planned) keeps the plan in force. The rules:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +37,8 @@ from llmasos.planning.timing.carbon_window import CarbonJob, Plan
 from llmasos.planning.timing.forecast import Forecast
 from llmasos.planning.timing.replan import replan_remaining, replan_within_segments
 from llmasos.planning.timing.served import RunLedger, RunState, ledger_from
+
+PACE_SLACK = timedelta(minutes=1)  # how much longer than the plan in force the workers' pace must say, to re-plan
 
 
 def is_newer(previous: Mapping[str, Any] | None, forecast: Forecast, source: str) -> bool:
@@ -51,6 +59,7 @@ def gate_interruptible(
     held_until: str = "",
     *,
     user_suspended: bool = False,
+    paced: timedelta | None = None,
 ) -> Gate:
     """Hold or run a started interruptible job; the returned plan carries the served-time ledger.
 
@@ -58,10 +67,12 @@ def gate_interruptible(
     force ("" when the job is not held), so that only a new or moved hold is announced. `user_suspended` is the
     LLMJob's spec.suspend: the lifecycle keeps the Job suspended whatever the gate says, so the plan in force is
     followed without re-planning (a re-plan from "now" on every pass would rewrite status.plan on every resync).
+    `paced` is the run time the running workers still need at their recent pace (None: no live reading).
     """
     previous = PlanStatus.read(previous)  # read once: every rule below uses the typed plan
-    ledger = ledger_from(previous).observe(run, now)
-    owed = job.duration - ledger.served_at(now)
+    ledger = ledger_from(previous).observe(run, now, paced)
+    by_pace = ledger.paced_owed_at(now, paced if ledger.running else None)
+    owed = max(job.duration - ledger.served_at(now), by_pace or timedelta(0))
     follow = gate_after_start(previous, True, now, held_until)
     limit_used = job.max_segments is not None and ledger.runs >= job.max_segments
     if owed <= timedelta(0) or limit_used or user_suspended:
@@ -69,9 +80,9 @@ def gate_interruptible(
         # plan in force stands until the user resumes the job.
         return _with(Gate(hold=False, plan=follow.plan), ledger)
     suspends = follow.hold and ledger.running  # the plan would suspend a running job: a boundary, re-plan there
-    if not suspends and not is_newer(previous, forecast, source[0]):
+    if not suspends and not is_newer(previous, forecast, source[0]) and not falls_short(previous, by_pace, now):
         return _with(follow, ledger)
-    plan = _replan(job, ledger, forecast, now)
+    plan = _replan(job, ledger, owed, forecast, now)
     fresh = keep_baseline(plan_status(plan, *source), previous)
     start = fresh.start_at
     assert start is not None  # the planner always says when
@@ -82,13 +93,24 @@ def gate_interruptible(
     if not hold:
         return _with(Gate(hold=False, plan=fresh), ledger)
     resume = format_instant(start)
-    return _with(Gate(hold=True, plan=fresh, announce=resume != held_until, resume_at=resume), ledger.close(now))
+    return _with(Gate(hold=True, plan=fresh, announce=resume != held_until, resume_at=resume),
+                 ledger.close(now, paced))
 
 
-def _replan(job: CarbonJob, ledger: RunLedger, forecast: Forecast, now: datetime) -> Plan:
-    """The plan for the time owed, with no more segments than maxSegments leaves (the gate never re-plans once
-    the limit is used)."""
+def falls_short(plan: PlanStatus | None, by_pace: timedelta | None, now: datetime) -> bool:
+    """The workers' pace says more is owed than the plan's segments still hold from `now`, by more than
+    `PACE_SLACK` and a tenth (so a pace that drifts a little does not re-plan, and rewrite status, every pass)."""
+    if plan is None or not plan.segments or by_pace is None:
+        return False
+    left = sum((max(s.end - max(s.start, now), timedelta(0)) for s in plan.segments), timedelta(0))
+    return by_pace > left + max(PACE_SLACK, left / 10)
+
+
+def _replan(job: CarbonJob, ledger: RunLedger, owed: timedelta, forecast: Forecast, now: datetime) -> Plan:
+    """The plan for the time `owed`, with no more segments than maxSegments leaves (the gate never re-plans once
+    the limit is used); the job's duration is stretched where the workers' pace owes more than it."""
     served = ledger.served_at(now)
+    job = replace(job, duration=max(job.duration, served + owed))
     if job.max_segments is None:
         plan = replan_remaining(job, served, forecast, now)
     else:

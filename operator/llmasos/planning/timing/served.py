@@ -14,12 +14,16 @@ segments, or when the Job is seen suspended (spec.suspend), gone, or with fewer 
 run opened counts towards `maxSegments` (`runs`; a readiness blip that closes and reopens a run counts too).
 Errors lean towards counting too little served time and too many runs: a job that believes it owes more runs
 more, never past its deadline, and one that believes it used more segments is suspended less.
+
+The ledger also keeps what the workers said when the last run closed (`pacedOwedSeconds`): the run time they still
+needed at their recent pace (`status.progress`). While the job is suspended its pods are gone and nothing reports,
+so a re-plan on a newer forecast reads it there; while a run is open, the live reading is used instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +51,7 @@ class RunLedger:
     running_since: datetime | None = None  # the open run's start; None between runs
     suspended_at: datetime | None = None  # when the last run closed
     runs: int = 0  # runs opened so far, the open one included (segments, for maxSegments)
+    paced_owed: timedelta | None = None  # the workers' remaining run time when the last run closed (None: unknown)
 
     @property
     def running(self) -> bool:
@@ -61,13 +66,23 @@ class RunLedger:
         """How long the open run has lasted (zero when none is open)."""
         return max(now - self.running_since, timedelta(0)) if self.running_since is not None else timedelta(0)
 
-    def observe(self, job: RunState, now: datetime) -> RunLedger:
+    def paced_owed_at(self, now: datetime, live: timedelta | None = None) -> timedelta | None:
+        """The run time the workers still need at their pace: the `live` reading of a running job when there is
+        one, else what they said when the last run closed, less the open run's age (a resumed run reports only
+        once its workers have stepped). None when the workers never said (no progress exported, or not yet)."""
+        if live is not None:
+            return max(live, timedelta(0))
+        if self.paced_owed is None:
+            return None
+        return max(self.paced_owed - self.run_age(now), timedelta(0))
+
+    def observe(self, job: RunState, now: datetime, paced: timedelta | None = None) -> RunLedger:
         """Open a run when the Job is seen running (gang ready), close it when it is not (suspended, gone, not
-        ready)."""
+        ready); `paced` is the workers' live remaining run time, kept when the run closes."""
         if not self.running and job.running:
-            return RunLedger(self.served, self._opened_at(job.ready_since, now), self.suspended_at, self.runs + 1)
+            return replace(self, running_since=self._opened_at(job.ready_since, now), runs=self.runs + 1)
         if self.running and not job.running:
-            return self.close(now)
+            return self.close(now, paced)
         return self
 
     def _opened_at(self, ready_since: datetime | None, now: datetime) -> datetime:
@@ -77,11 +92,12 @@ class RunLedger:
         floor = self.suspended_at or ready_since
         return min(max(ready_since, floor), now)
 
-    def close(self, now: datetime) -> RunLedger:
-        """End the open run at `now` (the pass that suspends the job)."""
+    def close(self, now: datetime, paced: timedelta | None = None) -> RunLedger:
+        """End the open run at `now` (the pass that suspends the job), keeping the workers' remaining run time
+        (`paced`, their live reading; without one, the last kept, less this run)."""
         if self.running_since is None:
             return self
-        return RunLedger(self.served_at(now), None, now, self.runs)
+        return RunLedger(self.served_at(now), None, now, self.runs, self.paced_owed_at(now, paced))
 
     def to_fields(self) -> dict[str, Any]:
         """The status.plan fields (whole seconds for times, like the rest of status)."""
@@ -90,6 +106,7 @@ class RunLedger:
             "runningSince": format_instant(self.running_since) if self.running_since else None,
             "suspendedAt": format_instant(self.suspended_at) if self.suspended_at else None,
             "runs": self.runs,
+            "pacedOwedSeconds": round(self.paced_owed.total_seconds()) if self.paced_owed is not None else None,
         }
 
 
@@ -102,7 +119,8 @@ def ledger_from(plan: Mapping[str, Any] | None) -> RunLedger:
     since, served = read.running_since, read.served_seconds
     # A ledger written before runs were counted: at least the open run, or one closed run if any time was served.
     counted = read.runs if read.runs is not None else int(since is not None or served > 0)
-    return RunLedger(timedelta(seconds=served), since, read.suspended_at, max(counted, 0))
+    paced = timedelta(seconds=read.paced_owed_seconds) if read.paced_owed_seconds is not None else None
+    return RunLedger(timedelta(seconds=served), since, read.suspended_at, max(counted, 0), paced)
 
 
 def gang_ready_since(pods: Iterable[Mapping[str, Any]], gang: int) -> datetime | None:

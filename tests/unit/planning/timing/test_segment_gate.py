@@ -26,6 +26,7 @@ from tests.unit.planning.builders import T0, make_forecast, make_job
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
+S = timedelta(seconds=1)
 SOURCE = ("test", False, "")
 
 
@@ -135,6 +136,58 @@ def test_every_source_down_runs_the_rest_now() -> None:
     assert not gate.hold
     assert gate.plan is not None
     assert gate.plan["source"] == "none"
+
+
+def planned(plan: Any) -> timedelta:
+    return sum((datetime.fromisoformat(s["end"][:-1]) - datetime.fromisoformat(s["start"][:-1])
+                for s in plan["segments"]), timedelta(0))
+
+
+def test_the_ledger_keeps_the_workers_pace_when_a_run_closes() -> None:
+    ledger = RunLedger(running_since=T0, runs=1)
+    assert ledger.paced_owed_at(T0 + 10 * M) is None, "the workers never said"
+    closed = ledger.observe(RunState(True, True), T0 + H, paced=90 * M)
+    assert (closed.served, closed.paced_owed) == (H, 90 * M)
+    assert ledger_from(closed.to_fields()) == closed
+    assert closed.to_fields()["pacedOwedSeconds"] == 5400
+    resumed = closed.observe(RunState(True, False), T0 + 2 * H)
+    assert resumed.paced_owed_at(T0 + 2 * H + 10 * M) == 80 * M, "less the open run, until the workers report"
+    assert resumed.paced_owed_at(T0 + 2 * H + 10 * M, live=70 * M) == 70 * M, "a live reading wins"
+    assert resumed.close(T0 + 2 * H + 20 * M).paced_owed == 70 * M, "no live reading at the close: the kept one"
+    assert ledger.close(T0 + H).paced_owed is None
+
+
+def test_a_slower_pace_than_expected_is_planned_on_and_a_faster_one_keeps_the_plan() -> None:
+    job = make_job("2h").deadline("12h").interruptible(min_segment="15m").build()
+    f = dip_forecast(6, T0)
+    plan = started(job, f)  # [T0, T0+1h) and [T0+6h, T0+7h)
+    running = RunState(True, False)
+    faster = gate_interruptible(plan, job, running, f, SOURCE, T0 + 30 * M, paced=40 * M)
+    assert faster.plan == plan, "1 h 30 min still planned, 40 min needed: the owner's room is kept"
+    near = gate_interruptible(plan, job, running, f, SOURCE, T0 + 30 * M, paced=99 * M)
+    assert near.plan == plan, "within a tenth (9 min here, at least a minute) of the plan: no re-plan"
+    beyond = gate_interruptible(plan, job, running, f, SOURCE, T0 + 30 * M, paced=99 * M + S)
+    assert beyond.plan is not None
+    assert planned(beyond.plan) == 99 * M + S
+    slower = gate_interruptible(plan, job, running, f, SOURCE, T0 + 30 * M, paced=3 * H)
+    assert slower.plan is not None
+    assert not slower.hold
+    assert planned(slower.plan) == 3 * H, "the 3 h the workers need, not the 1 h 30 min expected"
+
+    assert [s["end"] for s in slower.plan["segments"]] == [format_instant(T0 + 150 * M), format_instant(T0 + 7 * H)]
+
+    # 2 h 30 min served, more than expected: only the workers' pace still owes anything, so the dip is kept.
+    at_end = gate_interruptible(slower.plan, job, running, f, SOURCE, T0 + 150 * M, paced=H)
+    assert at_end.hold
+    assert at_end.resume_at == format_instant(T0 + 6 * H)
+    assert at_end.plan is not None
+    assert (at_end.plan["servedSeconds"], at_end.plan["pacedOwedSeconds"]) == (9000, 3600)
+    held = RunState(True, True)
+    moved = gate_interruptible(at_end.plan, job, held, dip_forecast(8, T0 + 3 * H), SOURCE, T0 + 3 * H,
+                               at_end.resume_at)
+    assert moved.resume_at == format_instant(T0 + 8 * H)
+    assert moved.plan is not None
+    assert planned(moved.plan) == H, "re-planned while suspended on what the workers said at the close"
 
 
 # -- the loop's properties -----------------------------------------------------------------------------------------
