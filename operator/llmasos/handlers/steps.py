@@ -348,7 +348,7 @@ async def conditions(ctx: OperatorContext, job: Pass, placement: Placement, timi
     at_risk = deadline_outcome(timing.gate.at_risk, job_for(job.spec, job.body).deadline, parse_instant(job.now),
                                finished_at=parse_instant(decision.completion_time) if finished else None,
                                flagged=before is not None, ended=decision.phase in TERMINAL,
-                               projected_end=projected,
+                               projected_end=projected, pauses=job.spec.carbon.interruptible,
                                flagged_late=before is not None and before.status == "True"
                                and before.reason == cond.PROJECTED_LATE)
     found = (Condition(cond.SCHEDULED, "True", cond.POOL_SELECTED, f"node pool {placement.pool}"),

@@ -239,5 +239,6 @@ def test_an_interruptible_job_is_planned_on_its_workers_pace_and_told_when_even_
     assert status["plan"]["segments"][0]["start"] == "2026-03-06T12:40:00Z", "too late to pause: runs on"
     risk = condition(status, "DeadlineAtRisk")
     assert (risk["status"], risk["reason"]) == ("True", "ProjectedLate")
-    assert "finishes around 2026-03-06T14:40:00Z, 2400 s after its deadline" in risk["message"]
+    assert risk["message"] == ("at its workers' recent pace and without a pause it finishes around "
+                               "2026-03-06T14:40:00Z, 2400 s after its deadline 2026-03-06T14:00:00Z")
     assert [e["reason"] for e in events(kube) if e["type"] == "Warning"] == ["ProjectedLate"]

@@ -130,7 +130,8 @@ def finished_deadline_condition(deadline: datetime | None, completed: datetime) 
 
 def deadline_outcome(planned: Condition | None, deadline: datetime | None, now: datetime, *,
                      finished_at: datetime | None, flagged: bool, ended: bool,
-                     projected_end: datetime | None = None, flagged_late: bool = False) -> Condition | None:
+                     projected_end: datetime | None = None, flagged_late: bool = False,
+                     pauses: bool = False) -> Condition | None:
     """The `DeadlineAtRisk` to write this pass, from the plan's (`planned`, None: leave it as it is) and what
     happened: succeeded at `finished_at` -> met or missed (met written only when the job had the condition,
     `flagged`, so a job that was never at risk gains no condition); any other job that `ended` (failed, or no
@@ -138,7 +139,8 @@ def deadline_outcome(planned: Condition | None, deadline: datetime | None, now: 
     said. Before the deadline, a running job whose workers' remaining run time ends after it (`projected_end`) is
     projected late unless its plan already says it is at risk; once projected late (`flagged_late`) it is on
     track again only when the projection ends `PROJECTION_SLACK` before the deadline, so a pace near the line does
-    not flip the condition (and its Warning) at every reading."""
+    not flip the condition (and its Warning) at every reading. `pauses`: an interruptible job, whose projection is
+    its earliest end (running without a pause), and the messages say so."""
     if deadline is None:
         return planned
     if finished_at is not None:
@@ -152,13 +154,14 @@ def deadline_outcome(planned: Condition | None, deadline: datetime | None, now: 
     if projected_end is None or (planned is not None and planned.status == "True"):
         return planned
     late = int((projected_end - deadline).total_seconds())
+    pace = "at its workers' recent pace" + (" and without a pause" if pauses else "")
     if late > 0 or (flagged_late and projected_end > deadline - PROJECTION_SLACK):
         return Condition(DEADLINE_AT_RISK, "True", REASON_PROJECTED_LATE,
-                         f"at its workers' recent pace it finishes around {format_instant(projected_end)}, "
+                         f"{pace} it finishes around {format_instant(projected_end)}, "
                          + (f"{late} s after its deadline " if late > 0 else "close to its deadline ")
                          + format_instant(deadline))
     if flagged_late:
         return Condition(DEADLINE_AT_RISK, "False", REASON_ON_TRACK,
-                         f"at its workers' recent pace it finishes around {format_instant(projected_end)}, by its "
+                         f"{pace} it finishes around {format_instant(projected_end)}, by its "
                          f"deadline {format_instant(deadline)}")
     return planned
