@@ -27,6 +27,7 @@ from llmasos.cluster.priority import (
 )
 from llmasos.cluster.rayjob_api import RayJobApi
 from llmasos.handlers.fleet import PoolPlans
+from llmasos.handlers.wakeups import Wakeups
 
 __all__ = ["PRIORITY_EVENT", "PRIORITY_NEW", "PRIORITY_RESYNC", "OperatorContext", "PriorityLimiter"]
 from llmasos.gpus.products import DEFAULT_CATALOG, GpuProfile
@@ -62,6 +63,7 @@ class OperatorContext:
     gpu_usage: GpuUsageCache = field(default_factory=GpuUsageCache)
     pool_plans: PoolPlans = field(default_factory=PoolPlans)  # deferred jobs planned per pool (handlers/fleet.py)
     rayjob_api: RayJobApi = field(default_factory=RayJobApi)  # is KubeRay's RayJob served (handlers/children.py)
+    wakeups: Wakeups = field(default_factory=Wakeups)  # passes due by the clock alone (handlers/wakeups.py)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     # resourceVersions seen per LLMJob (etcd revisions: integers in practice; anything else disables the checks).
     _latest_rv: dict[str, int] = field(default_factory=dict)

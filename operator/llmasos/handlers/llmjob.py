@@ -26,7 +26,9 @@ from llmasos.errors import KubeApiError
 from llmasos.handlers import pass_output, queueing, steps
 from llmasos.handlers.admission_check import KUEUE_GROUP, KUEUE_VERSION
 from llmasos.handlers.context import NEW_PASS_QUIET_SECONDS, PRIORITY_EVENT, PRIORITY_NEW, OperatorContext
+from llmasos.handlers.gate import job_for
 from llmasos.planning.lifecycle.queueing import workload_fingerprint
+from llmasos.planning.lifecycle.wake import next_wake
 
 # How long a pass triggered by a child Job's change waits, so that the changes of one gang's pods share a pass.
 CHILD_EVENT_COALESCE_SECONDS = 1.0
@@ -73,6 +75,7 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     written the status saying why."""
     job = await steps.read(ctx, body, indexes)
     if job.previous_phase in TERMINAL:
+        ctx.wakeups.set(job.namespace, job.name, None)
         await steps.finish(ctx, job, logger)
         return
     await steps.admit(ctx, job)
@@ -93,6 +96,9 @@ async def _reconcile_locked(ctx: OperatorContext, body: dict[str, Any], indexes:
     carbon = await pass_output.account(ctx, job, placement, decision, logger)
     new = pass_output.render(job, placement, timing, decision, extra, carbon)
     await pass_output.write(ctx, job, placement, timing, decision, new, carbon)
+    # The next instant at which time alone changes this pass's outcome: the resync runs the pass then.
+    ctx.wakeups.set(job.namespace, job.name, next_wake(new, job_for(job.spec, job.body).deadline,
+                                                       job.spec.carbon.interruptible, ctx.clock()))
 
 
 def register_llmjob_handlers(registry: kopf.OperatorRegistry, ctx: OperatorContext) -> None:

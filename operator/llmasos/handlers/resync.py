@@ -7,7 +7,8 @@ the first handler call, so it starts once the indexes are filled), checks the pe
 event announces: a deferred job's start time, maxRuntime, ttlSecondsAfterFinished, jobs no node pool could host yet,
 retries after TemporaryErrors, and the at-most-once-a-minute energy accounting of running jobs. Between rounds, it
 runs at once (checked every second) the passes of deferred jobs that another job's pool plan moved (handlers/fleet.py),
-so each writes its new plan and Event without waiting for the round."""
+so each writes its new plan and Event without waiting for the round, and the passes due by the clock
+(handlers/wakeups.py), so a deferred job starts, and a segment ends, within a second of its planned instant."""
 
 from __future__ import annotations
 
@@ -77,18 +78,21 @@ async def resync_forever(ctx: OperatorContext) -> None:
     last_round = time.monotonic()
     while True:
         # Every second: the deferred jobs a new pool plan moved (handlers/fleet.py) get their pass now, so each
-        # writes its new plan without waiting for the round; every resync_seconds: the round over every LLMJob.
+        # writes its new plan without waiting for the round, and so do the jobs whose next instant has come
+        # (handlers/wakeups.py: a planned start, a segment boundary, a deadline); every resync_seconds: the round
+        # over every LLMJob.
         await asyncio.sleep(min(MOVED_CHECK_SECONDS, ctx.settings.resync_seconds))
         moved = [(key.split("/", 1)[0], key.split("/", 1)[1]) for key in ctx.pool_plans.take_moved()]
+        due = sorted({*moved, *ctx.wakeups.take_due(ctx.clock())})
         round_due = time.monotonic() - last_round >= ctx.settings.resync_seconds
-        if not moved and not round_due:
+        if not due and not round_due:
             continue
         try:
             if round_due:
                 last_round = time.monotonic()
                 await resync_once(ctx)
             else:
-                await resync_once(ctx, only=moved)
+                await resync_once(ctx, only=due)
         except Exception:
             ctx.metrics.record_error("resync")
             log.exception("resync round failed; the next one runs in resync_seconds")
