@@ -2,7 +2,7 @@
 
 Each pass sets its job's next instant (or clears it); the resync loop (handlers/resync.py) takes, every second,
 the jobs whose instant has come and runs their passes, between its rounds. Lost on a restart, and set again by the
-first round's passes.
+passes the watch's initial listing starts.
 """
 
 from __future__ import annotations

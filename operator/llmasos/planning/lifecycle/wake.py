@@ -5,7 +5,8 @@ interruptible job's segment (where the plan suspends it) and the start of the ne
 the job has not finished. The periodic resync (30 s by default) catches them all, but up to a resync late: a job
 "deferred until 14:00" started at 14:00:29, an interruptible job ran half a minute into a dirty hour. So every pass
 says when the next such instant is (`next_wake`), and the resync loop, which looks every second, runs that job's
-pass once it has come. Kept in memory only: after a restart the first resync round sets them again.
+pass once it has come. Kept in memory only: after a restart (or a change of leader) the passes over every LLMJob
+that the watch's initial listing starts set them again.
 """
 
 from __future__ import annotations
