@@ -7,8 +7,9 @@ come (planning/timing/fleet_prices.py); deleting old LLMJobs only makes those pr
 (pure: planning/timing/fleet_gate.py) is computed at most once per pool, minute and membership, and shared by the
 passes of every job in that pool, so a burst of N deferred jobs costs N small plans, not N passes x N jobs.
 
-`moved` records, per pool, the jobs whose planned start the latest pool plan moved; the resync runs their passes
-first, so each writes its own new plan (one status write and one Event per job) without waiting a whole round.
+A newly computed pool plan names the other deferred jobs whose planned start it moved; the asking pass has the resync
+run theirs at once (handlers/wakeups.py), so each writes its own new plan (one status write and one Event per job)
+without waiting a whole round.
 """
 
 from __future__ import annotations
@@ -91,7 +92,6 @@ class PoolPlans:
     bucket: timedelta = timedelta(minutes=1)
     _plans: dict[str, tuple[tuple[Any, ...], PoolPlan]] = field(default_factory=dict)
     _members: dict[tuple[str, str], tuple[str, Member | None, Arrival | None]] = field(default_factory=dict)
-    moved: set[str] = field(default_factory=set)
 
     def members(self, bodies: Iterable[Mapping[str, Any]], pool: str, job_for: JobFor) -> list[Member]:
         """The pool's members; each body is parsed once per resourceVersion (deleted LLMJobs are forgotten)."""
@@ -119,22 +119,16 @@ class PoolPlans:
                       key=lambda a: (a.at, a.gpus, a.duration, a.window))
 
     def plan(self, members: list[Member], pool: str, gpus: int, zone: str, forecast: Forecast,
-             now: datetime, starts: Mapping[str, datetime], asking: str) -> PoolPlan:
-        """The pool plan at `now` (reused within the bucket while members, arrivals, capacity and forecast hold);
-        the deferred jobs it moves, other than `asking`, are added to `moved`."""
+             now: datetime, starts: Mapping[str, datetime], asking: str) -> tuple[PoolPlan, list[str]]:
+        """The pool plan at `now` (reused within the bucket while members, arrivals, capacity and forecast hold),
+        and the keys of the deferred jobs other than `asking` whose planned start it moves (none when reused: the
+        pass that computed it named them)."""
         bucket = int(now.timestamp() // self.bucket.total_seconds())
         arrivals = tuple(self.arrivals(pool, now))
         signature = (bucket, gpus, zone, forecast, tuple(sorted(members, key=lambda m: m.key)), arrivals)
         cached = self._plans.get(pool)
         if cached is not None and cached[0] == signature:
-            return cached[1]
+            return cached[1], []
         result = plan_pool(members, pool, gpus, zone, forecast, now, arrivals)
         self._plans[pool] = (signature, result)
-        self.moved.update(moved_jobs(result, starts, skip=asking))
-        return result
-
-    def take_moved(self) -> list[str]:
-        """Keys ("namespace/name") of the jobs to pass first, once each."""
-        keys = sorted(self.moved)
-        self.moved.clear()
-        return keys
+        return result, moved_jobs(result, starts, skip=asking)

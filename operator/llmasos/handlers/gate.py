@@ -181,7 +181,10 @@ def plan_in_pool(ctx: OperatorContext, plan: Plan, seat: Seat, body: dict[str, A
     if not any(m.key == key for m in members):  # not yet in the index with its pool: plan it as it will be
         own = member_of({**body, "status": {**(body.get("status") or {}), "pool": seat.pool}}, job_for)
         members = [*members, *((own,) if own else ())]
-    pool_plan = ctx.pool_plans.plan(members, seat.pool, seat.gpus, zone, forecast, now, planned_starts(bodies), key)
+    pool_plan, moved = ctx.pool_plans.plan(members, seat.pool, seat.gpus, zone, forecast, now, planned_starts(bodies),
+                                           key)
+    for other in moved:
+        ctx.wakeups.soon(other)
     assignment = pool_plan.assignment(key)
     if assignment is None:
         return plan, None

@@ -6,9 +6,9 @@ the first handler call, so it starts once the indexes are filled), checks the pe
 (planning/lifecycle/leadership.py), and runs the same level-based pass at the lowest priority. It catches what no watch
 event announces: a deferred job's start time, maxRuntime, ttlSecondsAfterFinished, jobs no node pool could host yet,
 retries after TemporaryErrors, and the at-most-once-a-minute energy accounting of running jobs. Between rounds, it
-runs at once (checked every second) the passes of deferred jobs that another job's pool plan moved (handlers/fleet.py),
-so each writes its new plan and Event without waiting for the round, and the passes due by the clock
-(handlers/wakeups.py), so a deferred job starts, and a segment ends, within a second of its planned instant."""
+runs at once (checked every second) the passes that are due (handlers/wakeups.py): by the clock, so a deferred job
+starts, and a segment ends, within a second of its planned instant; and those of deferred jobs that another job's pool
+plan moved (handlers/fleet.py), so each writes its new plan and Event without waiting for the round."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from llmasos.handlers.llmjob import reconcile
 from llmasos.planning.lifecycle.leadership import is_leader
 
 log = logging.getLogger("llmasos.resync")
-MOVED_CHECK_SECONDS = 1.0
+WAKEUP_CHECK_SECONDS = 1.0
 
 
 async def leads(ctx: OperatorContext) -> bool:
@@ -77,13 +77,11 @@ async def resync_forever(ctx: OperatorContext) -> None:
     llmasos_errors_total{kind="resync"}, and the next round runs as usual."""
     last_round = time.monotonic()
     while True:
-        # Every second: the deferred jobs a new pool plan moved (handlers/fleet.py) get their pass now, so each
-        # writes its new plan without waiting for the round, and so do the jobs whose next instant has come
-        # (handlers/wakeups.py: a planned start, a segment boundary, a deadline); every resync_seconds: the round
-        # over every LLMJob.
-        await asyncio.sleep(min(MOVED_CHECK_SECONDS, ctx.settings.resync_seconds))
-        moved = [(key.split("/", 1)[0], key.split("/", 1)[1]) for key in ctx.pool_plans.take_moved()]
-        due = sorted({*moved, *ctx.wakeups.take_due(ctx.clock())})
+        # Every second: the jobs due (handlers/wakeups.py: a planned start, a segment boundary, a deadline, or a
+        # deferred job whose planned start another job's pool plan moved) get their pass now, without waiting for
+        # the round; every resync_seconds: the round over every LLMJob.
+        await asyncio.sleep(min(WAKEUP_CHECK_SECONDS, ctx.settings.resync_seconds))
+        due = ctx.wakeups.take_due(ctx.clock())
         round_due = time.monotonic() - last_round >= ctx.settings.resync_seconds
         if not due and not round_due:
             continue
