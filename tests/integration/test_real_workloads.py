@@ -8,7 +8,7 @@ DaemonSet run as containers from the locally built images, and LLMJobs train ins
 - `spec.suspend: true` makes the kubelet send SIGTERM; the workers checkpoint to a local PersistentVolume on the
   node, and the resumed workers continue from that step; the job's tokens add up over both runs.
 - An inference job of two data-parallel pods: status.carbon.tokens is the job's new tokens (both replicas'), not
-  one replica's.
+  one replica's, and status.progress counts them of the prompts x max_new_tokens it planned.
 - A worker that cannot start says why in the LLMJob's WorkersReady condition.
 
 No host process stands in for the operator or the agent here: the only operator running is the chart's.
@@ -160,7 +160,8 @@ def test_inference_in_two_pods_counts_the_jobs_tokens(cluster: LocalCluster, cha
     carbon = carbon_with_tokens(api, "infer", done["new_tokens"])
     assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3,
                                                      abs=KWH_ROUNDING_J / carbon["tokens"])
-    assert "progress" not in api.get(llmjob_path(JOBS_NS, "infer"))["status"]  # no planned step count
+    n, progress = len(prompts) * 12, api.get(llmjob_path(JOBS_NS, "infer"))["status"].get("progress")
+    assert progress == {"step": n, "plannedSteps": n, "percent": 100, "display": f"{n}/{n} (100%)"}, progress
 
 
 def test_a_job_too_slow_for_its_deadline_is_told_before_the_deadline(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import socket
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from llmasos_worker.inference import generate
 from llmasos_worker.model import build_model
 from llmasos_worker.progress import Progress
 from llmasos_worker.ray_infer import driver_endpoint
-from tests.worker.helpers import free_port, run_worker, worker_env
+from tests.worker.helpers import free_port, run_worker, start_worker, worker_env
 
 NEW_TOKENS = 16
 PROMPTS = ["The baker ", "A river does not ", "Wind from the ", "The cat sat on ", "In the evening "]
@@ -48,8 +50,9 @@ def test_ddp_and_ray_inference_agree(trained_model: Path, tmp_path: Path) -> Non
     # The pod's count is the job's, not its own replica's (rank 0 generated 3 of the 5 prompts), as in training:
     # the operator divides the job's energy by the largest pod's count.
     ddp_final, ray_final = parse_final_progress(ddp_log.read_text()), parse_final_progress(ray_log.read_text())
-    assert ddp_final == FinalProgress(done["new_tokens"], 1, None)  # inference has no planned step count
-    assert ray_final == FinalProgress(ray_done["new_tokens"], 1, None)
+    # Inference's progress counts the job's new tokens, of the prompts x max_new_tokens it planned.
+    assert ddp_final == FinalProgress(done["new_tokens"], done["new_tokens"], len(PROMPTS) * NEW_TOKENS)
+    assert ray_final == FinalProgress(ray_done["new_tokens"], ray_done["new_tokens"], len(PROMPTS) * NEW_TOKENS)
     assert ray_done["tokens_per_second"] == ray_done["new_tokens"] / ray_done["seconds"]
     assert ray_done["tokens_per_second"] > 0
     assert [c["prompt"] for c in ray_done["completions"]] == PROMPTS
@@ -57,6 +60,39 @@ def test_ddp_and_ray_inference_agree(trained_model: Path, tmp_path: Path) -> Non
     assert (tmp_path / "result.json").is_file()
     # A trained model continues in the corpus' alphabet; the untrained one emits arbitrary bytes.
     assert all(c["completion"].isprintable() for c in done["completions"])
+
+
+def test_a_running_inference_exports_the_jobs_new_tokens_of_those_it_planned(trained_model: Path,
+                                                                              tmp_path: Path) -> None:
+    """What the node agent reads from the pod while it generates: a count that grows towards prompts x tokens."""
+    from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, parse_progress
+
+    tokens, port = 600, free_port()
+    env = worker_env("inference", nproc=2, dp=2, config={"prompts": PROMPTS, "max_new_tokens": tokens},
+                     LLMASOS_MODEL_PATH=str(trained_model), LLMASOS_PROGRESS_PORT=str(port))
+    proc = start_worker(env, tmp_path / "out", tmp_path / "err")
+    readings = []
+    try:
+        while proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                    reading = parse_progress(resp.read().decode(), DEFAULT_PROGRESS_METRICS)
+                if reading is not None and reading.planned_steps is not None:
+                    readings.append(reading)
+            except OSError:
+                pass  # not serving yet, or already gone
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.wait(timeout=60) == 0, (tmp_path / "err").read_text()[-3000:]
+    planned = len(PROMPTS) * tokens
+    assert {r.planned_steps for r in readings} == {planned}
+    steps = [r.step or 0 for r in readings]
+    assert steps == sorted(steps), "the count only grows"
+    assert any(0 < s < planned for s in steps), f"no reading while it generated: {sorted(set(steps))[:10]}"
+    assert all(r.tokens == r.step for r in readings), "tokens and steps are the same count"
+    assert any(r.remaining_seconds for r in readings), f"and the run time it still needs: {readings}"
 
 
 def test_generate_buckets_match_one_prompt_at_a_time() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 from llmasos.api.worker_contract import EXIT_OK
 from llmasos_worker.corpus import CORPUS
 from llmasos_worker.distributed import apply_tensor_parallel, init_groups, layout_from_env, shutdown
+from llmasos_worker.job_count import JobCounter, job_store
 from llmasos_worker.loading import Tokenizer, load_model
 from llmasos_worker.runtime import RunContext, emit
 
@@ -32,8 +34,10 @@ def default_prompts(count: int = DEFAULT_PROMPTS) -> list[str]:
 
 @torch.no_grad()
 def generate(model: nn.Module, prompts: list[torch.Tensor], max_new_tokens: int, seq_len: int,
-             device: torch.device, temperature: float = 0.0, seed: int = 0) -> list[list[int]]:
-    """New tokens for each prompt (same order); greedy when temperature is 0."""
+             device: torch.device, temperature: float = 0.0, seed: int = 0,
+             on_tokens: Callable[[int], None] | None = None) -> list[list[int]]:
+    """New tokens for each prompt (same order); greedy when temperature is 0. `on_tokens` hears how many new
+    tokens each decoding step made (one per prompt of the batch)."""
     model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
     out: list[list[int]] = [[] for _ in prompts]
@@ -50,16 +54,19 @@ def generate(model: nn.Module, prompts: list[torch.Tensor], max_new_tokens: int,
             else:
                 nxt = logits.argmax(dim=-1, keepdim=True)
             seqs = torch.cat([seqs, nxt], dim=1)
+            if on_tokens is not None:
+                on_tokens(len(idx))
         for row, i in enumerate(idx):
             out[i] = seqs[row, -max_new_tokens:].tolist()
     return out
 
 
 def complete(model: nn.Module, tokenizer: Tokenizer, prompts: list[str], max_new_tokens: int, seq_len: int,
-             device: torch.device, temperature: float = 0.0, seed: int = 0) -> tuple[list[str], int]:
+             device: torch.device, temperature: float = 0.0, seed: int = 0,
+             on_tokens: Callable[[int], None] | None = None) -> tuple[list[str], int]:
     """(completions, new tokens) for text prompts."""
     encoded = [tokenizer.encode(p) if p else tokenizer.encode(" ") for p in prompts]
-    new = generate(model, encoded, max_new_tokens, seq_len, device, temperature, seed)
+    new = generate(model, encoded, max_new_tokens, seq_len, device, temperature, seed, on_tokens)
     return [tokenizer.decode(t) for t in new], sum(len(t) for t in new)
 
 
@@ -75,10 +82,19 @@ def run_inference(ctx: RunContext) -> int:
         if layout.tp > 1:
             assert groups.mesh is not None
             apply_tensor_parallel(model, groups.mesh)
+        # Progress counts the job's new tokens: every prompt gets exactly max_new_tokens. One rank per replica
+        # adds its tokens; every rank reads the job's total (job_count.py), so each pod exports the job's count.
+        planned = len(prompts) * cfg.max_new_tokens
+        ctx.progress.plan(planned)
+        counter = JobCounter(job_store(), lambda total: ctx.progress.update(total, total))
+        own = layout.tp_rank == 0
+        counter.flush()  # a first reading at 0, so the pace is known from the first batched add on
         t0 = time.perf_counter()
         texts, new_tokens = complete(model, loaded.tokenizer, mine, cfg.max_new_tokens, loaded.seq_len,
-                                     layout.device, cfg.temperature, cfg.seed + layout.dp_rank)
+                                     layout.device, cfg.temperature, cfg.seed + layout.dp_rank,
+                                     lambda n: counter.add(n if own else 0))
         elapsed = time.perf_counter() - t0
+        counter.flush()
         gathered: list[Any] = [None] * layout.world_size
         if layout.world_size > 1:
             dist.all_gather_object(gathered, (layout.dp_rank, layout.tp_rank, texts, new_tokens, elapsed))
@@ -87,7 +103,7 @@ def run_inference(ctx: RunContext) -> int:
         replicas = [g for g in gathered if g[1] == 0]  # one entry per model replica (its first tensor-parallel rank)
         total = sum(g[3] for g in replicas)
         # Every pod exports the job's count, as training does (the operator takes the largest pod's, never a sum).
-        ctx.progress.update(1, total)
+        ctx.progress.update(total, total)
         if layout.rank == 0:
             completions: list[str] = [""] * len(prompts)
             for dp_rank, _, replica_texts, _, _ in replicas:

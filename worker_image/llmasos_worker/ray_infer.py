@@ -117,7 +117,10 @@ def _drive(env: WorkerEnv, cfg: TaskConfig, progress: Progress) -> int:
             for j, text in enumerate(texts):
                 completions[i + j * len(actors)] = text
         tokens = sum(r[1] for r in results)
-        progress.update(1, tokens)
+        # The job's new tokens of the tokens it planned, as the torch path counts them; only once the actors are
+        # done (each generates its whole shard in one call), so a Ray job shows no progress while it runs.
+        progress.plan(len(prompts) * cfg.max_new_tokens)
+        progress.update(tokens, tokens)
         result = {
             "task": "inference", "strategy": "ray", "actors": len(actors), "devices": devices,
             "prompts": len(prompts), "new_tokens": tokens, "seconds": elapsed,

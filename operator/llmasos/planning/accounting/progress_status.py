@@ -5,8 +5,9 @@ of its last steps (`llmasos_worker_step`, `llmasos_worker_planned_steps`, `llmas
 node agents put them in their reports and the operator in `status.power.pods`. Every rank of a job counts the same
 global steps (cumulative across resumes from a checkpoint), so the job's step is the largest any of its pods
 reported, as for tokens; a pod restarted from an older checkpoint does not take it back. The estimated end is that
-pod's report time plus the run time it still needed, while it runs. Tasks without a planned step count (inference,
-compress, a `spec.command` of one's own) get no progress.
+pod's report time plus the run time it still needed, while it runs. Inference counts the job's new tokens as its
+steps, of prompts x max_new_tokens, the same on every pod; tasks without a planned count (compress, a
+`spec.command` of one's own) get no progress.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ def pod(name: str, step: float | None, planned: float | None) -> PodPower:
 def test_no_progress_without_a_planned_step_count() -> None:
     assert build_progress([]) is None
     assert build_progress([pod("a", None, None)]) is None
-    assert build_progress([pod("a", 1, None)]) is None  # inference: a step, no planned total
+    assert build_progress([pod("a", 1, None)]) is None  # a step, no planned total (an older worker's inference)
     assert build_progress([pod("a", None, 100)]) is None
 
 
