@@ -86,6 +86,21 @@ def test_a_task_config_key_the_worker_does_not_take_is_refused_by_the_operator(
     assert parse_spec(dict(job, command=["python", "my_trainer.py"])).task_config == config  # another program
 
 
+@pytest.mark.parametrize("task", ["inference", "compress"])
+def test_an_interruptible_job_whose_task_cannot_checkpoint_is_refused_before_any_pod(task: str) -> None:
+    """Each carbon segment would start the work over: the built-in worker checkpoints only train and finetune."""
+    carbon = {"policy": "deadline", "maxDelay": "12h", "expectedDuration": "1h", "interruptible": True}
+    raw = dict(llmjobs(EXAMPLES[0])[0]["spec"], task=task, carbon=carbon, parallelism={"nodes": 1, "gpusPerNode": 1})
+    spec = parse_spec(raw)
+    with pytest.raises(SpecError) as err:
+        check_builtin_worker(spec)
+    assert err.value.field == "spec.carbon.interruptible"
+    assert f"the built-in worker's {task} stops at once and starts over when resumed" in str(err.value)
+    check_builtin_worker(dataclasses.replace(spec, carbon=dataclasses.replace(spec.carbon, interruptible=False)))
+    check_builtin_worker(dataclasses.replace(spec, command=("python", "my_server.py")))  # another program: its own
+    check_builtin_worker(parse_spec(dict(raw, task="train")))
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"taskConfig": {"batch_size": "16"}}, "taskConfig.batch_size has the wrong type: '16'"),
     ({"taskConfig": {"lr": 0}}, "lr must be > 0"),

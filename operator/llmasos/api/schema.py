@@ -183,8 +183,8 @@ def carbon_schema() -> Schema:
         "maxDelay": _duration("Deadline relative to the LLMJob's creation (instead of deadline)."),
         "expectedDuration": _duration("How long the job is expected to run; the planner reserves this much "
                                       "time before the deadline."),
-        "interruptible": boolean("The job checkpoints on SIGTERM and may run in several segments (suspended "
-                                 "and resumed at segment boundaries).", default=False),
+        "interruptible": boolean("The job checkpoints on SIGTERM and may run in several segments, suspended "
+                                 "and resumed between them (built-in worker: train, finetune).", default=False),
         "maxIntensity": number("threshold policy: start when the forecast intensity (gCO2e/kWh) is at or "
                                "below this.", minimum=0, exclusive_minimum=True, maximum=5000),
         "zone": string("Electricity Maps zone key to plan for, overriding the node pool's "

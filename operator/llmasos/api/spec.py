@@ -28,7 +28,7 @@ from llmasos.api.schema import (
 )
 from llmasos.api.task_config import TASK_CONFIG_KEYS, ConfigError, TaskConfig, check_env_layout
 from llmasos.api.validate import validate_manifest
-from llmasos.api.worker_contract import WorkerEnv
+from llmasos.api.worker_contract import CHECKPOINTING_TASKS, WorkerEnv
 from llmasos.errors import SpecError
 
 
@@ -298,11 +298,18 @@ _SPEC_WORDS = (("LLMASOS_TASK_CONFIG.", "taskConfig."), ("LLMASOS_STRATEGY", "pa
 def check_builtin_worker(spec: LLMJobSpec) -> None:
     """SpecError when the built-in worker (no spec.command) would refuse the job at start-up: taskConfig's values
     (types, ranges) and what the job's shape alone decides (the batch against the data-parallel degree, the built-in
-    model against the model-parallel degrees, a task the strategy does not run). The worker's own check, run before
-    any pod exists; what needs the pod's file system (a model path it can read) is left to the worker. The API
-    server cannot judge these, so they are not in `parse_spec` (which accepts what the API server accepts)."""
+    model against the model-parallel degrees, a task the strategy does not run), and an interruptible job whose task
+    cannot checkpoint. The worker's own check, run before any pod exists; what needs the pod's file system (a model
+    path it can read) is left to the worker. The API server cannot judge these, so they are not in `parse_spec`
+    (which accepts what the API server accepts)."""
     if spec.command:
         return
+    if spec.carbon.interruptible and spec.task not in CHECKPOINTING_TASKS:
+        tasks = " or ".join(CHECKPOINTING_TASKS)
+        raise SpecError(f"carbon.interruptible needs a task that checkpoints on SIGTERM ({tasks}): the built-in "
+                        f"worker's {spec.task} stops at once and starts over when resumed, so every carbon segment "
+                        "would repeat the work (a job with spec.command runs its own program, which the operator "
+                        "does not check)", "spec.carbon.interruptible")
     p = spec.parallelism
     env = WorkerEnv(job_name="", namespace="", task=spec.task, strategy=p.strategy, nnodes=p.nodes,
                     nproc_per_node=p.procs_per_node, master_addr="", data_parallel=p.data_parallel,

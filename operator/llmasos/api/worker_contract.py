@@ -74,6 +74,9 @@ _CPU_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E)?$")
 _SI = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 
 TASKS = ("train", "finetune", "inference", "compress")
+# The tasks whose SIGTERM writes a checkpoint that the next run resumes from; inference and compress stop at once and
+# start over (EXIT_SUSPENDED), so only these can run in carbon segments.
+CHECKPOINTING_TASKS = ("train", "finetune")
 STRATEGIES = ("ddp", "tensor", "pipeline", "hybrid", "ray")
 
 
