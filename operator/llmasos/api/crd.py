@@ -20,7 +20,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Workers", "type": "string", "jsonPath": ".status.workers.summary", "description": "Ready/requested pods"},
     {"name": "Progress", "type": "string", "jsonPath": ".status.progress.display",
-     "description": "Training steps done of those planned, with the percent (train and finetune tasks)"},
+     "description": "Steps done of those planned, with the percent (training steps; new tokens for inference)"},
     {"name": "Planned Start", "type": "string", "jsonPath": ".status.plan.startAt",
      "description": "When the carbon-aware plan starts the job (UTC)"},
     {"name": "Started", "type": "date", "jsonPath": ".status.startTime",
