@@ -62,18 +62,26 @@ def test_ddp_and_ray_inference_agree(trained_model: Path, tmp_path: Path) -> Non
     assert all(c["completion"].isprintable() for c in done["completions"])
 
 
-def test_a_running_inference_exports_the_jobs_new_tokens_of_those_it_planned(trained_model: Path,
-                                                                              tmp_path: Path) -> None:
-    """What the node agent reads from the pod while it generates: a count that grows towards prompts x tokens."""
+@pytest.mark.parametrize("strategy", ["ddp", "ray"])
+def test_a_running_inference_exports_the_jobs_new_tokens_of_those_it_planned(trained_model: Path, tmp_path: Path,
+                                                                              strategy: str) -> None:
+    """What the node agent reads from the pod while it generates: a count that grows towards prompts x tokens (two
+    data-parallel ranks, or the Ray driver asking its two actors)."""
     from llmasos.agent.progress import DEFAULT_PROGRESS_METRICS, parse_progress
 
     tokens, port = 600, free_port()
-    env = worker_env("inference", nproc=2, dp=2, config={"prompts": PROMPTS, "max_new_tokens": tokens},
-                     LLMASOS_MODEL_PATH=str(trained_model), LLMASOS_PROGRESS_PORT=str(port))
+    config = {"prompts": PROMPTS, "max_new_tokens": tokens}
+    if strategy == "ray":
+        env = worker_env("inference", strategy="ray", config={**config, "ray_actors": 2},
+                         LLMASOS_MODEL_PATH=str(trained_model), HOME=str(tmp_path), LLMASOS_PROGRESS_PORT=str(port))
+        env.pop("RAY_ADDRESS", None)
+    else:
+        env = worker_env("inference", nproc=2, dp=2, config=config, LLMASOS_MODEL_PATH=str(trained_model),
+                         LLMASOS_PROGRESS_PORT=str(port))
     proc = start_worker(env, tmp_path / "out", tmp_path / "err")
-    readings = []
+    readings, end = [], time.monotonic() + 240
     try:
-        while proc.poll() is None:
+        while proc.poll() is None and time.monotonic() < end:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
                     reading = parse_progress(resp.read().decode(), DEFAULT_PROGRESS_METRICS)

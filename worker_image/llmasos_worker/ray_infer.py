@@ -26,6 +26,7 @@ from llmasos_worker.runtime import emit, end_progress, exit_on_signal, serve_pro
 
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024
 LOCAL_DEFAULT_ACTORS = 2
+PROGRESS_SECONDS = 0.5  # how often the driver asks the actors how many tokens they have made
 RAY_CURRENT_CLUSTER = Path("/tmp/ray/ray_current_cluster")  # written by `ray start` (the operator's head pod)
 
 
@@ -46,17 +47,24 @@ class _Replica:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.loaded = loaded
         self.model = loaded.module.to(self.device)
+        self.made = 0  # new tokens so far; read by `tokens_made` while `run` generates (a second actor thread)
 
     def ready(self) -> str:
         return str(self.device)
+
+    def tokens_made(self) -> int:
+        return self.made
 
     def run(self, prompts: list[str], max_new_tokens: int, temperature: float,
             seed: int) -> tuple[list[str], int, float]:
         from llmasos_worker.inference import complete
 
+        def count(n: int) -> None:
+            self.made += n
+
         t0 = time.perf_counter()
         texts, tokens = complete(self.model, self.loaded.tokenizer, prompts, max_new_tokens, self.loaded.seq_len,
-                                 self.device, temperature, seed)
+                                 self.device, temperature, seed, count)
         return texts, tokens, time.perf_counter() - t0
 
 
@@ -103,13 +111,22 @@ def _drive(env: WorkerEnv, cfg: TaskConfig, progress: Progress) -> int:
         per_actor_gpu = 1.0 if gpus >= count else 0.0
         actor_cls: Any = ray.remote(num_cpus=1, num_gpus=per_actor_gpu)(_Replica)
         model_ref = ray.put(loaded)
-        actors: list[Any] = [actor_cls.remote(model_ref, 1) for _ in range(count)]
+        # Two threads per actor: `tokens_made` answers while `run` generates.
+        actors: list[Any] = [actor_cls.options(max_concurrency=2).remote(model_ref, 1) for _ in range(count)]
         devices = ray.get([a.ready.remote() for a in actors])
         prompts = list(cfg.prompts) or default_prompts()
         shards = [prompts[i :: len(actors)] for i in range(len(actors))]
         t0 = time.perf_counter()
         jobs = [(i, a.run.remote(shard, cfg.max_new_tokens, cfg.temperature, cfg.seed + i))
                 for i, (a, shard) in enumerate(zip(actors, shards, strict=True)) if shard]
+        # The job's new tokens of those planned (every prompt gets exactly max_new_tokens), as the torch path counts.
+        progress.plan(len(prompts) * cfg.max_new_tokens)
+        progress.update(0, 0)
+        pending = [future for _, future in jobs]
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=PROGRESS_SECONDS)
+            made = sum(ray.get([a.tokens_made.remote() for a in actors]))
+            progress.update(made, made)
         results = ray.get([future for _, future in jobs])
         elapsed = time.perf_counter() - t0
         completions = [""] * len(prompts)
@@ -117,9 +134,6 @@ def _drive(env: WorkerEnv, cfg: TaskConfig, progress: Progress) -> int:
             for j, text in enumerate(texts):
                 completions[i + j * len(actors)] = text
         tokens = sum(r[1] for r in results)
-        # The job's new tokens of the tokens it planned, as the torch path counts them; only once the actors are
-        # done (each generates its whole shard in one call), so a Ray job shows no progress while it runs.
-        progress.plan(len(prompts) * cfg.max_new_tokens)
         progress.update(tokens, tokens)
         result = {
             "task": "inference", "strategy": "ray", "actors": len(actors), "devices": devices,
