@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -64,14 +65,18 @@ def loss_line(events: list[dict[str, Any]]) -> str:
 
 
 class Follower:
-    """`kubectl logs -f` of one pod in a thread; `events` grows as rank 0 prints."""
+    """`kubectl logs -f` of one pod in a thread; `events` grows as rank 0 prints. When the stream ends (the container
+    exited, or the stream broke), the whole log is read once more while the pod still exists, for lines a broken
+    stream missed; `describe()` says what the follower saw, for a test's failure message."""
 
     def __init__(self, cluster: LocalCluster, ns: str, pod: str) -> None:
-        self.pod = pod
+        self.cluster, self.ns, self.pod = cluster, ns, pod
         self.events: list[dict[str, Any]] = []
+        self.reread = False
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close(), after the thread)
         self._proc = subprocess.Popen([cluster.binary("kubectl"), f"--kubeconfig={cluster.paths.kubeconfig}",
                                        "logs", "-f", "-n", ns, pod], stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, text=True)
+                                      stderr=self._stderr, text=True)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -79,9 +84,20 @@ class Follower:
         assert self._proc.stdout is not None
         for line in self._proc.stdout:
             self.events.extend(worker_events(line))
+        again = rank0_events(self.cluster, self.ns, self.pod)
+        if len(again) > len(self.events):
+            self.events, self.reread = again, True
 
     def last(self, kind: str) -> dict[str, Any] | None:
         return next((e for e in reversed(self.events) if e.get("event") == kind), None)
+
+    def describe(self) -> str:
+        code = self._proc.poll()
+        self._stderr.seek(0)
+        err = self._stderr.read().decode(errors="replace").strip()[-500:]
+        return (f"kubectl logs -f {self.pod}: {'running' if code is None else f'exited {code}'}, "
+                f"{len(self.events)} events{' (read again)' if self.reread else ''}, last {self.events[-2:]}; "
+                f"stderr: {err or '-'}")
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -90,6 +106,7 @@ class Follower:
         self._thread.join(timeout=10)
         if self._proc.stdout is not None:
             self._proc.stdout.close()
+        self._stderr.close()
 
 
 @dataclass

@@ -133,7 +133,10 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
             wait_for(lambda: phase(api, name) == "Deferred",
                      timeout=(end1 - datetime.now(UTC)).total_seconds() + 20, what="Deferred at the segment end")
             assert datetime.now(UTC) >= end1, "not suspended before the segment's end"
-            suspended = wait_for(lambda: follower.last("suspended"), timeout=60, what="rank 0's suspended line")
+            try:
+                suspended = wait_for(lambda: follower.last("suspended"), timeout=60, what="rank 0's suspended line")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; {follower.describe()}") from None
         finally:
             follower.close()
         obj = api.get(llmjob_path(JOBS_NS, name))

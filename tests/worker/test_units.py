@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from llmasos.api.worker_contract import EXIT_SUSPENDED, WorkerContractError, WorkerEnv
+from llmasos.api.worker_contract import EXIT_PEER_LOST, EXIT_SUSPENDED, WorkerContractError, WorkerEnv
 from llmasos_worker.config import ConfigError, TaskConfig, model_config
 from llmasos_worker.data import Corpus, global_batch, replica_batch, replica_slice
 from llmasos_worker.distributed import Layout
@@ -91,6 +91,10 @@ def test_launcher_env_and_exit_codes() -> None:
     assert _combine([0, EXIT_SUSPENDED]) == EXIT_SUSPENDED
     assert _combine([EXIT_SUSPENDED, 2]) == 2
     assert _combine([-9, 0]) == 1
+    # A rank that only lost its group yields to one that failed on its own, in either order.
+    assert _combine([EXIT_PEER_LOST, 137]) == 137
+    assert _combine([3, EXIT_PEER_LOST]) == 3
+    assert _combine([EXIT_PEER_LOST, EXIT_SUSPENDED]) == EXIT_PEER_LOST
 
 
 def test_stop_check_interval_follows_the_pace() -> None:

@@ -6,7 +6,7 @@ LLMJob asked for (DDP, tensor, pipeline, hybrid, or Ray). Nothing here talks to 
 exposed on a local HTTP ``/metrics`` endpoint that the node agent reads.
 
 Exit codes (also in the contract module): 0 done, 2 configuration error, 75 stopped by SIGTERM after a checkpoint,
-anything else a failure.
+76 this rank's group broke under it (another worker failed first), anything else a failure.
 """
 
 __version__ = "0.1.0"

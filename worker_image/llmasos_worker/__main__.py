@@ -24,7 +24,7 @@ USAGE = """usage: llmasos-worker [-h]
 
 Runs one LLMasOS worker pod's task (train, infer, compress) as configured by the LLMASOS_* environment the
 operator renders (docs/worker.md); it reads no other arguments. Exit codes: 0 done, 2 configuration error,
-75 suspended (SIGTERM; checkpoint written)."""
+75 suspended (SIGTERM; checkpoint written), 76 lost its group (another worker failed first)."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from types import FrameType
 
-from llmasos.api.worker_contract import EXIT_SUSPENDED, WorkerEnv
+from llmasos.api.worker_contract import EXIT_PEER_LOST, EXIT_SUSPENDED, WorkerEnv
 
 POLL_SECONDS = 0.05
 KILL_AFTER_SECONDS = 10.0  # peers of a failed rank get this long to exit after SIGTERM
@@ -40,7 +40,8 @@ def rank_env(env: WorkerEnv, local_rank: int, base: Mapping[str, str]) -> dict[s
 
 
 def launch(env: WorkerEnv, argv: list[str] | None = None) -> int:
-    """Run the ranks of this node to completion; the first failing rank's code wins, then suspension, then 0."""
+    """Run the ranks of this node to completion; the first failing rank's code wins (a rank that only lost its group
+    yields to one that failed on its own), then suspension, then 0."""
     cmd = argv or [sys.executable, "-m", "llmasos_worker"]
     procs = [subprocess.Popen(cmd, env=rank_env(env, i, os.environ)) for i in range(env.nproc_per_node)]
 
@@ -52,36 +53,36 @@ def launch(env: WorkerEnv, argv: list[str] | None = None) -> int:
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         codes: dict[int, int] = {}
-        first_failure: int | None = None
+        failures: list[int] = []  # the ranks that failed before this launcher began to end the others
         kill_at: float | None = None
         while len(codes) < len(procs):
             for i, p in enumerate(procs):
                 if i in codes or p.poll() is None:
                     continue
                 codes[i] = p.returncode
-                if p.returncode not in (0, EXIT_SUSPENDED) and first_failure is None and kill_at is None:
-                    # A dead rank leaves its peers blocked in a collective: end them rather than hang.
-                    first_failure = p.returncode
-                    kill_at = time.monotonic() + KILL_AFTER_SECONDS
-                    for other in procs:
-                        if other.poll() is None:
-                            other.terminate()
+                if kill_at is None and p.returncode not in (0, EXIT_SUSPENDED):
+                    failures.append(p.returncode)
+            if failures and kill_at is None:
+                # A dead rank leaves its peers blocked in a collective: end them rather than hang.
+                kill_at = time.monotonic() + KILL_AFTER_SECONDS
+                for other in procs:
+                    if other.poll() is None:
+                        other.terminate()
             if kill_at is not None and time.monotonic() > kill_at:
                 for other in procs:
                     if other.poll() is None:
                         other.kill()
             time.sleep(POLL_SECONDS)
-        if first_failure is not None:
-            return first_failure if first_failure > 0 else 1
-        return _combine(list(codes.values()))
+        return _combine(failures) if failures else _combine(list(codes.values()))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
 
 
 def _combine(codes: list[int]) -> int:
-    failures = [c for c in codes if c not in (0, EXIT_SUSPENDED)]
+    """The pod's status from its ranks' (in the order they ended): the first failure that is not only a lost group,
+    else a lost group, else suspension, else 0. A rank killed by a signal (negative code) fails with 1."""
+    failures = [c if c > 0 else 1 for c in codes if c not in (0, EXIT_SUSPENDED)]
     if failures:
-        bad = [c for c in failures if c > 0]
-        return bad[0] if bad else 1
+        return next((c for c in failures if c != EXIT_PEER_LOST), failures[0])
     return EXIT_SUSPENDED if EXIT_SUSPENDED in codes else 0

@@ -14,18 +14,21 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 from llmasos.api.worker_contract import (
     EXIT_OK,
+    EXIT_PEER_LOST,
     EXIT_SUSPENDED,
     TERMINATION_LOG,
     WorkerEnv,
     final_progress_message,
 )
 from llmasos_worker.config import TaskConfig
+from llmasos_worker.group_loss import lost_its_group
 from llmasos_worker.progress import Progress, ProgressServer, energy_meter
 from llmasos_worker.threads import ThreadPlan, apply_threads, cpu_budget, plan_threads
 
@@ -123,6 +126,14 @@ def run_rank(env: WorkerEnv, cfg: TaskConfig, rank: int, local_rank: int) -> int
     code: int | None = None
     try:
         code = _run_task(ctx)
+        return code
+    except Exception as exc:
+        if not lost_its_group(exc):
+            raise
+        traceback.print_exc()
+        print(f"llmasos-worker: rank {rank} lost its group (another worker's connection broke); exiting with "
+              f"{EXIT_PEER_LOST} so that the worker that failed first is named", file=sys.stderr, flush=True)
+        code = EXIT_PEER_LOST
         return code
     finally:
         end_progress(server, ctx.progress, code)

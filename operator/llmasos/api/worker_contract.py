@@ -24,6 +24,9 @@ DEFAULT_PROGRESS_BIND = "0.0.0.0"
 EXIT_OK = 0
 EXIT_CONFIG_ERROR = 2
 EXIT_SUSPENDED = 75  # EX_TEMPFAIL: checkpoint written on SIGTERM, resume later
+# A rank whose group broke under it (a peer's connection dropped, the rendezvous store went away): it is a victim,
+# so the operator names another worker's exit as the cause when one exists. Still a failure for podFailurePolicy.
+EXIT_PEER_LOST = 76
 
 # The worker's last count, for the node agent once the pod has ended (its /metrics went with it, and the agent reads
 # that only every few seconds): on a clean exit, local rank 0 writes one JSON object to the container's termination

@@ -24,7 +24,7 @@ from typing import Any
 from llmasos.api import conditions as cond
 from llmasos.api.clock import parse_instant_or_none
 from llmasos.api.conditions import Condition
-from llmasos.api.worker_contract import EXIT_CONFIG_ERROR, EXIT_SUSPENDED
+from llmasos.api.worker_contract import EXIT_CONFIG_ERROR, EXIT_PEER_LOST, EXIT_SUSPENDED
 from llmasos.planning.lifecycle.decision import ObservedJob
 
 CREATING_GRACE_SECONDS = 10.0
@@ -41,6 +41,9 @@ def _exit_hint(reason: str, code: int, pod: str, namespace: str) -> str:
         return "the worker was killed (SIGKILL): it is restarted with the group within spec.backoffLimit"
     if code in (126, 127) or reason in ("StartError", "ContainerCannotRun"):
         return "the command could not run: check spec.command and spec.args (the executable must be in the image)"
+    if code == EXIT_PEER_LOST:
+        return ("this worker lost its connection to the other workers, and none of them failed first: check the "
+                "nodes and the network between them; the group is restarted within spec.backoffLimit")
     if code == EXIT_CONFIG_ERROR:
         return "the worker rejected its configuration: check spec.taskConfig and spec.model"
     return (f"read the worker's last log lines above (kubectl logs -n {namespace} {pod}, while the pod exists) and "
@@ -75,8 +78,9 @@ def _tail(message: str) -> str:
 
 def observe_worker_exit(pods: Iterable[dict[str, Any]]) -> WorkerExit | None:
     """The earliest non-zero exit among `pods` (core/v1 Pods of one attempt), or None. A worker that checkpointed on
-    SIGTERM (EXIT_SUSPENDED) did not fail."""
-    found: list[tuple[str, WorkerExit]] = []
+    SIGTERM (EXIT_SUSPENDED) did not fail. A worker that only lost its group (EXIT_PEER_LOST) is a victim: any other
+    failed worker is named first, since exit times have one-second steps and the victims often share the culprit's."""
+    found: list[tuple[bool, str, WorkerExit]] = []
     for pod in pods:
         meta = pod.get("metadata") or {}
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -85,10 +89,10 @@ def observe_worker_exit(pods: Iterable[dict[str, Any]]) -> WorkerExit | None:
             code = term.get("exitCode")
             if code is None or int(code) in (0, EXIT_SUSPENDED):
                 continue
-            found.append((str(term.get("finishedAt") or "~"),
+            found.append((int(code) == EXIT_PEER_LOST, str(term.get("finishedAt") or "~"),
                           WorkerExit(str(meta.get("name", "")), str(meta.get("namespace", "")),
                                      str(term.get("reason") or ""), int(code), _tail(str(term.get("message") or "")))))
-    return min(found, key=lambda item: item[0])[1] if found else None
+    return min(found, key=lambda item: item[:2])[2] if found else None
 
 
 def with_worker_exit(observed: Sequence[ObservedJob], exited: WorkerExit | None) -> list[ObservedJob]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from llmasos.api import conditions as cond
-from llmasos.api.worker_contract import EXIT_SUSPENDED
+from llmasos.api.worker_contract import EXIT_PEER_LOST, EXIT_SUSPENDED
 from llmasos.planning.lifecycle.decision import ObservedJob
 from llmasos.planning.lifecycle.worker_faults import (
     observe_mount_failure,
@@ -43,6 +43,26 @@ def test_the_first_non_zero_exit_is_the_culprit_with_its_log_tail() -> None:
     assert "ValueError: unknown model 'gpt-huge'" in c.message
     assert "To fix:" in c.message
     assert "kubectl logs -n ns w-0" in c.message
+
+
+@pytest.mark.parametrize("victim_finished", ["2026-12-04T12:00:09Z", "2026-12-04T12:00:10Z"])
+def test_a_worker_that_lost_its_group_yields_to_the_one_that_failed(victim_finished: str) -> None:
+    """Rank 1 was killed; rank 0's collective then broke (EXIT_PEER_LOST). Exit times have one-second steps, so the
+    victim may carry the same second as the culprit or, listed first, an earlier one: the culprit is still named."""
+    pods = [exited("w-0", EXIT_PEER_LOST, finished=victim_finished, message="gloo/transport: Connection reset"),
+            exited("w-1", 137, finished="2026-12-04T12:00:10Z")]
+    ex = observe_worker_exit(pods)
+    assert ex is not None
+    assert (ex.pod, ex.exit_code) == ("w-1", 137)
+
+
+def test_when_every_worker_lost_its_group_the_hint_says_to_look_at_the_nodes() -> None:
+    pods = [exited("w-1", EXIT_PEER_LOST, finished="2026-12-04T12:00:11Z"),
+            exited("w-0", EXIT_PEER_LOST, finished="2026-12-04T12:00:10Z")]
+    ex = observe_worker_exit(pods)
+    assert ex is not None
+    assert ex.pod == "w-0"
+    assert "network between them" in ex.condition().message
 
 
 def test_a_checkpointed_exit_and_success_are_no_failure() -> None:
