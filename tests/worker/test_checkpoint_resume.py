@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from llmasos.api.worker_contract import EXIT_SUSPENDED
+from llmasos.api.worker_contract import EXIT_SUSPENDED, FinalProgress, parse_final_progress
 from tests.worker.helpers import free_port, load_weights, parse, run_worker, start_worker, worker_env
 
 STEPS = 60
@@ -60,8 +60,10 @@ def test_sigterm_checkpoint_resume_is_bit_exact(tmp_path: Path) -> None:
 
     ckpt = tmp_path / "interrupted"
     port = free_port()
+    log = tmp_path / "termination-log"
+    log.touch()
     env = worker_env("train", nproc=2, dp=2, config=CONFIG, LLMASOS_CHECKPOINT_DIR=str(ckpt),
-                     LLMASOS_PROGRESS_PORT=str(port))
+                     LLMASOS_PROGRESS_PORT=str(port), LLMASOS_TERMINATION_LOG=str(log))
     proc = start_worker(env, tmp_path / "first.out", tmp_path / "first.err")
     try:
         values = _wait_for_step(port, proc.poll, INTERRUPT_AFTER)
@@ -85,6 +87,8 @@ def test_sigterm_checkpoint_resume_is_bit_exact(tmp_path: Path) -> None:
     assert step <= stopped_at < STEPS, "stopped after the step seen, before the end"
     assert suspended[0]["checkpoint"] == str(ckpt / f"step-{stopped_at:08d}")
     assert (ckpt / "latest").read_text() == f"step-{stopped_at:08d}"
+    # The count at the checkpoint, for the node agent once the suspended pod has ended.
+    assert parse_final_progress(log.read_text()) == FinalProgress(stopped_at * BATCH * SEQ_LEN, stopped_at, STEPS)
 
     resumed = run_worker(worker_env("train", nproc=2, dp=2, config=CONFIG, LLMASOS_CHECKPOINT_DIR=str(ckpt)),
                          timeout=180)

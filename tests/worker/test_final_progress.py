@@ -1,8 +1,8 @@
 """The worker's last count in its termination message: what the node agent reads once the pod has ended.
 
 Real worker processes (two ranks, as in a pod with two GPUs), the termination log a temporary file standing in for
-the kubelet's /dev/termination-log. Only a clean exit writes it: a failing worker leaves it empty, so that the
-kubelet shows its log's tail instead (FallbackToLogsOnError).
+the kubelet's /dev/termination-log. Only a clean exit writes it (and a suspension, in test_checkpoint_resume.py): a
+failing worker leaves it empty, so that the kubelet shows its log's tail instead (FallbackToLogsOnError).
 """
 
 from __future__ import annotations

@@ -150,10 +150,12 @@ def serve_progress(env: WorkerEnv, progress: Progress) -> ProgressServer | None:
 
 
 def end_progress(server: ProgressServer | None, progress: Progress, code: int | None) -> None:
-    """Stop the endpoint; after a clean exit leave the last count in the termination message first."""
+    """Stop the endpoint; after a clean exit, or a suspension after its checkpoint, leave the last count in the
+    termination message first: the steps since the agent's last read of /metrics reach the status now, not only
+    through the resumed run. (A suspended inference or compress run raises SystemExit: `code` stays None.)"""
     if server is None:
         return
-    if code == EXIT_OK:
+    if code in (EXIT_OK, EXIT_SUSPENDED):
         write_final_progress(progress)
     server.stop()
 

@@ -3,8 +3,8 @@
 The agent never talks to the API server itself: `PodLister` (pods on my node) and `ReportSink` (publish my node's
 report) are injected, so the agent runs the same against the real cluster, a pods file, or a test double.
 
-A worker that ended cleanly leaves its last token count in its termination message (`final_progress`): the agent reads
-/metrics only every few seconds, and the pod's endpoint is gone once it exits.
+A worker that ended cleanly, or was suspended after its checkpoint, leaves its last count in its termination message
+(`final_progress`): the agent reads /metrics only every few seconds, and the pod's endpoint is gone once it exits.
 
 Where the power policy comes from: the operator copies the LLMJob's `spec.power` onto each worker pod as the
 annotation `llmasos.io/power` (JSON), so the agent reads pods only (one watch per node, no LLMJob access).
@@ -68,7 +68,7 @@ class NodePodView(Protocol):
 
     @property
     def final_progress(self) -> FinalProgress | None:
-        """The worker's last count from its termination message (written on a clean exit, see
+        """The worker's last count from its termination message (written on a clean exit or a suspension, see
         `worker_contract.final_progress_message`); None while it runs, or when it wrote none."""
         ...
 

@@ -29,9 +29,10 @@ EXIT_SUSPENDED = 75  # EX_TEMPFAIL: checkpoint written on SIGTERM, resume later
 EXIT_PEER_LOST = 76
 
 # The worker's last count, for the node agent once the pod has ended (its /metrics went with it, and the agent reads
-# that only every few seconds): on a clean exit, local rank 0 writes one JSON object to the container's termination
-# message file, which the kubelet copies into status.containerStatuses[].state.terminated.message. Never written on
-# a failure, where the kubelet then shows the log's tail instead (terminationMessagePolicy FallbackToLogsOnError).
+# that only every few seconds): on a clean exit, and on a suspension after its checkpoint (EXIT_SUSPENDED), local
+# rank 0 writes one JSON object to the container's termination message file, which the kubelet copies into
+# status.containerStatuses[].state.terminated.message. Never written on a failure, where the kubelet then shows the
+# log's tail instead (terminationMessagePolicy FallbackToLogsOnError).
 TERMINATION_LOG = "/dev/termination-log"
 FINAL_PROGRESS_KEY = "llmasosFinalProgress"
 
