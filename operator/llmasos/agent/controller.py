@@ -34,6 +34,7 @@ from llmasos.agent.power_policy import static_limit as static_target
 from llmasos.agent.progress import ProgressReader
 from llmasos.agent.snapshot import Snapshot
 from llmasos.agent.state import AgentState, AppliedCap, Store
+from llmasos.api.energy_status import ENDED
 from llmasos.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class PowerAgent:
             if ref.uid not in live and pods is not None:
                 ended.setdefault(ref.uid, now)
             if ref.uid in ended:
-                self._ended[ref] = (ended[ref.uid], PodControl(ref, PowerSpec(), (), state="Ended"))
+                self._ended[ref] = (ended[ref.uid], PodControl(ref, PowerSpec(), (), state=ENDED))
         self._state = replace(self._state, ended=tuple(sorted(ended.items())))
         self._save()
 
@@ -333,7 +334,7 @@ class PowerAgent:
         for i in ctl.gpus:
             if self._state.cap_for(i) is not None and self._state.cap_for(i).pod_uid == uid:  # type: ignore[union-attr]
                 self._restore(i, f"pod {ctl.ref.namespace}/{ctl.ref.name} ended")
-        ctl.state = "Ended"
+        ctl.state = ENDED
         ctl.remaining_s = None  # its run is over: no run time left to estimate
         self._ended[ctl.ref] = (now, ctl)
         self._state = replace(self._state, ended=(*self._state.ended, (uid, now)))

@@ -221,6 +221,8 @@ class CarbonStatus:
 
 # --- status.power -----------------------------------------------------------------------------------------------------
 
+ENDED = "Ended"  # status.power.pods[].state of a pod whose containers have ended (the node agent's word)
+
 
 @dataclass(frozen=True)
 class PodPower:

@@ -25,6 +25,7 @@ from llmasos.api.conditions import Condition, Conditions, carbon_replay_conditio
 from llmasos.api.energy_status import CarbonStatus, PowerStatus
 from llmasos.api.phase import TERMINAL, Phase
 from llmasos.api.spec import LLMJobSpec, check_builtin_worker, check_deadline, parse_spec
+from llmasos.api.worker_contract import CHECKPOINTING_TASKS
 from llmasos.api.workload_policy import check_workload
 from llmasos.cluster.builders import Owner
 from llmasos.cluster.kube import LLMJOBS
@@ -103,7 +104,9 @@ class Pass:
     @cached_property
     def progress(self) -> JobProgress | None:
         """status.progress from the node reports (read by the conditions and the render of one pass)."""
-        return build_progress(self.power.pods) if self.power is not None else None
+        if self.power is None:
+            return None
+        return build_progress(self.power.pods, counts_from_checkpoint=self.spec.task in CHECKPOINTING_TASKS)
 
     @property
     def started(self) -> bool:

@@ -7,7 +7,9 @@ global steps (cumulative across resumes from a checkpoint), so the job's step is
 reported, as for tokens; a pod restarted from an older checkpoint does not take it back. The estimated end is that
 pod's report time plus the run time it still needed, while it runs. Inference counts the job's new tokens as its
 steps, of prompts x max_new_tokens, the same on every pod; tasks without a planned count (compress, a
-`spec.command` of one's own) get no progress.
+`spec.command` of one's own) get no progress. A task that writes no checkpoint (inference) starts its count again in
+a rerun (after a user's `spec.suspend`), so its progress is that of the pods still running once one of them has
+reported: the ended pods of the earlier run keep their larger count in `status.power.pods`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from llmasos.api.clock import parse_instant
-from llmasos.api.energy_status import PodPower
+from llmasos.api.energy_status import ENDED, PodPower
 from llmasos.planning.timing.forecast import format_instant
 
 
@@ -43,15 +45,19 @@ class JobProgress:
         return out
 
 
-def build_progress(pods: Iterable[PodPower]) -> JobProgress | None:
-    """The job's progress from its pods' last counts; None while no pod reported a planned step count."""
+def build_progress(pods: Iterable[PodPower], counts_from_checkpoint: bool = True) -> JobProgress | None:
+    """The job's progress from its pods' last counts; None while no pod reported a planned step count.
+    `counts_from_checkpoint` False (a task that starts over when rerun): the running pods' count, once they have one."""
     counted = [p for p in pods if p.step is not None and p.planned_steps is not None and p.planned_steps >= 1]
     if not counted:
         return None
+    running = [p for p in counted if p.state != ENDED]
+    if not counts_from_checkpoint and running:
+        counted = running
     lead = max(counted, key=lambda p: (p.step, p.planned_steps, p.read_at or ""))
     step, planned = max(int(lead.step or 0), 0), int(lead.planned_steps or 1)
     remaining = lead.remaining_seconds
-    if remaining is None or lead.state == "Ended" or step >= planned or not lead.read_at:
+    if remaining is None or lead.state == ENDED or step >= planned or not lead.read_at:
         return JobProgress(step, planned)
     end = parse_instant(lead.read_at, "status.power.pods[].readAt") + timedelta(seconds=remaining)
     return JobProgress(step, planned, remaining, end.replace(microsecond=0))

@@ -25,6 +25,19 @@ def test_the_largest_step_of_the_jobs_pods() -> None:
     assert build_progress(pods) == JobProgress(40, 100)
 
 
+def test_a_rerun_of_a_task_without_checkpoints_shows_its_own_count_once_it_has_one() -> None:
+    """Inference suspended by the user and resumed: the earlier run's pods ended at 300 of 480 tokens, the rerun
+    counts from 0 again. Until a running pod reports, the earlier count stays; then the rerun's shows."""
+    earlier = [PodPower(pod="j-a0-0-x", state="Ended", step=300, planned_steps=480),
+               PodPower(pod="j-a0-1-x", state="Ended", step=296, planned_steps=480)]
+    starting = PodPower(pod="j-a0-0-y", state="Default", step=None, planned_steps=None)
+    rerun = PodPower(pod="j-a0-0-y", state="Default", step=40, planned_steps=480)
+    assert build_progress([*earlier, starting], counts_from_checkpoint=False) == JobProgress(300, 480)
+    assert build_progress([*earlier, rerun], counts_from_checkpoint=False) == JobProgress(40, 480)
+    # Training counts on from its checkpoint: a rerun below the earlier count does not take it back.
+    assert build_progress([*earlier, rerun]) == JobProgress(300, 480)
+
+
 def test_percent_is_rounded_down_and_reaches_100_only_at_the_last_step() -> None:
     assert JobProgress(999, 1000).percent == 99
     assert JobProgress(1000, 1000).to_status() == {"step": 1000, "plannedSteps": 1000, "percent": 100,
