@@ -65,8 +65,9 @@ def progress_status_schema() -> Schema:
         "optimizer steps, counted across resumes from a checkpoint; inference: the job's new tokens; absent for "
         "compress and a command of one's own).",
         {
-            "step": integer("Steps done (the largest count any worker pod reported): optimizer steps, or new tokens "
-                            "for inference.", minimum=0),
+            "step": integer("Steps done (the largest count any worker pod reported; for inference rerun after "
+                            "spec.suspend, that of its running pods once they report): optimizer steps, or new "
+                            "tokens for inference.", minimum=0),
             "plannedSteps": integer("Where the run ends: taskConfig steps, or prompts x max_new_tokens for "
                                     "inference.", minimum=1),
             "percent": integer("step / plannedSteps x 100, rounded down.", minimum=0, maximum=100),
