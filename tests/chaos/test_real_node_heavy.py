@@ -181,6 +181,9 @@ def test_strategy_runs_in_pods_on_the_real_node(cluster: LocalCluster, chart: st
     elif kind == "compress":
         assert set(done["methods"]) == {"quantize", "prune_magnitude"}, done
         assert kinds.count("compressed") == 2, kinds
+        # No model file: the built-in model is pre-trained for its 30 steps first, and those are its progress.
+        wait_for(lambda: (api.get(llmjob_path(JOBS_NS, name))["status"].get("progress") or {}).get("display")
+                 == "30/30 (100%)", timeout=60, what="status.progress 30/30 (100%) of the compress job")
     else:
         assert done["actors"] == 2, done  # one per fake GPU: the second lives on the Ray worker pod
         assert all(c["completion"] for c in done["completions"]), done

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from llmasos.api.worker_contract import FinalProgress, parse_final_progress
 from llmasos_worker.compress import distillation_loss, prune_magnitude, prune_structured
 from llmasos_worker.config import PRESETS
 from llmasos_worker.data import Corpus
@@ -20,7 +21,7 @@ from llmasos_worker.evaluate import perplexity
 from llmasos_worker.loading import load_model
 from llmasos_worker.model import Block, build_model
 from llmasos_worker.quantize import Int8DynamicLinear, quantize_int8
-from tests.worker.helpers import run_worker, worker_env
+from tests.worker.helpers import free_port, run_worker, worker_env
 
 BOUNDS = {"quantize": 1.05, "prune_magnitude": 1.25, "prune_structured": 1.25, "distill": 1.25}
 SIZE = {"quantize": 0.40, "prune_magnitude": 0.70, "prune_structured": 0.80, "distill": 0.50}
@@ -53,6 +54,20 @@ def test_compress_all_methods(trained_model: Path, tmp_path: Path) -> None:
         assert ppl == pytest.approx(after["perplexity"], rel=1e-4), method
     quantized = load_model("", results["quantize"]["model_path"], {}, 0).module
     assert any(isinstance(m, Int8DynamicLinear) for m in quantized.modules())
+
+
+def test_compress_counts_its_training_steps_as_its_progress(tmp_path: Path) -> None:
+    """Without a model file the built-in model is pre-trained (20 steps), then distilled (10 steps): 30 steps planned,
+    and the final count in the termination message (the node agent's source for status.progress) is 30 of 30, with
+    the tokens they trained on (batch 4 x gpt-tiny's 64)."""
+    log = tmp_path / "termination-log"
+    log.touch()
+    config = {"method": ["quantize", "distill"], "steps": 20, "distill_steps": 10, "batch_size": 4,
+              "eval_batches": 2}
+    run = run_worker(worker_env("compress", config=config, LLMASOS_PROGRESS_PORT=str(free_port()),
+                                LLMASOS_TERMINATION_LOG=str(log)), timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert parse_final_progress(log.read_text()) == FinalProgress(30 * 4 * 64, 30, 30)
 
 
 def test_distillation_loss_formula() -> None:

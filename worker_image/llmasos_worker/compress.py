@@ -12,6 +12,7 @@ same thing at every temperature.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,15 @@ def prune_structured(model: GPT, sparsity: float) -> GPT:
     return model
 
 
+StepDone = Callable[[int], None]  # called after each optimizer step with the tokens it trained on
+
+
+def _no_count(tokens: int) -> None:
+    del tokens
+
+
 def distill(teacher: nn.Module, student: GPT, corpus: Corpus, *, steps: int, batch: int, lr: float, alpha: float,
-            temperature: float, seed: int, device: torch.device) -> GPT:
+            temperature: float, seed: int, device: torch.device, on_step: StepDone = _no_count) -> GPT:
     teacher.eval()
     student.to(device).train()
     opt = torch.optim.AdamW(student.parameters(), lr=lr)
@@ -98,11 +106,12 @@ def distill(teacher: nn.Module, student: GPT, corpus: Corpus, *, steps: int, bat
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         opt.zero_grad(set_to_none=True)
+        on_step(x.numel())
     return student.eval()
 
 
 def pretrain(model: GPT, corpus: Corpus, *, steps: int, batch: int, lr: float, seed: int,
-             device: torch.device) -> GPT:
+             device: torch.device, on_step: StepDone = _no_count) -> GPT:
     """Plain next-token training on one device: the teacher when the job names a built-in model but no file."""
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
@@ -112,6 +121,7 @@ def pretrain(model: GPT, corpus: Corpus, *, steps: int, batch: int, lr: float, s
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         opt.zero_grad(set_to_none=True)
+        on_step(x.numel())
     return model.eval()
 
 
@@ -138,6 +148,21 @@ def _report(model: nn.Module, corpus: Corpus, seq_len: int, eval_batches: int, d
             "joules_per_token": speed.joules_per_token}
 
 
+class StepCount:
+    """The job's progress: optimizer steps of the pre-training (without a model file) and the distillation, of those
+    planned, with the tokens they trained on. Evaluations and the other methods take no step, so the count waits
+    while they run (and the remaining time, at the pace of the last steps, leaves them out)."""
+
+    def __init__(self, ctx: RunContext, planned: int) -> None:
+        self.progress, self.steps, self.tokens = ctx.progress, 0, 0
+        if planned >= 1:
+            self.progress.plan(planned)
+
+    def __call__(self, tokens: int) -> None:
+        self.steps, self.tokens = self.steps + 1, self.tokens + tokens
+        self.progress.update(self.steps, self.tokens)
+
+
 def run_compress(ctx: RunContext) -> int:
     env, cfg = ctx.env, ctx.cfg
     loaded = load_model(env.model_builtin, env.model_path, dict(cfg.model), cfg.seed)
@@ -149,9 +174,12 @@ def run_compress(ctx: RunContext) -> int:
         torch.set_num_threads(max(1, torch.get_num_threads()))
     teacher.to(device)
     corpus = Corpus.load(cfg.corpus_path)
+    count = StepCount(ctx, (0 if env.model_path else cfg.steps)
+                      + (cfg.distill_steps if "distill" in cfg.method else 0))
     if not env.model_path:
         # No model file: compressing random weights would measure nothing, so train the built-in model first.
-        pretrain(teacher, corpus, steps=cfg.steps, batch=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=device)
+        pretrain(teacher, corpus, steps=cfg.steps, batch=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, device=device,
+                 on_step=count)
         emit("pretrained", model=loaded.source, steps=cfg.steps)
     seq = base_cfg.seq_len if not cfg.seq_len else min(cfg.seq_len, base_cfg.seq_len)
     before = _report(teacher, corpus, seq, cfg.eval_batches, device)
@@ -172,7 +200,7 @@ def run_compress(ctx: RunContext) -> int:
             new_cfg = student_config(base_cfg, dict(cfg.student))
             model = distill(teacher, build_model(new_cfg, cfg.seed + 1), corpus, steps=cfg.distill_steps,
                             batch=cfg.batch_size, lr=cfg.lr, alpha=cfg.alpha, temperature=cfg.distill_temperature,
-                            seed=cfg.seed + 1, device=device)
+                            seed=cfg.seed + 1, device=device, on_step=count)
         after = _report(model, corpus, seq, cfg.eval_batches, device)
         after["perplexity_ratio"] = after["perplexity"] / before["perplexity"]
         after["size_ratio"] = min(after["bytes"], after["sparse_bytes"]) / before["bytes"]

@@ -62,14 +62,14 @@ def carbon_status_schema() -> Schema:
 def progress_status_schema() -> Schema:
     return obj(
         "How far along the job is, from its workers' counts (the built-in worker's train and finetune tasks: "
-        "optimizer steps, counted across resumes from a checkpoint; inference: the job's new tokens; absent for "
-        "compress and a command of one's own).",
+        "optimizer steps, counted across resumes from a checkpoint; inference: the job's new tokens; compress: the "
+        "steps it trains, pre-training and distillation; absent for a command of one's own).",
         {
             "step": integer("Steps done (the largest count any worker pod reported; for inference rerun after "
                             "spec.suspend, that of its running pods once they report): optimizer steps, or new "
                             "tokens for inference.", minimum=0),
-            "plannedSteps": integer("Where the run ends: taskConfig steps, or prompts x max_new_tokens for "
-                                    "inference.", minimum=1),
+            "plannedSteps": integer("Where the run ends: taskConfig steps, prompts x max_new_tokens for inference, "
+                                    "or the pre-training and distillation steps for compress.", minimum=1),
             "percent": integer("step / plannedSteps x 100, rounded down.", minimum=0, maximum=100),
             "display": string("step/plannedSteps (percent%), for kubectl.", max_length=64),
             "remainingSeconds": integer("Run time the workers still needed to reach plannedSteps at the pace of their "

@@ -6,8 +6,9 @@ node agents put them in their reports and the operator in `status.power.pods`. E
 global steps (cumulative across resumes from a checkpoint), so the job's step is the largest any of its pods
 reported, as for tokens; a pod restarted from an older checkpoint does not take it back. The estimated end is that
 pod's report time plus the run time it still needed, while it runs. Inference counts the job's new tokens as its
-steps, of prompts x max_new_tokens, the same on every pod; tasks without a planned count (compress, a
-`spec.command` of one's own) get no progress. A task that writes no checkpoint (inference) starts its count again in
+steps, of prompts x max_new_tokens, the same on every pod; compress counts the steps it trains (pre-training,
+distillation); runs without a planned count (a compress job that trains nothing, a `spec.command` of one's own)
+get no progress. A task that writes no checkpoint (inference) starts its count again in
 a rerun (after a user's `spec.suspend`), so its progress is that of the pods still running once one of them has
 reported: the ended pods of the earlier run keep their larger count in `status.power.pods`.
 """
