@@ -151,8 +151,8 @@ def serve_progress(env: WorkerEnv, progress: Progress) -> ProgressServer | None:
 
 def end_progress(server: ProgressServer | None, progress: Progress, code: int | None) -> None:
     """Stop the endpoint; after a clean exit, or a suspension after its checkpoint, leave the last count in the
-    termination message first: the steps since the agent's last read of /metrics reach the status now, not only
-    through the resumed run. (A suspended inference or compress run raises SystemExit: `code` stays None.)"""
+    termination message first: the steps since the agent's last read of /metrics then reach the status as soon as
+    the agent sees the ended pod. (A suspended inference or compress run raises SystemExit: `code` stays None.)"""
     if server is None:
         return
     if code in (EXIT_OK, EXIT_SUSPENDED):
