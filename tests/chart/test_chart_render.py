@@ -208,7 +208,7 @@ def test_namespaced_operator_with_the_agent_in_a_watched_namespace_needs_no_extr
 
 def test_agent_rbac_is_list_pods_and_write_and_read_reports(render: Render) -> None:
     objects = render()
-    assert rules_of(objects, "ClusterRole", "-agent") == grants("/pods:list")
+    assert rules_of(objects, "ClusterRole", "-agent") == grants("/pods:list,watch")
     role = one(objects, "Role", "-agent")
     assert role["metadata"]["namespace"] == "llmasos-system"
     assert rules_of(objects, "Role", "-agent") == grants("/configmaps:create,get,update")

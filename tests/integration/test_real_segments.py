@@ -151,6 +151,11 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
         assert suspended["checkpoint_seconds"] is not None, suspended
         assert suspended["checkpoint_seconds"] < 120, suspended
         assert (volume / Path(suspended["checkpoint"]).relative_to(CHECKPOINTS)).exists(), "on the host's volume"
+        # While the job waits, its progress is the checkpointed step: rank 0 left its count in the termination
+        # message, and the node agent took it from the deleted pod's last status (its watch's DELETED event).
+        wait_for(lambda: api.get(llmjob_path(JOBS_NS, name))["status"].get("progress", {}).get("step")
+                 == suspended["step"], timeout=max(5.0, (start2 - datetime.now(UTC)).total_seconds() - 1),
+                 what=f"status.progress at the suspended step {suspended['step']}")
 
         # Segment 2: the same Job resumes, new pods, and rank 0 continues from the saved step.
         wait_for(lambda: phase(api, name) == "Running", timeout=(start2 - datetime.now(UTC)).total_seconds() + 20,

@@ -6,11 +6,18 @@ implements them on the API server with the agent's own ServiceAccount: list pods
 (read-only), create-or-replace one ConfigMap `llmasos-power-<node>` in the agent's namespace, and read another
 node's ConfigMap there (see docs/power.md for the API load this implies). API trouble is reported as
 TransientError, on which the agent keeps its current caps.
+
+Why a watch beside the list: a pod that a Job controller deletes (a suspended worker group) is gone moments after its
+containers end, often between two of the agent's lists, and with it the worker's last count in its termination
+message. The DELETED event of a watch of the node's pods carries the pod's last status, so the next list also
+returns such a pod, once, as ended.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,7 +30,9 @@ from llmasos.errors import KubeApiError, TransientError
 from llmasos.kube.config import load_credentials
 from llmasos.kube.resources import PODS, Resource
 
+log = logging.getLogger(__name__)
 CONFIGMAPS = Resource("", "v1", "configmaps")
+WATCH_RETRY_SECONDS = 5.0
 DEFAULT_NAMESPACE = "llmasos-system"
 
 
@@ -32,15 +41,60 @@ def agent_namespace() -> str:
 
 
 class ApiPodLister:
-    def __init__(self, client: SyncKubeClient, node: str) -> None:
+    """The node's pods from a list per call, plus, once, each pod deleted since the last list whose containers left
+    a count in their termination message (from a watch in a daemon thread; `watch=False`: the list only)."""
+
+    def __init__(self, client: SyncKubeClient, node: str, watch: bool = True) -> None:
         self._client, self._node = client, node
+        self._departed: dict[str, dict[str, Any]] = {}  # uid -> the pod's last object, as its DELETED event gave it
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        if watch:
+            threading.Thread(target=self._watch, name="pod-watch", daemon=True).start()
 
     def list_node_pods(self) -> Sequence[NodePodView]:
         try:
             pods = self._client.list(PODS, field_selector=f"spec.nodeName={self._node}")
         except KubeApiError as exc:
             raise TransientError(f"cannot list pods on node {self._node}: {exc}") from exc
-        return [node_pod_from_object(p) for p in pods]
+        listed = {str((p.get("metadata") or {}).get("uid", "")) for p in pods}
+        with self._lock:
+            departed = [o for uid, o in self._departed.items() if uid not in listed]
+            self._departed.clear()
+        return [node_pod_from_object(p) for p in [*pods, *departed]]
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        version = ""
+        while not self._stop.is_set():
+            try:
+                for event in self._client.watch(PODS, f"spec.nodeName={self._node}", version):
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":  # e.g. 410 Gone: the version is too old; start afresh
+                        version = ""
+                        break
+                    version = str((obj.get("metadata") or {}).get("resourceVersion", "") or version)
+                    if event.get("type") == "DELETED":
+                        self._keep(obj)
+                    if self._stop.is_set():
+                        return
+            except (KubeApiError, ValueError) as exc:  # no answer, a refusal, or a line that is not JSON
+                log.warning("watch of pods on %s failed (%s); retrying in %.0f s", self._node, exc,
+                            WATCH_RETRY_SECONDS)
+                self._stop.wait(WATCH_RETRY_SECONDS)
+
+    def _keep(self, obj: dict[str, Any]) -> None:
+        """A deleted pod whose containers left a count: kept, as ended, for the next list (at most 1,024)."""
+        if node_pod_from_object(obj).final_progress is None:
+            return
+        status = dict(obj.get("status") or {})
+        if status.get("phase") not in POD_TERMINAL:  # deleted, so no longer running, whatever its last phase said
+            status["phase"] = "Failed"
+        with self._lock:
+            if len(self._departed) < 1024:
+                self._departed[str(obj["metadata"]["uid"])] = {**obj, "status": status}
 
 
 class ConfigMapReportSink:

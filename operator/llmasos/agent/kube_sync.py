@@ -5,6 +5,8 @@ Same credentials, TLS, error mapping and paging (the shared core in `llmasos.kub
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,6 +44,27 @@ class SyncKubeClient:
             items.extend(page.get("items", []))
             params = next_page(params, page)
         return items
+
+    def watch(self, res: Resource, field_selector: str, resource_version: str = "",
+              timeout_seconds: int = 300) -> Iterator[JSON]:
+        """The watch events ({"type", "object"}) of `res` matching `field_selector`, from `resource_version` ("":
+        the current objects as ADDED first), until the API server ends the watch after `timeout_seconds`."""
+        params = {"watch": "1", "fieldSelector": field_selector, "allowWatchBookmarks": "true",
+                  "timeoutSeconds": str(timeout_seconds)}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        path = res.path(None)
+        headers, _ = request_headers(self.creds, None, "application/json")
+        timeout = httpx.Timeout(self._http.timeout.connect, read=timeout_seconds + 30.0)
+        try:
+            with self._http.stream("GET", f"{path}?{urlencode(params)}", headers=headers, timeout=timeout) as r:
+                if r.status_code >= 300:
+                    read_answer("GET", path, r.status_code, r.read(), self.creds)
+                for line in r.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except httpx.HTTPError as exc:
+            raise transport_error("GET", path, exc) from exc
 
     def get(self, res: Resource, name: str, namespace: str | None = None) -> JSON:
         return self.request("GET", res.path(namespace, name))
