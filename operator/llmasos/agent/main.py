@@ -254,7 +254,8 @@ def run_from_args(
         sink = FileReportSink(args.report_file)
     elif report_sink_factory is not None:
         sink = report_sink_factory(args.node_name)
-    # Before anything opens the socket or the state file, and before any thread starts (capabilities are per thread).
+    # Before anything opens the socket or the state file, and before any thread that needs them starts (capabilities
+    # are per thread; the API pod lister's watch thread, started with it above, needs none).
     try:
         check_privileges(args.gpu_backend, args.state_file.parent,
                          None if args.gpu_mapping == "fallback" else args.pod_resources_socket)
