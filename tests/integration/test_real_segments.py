@@ -24,7 +24,7 @@ import pytest
 from e2e.demo_real import Follower, rank0_events, rank0_pod
 from e2e.localcluster import LocalCluster
 from e2e.realchart import CHECKPOINTS, ensure_local_volume, helm, install, local_volume_docs
-from llmasos.api.clock import format_instant, parse_instant
+from llmasos.api.clock import parse_instant
 from tests.integration.kube import AdminApi, llmjob_path, wait_for
 from tests.integration.realnode import wait_resumed
 from tests.unit.carbon.fake_server import FakeElectricityMaps, Reply, forecast_body
@@ -87,10 +87,11 @@ def segmented_job(name: str) -> dict[str, Any]:
                 "resources": {"cpu": "250m", "memory": "2Gi"}, "placement": {"nodePools": ["real"]},
                 "carbon": {"policy": "deadline", "maxDelay": "5m", "expectedDuration": "100s",
                            "safetyMargin": "1s", "interruptible": True, "minSegment": "15s"},
-                # About 80 s of training here (4,000 steps took 52 s): still training when the first segment
-                # ends, and within the 100 s expected, so the workers' pace (segment_gate.py) leaves the plan as
-                # it is. With far more steps than fit before the deadline it would run straight through instead.
-                "taskConfig": {"steps": 6000, "batch_size": 8, "log_every": 5, "seed": 3,
+                # 8,500 steps: 70 to 130 s of training at 65 to 120 steps/s (runs here trained at 77 and at about
+                # 100; 6,000 steps once ended before t+70 s): still training when the first segment ends, and not
+                # so far over the 100 s expected that the workers' pace (segment_gate.py) re-plans before it. With
+                # far more steps than fit before the deadline it would run straight through instead.
+                "taskConfig": {"steps": 8500, "batch_size": 8, "log_every": 5, "seed": 3,
                                "stop_check_seconds": 0.5},
                 "volumes": [{"name": "ckpt", "persistentVolumeClaim": {"claimName": "ckpt"}}],
                 "volumeMounts": [{"name": "ckpt", "mountPath": CHECKPOINTS}],
@@ -130,8 +131,14 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
             wait_for(lambda: follower.last("step"), timeout=(end1 - datetime.now(UTC)).total_seconds(),
                      what="training steps before the first segment ends")
             # The segment's end, not a hand: spec.suspend stays false on the LLMJob.
-            wait_for(lambda: phase(api, name) == "Deferred",
-                     timeout=(end1 - datetime.now(UTC)).total_seconds() + 20, what="Deferred at the segment end")
+            seen: dict[str, Any] = {}
+            try:
+                wait_for(lambda: seen.update(api.get(llmjob_path(JOBS_NS, name)).get("status", {}))
+                         or seen.get("phase") == "Deferred",
+                         timeout=(end1 - datetime.now(UTC)).total_seconds() + 20, what="Deferred at the segment end")
+            except AssertionError as exc:  # say how far the workers were (a machine faster than planned for?)
+                shown = {k: seen.get(k) for k in ("phase", "progress", "plan")}
+                raise AssertionError(f"{exc}: {json.dumps(shown)}") from None
             assert datetime.now(UTC) >= end1, "not suspended before the segment's end"
             try:
                 suspended = wait_for(lambda: follower.last("suspended"), timeout=60, what="rank 0's suspended line")
@@ -141,7 +148,10 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
             follower.close()
         obj = api.get(llmjob_path(JOBS_NS, name))
         assert obj["spec"].get("suspend") is not True, "suspended by the plan, not by spec.suspend"
-        assert obj["status"]["scheduledStart"] == format_instant(start2)
+        # Held through the dirty stretch: the re-plan at the segment's end, on the time owed then (the 30 s left of
+        # the 100 s expected, or more at a slow machine's pace), resumes at the next clean stretch or just before it.
+        resume = parse_instant(obj["status"]["scheduledStart"])
+        assert start2 - timedelta(seconds=20) <= resume <= start2 + timedelta(seconds=10), obj["status"]["plan"]
         [held] = api.get(f"/apis/batch/v1/namespaces/{JOBS_NS}/jobs")["items"]
         assert held["metadata"]["uid"] == job["metadata"]["uid"]
         assert held["spec"]["suspend"] is True
@@ -154,13 +164,13 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
         # While the job waits, its progress is the checkpointed step: rank 0 left its count in the termination
         # message, and the node agent took it from the deleted pod's last status (its watch's DELETED event).
         wait_for(lambda: api.get(llmjob_path(JOBS_NS, name))["status"].get("progress", {}).get("step")
-                 == suspended["step"], timeout=max(5.0, (start2 - datetime.now(UTC)).total_seconds() - 1),
+                 == suspended["step"], timeout=max(5.0, (resume - datetime.now(UTC)).total_seconds() - 1),
                  what=f"status.progress at the suspended step {suspended['step']}")
 
         # Segment 2: the same Job resumes, new pods, and rank 0 continues from the saved step.
-        wait_for(lambda: phase(api, name) == "Running", timeout=(start2 - datetime.now(UTC)).total_seconds() + 20,
+        wait_for(lambda: phase(api, name) == "Running", timeout=(resume - datetime.now(UTC)).total_seconds() + 20,
                  what="Running at the next segment")
-        assert datetime.now(UTC) >= start2, "not resumed before the next segment's start"
+        assert datetime.now(UTC) >= resume, "not resumed before the next segment's start"
         second = wait_for(lambda: rank0_pod(cluster, JOBS_NS, name), timeout=60, what="the resumed rank 0")
         assert second != first
 
@@ -173,7 +183,7 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
 
 def test_a_job_longer_than_its_expected_duration_is_planned_on_its_workers_pace(
         cluster: LocalCluster, chart: str, api: AdminApi, em: FakeElectricityMaps) -> None:
-    """`expectedDuration: 40s` while 8,000 steps take well over a minute here (77 steps/s on this machine). Clean
+    """`expectedDuration: 40s` while 12,000 steps take about two minutes here (65 to 120 steps/s on this machine). Clean
     until t+70 s, dirty until t+130 s, then clean for five minutes. On the expected duration alone the job ends its
     only segment owing nothing and runs on through the dirty minute, never held; on its workers' pace it is
     re-planned on what they still need (more than the first clean stretch holds), and held until the second one
@@ -185,7 +195,7 @@ def test_a_job_longer_than_its_expected_duration_is_planned_on_its_workers_pace(
     doc = segmented_job(name)
     spec = doc["spec"]
     spec["carbon"].update(expectedDuration="40s", maxDelay="10m")
-    spec["taskConfig"].update(steps=8000, log_every=500)
+    spec["taskConfig"].update(steps=12000, log_every=500)
     del spec["volumes"], spec["volumeMounts"]  # no checkpoint: the test ends once the job is held
     cluster.kubectl("apply", "-f", "-", input=json.dumps(doc))
     seen: dict[str, Any] = {}
@@ -202,7 +212,7 @@ def test_a_job_longer_than_its_expected_duration_is_planned_on_its_workers_pace(
             shown = {k: v for k, v in seen.items() if k in ("phase", "plan", "progress", "conditions")}
             raise AssertionError(f"never held on the workers' pace: {json.dumps(shown)}") from None
         plan, progress = seen["plan"], seen["progress"]
-        assert progress["step"] < 8000, progress
+        assert progress["step"] < 12000, progress
         assert plan["pacedOwedSeconds"] > 0, plan
         assert parse_instant(seen["scheduledStart"]) >= t + timedelta(seconds=130), "resumes after the dirty minute"
         owed = sum((parse_instant(s["end"]) - parse_instant(s["start"]) for s in plan["segments"]), timedelta(0))
