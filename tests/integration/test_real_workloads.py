@@ -37,6 +37,7 @@ RELEASE, SYSTEM_NS = "llmasos-real", "llmasos-real"
 # differ by up to that over the tokens (0.25 % for a 48-token job of 0.0004 kWh).
 KWH_ROUNDING_J = 0.5e-6 * 3.6e6
 JOBS_NS = f"real-jobs-{uuid.uuid4().hex[:6]}"
+SUSPEND_STEPS = 2000  # 20 s or more here: still training when the suspend, sent at step 20, reaches the workers
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +264,7 @@ def rank0_pod(cluster: LocalCluster, job: str) -> str:
 def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
         cluster: LocalCluster, chart: str, api: AdminApi) -> None:
     local_checkpoint_volume(cluster, "ckpt")
-    doc = llmjob_doc("suspend", taskConfig={"steps": 400, "batch_size": 8, "log_every": 5, "seed": 2,
+    doc = llmjob_doc("suspend", taskConfig={"steps": SUSPEND_STEPS, "batch_size": 8, "log_every": 5, "seed": 2,
                                             "checkpoint_every": 1000, "stop_check_seconds": 0.5},
                      volumes=[{"name": "ckpt", "persistentVolumeClaim": {"claimName": "ckpt"}}],
                      volumeMounts=[{"name": "ckpt", "mountPath": CHECKPOINTS}])
@@ -289,21 +290,20 @@ def test_suspend_sends_sigterm_and_the_workers_resume_from_their_checkpoint(
     assert second != first
     wait_resumed(lambda: worker_events(cluster, JOBS_NS, second), suspended, start_timeout=180)
 
-    # Tokens add up over the two runs: the resumed workers count on from the suspended step, so the job's tokens
-    # are all 400 steps' (the second run's result.json counts only its own steps).
+    # Tokens add up over the two runs (the resumed workers count on from the suspended step; result.json, its own).
     job = wait_for(lambda: (o := api.get(llmjob_path(JOBS_NS, "suspend"))).get("status", {}).get("phase")
                    in ("Succeeded", "Failed") and o, timeout=300, what="the resumed job to finish")
     assert job["status"]["phase"] == "Succeeded", job["status"]
     result = json.loads((volume_dir(cluster, "ckpt") / "result.json").read_text())
-    assert (result["steps"], result["resumed_from"]) == (400, suspended["step"]), result
-    per_step = result["tokens"] // (400 - suspended["step"])
-    assert result["tokens"] == (400 - suspended["step"]) * per_step, result
-    carbon = carbon_with_tokens(api, "suspend", 400 * per_step)
+    assert (result["steps"], result["resumed_from"]) == (SUSPEND_STEPS, suspended["step"]), result
+    per_step = result["tokens"] // (SUSPEND_STEPS - suspended["step"])
+    assert result["tokens"] == (SUSPEND_STEPS - suspended["step"]) * per_step, result
+    carbon = carbon_with_tokens(api, "suspend", SUSPEND_STEPS * per_step)
     assert carbon["joulesPerToken"] == pytest.approx(carbon["energyKWh"] * 3.6e6 / carbon["tokens"], rel=1e-3,
                                                      abs=KWH_ROUNDING_J / carbon["tokens"])
     progress = wait_for(lambda: (p := api.get(llmjob_path(JOBS_NS, "suspend"))["status"].get("progress")) and
-                        p["step"] == 400 and p, timeout=60, what="status.progress at step 400")
-    assert progress["display"] == "400/400 (100%)", progress  # across the two runs
+                        p["step"] == SUSPEND_STEPS and p, timeout=60, what="status.progress at the last step")
+    assert progress["display"] == f"{SUSPEND_STEPS}/{SUSPEND_STEPS} (100%)", progress  # across the two runs
     cluster.kubectl("delete", "llmjob", "-n", JOBS_NS, "suspend", "--wait=false")
 
 
