@@ -183,7 +183,8 @@ def test_segment_end_sigterms_the_real_workers_and_the_next_segment_resumes_from
 
 def test_a_job_longer_than_its_expected_duration_is_planned_on_its_workers_pace(
         cluster: LocalCluster, chart: str, api: AdminApi, em: FakeElectricityMaps) -> None:
-    """`expectedDuration: 40s` while 12,000 steps take about two minutes here (65 to 120 steps/s on this machine). Clean
+    """`expectedDuration: 40s` while 12,000 steps take two minutes or more here (runs trained at 77 to about 100
+    steps/s; 8,000 steps at 100 fell short of the plan by less than a minute at t+40 s, too little to re-plan). Clean
     until t+70 s, dirty until t+130 s, then clean for five minutes. On the expected duration alone the job ends its
     only segment owing nothing and runs on through the dirty minute, never held; on its workers' pace it is
     re-planned on what they still need (more than the first clean stretch holds), and held until the second one
