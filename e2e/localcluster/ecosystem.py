@@ -101,7 +101,13 @@ class Ecosystem:
         if self.is_healthy():
             return
         self.down()
-        deadline = time.monotonic() + timeout
+        try:
+            self._start(timeout)
+        except Exception:
+            self.down()  # a failed start leaves no ray.io API without KubeRay running (see down()) for later tests
+            raise
+
+    def _start(self, timeout: float) -> None:
         paths = self.cluster.paths
         certs = ensure_webhook_serving(paths.pki, "kueue-webhook")
         for stem in COMPONENTS:
@@ -112,6 +118,7 @@ class Ecosystem:
             kc.chmod(0o600)
         _ensure_metrics_certs(certs)
         self._apply_crds()
+        deadline = time.monotonic() + timeout  # for the components, once their CRDs are served
         self.cluster.kubectl("create", "namespace", KUEUE_NAMESPACE, check=False)
         self.kueue_dir.mkdir(parents=True, exist_ok=True)
         config = self.kueue_dir / "config.yaml"
@@ -186,7 +193,14 @@ class Ecosystem:
         self.cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=llmasos-ecosystem",
                              "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
         names = [f"crd/{d['metadata']['name']}" for d in docs]
-        self.cluster.kubectl("wait", "--for=condition=Established", *names, "--timeout=60s")
+        # 180 s: applying them alone can take a minute here, and a CI run once saw 60 s pass for KubeRay's, just
+        # re-created after the Kueue suite's down() had deleted them. Say what the API server shows if it fails.
+        waited = self.cluster.kubectl("wait", "--for=condition=Established", *names, "--timeout=180s", check=False)
+        if waited.returncode != 0:
+            shown = self.cluster.kubectl("get", *names, "-o",
+                                         "jsonpath={range .items[*]}{.metadata.name}: {.status.conditions}{'\\n'}{end}",
+                                         check=False)
+            raise RuntimeError(f"CRDs not Established: {waited.stderr.strip()}; {shown.stdout}{shown.stderr}")
 
     def _stamped_crds(self, stamp: str) -> set[str]:
         """Names of the CRDs applied by this build (their metadata only: the full list is megabytes)."""
