@@ -336,7 +336,7 @@ def status_schema() -> Schema:
             "observedGeneration": integer("The spec generation the status reflects.", fmt="int64"),
             "message": string("Summary of the current state.", max_length=4096),
             "pool": string("The node pool chosen for the job.", max_length=63),
-            "zone": string("The carbon zone of that pool.", max_length=64),
+            "zone": string("Grid zone it is planned and accounted in: spec.carbon.zone, or the pool's.", max_length=64),
             "gpuProduct": string("The GPU product of that pool.", max_length=128),
             "scheduledStart": string("Planned start while Deferred; actual start once started.", max_length=64),
             "startTime": {**timestamp, "description": "When the first worker started."},

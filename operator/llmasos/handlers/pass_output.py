@@ -45,8 +45,9 @@ def render(job: Pass, placement: Placement, timing: Timing, decision: Decision, 
     if children is not None and any(j.kind == RAYJOB_KIND for j in job.observed):
         del children["service"]  # a RayJob (cluster/rayjob.py): KubeRay names the Ray head's Service
     plan = timing.gate.plan.to_status() if timing.gate.plan is not None else None
+    placed = {**placement.fields, "zone": placement.zone} if placement.fields or job.status.get("pool") else {}
     new = build_status(job.status, decision, job.generation, job.now, extra, conditions=job.conditions,
-                       **placement.fields, power=job.power.to_status() if job.power is not None else None,
+                       **placed, power=job.power.to_status() if job.power is not None else None,
                        plan=plan, children=children, carbon=carbon.to_status() if carbon is not None else None,
                        progress=job.progress.to_status() if job.progress is not None else None)
     if decision.phase == Phase.DEFERRED:

@@ -220,7 +220,8 @@ async def finish(ctx: OperatorContext, job: Pass, logger: Any) -> None:
     carbon = await measured_carbon(ctx, job, zone, final=True, logger=logger)
     power = job.power.to_status() if job.power is not None else None
     found = {"power": power, "progress": job.progress.to_status() if job.progress is not None else None,
-             "carbon": carbon.to_status() if carbon is not None else None}
+             "carbon": carbon.to_status() if carbon is not None else None,
+             "zone": zone if status.get("pool") else None}  # the zone its carbon is valued in, as while it ran
     changed = {key: value for key, value in found.items() if value and value != status.get(key)}
     if changed:
         await write_status(ctx, job.body, {**status, **changed})
@@ -275,7 +276,10 @@ async def place(ctx: OperatorContext, job: Pass, logger: Any) -> Placement | Non
     elif not status.get("pool"):  # recovered from the child Job: record it now
         node = pools_now[pool]
         fields = {"pool": pool, "zone": node.carbon_zone, "gpuProduct": node.gpu_product}
-    zone = spec.carbon.zone or fields.get("zone") or str(status.get("zone") or "") or ctx.settings.default_zone
+    # status.zone is the zone the job is planned and accounted in, so a pool kept from an earlier pass gives its own
+    # label here: a spec.carbon.zone removed since then falls back to the pool's zone, not to the override written.
+    pool_zone = fields["zone"] if fields else pools_now[pool].carbon_zone
+    zone = spec.carbon.zone or pool_zone or ctx.settings.default_zone
     return Placement(pool=pool, zone=zone, placed_on=placed_on, fields=fields, fetched=fetched)
 
 

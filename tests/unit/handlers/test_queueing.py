@@ -84,6 +84,7 @@ def test_waiting_for_quota_leaves_the_job_suspended_and_reports_no_pool() -> Non
                                  "in flavor l4-flavour")
     assert (condition(status, "Scheduled")["status"], condition(status, "Admitted")["status"]) == ("False", "False")
     assert "pool" not in status
+    assert "zone" not in status, "the zone of the pool the operator would pick only serves to plan"
     assert [w for w in kube.writes() if w[1].startswith(JOBS.path("ns"))] == [], "the Job's suspend flag is Kueue's"
 
 

@@ -136,6 +136,33 @@ def test_render_of_a_deferred_job_says_when_it_starts_and_keeps_the_plan() -> No
     assert "children" not in new
 
 
+def test_the_zone_written_is_the_one_the_job_is_planned_and_accounted_in() -> None:
+    """status.zone (the report's zone, the Zone column): spec.carbon.zone over the pool's label. A pool kept from an
+    earlier pass gives its own zone once the override is removed, and a finished job's zone is mended to the one its
+    carbon is valued in."""
+    ctx, _, body, indexes = world(spec=make_raw(carbon={"zone": "SE"}))
+    job = run(read(ctx, body, indexes))
+    placement = run(steps.place(ctx, job, LOG))
+    assert placement is not None
+    assert (placement.zone, placement.fields["zone"]) == ("SE", "DE")
+    timing = steps.Timing(gate=Gate(hold=False, plan=None))
+    new = pass_output.render(job, placement, timing, steps.decide_pass(job, placement, timing), (), None)
+    assert (new["pool"], new["zone"]) == ("a100", "SE")
+
+    ctx, _, body, indexes = world(status={"phase": "Deferred", "pool": "a100", "zone": "SE"})
+    job = run(read(ctx, body, indexes))
+    placement = run(steps.place(ctx, job, LOG))
+    assert placement is not None
+    assert (placement.zone, placement.fields) == ("DE", {})
+    new = pass_output.render(job, placement, timing, steps.decide_pass(job, placement, timing), (), None)
+    assert new["zone"] == "DE"
+
+    ctx, kube, body, indexes = world(spec=make_raw(carbon={"zone": "SE"}),
+                                     status={"phase": "Succeeded", "pool": "a100", "zone": "DE"})
+    run(reconcile(ctx, body, indexes, LOG))
+    assert stored_status(kube)["zone"] == "SE"
+
+
 def test_write_posts_events_only_after_the_status_write_and_a_stale_copy_gets_409() -> None:
     ctx, kube, body, indexes = world(status={"pool": "a100", "phase": "Pending"})
     observe(indexes, ObservedJob("j-a0", 0, active=2, ready=2, pool="a100"))
