@@ -50,8 +50,8 @@ def chart_values(cluster: LocalCluster, images: dict[str, BuiltImage], resync_se
             "nodeSelector": REAL_NODE_SELECTOR,
             "settings": {"workerImage": images["worker"].ref, "checkpointDir": CHECKPOINTS,
                          "resyncSeconds": resync_seconds},
-            "extraEnv": [{"name": "LLMASOS_CARBON_SOURCES", "value": "trace,static"}],
         },
+        "carbon": {"sources": ["trace", "static"]},
         "agent": {
             "gpuBackend": "sim", "gpuMapping": "podresources", "interval": 2, "reportInterval": 5,
             "nodeSelector": REAL_NODE_SELECTOR, "tolerations": [],
@@ -87,8 +87,9 @@ def install(cluster: LocalCluster, release: str, namespace: str, values_file: Pa
     helm(cluster, "upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace",
          "-f", str(values_file), "--wait", "--timeout=180s")
     # helm's --wait holds a Deployment for available replicas (replicas - maxUnavailable): the second operator
-    # replica may still be starting. Every pod of the release ready: both replicas can lead.
-    cluster.kubectl("wait", "--for=condition=Ready", "pod", "-l", f"app.kubernetes.io/instance={release}",
+    # replica may still be starting. Every updated pod of the release ready, and the old ones gone: both replicas can
+    # lead. (A wait for Ready on the release's pods also waited on an upgrade's old pods, which end not Ready.)
+    cluster.kubectl("rollout", "status", "deployment,daemonset", "-l", f"app.kubernetes.io/instance={release}",
                     "-n", namespace, "--timeout=120s")
     return images
 

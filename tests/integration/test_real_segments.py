@@ -62,7 +62,7 @@ def chart(cluster: LocalCluster, crds: None, em: FakeElectricityMaps,
         {"apiVersion": "v1", "kind": "List", "items": [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NS}}, secret]}))
     extra = {
-        "operator": {"settings": {"resyncSeconds": 1}, "extraEnv": []},
+        "operator": {"settings": {"resyncSeconds": 1}},
         "carbon": {"sources": ["electricitymaps"], "cacheSeconds": 1,
                    "electricityMaps": {"existingSecret": TOKEN_SECRET, "url": em.url}},
         "networkPolicy": {"carbonApiCidrs": [f"{cluster.node.n.host_ip}/32"], "carbonApiPort": port},

@@ -235,10 +235,14 @@ def decide(
     )
     not_suspended = Condition(cond.SUSPENDED, "False", cond.NOT_SUSPENDED, "")
     # Workers that already finished successfully while the Job is not yet Complete: the group ran, it is finishing.
-    finishing = bool(current and not current.suspended and current.succeeded > 0)
+    # So is a running group whose pods are all still active but no longer Ready: a Job's pods restart nothing and have
+    # no readiness probe, so their containers have ended, and the Job counts them as succeeded or failed a moment
+    # later (seen on the real node: active 2, ready 0, succeeded 0, then succeeded 2). Not "waiting to start".
+    ended = bool(current and current.kind == JOB_KIND and current.active >= total)
+    finishing = bool(current and not current.suspended and (current.succeeded > 0 or ended))
     running = ready >= total or (finishing and previous_phase == Phase.RUNNING)
     if running:
-        msg = f"{ready}/{total} worker(s) running"
+        msg = f"{ready}/{total} worker(s) " + ("running" if ready >= total else "still running; the others have ended")
         events = () if previous_phase == Phase.RUNNING else (Event("Normal", cond.WORKERS_RUNNING, msg),)
     else:
         msg = f"{ready}/{total} worker(s) ready; waiting for the whole group to start"

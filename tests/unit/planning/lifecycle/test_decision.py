@@ -25,6 +25,16 @@ def test_running_only_when_the_whole_gang_is_ready(ready: int, phase: str) -> No
     assert d.workers_ready == ready
 
 
+def test_a_running_group_whose_workers_ended_stays_running_until_the_job_counts_them() -> None:
+    """On the real node a Job says active 2, ready 0, succeeded 0 between its workers' exit and its count of them:
+    the group is ending, not waiting to start (no Pending, no WorkersStarting event). A gang not yet all running,
+    or a Job with a pod missing (replaced), is still starting."""
+    d = decide(make_spec(nodes=2), "Running", [make_job(ready=0, active=2)], NOW, previous_start=NOW)
+    assert (d.phase, d.events, d.message) == ("Running", (), "0/2 worker(s) still running; the others have ended")
+    assert decide(make_spec(nodes=2), "Running", [make_job(ready=1, active=1)], NOW).phase == "Pending"
+    assert decide(make_spec(nodes=2), "Pending", [make_job(ready=0, active=2)], NOW).phase == "Pending"
+
+
 def test_running_sets_start_time_once() -> None:
     d = decide(make_spec(nodes=1), "Pending", [make_job(ready=1)], NOW)
     assert d.start_time == NOW
