@@ -64,12 +64,41 @@ def test_remaining_run_time_at_the_recent_step_rate() -> None:
     progress.update(1, 1000)  # a step, but no planned total: nothing to estimate
     assert progress.snapshot().remaining_seconds is None
     progress.plan(100)
-    for step in range(2, 31):  # slow first steps, then 4 steps/s: only the last 20 steps count
-        clock.now += 2.0 if step < 10 else 0.25
+    for step in range(2, 51):  # slow first steps (2 s), then 1 step/s: only the last 30 s count
+        clock.now += 2.0 if step < 10 else 1.0
         progress.update(step, step * 1000)
     snap = progress.snapshot()
-    assert snap.remaining_seconds == pytest.approx(70 / 4.0)
+    assert snap.remaining_seconds == pytest.approx(50 / 1.0)
     assert f"llmasos_worker_remaining_seconds {snap.remaining_seconds!r}" in render(snap, {}, {}).replace("{}", "")
+
+
+def test_one_pause_of_fast_steps_does_not_read_as_a_slow_pace() -> None:
+    """Fast steps (100/s) are timed over their last 30 s, not their last 20 steps (0.2 s): a 1 s pause (the machine
+    busy) moves the remaining run time by a few percent, where 20 steps would have read it as 6 times slower. Slow
+    steps still count over their last 20 (a run 2 s per step does not average over 30 s)."""
+    clock = FakeClock()
+    progress = Progress(clock)
+    progress.plan(20_000)
+    for step in range(1, 6001):  # 60 s at 100 steps/s
+        clock.now += 0.01
+        progress.update(step, step)
+    assert progress.snapshot().remaining_seconds == pytest.approx(140.0)
+    clock.now += 1.0  # a pause
+    for step in range(6001, 6011):
+        clock.now += 0.01
+        progress.update(step, step)
+    paused = progress.snapshot().remaining_seconds
+    assert paused is not None
+    assert 140.0 < paused < 140.0 * 1.05, paused
+    assert progress.snapshot().tokens_per_second == pytest.approx(3000 / 31.0, rel=0.01)
+
+    slow = Progress(clock)
+    slow.plan(100)
+    for step in range(1, 41):
+        clock.now += 2.0
+        slow.update(step, step)
+    assert slow.snapshot().remaining_seconds == pytest.approx(60 * 2.0)
+    assert len(slow._marks) == 21, "20 steps of 2 s span more than 30 s: nothing older is kept"
 
 
 def test_render_is_prometheus_text() -> None:

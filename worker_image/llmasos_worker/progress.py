@@ -23,7 +23,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any, NoReturn, Protocol
 
-RATE_WINDOW = 20  # steps over which tokens/s is averaged
+# Rates (tokens/s, the remaining run time) are measured over the last 20 steps, or over the last 30 s when those took
+# less: a small model's 20 steps can take a fraction of a second, and one pause there (the machine busy, a checkpoint
+# written) then read as a pace several times slower, on which the operator would re-plan a job's carbon segments.
+RATE_WINDOW = 20
+RATE_SECONDS = 30.0
+MAX_MARKS = 20_000  # at most this many updates kept (30 s of steps at over 600 steps/s)
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class Progress:
         self._tokens = 0
         self._loss: float | None = None
         self._planned: int | None = None
-        self._marks: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=RATE_WINDOW + 1)
+        self._marks: collections.deque[tuple[float, int, int]] = collections.deque(maxlen=MAX_MARKS)
 
     def update(self, step: int, tokens: int, loss: float | None = None) -> None:
         now = self._clock()
@@ -57,7 +62,10 @@ class Progress:
             self._step, self._tokens = step, tokens
             if loss is not None:
                 self._loss = loss
-            self._marks.append((now, tokens, step))
+            marks = self._marks
+            marks.append((now, tokens, step))
+            while len(marks) > RATE_WINDOW + 1 and now - marks[1][0] >= RATE_SECONDS:
+                marks.popleft()  # the window still holds 20 steps and 30 s without it
 
     def plan(self, steps: int) -> None:
         """The step the run ends at, so readers can tell how far along it is (`llmasos_worker_planned_steps`)."""
@@ -200,7 +208,8 @@ def render(snap: Snapshot, energy: dict[str, float], labels: dict[str, str]) -> 
                float(snap.planned_steps))
     if snap.remaining_seconds is not None:
         metric("llmasos_worker_remaining_seconds", "gauge",
-               "Run time to the planned steps at the step rate of the last 20 steps.", snap.remaining_seconds)
+               "Run time to the planned steps at the step rate of the last 20 steps, or of the last 30 s when those "
+               "took less.", snap.remaining_seconds)
     metric("llmasos_worker_tokens_total", "counter", "Tokens processed (global batch).", float(snap.tokens))
     metric("llmasos_worker_tokens_per_second", "gauge", "Recent throughput in tokens per second.",
            snap.tokens_per_second)

@@ -73,8 +73,8 @@ def progress_status_schema() -> Schema:
             "percent": integer("step / plannedSteps x 100, rounded down.", minimum=0, maximum=100),
             "display": string("step/plannedSteps (percent%), for kubectl.", max_length=64),
             "remainingSeconds": integer("Run time the workers still needed to reach plannedSteps at the pace of their "
-                                        "last 20 steps, at their last reading (absent before it is measured and "
-                                        "once done).", minimum=0),
+                                        "last 20 steps (or last 30 s, when those took less), at their last reading "
+                                        "(absent before it is measured and once done).", minimum=0),
             "estimatedEnd": string("That reading's time plus remainingSeconds: when the job ends if it keeps its "
                                    "pace and runs on (an interruptible job's carbon pauses come on top).",
                                    fmt="date-time"),
@@ -102,7 +102,8 @@ def power_status_schema() -> Schema:
             "plannedSteps": number("The step the worker's run ends at (llmasos_worker_planned_steps); absent for "
                                    "tasks without a planned step count.", minimum=0),
             "remainingSeconds": number("Run time the worker still needed to reach plannedSteps at the pace of its "
-                                       "last 20 steps (llmasos_worker_remaining_seconds), at readAt.", minimum=0),
+                                       "last 20 steps or 30 s (llmasos_worker_remaining_seconds), at readAt.",
+                                       minimum=0),
             "readAt": string("Time of the report this entry comes from.", max_length=64),
         },
         preserve_unknown=True,
