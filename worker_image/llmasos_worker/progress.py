@@ -73,18 +73,18 @@ class Progress:
             self._planned = steps
 
     def snapshot(self) -> Snapshot:
-        with self._lock:
-            marks = list(self._marks)
+        with self._lock:  # the window's two ends only: it may hold thousands of steps
+            first, last = (self._marks[0], self._marks[-1]) if self._marks else (None, None)
             step, tokens, loss, planned = self._step, self._tokens, self._loss, self._planned
         rate = 0.0
         remaining: float | None = None
-        if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
-            span = marks[-1][0] - marks[0][0]
-            rate = (marks[-1][1] - marks[0][1]) / span
-            steps_per_second = (marks[-1][2] - marks[0][2]) / span
+        if first is not None and last is not None and last[0] > first[0]:
+            span = last[0] - first[0]
+            rate = (last[1] - first[1]) / span
+            steps_per_second = (last[2] - first[2]) / span
             if planned is not None and steps_per_second > 0:
                 remaining = max(planned - step, 0) / steps_per_second
-        return Snapshot(step, tokens, rate, loss, self._clock() - self._start, marks[-1][0] if marks else None,
+        return Snapshot(step, tokens, rate, loss, self._clock() - self._start, last[0] if last else None,
                         planned, remaining)
 
 
